@@ -1,0 +1,39 @@
+# Two entry points: `make demo` runs the flagship example, `make test` runs every test.
+# Both build the environment in .venv first, on a fresh machine too.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow bench docs clean binutils
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+binutils:
+	@command -v readelf >/dev/null 2>&1 && command -v nm >/dev/null 2>&1 || \
+	  { (apt-get update -qq && apt-get install -y -qq binutils) >/dev/null 2>&1 || \
+	    echo "note: binutils could not be installed; the readelf/nm tests will be skipped"; }
+
+demo: $(STAMP)
+	@$(BIN)/python -m lpu.demo
+
+test: $(STAMP) binutils
+	$(BIN)/python -m pytest tests
+	$(BIN)/lit -sv tests/lit
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest tests -m slow
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_asm.py
+
+docs: $(STAMP)
+	$(BIN)/python -m lpu.arch.isadoc > docs/isa.md
+
+clean:
+	rm -rf $(VENV) build *.egg-info

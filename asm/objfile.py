@@ -1,0 +1,275 @@
+"""LPU relocatable objects, and their mapping onto ELF (docs/object-format.md).
+
+An object holds, per kernel and queue, a stream of 64-bit instruction words; per SRAM tensor,
+a data (or reservation) section with its placement; symbols; relocations; a line table mapping
+every word to its ``.lpu`` file, line and column; and the chip configuration it was built for.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lpu.arch.isa import DTYPE_INDEX, DTYPES
+from lpu.asm import elf as E
+from lpu.asm.records import Placement
+
+# Relocation types: which field of the instruction word the linker fills in.
+R_LPU_NONE = 0
+R_LPU_SRAM = 1  # addr field <- word address of symbol + addend (symbol in the queue's slice)
+R_LPU_TABLE = 2  # table field <- slice index << 16 | word address of symbol + addend
+R_LPU_PEER = 3  # link field <- the link that reaches the peer chip
+RELOC_NAMES = {R_LPU_NONE: "R_LPU_NONE", R_LPU_SRAM: "R_LPU_SRAM", R_LPU_TABLE: "R_LPU_TABLE",
+               R_LPU_PEER: "R_LPU_PEER"}
+
+SHT_LPU_CONFIG = E.SHT_LOUSER + 0
+SHT_LPU_KERNELS = E.SHT_LOUSER + 1
+SHT_LPU_TENSORS = E.SHT_LOUSER + 2
+SHT_LPU_LINES = E.SHT_LOUSER + 3
+
+TEXT_PREFIX = ".lpu.text."
+SRAM_PREFIX = ".lpu.sram."
+BSS_PREFIX = ".lpu.bss."
+PEER_PREFIX = "peer:"  # ":" cannot occur in a symbol of the language
+
+
+@dataclass(slots=True)
+class Reloc:
+    word: int  # index of the instruction word in its queue section
+    type: int
+    symbol: str  # a tensor name, or a peer chip name for R_LPU_PEER
+    addend: int = 0
+
+
+@dataclass(slots=True)
+class QueueCode:
+    """The instruction words of one queue for one kernel."""
+
+    kernel: str
+    queue: str
+    words: np.ndarray  # uint64
+    lines: np.ndarray  # (n, 3) uint32: file index, line, column of every word
+    relocs: list[Reloc] = field(default_factory=list)
+
+    @property
+    def section_name(self) -> str:
+        return f"{TEXT_PREFIX}{self.kernel}.{self.queue}"
+
+
+@dataclass(slots=True)
+class SramSection:
+    symbol: str
+    dtype: str
+    shape: tuple[int, ...]
+    placement: Placement
+    words: int
+    image: bytes | None  # None: a reservation (no contents)
+    is_global: bool = False
+
+    @property
+    def section_name(self) -> str:
+        return f"{SRAM_PREFIX if self.image is not None else BSS_PREFIX}{self.symbol}"
+
+
+@dataclass(slots=True)
+class KernelInfo:
+    name: str
+    length: int  # cycles
+    is_global: bool = False
+
+
+@dataclass
+class ObjectFile:
+    config_text: str
+    config_source: str = ""
+    files: list[str] = field(default_factory=list)
+    sram: list[SramSection] = field(default_factory=list)
+    kernels: list[KernelInfo] = field(default_factory=list)
+    code: list[QueueCode] = field(default_factory=list)
+    externs: list[str] = field(default_factory=list)
+
+    @property
+    def peers(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for c in self.code:
+            for r in c.relocs:
+                if r.type == R_LPU_PEER:
+                    seen.setdefault(r.symbol)
+        return list(seen)
+
+
+def _str(s: str) -> bytes:
+    b = s.encode("utf-8")
+    return struct.pack("<I", len(b)) + b
+
+
+class _Reader:
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data, self.pos, self.what = data, 0, what
+
+    def u32(self) -> int:
+        if self.pos + 4 > len(self.data):
+            raise E.ElfError(f"{self.what}: truncated")
+        v = struct.unpack_from("<I", self.data, self.pos)[0]
+        self.pos += 4
+        return v
+
+    def i32(self) -> int:
+        v = self.u32()
+        return v - (1 << 32) if v >> 31 else v
+
+    def str(self) -> str:
+        n = self.u32()
+        if self.pos + n > len(self.data):
+            raise E.ElfError(f"{self.what}: truncated string")
+        s = self.data[self.pos: self.pos + n].decode("utf-8", "replace")
+        self.pos += n
+        return s
+
+    def array(self, n: int) -> np.ndarray:
+        if self.pos + 4 * n > len(self.data):
+            raise E.ElfError(f"{self.what}: truncated")
+        a = np.frombuffer(self.data, dtype="<u4", count=n, offset=self.pos)
+        self.pos += 4 * n
+        return a
+
+
+def to_elf(obj: ObjectFile, etype: int = E.ET_REL) -> E.ElfFile:
+    elf = E.ElfFile(type=etype)
+    elf.sections.append(E.ElfSection(".lpu.config", SHT_LPU_CONFIG, 0, obj.config_text.encode("utf-8"), align=1))
+    kern = b"".join(_str(k.name) + struct.pack("<II", k.length, int(k.is_global)) for k in obj.kernels)
+    elf.sections.append(E.ElfSection(".lpu.kernels", SHT_LPU_KERNELS, 0, struct.pack("<I", len(obj.kernels)) + kern,
+                                     align=4))
+    tens = [struct.pack("<I", len(obj.sram))]
+    for s in obj.sram:
+        p = s.placement
+        tens.append(_str(s.symbol) + struct.pack("<II", DTYPE_INDEX[s.dtype], len(s.shape))
+                    + struct.pack(f"<{len(s.shape)}I", *s.shape) + _str(p.slice or "") + _str(p.hemisphere or "")
+                    + struct.pack("<iII", -1 if p.address is None else p.address, s.words, int(s.is_global)))
+    elf.sections.append(E.ElfSection(".lpu.tensors", SHT_LPU_TENSORS, 0, b"".join(tens), align=4))
+    lines = [struct.pack("<I", len(obj.files))] + [_str(f) for f in obj.files]
+    lines.append(struct.pack("<I", len(obj.code)))
+    for c in obj.code:
+        lines.append(struct.pack("<I", len(c.words)))
+        lines.append(np.ascontiguousarray(c.lines, dtype="<u4").tobytes())
+    elf.sections.append(E.ElfSection(".lpu.lines", SHT_LPU_LINES, 0, b"".join(lines), align=4))
+
+    sram_index = {}
+    for s in obj.sram:
+        sram_index[s.symbol] = len(elf.sections)
+        if s.image is None:
+            elf.sections.append(E.ElfSection(s.section_name, E.SHT_NOBITS, E.SHF_ALLOC | E.SHF_WRITE,
+                                             size=_bss_size(s, obj), align=64))
+        else:
+            elf.sections.append(E.ElfSection(s.section_name, E.SHT_PROGBITS, E.SHF_ALLOC | E.SHF_WRITE, s.image,
+                                             align=64))
+    # symbols: locals first, then globals, each in definition order
+    syms: list[E.ElfSymbol] = []
+    sym_index: dict[tuple[str, str], int] = {}  # (kind, name) -> 1-based symbol index
+
+    def add(kind: str, key: str, sym: E.ElfSymbol) -> None:
+        syms.append(sym)
+        sym_index[(kind, key)] = len(syms)
+
+    for is_global in (False, True):
+        bind = E.STB_GLOBAL if is_global else E.STB_LOCAL
+        for s in obj.sram:
+            if s.is_global == is_global:
+                add("sym", s.symbol, E.ElfSymbol(s.symbol, 0, s.words, bind, E.STT_OBJECT, sram_index[s.symbol]))
+        for i, k in enumerate(obj.kernels):
+            if k.is_global == is_global:
+                add("sym", k.name, E.ElfSymbol(k.name, i, k.length, bind, E.STT_FUNC, 1))
+    for name in obj.externs:
+        add("sym", name, E.ElfSymbol(name, 0, 0, E.STB_GLOBAL, E.STT_NOTYPE, E.SHN_UNDEF))
+    for chip in obj.peers:
+        add("peer", chip, E.ElfSymbol(PEER_PREFIX + chip, 0, 0, E.STB_GLOBAL, E.STT_NOTYPE, E.SHN_UNDEF))
+    elf.symbols = syms
+    for c in obj.code:
+        sec = E.ElfSection(c.section_name, E.SHT_PROGBITS, E.SHF_ALLOC | E.SHF_EXECINSTR,
+                           np.ascontiguousarray(c.words, dtype="<u8").tobytes(), align=8, entsize=8)
+        for r in c.relocs:
+            kind = "peer" if r.type == R_LPU_PEER else "sym"
+            sec.relocs.append(E.ElfReloc(r.word * 8, sym_index[(kind, r.symbol)], r.type, r.addend))
+        elf.sections.append(sec)
+    return elf
+
+
+def _bss_size(s: SramSection, obj: ObjectFile) -> int:
+    # a reservation's size in bytes: words x lanes, taken from the embedded configuration
+    from lpu.arch.config import config_from_text
+
+    return s.words * config_from_text(obj.config_text, obj.config_source or "<object>").lanes
+
+
+def from_elf(elf: E.ElfFile) -> ObjectFile:
+    if elf.machine != E.EM_LPU:
+        raise E.ElfError(f"not an LPU object (e_machine is 0x{elf.machine:x})")
+    by_type = {}
+    for s in elf.sections:
+        by_type.setdefault(s.type, s)
+    for t, what in ((SHT_LPU_CONFIG, ".lpu.config"), (SHT_LPU_KERNELS, ".lpu.kernels"),
+                    (SHT_LPU_TENSORS, ".lpu.tensors"), (SHT_LPU_LINES, ".lpu.lines")):
+        if t not in by_type:
+            raise E.ElfError(f"missing section {what}")
+    obj = ObjectFile(by_type[SHT_LPU_CONFIG].data.decode("utf-8", "replace"))
+    r = _Reader(by_type[SHT_LPU_KERNELS].data, ".lpu.kernels")
+    for _ in range(r.u32()):
+        name = r.str()
+        length, g = r.u32(), r.u32()
+        obj.kernels.append(KernelInfo(name, length, bool(g)))
+    sections = {s.name: s for s in elf.sections}
+    r = _Reader(by_type[SHT_LPU_TENSORS].data, ".lpu.tensors")
+    for _ in range(r.u32()):
+        name = r.str()
+        dt, ndim = r.u32(), r.u32()
+        if dt >= len(DTYPES):
+            raise E.ElfError(f".lpu.tensors: bad element type {dt}")
+        shape = tuple(int(x) for x in r.array(ndim))
+        slice_, hemi = r.str(), r.str()
+        addr = r.i32()
+        words, g = r.u32(), r.u32()
+        sec = sections.get(SRAM_PREFIX + name)
+        image = sec.data if sec is not None else None
+        if sec is None and BSS_PREFIX + name not in sections:
+            raise E.ElfError(f"no SRAM section for tensor '{name}'")
+        obj.sram.append(SramSection(name, DTYPES[dt], shape,
+                                    Placement(slice_ or None, hemi or None, None if addr < 0 else addr), words,
+                                    image, bool(g)))
+    symnames = [s.name for s in elf.symbols]
+    obj.externs = [s.name for s in elf.symbols
+                   if s.section == E.SHN_UNDEF and not (s.name.startswith(PEER_PREFIX))]
+    r = _Reader(by_type[SHT_LPU_LINES].data, ".lpu.lines")
+    obj.files = [r.str() for _ in range(r.u32())]
+    texts = [s for s in elf.sections if s.name.startswith(TEXT_PREFIX)]
+    if r.u32() != len(texts):
+        raise E.ElfError(".lpu.lines: does not match the text sections")
+    for s in texts:
+        n = r.u32()
+        lines = r.array(3 * n).reshape(n, 3)
+        kernel, _, queue = s.name[len(TEXT_PREFIX):].rpartition(".")
+        if "." in kernel and queue.isdigit():  # VXM.3: the queue name holds a dot
+            kernel, _, alu = kernel.rpartition(".")
+            queue = f"{alu}.{queue}"
+        if len(s.data) != 8 * n:
+            raise E.ElfError(f"{s.name}: {len(s.data) // 8} words but {n} line entries")
+        words = np.frombuffer(s.data, dtype="<u8").copy()
+        relocs = []
+        for rel in s.relocs:
+            if not 0 < rel.symbol <= len(symnames):
+                raise E.ElfError(f"{s.name}: relocation names symbol {rel.symbol}")
+            name = symnames[rel.symbol - 1]
+            if rel.type == R_LPU_PEER:
+                name = name[len(PEER_PREFIX):]
+            relocs.append(Reloc(rel.offset // 8, rel.type, name, rel.addend))
+        obj.code.append(QueueCode(kernel, queue, words, lines.copy(), relocs))
+    return obj
+
+
+def write_object(obj: ObjectFile) -> bytes:
+    return E.write_elf(to_elf(obj))
+
+
+def read_object(data: bytes) -> ObjectFile:
+    return from_elf(E.read_elf(data))

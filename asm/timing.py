@@ -1,0 +1,195 @@
+"""The stream-timing check: within a kernel, every stream read must meet a value in flight.
+
+A value written eastward at position p, ready at cycle t, passes position q >= p at cycle
+t + (q - p): it lives on the diagonal ``t - p`` of its stream. Westward, the diagonal is
+``t + p`` for q <= p. A reader at (q, c) sees the value of the nearest writer upstream on its
+diagonal (architecture page, section 2). This module finds, for every read, the write it
+meets, and reports reads that meet nothing, reads of a group written with another shape, and
+two writes landing on one stream cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lpu.arch.isa import DTYPE_BYTES, group_width
+from lpu.asm.records import Inst, Kernel
+from lpu.diagnostics import Diagnostic, error
+
+
+@dataclass(slots=True)
+class Write:
+    inst: Inst
+    issue: int  # the issue cycle (of this repetition)
+    ready: int  # the cycle the value is on the stream at the writer's position
+    position: int
+    west: bool
+    base: int  # first stream of the group
+    width: int
+
+
+@dataclass(slots=True)
+class Read:
+    inst: Inst
+    operand: int  # index of the operand in the instruction
+    issue: int
+    position: int
+    west: bool
+    base: int
+    width: int
+    write: Write | None = None  # the value it meets, when it meets one
+
+
+def _name(west: bool, s: int) -> str:
+    return f"s{s}{'w' if west else 'e'}"
+
+
+def _group(west: bool, base: int, width: int) -> str:
+    return _name(west, base) if width == 1 else f"{_name(west, base)}..{_name(west, base + width - 1)}"
+
+
+def issues_of(kernel: Kernel) -> list[tuple[Inst, list[int]]]:
+    """Every non-ICU instruction with the cycles it issues at (its repeats included)."""
+    out: list[tuple[Inst, list[int]]] = []
+    last: dict[int, list[int]] = {}
+    for inst in kernel.insts:
+        m = inst.spec.mnemonic
+        if m == "repeat":
+            cycles = last.get(inst.queue)
+            if cycles:
+                first = cycles[0]
+                n, d = inst.args
+                cycles.extend(first + d * i for i in range(1, n + 1))
+            continue
+        if "any" in inst.spec.units:
+            last.pop(inst.queue, None)
+            continue
+        cycles = [inst.cycle]
+        out.append((inst, cycles))
+        last[inst.queue] = cycles
+    return out
+
+
+def stream_events(kernel: Kernel, cfg) -> tuple[list[Write], list[Read]]:
+    """All stream writes and reads of a kernel, each read linked to the write it meets."""
+    writes: list[Write] = []
+    reads: list[Read] = []
+    queues = cfg.queues
+    for inst, cycles in issues_of(kernel):
+        spec = inst.spec
+        pos = queues[inst.queue].position
+        values = None
+        for i, op in enumerate(spec.operands):
+            if not op.role:
+                continue
+            v = inst.args[i]
+            if op.kind.name == "src_or_imm" and v >> 32:
+                continue
+            if values is None:
+                values = {o.name: a for o, a in zip(spec.operands, inst.args)}
+            west, base = bool(v & 32), v & 31
+            width = group_width(spec, op, inst.dtype, inst.dtype2, values)
+            if op.role == "dst":
+                lat = spec.latency_for(cfg, inst.dtype)
+                writes.extend(Write(inst, c, c + lat, pos, west, base, width) for c in cycles)
+            elif op.width == "rows":  # lw: one w-wide group per row
+                w = DTYPE_BYTES[inst.dtype]
+                for c in cycles:
+                    reads.extend(Read(inst, i, c, pos, west, b, w) for b in range(base, base + width, w))
+            else:
+                reads.extend(Read(inst, i, c, pos, west, base, width) for c in cycles)
+    return writes, reads
+
+
+def check_timing(kernel: Kernel, cfg) -> list[Diagnostic]:
+    writes, reads = stream_events(kernel, cfg)
+    diags: list[Diagnostic] = []
+    # cell index: (west, stream, diagonal) -> {position: write}
+    cells: dict[tuple[bool, int, int], dict[int, Write]] = {}
+    reported: set[tuple[int, int]] = set()
+    for w in writes:
+        diag = w.ready + w.position if w.west else w.ready - w.position
+        for s in range(w.base, w.base + w.width):
+            at = cells.setdefault((w.west, s, diag), {})
+            other = at.get(w.position)
+            if other is not None:
+                pair = (id(other.inst), id(w.inst))
+                if pair not in reported:
+                    reported.add(pair)
+                    d = error(f"write conflict: two values land on {_name(w.west, s)} at "
+                              f"{cfg.slices[w.position].name} (position {w.position}) in cycle {w.ready}",
+                              w.inst.loc)
+                    d.note(f"the other value is written here (issued in cycle {other.issue})", other.inst.loc)
+                    diags.append(d)
+                continue
+            at[w.position] = w
+    for r in reads:
+        diag = r.issue + r.position if r.west else r.issue - r.position
+        met = None
+        for s in range(r.base, r.base + r.width):
+            at = cells.get((r.west, s, diag))
+            best = None
+            if at:
+                if r.west:
+                    cands = [p for p in at if p >= r.position]
+                    best = at[min(cands)] if cands else None
+                else:
+                    cands = [p for p in at if p <= r.position]
+                    best = at[max(cands)] if cands else None
+            if best is None:
+                diags.append(_empty_read(r, s, writes, cfg))
+                met = None
+                break
+            if s == r.base:
+                met = best
+            elif best is not met:
+                met = None
+                diags.append(_mixed_read(r, best, cfg))
+                break
+        if met is None:
+            continue
+        if met.base != r.base or met.width != r.width:
+            d = error(f"misaligned group read: {_group(r.west, r.base, r.width)} read at "
+                      f"{cfg.slices[r.position].name} in cycle {r.issue}, but the value there was written as "
+                      f"{_group(met.west, met.base, met.width)}", _loc(r))
+            d.note("the value is written here", met.inst.loc)
+            diags.append(d)
+            continue
+        r.write = met
+    return diags
+
+
+def _loc(r: Read):
+    if r.inst.arg_locs and r.inst.arg_locs[r.operand] is not None:
+        return r.inst.arg_locs[r.operand]
+    return r.inst.loc
+
+
+def arrival(w: Write, position: int) -> int | None:
+    """The cycle the value of ``w`` passes ``position``, or None if it never does."""
+    if w.west:
+        return w.ready + (w.position - position) if position <= w.position else None
+    return w.ready + (position - w.position) if position >= w.position else None
+
+
+def _empty_read(r: Read, s: int, writes: list[Write], cfg) -> Diagnostic:
+    where = f"{cfg.slices[r.position].name} (position {r.position})"
+    d = error(f"no value on {_name(r.west, s)} at {where} in cycle {r.issue}", _loc(r))
+    best, best_at = None, None
+    for w in writes:
+        if w.west != r.west or not w.base <= s < w.base + w.width:
+            continue
+        at = arrival(w, r.position)
+        if at is not None and (best_at is None or abs(at - r.issue) < abs(best_at - r.issue)):
+            best, best_at = w, at
+    if best is not None:
+        d.note(f"the nearest value on {_name(r.west, s)}, written here in cycle {best.issue}, passes "
+               f"{where} in cycle {best_at}", best.inst.loc)
+    return d
+
+
+def _mixed_read(r: Read, w: Write, cfg) -> Diagnostic:
+    d = error(f"misaligned group read: the streams of {_group(r.west, r.base, r.width)} at "
+              f"{cfg.slices[r.position].name} in cycle {r.issue} hold parts of different values", _loc(r))
+    d.note("one of them is written here", w.inst.loc)
+    return d

@@ -1,0 +1,100 @@
+"""Diagnostics in the LLVM style: ``file:line:col: error: message``, the source line, a caret.
+
+Every tool reports a user's mistake through this module, so that the command line, the tests
+and the language server see the same text at the same place.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLoc:
+    """A 1-based line and column in a named file; ``line == 0`` means "the whole file"."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+    length: int = 1
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(slots=True)
+class Diagnostic:
+    severity: str  # "error", "warning" or "note"
+    message: str
+    loc: SourceLoc | None = None
+    notes: list["Diagnostic"] = field(default_factory=list)
+
+    def note(self, message: str, loc: SourceLoc | None = None) -> "Diagnostic":
+        self.notes.append(Diagnostic("note", message, loc))
+        return self
+
+
+class DiagnosticError(Exception):
+    """Raised with every diagnostic a stage found; the tools print them and exit with 1."""
+
+    def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic]):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(d.message for d in self.diagnostics))
+
+
+def error(message: str, loc: SourceLoc | None = None) -> Diagnostic:
+    return Diagnostic("error", message, loc)
+
+
+class SourceManager:
+    """Holds the text of every file a run has read, to print source lines under diagnostics."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, list[str]] = {}
+
+    def add(self, name: str, text: str) -> None:
+        self._lines[name] = text.splitlines()
+
+    def line(self, name: str, line: int) -> str | None:
+        lines = self._lines.get(name)
+        if lines is None:
+            try:
+                with open(name, encoding="utf-8", errors="replace") as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                lines = []
+            self._lines[name] = lines
+        if 1 <= line <= len(lines):
+            return lines[line - 1]
+        return None
+
+
+def render(diag: Diagnostic, sources: SourceManager | None = None) -> str:
+    """The text of one diagnostic and its notes, each with its source line and caret."""
+    out: list[str] = []
+    for d in [diag, *diag.notes]:
+        prefix = f"{d.loc}: " if d.loc is not None else ""
+        out.append(f"{prefix}{d.severity}: {d.message}")
+        if d.loc is not None and d.loc.line > 0 and sources is not None:
+            text = sources.line(d.loc.file, d.loc.line)
+            if text is not None:
+                text = text.expandtabs(1)
+                col = max(d.loc.col, 1)
+                width = max(1, min(d.loc.length, len(text) - col + 1))
+                out.append(text)
+                out.append(" " * (col - 1) + "^" + "~" * (width - 1))
+    return "\n".join(out)
+
+
+def print_diagnostics(
+    diagnostics: Iterable[Diagnostic], sources: SourceManager | None = None, stream=None
+) -> None:
+    stream = stream or sys.stderr
+    for d in diagnostics:
+        print(render(d, sources), file=stream)
