@@ -1,0 +1,14 @@
+"""``lpu-sim``: the simulator (issue 4) — not built yet; says so clearly instead of failing obscurely."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    print("lpu-sim: error: the simulator (issue 4) is not built yet", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
