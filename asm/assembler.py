@@ -123,6 +123,9 @@ class _Assembler:
             except (OSError, ValueError, EOFError) as e:
                 self.err(f"cannot load '{value}': {getattr(e, 'strerror', None) or e}", loc)
                 return None
+            if not isinstance(array, np.ndarray):  # np.load opens .npz archives too
+                self.err(f"cannot load '{value}': not a .npy file (an .npz archive holds several arrays)", loc)
+                return None
             got = element_type_of(array.dtype)
             if got != dtype:
                 self.err(f"'{value}' holds {got or array.dtype} elements, but @{rt.name} is {dtype}", loc)
@@ -259,7 +262,7 @@ class _Assembler:
                 span = group_width(spec, op, dtype, dtype2, values)
                 base = v & 31
                 name = f"s{base}{'w' if v & 32 else 'e'}"
-                what = f"a {dtype2 if op.width == 't2' else dtype} vector" if op.width in ("t", "t2") else \
+                what = f"{_a(dtype2 if op.width == 't2' else dtype)} vector" if op.width in ("t", "t2") else \
                     f"'{spec.mnemonic}'"
                 if base % align:
                     self.err(f"misaligned stream group: {what} needs a group of {align} streams starting at a "
@@ -360,6 +363,8 @@ class _Assembler:
                 continue
             state[inst.queue] = (c + 1, c, inst, inst if not _is_icu(inst) else None)
             length = max(length, c + self._tail(inst))
+        if length > 0xFFFFFFFF:  # the object records a kernel's length in 32 bits
+            self.err(f"kernel @{k.name} is {length} cycles long; at most 4294967295 cycles fit an object", k.loc)
         k.length = length
 
     def _tail(self, inst: Inst) -> int:
@@ -399,6 +404,10 @@ class _Assembler:
                 for k in prog.kernels:
                     self.diags.extend(check_timing(k, self.cfg))
         return prog
+
+
+def _a(dtype: str) -> str:
+    return ("an " if dtype[0] in "if" else "a ") + dtype  # an i8, an f16, a bf16
 
 
 def _is_icu(inst: Inst) -> bool:

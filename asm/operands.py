@@ -64,9 +64,10 @@ def parse_imm(value, dtype: str) -> int:
         if isinstance(value, int) and value >= 0 and isinstance(value, int) and value > 0xFFFFFFFF:
             raise OperandError(f"immediate {value} out of range for {dtype}")
         f = float(value)
-        if math.isfinite(f) and abs(f) > 3.4028234663852886e38:
-            raise OperandError(f"immediate {value} out of range for {dtype} (beyond f32)")
-        return struct.unpack("<I", struct.pack("<f", f))[0]
+        try:  # overflows only when it does not round to a finite f32 (FLT_MAX prints as 3.4028235e+38)
+            return struct.unpack("<I", struct.pack("<f", f))[0]
+        except OverflowError:
+            raise OperandError(f"immediate {value} out of range for {dtype} (beyond f32)") from None
     if isinstance(value, float):
         raise OperandError(f"expected an integer immediate for {dtype}, not {value}")
     lo, hi = _INT_RANGE[dtype]
