@@ -29,6 +29,14 @@ _KIND_ONE = {"mem": "a MEM slice", "vxm": "a VXM ALU", "mxm": "an MXM plane", "s
              "c2c": "a C2C unit"}
 
 
+def _operand_index(ri, loc: SourceLoc) -> int:
+    """Which raw operand of ``ri`` a checked operand's location came from."""
+    for i, o in enumerate(ri.operands):
+        if o.col == loc.col and o.length == loc.length:
+            return i
+    raise AssertionError("an operand location that no operand has")
+
+
 def parse_tensor_type(text: str) -> tuple[tuple[int, ...], str] | None:
     m = _TENSOR_RE.match(text)
     if not m:
@@ -45,6 +53,8 @@ class _Assembler:
         self.base_dir = base_dir
         self.diags: list[Diagnostic] = []
         self.symbols: dict[str, tuple[str, object, SourceLoc]] = {}  # name -> (kind, record, loc)
+        self._checked: dict[tuple, tuple] = {}  # instruction text -> checked fields (see inst)
+        self._tails: dict[tuple, int] = {}
 
     def loc(self, line: int, col: int, length: int = 1) -> SourceLoc:
         return SourceLoc(self.file, line, col, length)
@@ -168,6 +178,24 @@ class _Assembler:
         return k
 
     def inst(self, ri) -> Inst | None:
+        """Check one instruction. Programs repeat the same instruction text at many cycles, so
+        a checked instruction's fields are remembered by its text (unit, mnemonic, operands):
+        only the cycle and the source positions differ between such instructions."""
+        key = (ri.unit, ri.mnemonic, tuple([(o.kind, o.value, type(o.value)) for o in ri.operands]))
+        hit = self._checked.get(key)
+        if hit is None:
+            inst = self._inst(ri)
+            if inst is not None and inst.arg_locs is not None:
+                where = tuple(None if loc is None else _operand_index(ri, loc) for loc in inst.arg_locs)
+                self._checked[key] = (inst.queue, inst.spec, inst.dtype, inst.dtype2, inst.args, where)
+            return inst
+        queue, spec, dtype, dtype2, args, where = hit
+        file, line, ops = self.file, ri.line, ri.operands
+        return Inst(ri.cycle, queue, spec, dtype, dtype2, args,
+                    SourceLoc(*ri.loc) if ri.loc else SourceLoc(file, line, ri.col, len(str(ri.cycle)) + 1),
+                    tuple([None if i is None else SourceLoc(file, line, ops[i].col, ops[i].length) for i in where]))
+
+    def _inst(self, ri) -> Inst | None:
         cfg = self.cfg
         line = ri.line
         q = cfg.queue_by_name.get(ri.unit)
@@ -368,9 +396,14 @@ class _Assembler:
         k.length = length
 
     def _tail(self, inst: Inst) -> int:
-        spec = inst.spec
-        return max(1, spec.latency_for(self.cfg, inst.dtype) + (1 if spec.dsts else 0),
-                   spec.occupancy_for(self.cfg, inst.dtype))
+        """Cycles from issue until an instruction's last effect: its result landing, or its unit free."""
+        key = (inst.spec.opcode, inst.dtype)
+        t = self._tails.get(key)
+        if t is None:
+            spec = inst.spec
+            t = self._tails[key] = max(1, spec.latency_for(self.cfg, inst.dtype) + (1 if spec.dsts else 0),
+                                       spec.occupancy_for(self.cfg, inst.dtype))
+        return t
 
     def run(self, config_loc) -> Program:
         raw = self.raw

@@ -6,6 +6,8 @@ which the disassembler, the linker and the simulator share.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from lpu.arch.isa import BY_MNEMONIC, decode, encode
@@ -41,6 +43,7 @@ def _queue_code(kernel: str, queue: str, insts: list[Inst], files: dict[str, int
     relocs: list[Reloc] = []
     ready = 0
     last_real = None
+    encoded: dict[tuple, tuple[int, list]] = {}  # instruction fields -> (word, relocations)
     for inst in insts:
         loc = inst.loc
         fi = files.setdefault(loc.file, len(files)) if loc else 0
@@ -48,21 +51,28 @@ def _queue_code(kernel: str, queue: str, insts: list[Inst], files: dict[str, int
         gap = inst.cycle - ready
         while gap > 0:
             n = min(gap, _NOP_MAX)
-            words.append(encode(_NOP, None, None, (n,)))
+            words.append(_nop_word(n))
             lines.append(where)
             gap -= n
         spec = inst.spec
-        fields = []
-        for op, v in zip(spec.operands, inst.args):
-            if isinstance(v, (SymRef, PeerRef)):
-                sym = v.symbol if isinstance(v, SymRef) else v.chip
-                relocs.append(Reloc(len(words), _RELOC_FOR_KIND[op.kind.name], sym,
-                                    v.offset if isinstance(v, SymRef) else 0))
-                v = 0
-            elif v is None:
-                v = 0
-            fields.append(v)
-        words.append(encode(spec, inst.dtype, inst.dtype2, tuple(fields)))
+        key = (spec.opcode, inst.dtype, inst.dtype2, inst.args)
+        hit = encoded.get(key)
+        if hit is None:
+            fields = []
+            refs = []
+            for op, v in zip(spec.operands, inst.args):
+                if isinstance(v, (SymRef, PeerRef)):
+                    sym = v.symbol if isinstance(v, SymRef) else v.chip
+                    refs.append((_RELOC_FOR_KIND[op.kind.name], sym, v.offset if isinstance(v, SymRef) else 0))
+                    v = 0
+                elif v is None:
+                    v = 0
+                fields.append(v)
+            hit = encoded[key] = (encode(spec, inst.dtype, inst.dtype2, tuple(fields)), refs)
+        word, refs = hit
+        for kind, sym, addend in refs:
+            relocs.append(Reloc(len(words), kind, sym, addend))
+        words.append(word)
         lines.append(where)
         m = spec.mnemonic
         if m == "nop":
@@ -75,6 +85,11 @@ def _queue_code(kernel: str, queue: str, insts: list[Inst], files: dict[str, int
             last_real = inst
     return QueueCode(kernel, queue, np.array(words, dtype=np.uint64),
                      np.array(lines, dtype=np.uint32).reshape(-1, 3), relocs)
+
+
+@lru_cache(maxsize=4096)
+def _nop_word(n: int) -> int:
+    return encode(_NOP, None, None, (n,))
 
 
 def _canonical_nops(gap: int) -> list[int]:

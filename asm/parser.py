@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -39,6 +40,16 @@ class RawInst:
     unit_col: int
     mnemonic_col: int
     loc: tuple | None = None  # (file, line, col) from a loc(...) annotation
+
+
+@dataclass(slots=True)
+class RawError:
+    """A syntax error found inside an instruction line (the parse goes on)."""
+
+    message: str
+    line: int
+    col: int
+    length: int
 
 
 @dataclass(slots=True)
@@ -85,63 +96,15 @@ class _Build(Transformer):
     def __init__(self) -> None:
         super().__init__(visit_tokens=False)
 
-    # --- instructions: the hot path ---
-    def op_name(self, c):
-        t = c[0]
-        return RawOperand("name", t.value, t.line, t.column, len(t.value))
-
-    def op_symbol(self, c):
-        t = c[0]
-        return RawOperand("symbol", t.value[1:], t.line, t.column, len(t.value))
-
-    def op_number(self, c):
-        value, line, col, length = c[0]
-        return RawOperand("number", value, line, col, length)
-
-    def op_symref(self, c):
-        sym, sign, off = c
-        offset = 0
-        if off is not None:
-            offset = int(off.value, 0)
-            if sign.value == "-":
-                offset = -offset
-        end = (off or sym).end_column if (off or sym).end_column else sym.column + len(sym.value)
-        return RawOperand("symref", (sym.value[1:], offset), sym.line, sym.column - 1, end - sym.column + 2)
-
-    def op_address(self, c):
-        t = c[0]
-        return RawOperand("address", int(t.value, 0), t.line, t.column - 1, len(t.value) + 2)
-
-    def op_keyword(self, c):
-        key, (value, _line, _col, length) = c
-        return RawOperand("keyword", (key.value, value), key.line, key.column, len(key.value) + 1 + length)
-
-    def number(self, c):
-        if len(c) == 2:
-            sign, t = c
-            v = _number(t.value)
-            return (-v if sign.value == "-" else v), sign.line, sign.column, len(t.value) + 1
-        t = c[0]
-        return _number(t.value), t.line, t.column, len(t.value)
-
-    def loc(self, c):
-        s, line, col = c
-        return (_string(s.value), int(line.value), int(col.value))
-
-    def inst(self, c):
-        cyc, unit, mn, *rest = c
-        loc = rest.pop() if rest and (rest[-1] is None or isinstance(rest[-1], tuple)) else None
-        ops = [o for o in rest if o is not None]
-        return RawInst(int(cyc.value[1:]), unit.value, mn.value, ops, cyc.line, cyc.column,
-                       unit.column, mn.column, loc)
-
     # --- everything else ---
     def kernel(self, c):
-        is_global = isinstance(c[0], Token) and c[0].type == "GLOBAL"
-        name = c[1] if is_global else c[0]
-        insts = [x for x in c if isinstance(x, RawInst)]
+        is_global = c[0].type == "GLOBAL"
+        name, body = (c[1], c[2]) if is_global else (c[0], c[1])
         first = c[0]
-        return RawKernel(name.value[1:], insts, is_global, first.line, first.column, name.column)
+        k = RawKernel(name.value[1:], split_body(body.value, body.line, body.column), is_global, first.line,
+                      first.column, name.column)
+        k.end_line = body.end_line if body.end_line is not None else body.line + body.value.count("\n")
+        return k
 
     def target(self, c):
         t = c[0]
@@ -185,6 +148,170 @@ class _Build(Transformer):
 
     def start(self, c):
         return c
+
+
+_NUM = r"[-+]?[ \t]*(?:[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+|0x[0-9a-fA-F]+|[0-9]+)"
+_HEAD_RE = re.compile(r"[ \t]*@([0-9]+)[ \t]*([A-Za-z_][A-Za-z0-9_.]*)?[ \t]*([A-Za-z_][A-Za-z0-9_.]*)?")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_SYM_RE = re.compile(r"@([A-Za-z_][A-Za-z0-9_.$]*)")
+_NUMBER_RE = re.compile(_NUM)
+_KW_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*(" + _NUM + ")")
+_REF_RE = re.compile(r"\[[ \t]*(?:@([A-Za-z_][A-Za-z0-9_.$]*)(?:[ \t]*([-+])[ \t]*(0x[0-9a-fA-F]+|[0-9]+))?"
+                     r"|(0x[0-9a-fA-F]+|[0-9]+))[ \t]*\]")
+_LOC_START_RE = re.compile(r"(?<![A-Za-z0-9_.])loc[ \t]*\(")
+_LOC_RE = re.compile(r'loc[ \t]*\([ \t]*("(?:[^"\\\n]|\\.)*")[ \t]*:[ \t]*([0-9]+)[ \t]*:[ \t]*([0-9]+)[ \t]*\)')
+_CODE_RE = re.compile(r'(?:[^\n/"]+|"(?:[^"\\\n]|\\.)*"|/(?!/))*')  # a line up to its comment
+_WORD_RE = re.compile(r"[^ \t,]+|,")
+
+
+def _unexpected(text: str, pos: int, expected: str, line: int, col: int) -> "RawError":
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    m = _WORD_RE.match(text, pos)
+    shown = f"'{m.group()}'" if m else "end of line"
+    return RawError(f"unexpected {shown}, expected {expected}", line, col + pos, len(m.group()) if m else 1)
+
+
+def split_body(body: str, line: int, col: int) -> list:
+    """A kernel body (the KERNEL_BODY terminal, braces included) into RawInst records, one per
+    instruction line, and RawError records for lines that are not instructions."""
+    out = []
+    lines = body[1:-1].split("\n")
+    for i, text in enumerate(lines):
+        c = col + 1 if i == 0 else 1  # the first line starts after the '{'
+        if "/" in text:
+            text = _CODE_RE.match(text).group() if '"' in text else text.split("//", 1)[0]
+        text = text.rstrip()
+        if text.lstrip():
+            out.append(_split_inst(text, line + i, c))
+    return out
+
+
+_OP = r"(\[[^\]\n]*\]|[^\s,\[\]]+)"
+_NEXT_OP = r"(?:[ \t]*,[ \t]*" + _OP + ")?"
+# The common line, whole: cycle, unit, mnemonic and up to five operands (no options, no loc).
+_FAST_RE = re.compile(r"[ \t]*@([0-9]+)[ \t]+([A-Za-z_][A-Za-z0-9_.]*)[ \t]+([A-Za-z_][A-Za-z0-9_.]*)"
+                      r"(?:[ \t]+" + _OP + _NEXT_OP * 4 + r")?$")
+_INT_RE = re.compile(r"0x[0-9a-fA-F]+|[0-9]+")
+
+
+def _split_inst(text: str, line: int, col: int):
+    """One instruction line (comment removed) into a RawInst, or a RawError. The common shape is
+    matched whole by one regex; anything else (options, loc, errors) takes the general path."""
+    m = _FAST_RE.match(text)
+    if m is None:
+        return _split_inst_general(text, line, col)
+    ops = []
+    for g in range(4, 9):
+        tok = m.group(g)
+        if tok is None:
+            break
+        c = col + m.start(g)
+        first = tok[0]
+        if first == "[":
+            r = _REF_RE.fullmatch(tok)
+            if r is None:
+                return _split_inst_general(text, line, col)
+            sym = r.group(1)
+            if sym is None:
+                ops.append(RawOperand("address", int(r.group(4), 0), line, c, len(tok)))
+            else:
+                off = r.group(3)
+                offset = int(off, 0) if off is not None else 0
+                ops.append(RawOperand("symref", (sym, -offset if r.group(2) == "-" else offset), line, c, len(tok)))
+        elif first == "@":
+            if _SYM_RE.fullmatch(tok) is None:
+                return _split_inst_general(text, line, col)
+            ops.append(RawOperand("symbol", tok[1:], line, c, len(tok)))
+        elif first.isalpha() or first == "_":
+            if _NAME_RE.fullmatch(tok) is None:
+                return _split_inst_general(text, line, col)
+            ops.append(RawOperand("name", tok, line, c, len(tok)))
+        elif _INT_RE.fullmatch(tok):
+            ops.append(RawOperand("number", int(tok, 0), line, c, len(tok)))
+        else:
+            return _split_inst_general(text, line, col)
+    return RawInst(int(m.group(1)), m.group(2), m.group(3), ops, line, col + m.start(1) - 1, col + m.start(2),
+                   col + m.start(3), None)
+
+
+def _split_inst_general(text: str, line: int, col: int):
+    head = _HEAD_RE.match(text)
+    if head is None:
+        return _unexpected(text, 0, "an instruction (@CYCLE UNIT MNEMONIC OPERANDS) or '}'", line, col)
+    cycle, unit, mnemonic = head.groups()
+    if mnemonic is None:
+        return _unexpected(text, head.end(), "a unit and a mnemonic" if unit is None else "a mnemonic", line, col)
+    at = head.start(1) - 1
+    ops: list[RawOperand] = []
+    loc = None
+    pos = head.end()
+    end = len(text)
+    if pos < end and text[pos] not in " \t":
+        return _unexpected(text, pos, "an operand", line, col)
+    lm = _LOC_START_RE.search(text, pos) if "loc" in text else None
+    if lm is not None:
+        full = _LOC_RE.match(text, lm.start())
+        if full is None or full.end() != end:
+            return RawError("malformed location: expected loc(\"FILE\":LINE:COL) at the end of the line", line,
+                            col + lm.start(), 3)
+        loc = (_string(full.group(1)), int(full.group(2)), int(full.group(3)))
+        end = lm.start()
+        while end > pos and text[end - 1] in " \t":
+            end -= 1
+    if text[pos:end].strip():
+        while True:
+            comma = text.find(",", pos, end)
+            stop = comma if comma >= 0 else end
+            while pos < stop and text[pos] in " \t":
+                pos += 1
+            if pos == stop:
+                return _unexpected(text, pos, "an operand", line, col)
+            first = text[pos]
+            if first == "[":
+                m = _REF_RE.match(text, pos)
+            elif first == "@":
+                m = _SYM_RE.match(text, pos)
+            elif first.isalpha() or first == "_":
+                m = _KW_RE.match(text, pos)
+                if m is None or m.end() > stop:
+                    m = _NAME_RE.match(text, pos)
+            else:
+                m = _NUMBER_RE.match(text, pos)
+            if m is None or m.end() > stop:
+                return _unexpected(text, pos, "an operand", line, col)
+            e = m.end()
+            c, length = col + pos, e - pos
+            if first == "[":
+                sym = m.group(1)
+                if sym is None:
+                    ops.append(RawOperand("address", int(m.group(4), 0), line, c, length))
+                else:
+                    off = m.group(3)
+                    offset = int(off, 0) if off is not None else 0
+                    ops.append(RawOperand("symref", (sym, -offset if m.group(2) == "-" else offset), line, c, length))
+            elif first == "@":
+                ops.append(RawOperand("symbol", m.group(1), line, c, length))
+            elif m.re is _KW_RE:
+                ops.append(RawOperand("keyword", (m.group(1), _signed(m.group(2))), line, c, length))
+            elif m.re is _NAME_RE:
+                ops.append(RawOperand("name", m.group(), line, c, length))
+            else:
+                ops.append(RawOperand("number", _signed(m.group()), line, c, length))
+            if text[e:stop].strip():
+                return _unexpected(text, e, "',' or end of line", line, col)
+            if comma < 0:
+                break
+            pos = comma + 1
+    return RawInst(int(cycle), unit, mnemonic, ops, line, col + at, col + head.start(2), col + head.start(3), loc)
+
+
+def _signed(text: str):
+    sign = text[0]
+    if sign in "+-":
+        v = _number(text[1:].lstrip())
+        return -v if sign == "-" else v
+    return _number(text)
 
 
 def _number(text: str):
@@ -276,6 +403,10 @@ def parse(text: str, file: str = "<input>") -> tuple[RawModule, list[Diagnostic]
     mod = RawModule(file)
     for it in items:
         if isinstance(it, RawKernel):
+            if any(type(x) is RawError for x in it.insts):
+                diags.extend(error(x.message, SourceLoc(file, x.line, x.col, x.length))
+                             for x in it.insts if type(x) is RawError)
+                it.insts = [x for x in it.insts if type(x) is RawInst]
             mod.kernels.append(it)
         elif isinstance(it, RawTensor):
             mod.tensors.append(it)
@@ -288,6 +419,10 @@ def parse(text: str, file: str = "<input>") -> tuple[RawModule, list[Diagnostic]
         elif it[0] == "extern":
             mod.externs.append((it[1], it[2], it[3]))
         mod.items.append(it)
+    diags.sort(key=lambda d: (d.loc.line, d.loc.col) if d.loc else (0, 0))
+    if len(diags) > MAX_ERRORS:
+        del diags[MAX_ERRORS:]
+        diags.append(error("too many errors emitted, stopping now"))
     return mod, diags
 
 

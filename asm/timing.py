@@ -70,34 +70,51 @@ def issues_of(kernel: Kernel) -> list[tuple[Inst, list[int]]]:
     return out
 
 
+def _stream_operands(inst: Inst, cfg) -> list[tuple]:
+    """The stream operands of an instruction: (is_write, operand index, west, base, width,
+    latency), lw's row groups split into one read each."""
+    spec = inst.spec
+    out = []
+    values = None
+    for i, op in enumerate(spec.operands):
+        if not op.role:
+            continue
+        v = inst.args[i]
+        if op.kind.name == "src_or_imm" and v >> 32:
+            continue
+        if values is None:
+            values = {o.name: a for o, a in zip(spec.operands, inst.args)}
+        west, base = bool(v & 32), v & 31
+        width = group_width(spec, op, inst.dtype, inst.dtype2, values)
+        if op.role == "dst":
+            out.append((True, i, west, base, width, spec.latency_for(cfg, inst.dtype)))
+        elif op.width == "rows":  # lw: one w-wide group per row
+            w = DTYPE_BYTES[inst.dtype]
+            out.extend((False, i, west, b, w, 0) for b in range(base, base + width, w))
+        else:
+            out.append((False, i, west, base, width, 0))
+    return out
+
+
 def stream_events(kernel: Kernel, cfg) -> tuple[list[Write], list[Read]]:
     """All stream writes and reads of a kernel, each read linked to the write it meets."""
     writes: list[Write] = []
     reads: list[Read] = []
     queues = cfg.queues
+    memo: dict[tuple, list[tuple]] = {}  # the same instruction fields recur at many cycles
     for inst, cycles in issues_of(kernel):
-        spec = inst.spec
+        key = (inst.spec.opcode, inst.dtype, inst.dtype2, inst.args)
+        ops = memo.get(key)
+        if ops is None:
+            ops = memo[key] = _stream_operands(inst, cfg)
+        if not ops:
+            continue
         pos = queues[inst.queue].position
-        values = None
-        for i, op in enumerate(spec.operands):
-            if not op.role:
-                continue
-            v = inst.args[i]
-            if op.kind.name == "src_or_imm" and v >> 32:
-                continue
-            if values is None:
-                values = {o.name: a for o, a in zip(spec.operands, inst.args)}
-            west, base = bool(v & 32), v & 31
-            width = group_width(spec, op, inst.dtype, inst.dtype2, values)
-            if op.role == "dst":
-                lat = spec.latency_for(cfg, inst.dtype)
-                writes.extend(Write(inst, c, c + lat, pos, west, base, width) for c in cycles)
-            elif op.width == "rows":  # lw: one w-wide group per row
-                w = DTYPE_BYTES[inst.dtype]
-                for c in cycles:
-                    reads.extend(Read(inst, i, c, pos, west, b, w) for b in range(base, base + width, w))
+        for is_write, i, west, base, width, lat in ops:
+            if is_write:
+                writes.extend([Write(inst, c, c + lat, pos, west, base, width) for c in cycles])
             else:
-                reads.extend(Read(inst, i, c, pos, west, base, width) for c in cycles)
+                reads.extend([Read(inst, i, c, pos, west, base, width) for c in cycles])
     return writes, reads
 
 
@@ -130,12 +147,14 @@ def check_timing(kernel: Kernel, cfg) -> list[Diagnostic]:
             at = cells.get((r.west, s, diag))
             best = None
             if at:
-                if r.west:
-                    cands = [p for p in at if p >= r.position]
-                    best = at[min(cands)] if cands else None
-                else:
-                    cands = [p for p in at if p <= r.position]
-                    best = at[max(cands)] if cands else None
+                best = at.get(r.position)  # most often the nearest writer is right here or alone
+                if best is None:
+                    if r.west:
+                        cands = [p for p in at if p >= r.position]
+                        best = at[min(cands)] if cands else None
+                    else:
+                        cands = [p for p in at if p <= r.position]
+                        best = at[max(cands)] if cands else None
             if best is None:
                 diags.append(_empty_read(r, s, writes, cfg))
                 met = None
