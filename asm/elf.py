@@ -134,23 +134,28 @@ def write_elf(elf: ElfFile) -> bytes:
     names.append(shstr.add(".shstrtab"))
     headers.append((".shstrtab", SHT_STRTAB, 0, 0, bytes(shstr.data), len(shstr.data), 0, 0, 1, 0))
 
-    out = bytearray(_EHDR.size)
+    # Chunks joined once at the end: a system image holds hundreds of MiB of SRAM data, which
+    # must not be copied more than once on the way out.
+    chunks: list = [b""]  # the ELF header, filled in below
+    pos = _EHDR.size
     offsets = []
     for h in headers:
         align = max(h[8], 1)
-        if h[1] != SHT_NOBITS:
-            out += b"\0" * (-len(out) % align)
-        offsets.append(len(out))
-        out += h[4]
-    out += b"\0" * (-len(out) % 8)
-    shoff = len(out)
-    out += _SHDR.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        if h[1] != SHT_NOBITS and pos % align:
+            chunks.append(b"\0" * (-pos % align))
+            pos += -pos % align
+        offsets.append(pos)
+        chunks.append(h[4])
+        pos += len(h[4])
+    chunks.append(b"\0" * (-pos % 8))
+    shoff = pos + (-pos % 8)
+    chunks.append(_SHDR.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
     for h, name, off in zip(headers, names, offsets):
-        out += _SHDR.pack(name, h[1], h[2], h[3], off, h[5], h[6], h[7], h[8], h[9])
+        chunks.append(_SHDR.pack(name, h[1], h[2], h[3], off, h[5], h[6], h[7], h[8], h[9]))
     ident = b"\x7fELF" + bytes([ELFCLASS64, ELFDATA2LSB, EV_CURRENT]) + b"\0" * 9
-    out[: _EHDR.size] = _EHDR.pack(ident, elf.type, elf.machine, EV_CURRENT, elf.entry, 0, shoff, elf.flags,
-                                   _EHDR.size, 0, 0, _SHDR.size, len(headers) + 1, shstrtab_index)
-    return bytes(out)
+    chunks[0] = _EHDR.pack(ident, elf.type, elf.machine, EV_CURRENT, elf.entry, 0, shoff, elf.flags,
+                           _EHDR.size, 0, 0, _SHDR.size, len(headers) + 1, shstrtab_index)
+    return b"".join(chunks)
 
 
 def read_elf(data: bytes) -> ElfFile:

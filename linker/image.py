@@ -45,6 +45,7 @@ class SymbolInfo:
     dtype: str
     shape: tuple[int, ...]
     is_global: bool = True
+    object: str = ""  # the object that defined it (local symbols of two objects may share a name)
 
 
 @dataclass(slots=True)
@@ -54,6 +55,7 @@ class PhaseInfo:
     name: str  # "object:kernel"
     start: int  # first cycle
     length: int  # cycles
+    phase: int = 0  # the temporal phase it belongs to (``--phase``); every chip starts a phase together
 
 
 @dataclass(slots=True)
