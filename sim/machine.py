@@ -1,0 +1,364 @@
+"""The simulator core: a system image in, every chip run cycle-exact, hazards and figures out.
+
+Three steps. (1) Schedule: each queue's words are decoded once into issue groups
+(``program.py``). (2) Resolve: with the whole schedule known, every stream read is matched to
+the write it meets (``streams.py``), every ``recv`` to the ``send`` it takes (``links.py``),
+and the static hazards are found — all vectorized. (3) Execute: an event loop over the cycles
+where a queue issues, taking the queue whose next instruction is earliest and running as many
+repetitions of its group as one numpy batch as have their operands computed. Values live in a
+pool of byte planes; each read knows its pool row from step 2. The semantics of instructions
+are in ``semantics.py``; this module never names one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sys
+import time
+
+import numpy as np
+
+from lpu.arch.config import config_from_text
+from lpu.arch.isa import DTYPE_BYTES
+from lpu.diagnostics import DiagnosticError, SourceLoc, error
+from lpu.linker.image import SystemImage
+from lpu.sim import hazards as H
+from lpu.sim.links import resolve_links
+from lpu.sim.program import Group, schedule_chip
+from lpu.sim.semantics import SEMANTICS, Exec
+from lpu.sim.streams import RowAllocator, resolve, stream_ops
+from lpu.sim.units import Plane, SramSlice
+
+_STREAM_KIND = {"empty": H.EMPTY_READ, "conflict": H.WRITE_CONFLICT, "misaligned": H.MISALIGNED}
+_LINK_KIND = {"busy": H.LINK_BUSY, "empty": H.EMPTY_RECV, "overflow": H.OVERFLOW, "unconnected": H.UNCONNECTED}
+
+
+def _sname(west: bool, s: int) -> str:
+    return f"s{s}{'w' if west else 'e'}"
+
+
+class Machine:
+    """Every chip of a system image, ready to run."""
+
+    def __init__(self, image: SystemImage, name: str = "<image>", strict: bool = True) -> None:
+        self.image = image
+        self.image_name = name
+        self.strict = strict
+        self.chip_names = [c.name for c in image.chips]
+        self.cfgs = [config_from_text(c.config_text, c.config_source or name) for c in image.chips]
+        lanes = {c.lanes for c in self.cfgs}
+        if len(lanes) > 1:
+            raise DiagnosticError(error("chips of one system must have the same vector width", SourceLoc(name)))
+        self.lanes = lanes.pop() if lanes else 320
+        self.hazards: list[H.Hazard] = []
+        self.limit = math.inf  # no instruction at or after this cycle executes (strict mode)
+        self._programs: dict[tuple[int, int], object] = {}
+        self.sram: dict[tuple[int, int], SramSlice] = {}  # (chip, position) -> slice
+        self.planes: dict[tuple[int, int], Plane] = {}
+        self._schedule()
+        self._resolve()
+        self.instructions = 0
+        self.ran = False
+
+    # --- step 1: the issue schedule --------------------------------------------------------------
+    def _schedule(self) -> None:
+        self.groups: list[Group] = []
+        self.queues: list[tuple[int, int, list[Group]]] = []  # (chip, queue, groups)
+        self.end_cycle = 0
+        for ci, chip in enumerate(self.image.chips):
+            cfg = self.cfgs[ci]
+            programs = []
+            for qp in chip.queues:
+                q = cfg.queue_by_name.get(qp.queue)
+                if q is None:
+                    raise DiagnosticError(error(f"chip {chip.name}: the configuration '{cfg.name}' has no queue "
+                                                f"'{qp.queue}'", SourceLoc(self.image_name)))
+                self._programs[(ci, q.index)] = qp
+                programs.append((q.index, np.asarray(qp.words, np.uint64)))
+            scheds, stuck = schedule_chip(ci, programs)
+            for qi in sorted(scheds):
+                s = scheds[qi]
+                for g in s.groups:
+                    g.id = len(self.groups)
+                    self.groups.append(g)
+                self.queues.append((ci, qi, s.groups))
+                self.end_cycle = max(self.end_cycle, s.end)
+            for b in stuck:
+                self.hazards.append(H.Hazard(H.DEADLOCK, ci, b.cycle, b.queue, b.word,
+                                             f"barrier {b.barrier}"))
+        for g in self.groups:
+            cfg = self.cfgs[g.chip]
+            spec = g.spec
+            tail = max(1, spec.latency_for(cfg, g.dtype) + (1 if spec.dsts else 0), spec.occupancy_for(cfg, g.dtype))
+            self.end_cycle = max(self.end_cycle, g.last + tail)
+
+    # --- step 2: streams, links, static hazards ----------------------------------------------------
+    def _resolve(self) -> None:
+        rows = RowAllocator()
+        self.src_rows: dict[int, np.ndarray] = {}
+        self.src_ops: dict[int, list[tuple[str, int]]] = {}
+        self.dst_row0: dict[int, int] = {}
+        self.dst_ops: dict[int, list[tuple[str, int]]] = {}
+        self.last_read: list[np.ndarray] = []
+        by_chip: dict[int, list[Group]] = {}
+        for g in self.groups:
+            by_chip.setdefault(g.chip, []).append(g)
+        for ci, groups in by_chip.items():
+            cfg = self.cfgs[ci]
+            positions = [q.position for q in cfg.queues]
+            latency = {g.id: g.spec.latency_for(cfg, g.dtype) for g in groups}
+            res = resolve(groups, positions, latency, cfg.positions, rows)
+            self.src_rows.update(res.src_rows)
+            self.dst_row0.update(res.dst_row0)
+            self.last_read.append(res.last_read)
+            for h in res.hazards:
+                self.hazards.append(self._stream_hazard(h, cfg))
+        for g in self.groups:
+            ops = stream_ops(g.spec, g.dtype, g.dtype2, g.fields)
+            self.src_ops[g.id] = [(o.name, o.width) for o in ops if not o.write]
+            self.dst_ops[g.id] = [(o.name, o.width) for o in ops if o.write]
+        # links: a recv's planes come from the rows its send read
+        sends = {g.id: self.src_rows[g.id] for g in self.groups
+                 if (s := SEMANTICS.get(g.spec.mnemonic)) and s.link == "send"}
+        recvs = {g.id: DTYPE_BYTES[g.dtype] for g in self.groups
+                 if (s := SEMANTICS.get(g.spec.mnemonic)) and s.link == "recv"}
+        link_groups = [g for g in self.groups if (s := SEMANTICS.get(g.spec.mnemonic)) and s.link]
+        index = {n: i for i, n in enumerate(self.chip_names)}
+        wires = []
+        for w in self.image.links:
+            if w.chip_a in index and w.chip_b in index:
+                wires.append((index[w.chip_a], w.link_a, index[w.chip_b], w.link_b,
+                              w.latency if w.latency is not None and w.latency >= 0 else None))
+        lr = resolve_links(link_groups, self.cfgs, self.chip_names, wires, sends, recvs,
+                           lambda g: SEMANTICS[g.spec.mnemonic].link)
+        self.c2c_bytes = lr.bytes_sent
+        for gid, src in lr.recv_src.items():
+            self.src_rows[gid] = src
+            self.src_ops[gid] = [("link", src.shape[1])]
+        for h in lr.hazards:
+            g = self.groups[h.group]
+            hz = H.Hazard(_LINK_KIND[h.kind], g.chip, h.cycle, g.queue, g.word, h.detail)
+            if h.other >= 0:
+                o = self.groups[h.other]
+                hz.notes.append((f"the link was taken in cycle {o.issue + h.other_k * o.period} here",
+                                 o.chip, o.queue, o.word))
+            self.hazards.append(hz)
+        self._port_hazards()
+        self.pool = np.zeros((rows.next, self.lanes), np.uint8)
+        self.ready = np.zeros(rows.next, bool)
+        self.ready[0] = True
+
+    def _stream_hazard(self, h, cfg) -> H.Hazard:
+        g = self.groups[h.group]
+        c = g.issue + h.k * g.period
+        pos = cfg.queues[g.queue].position
+        where = f"{cfg.slices[pos].name}, position {pos}"
+        if h.kind == "conflict":
+            o = self.groups[h.other]
+            lands = c + g.spec.latency_for(cfg, g.dtype)
+            hz = H.Hazard(H.WRITE_CONFLICT, g.chip, c, g.queue, g.word,
+                          f"two values land on {_sname(h.west, h.stream)} at {where} in cycle {lands}")
+            hz.notes.append((f"the other value is written here, issued in cycle {o.issue + h.other_k * o.period}",
+                             o.chip, o.queue, o.word))
+            return hz
+        if h.kind == "empty":
+            return H.Hazard(H.EMPTY_READ, g.chip, c, g.queue, g.word,
+                            f"no value on {_sname(h.west, h.stream)} at {where}")
+        return H.Hazard(H.MISALIGNED, g.chip, c, g.queue, g.word,
+                        f"{_sname(h.west, h.base)} read as a {h.width}-stream group at {where}, written as a "
+                        f"{h.other_width}-stream group from {_sname(h.west, h.other_base)}")
+
+    def _port_hazards(self) -> None:
+        """Two reads (or two writes) overlapping in a slice's port; two mm overlapping in a plane."""
+        spans: dict[tuple[int, int, str], list] = {}
+        for g in self.groups:
+            sem = SEMANTICS.get(g.spec.mnemonic)
+            if sem is None or sem.port is None:
+                continue
+            occ = g.spec.occupancy_for(self.cfgs[g.chip], g.dtype)
+            spans.setdefault((g.chip, g.queue, sem.port), []).append((g, occ))
+        for (chip, queue, port), items in spans.items():
+            starts = np.concatenate([g.cycles() for g, _ in items])
+            ends = np.concatenate([g.cycles() + occ for g, occ in items])
+            gid = np.concatenate([np.full(g.count, g.id) for g, _ in items])
+            order = np.argsort(starts, kind="stable")
+            starts, ends, gid = starts[order], ends[order], gid[order]
+            if len(starts) < 2:
+                continue
+            prev_end = np.maximum.accumulate(ends)[:-1]
+            bad = np.nonzero(starts[1:] < prev_end)[0] + 1
+            kind = H.PLANE_BUSY if port == "plane" else H.PORT_CONFLICT
+            for i in bad[:64].tolist():
+                g = self.groups[int(gid[i])]
+                what = "plane" if port == "plane" else f"{port} port"
+                hz = H.Hazard(kind, chip, int(starts[i]), queue, g.word,
+                              f"the {what} is busy until cycle {int(prev_end[i - 1])}")
+                o = self.groups[int(gid[i - 1])]
+                hz.notes.append(("it is busy because of this instruction", o.chip, o.queue, o.word))
+                self.hazards.append(hz)
+
+    # --- inputs and lookups -----------------------------------------------------------------------
+    def slice_state(self, chip: int, position: int) -> SramSlice:
+        key = (chip, position)
+        s = self.sram.get(key)
+        if s is None:
+            s = self.sram[key] = SramSlice(self.cfgs[chip].words, self.lanes)
+        return s
+
+    def load_image_sram(self) -> None:
+        for ci, chip in enumerate(self.image.chips):
+            cfg = self.cfgs[ci]
+            for init in chip.sram:
+                pos = cfg.slice_by_name[init.slice].position
+                data = np.frombuffer(init.data, np.uint8).reshape(-1, self.lanes)
+                self.slice_state(ci, pos).data[init.address:init.address + len(data)] = data
+
+    def lane_map(self, g: Group) -> np.ndarray:
+        table = g.field("map")
+        pos, addr = table >> 16, table & 0xFFFF
+        dtype = "i16"
+        for s in self.image.chips[g.chip].symbols:
+            if self.cfgs[g.chip].slice_by_name.get(s.slice) and \
+                    self.cfgs[g.chip].slice_by_name[s.slice].position == pos and s.address == addr:
+                dtype = s.dtype
+        from lpu.arch.layout import from_sram
+
+        w = DTYPE_BYTES[dtype]
+        raw = self.slice_state(g.chip, pos).data[addr:addr + w]
+        m = from_sram(raw.tobytes(), (self.lanes,), dtype, self.lanes).astype(np.int64)
+        return np.where((m >= 0) & (m < self.lanes), m, 0)
+
+    def word_loc(self, chip: int, queue: int, word: int) -> SourceLoc | None:
+        qp = self._programs.get((chip, queue))
+        if qp is None or not 0 <= word < len(qp.lines):
+            return None
+        f, line, col = (int(x) for x in qp.lines[word])
+        files = self.image.chips[chip].files
+        if line == 0 or f >= len(files):
+            return None
+        return SourceLoc(files[f], line, col)
+
+    def inst_text(self, chip: int, queue: int, word: int) -> str:
+        from lpu.sim.program import decode_word
+
+        qp = self._programs[(chip, queue)]
+        spec, dtype, dtype2, fields = decode_word(int(qp.words[word]))
+        cfg = self.cfgs[chip]
+        slice_name = cfg.queues[queue].slice.name
+
+        def symbol_at(addr):
+            for s in self.image.chips[chip].symbols:
+                if s.slice == slice_name and s.address <= addr < s.address + s.words:
+                    return s.name, addr - s.address
+            return None
+
+        return H.instruction_text(spec, dtype, dtype2, fields, symbol_at)
+
+    # --- step 3: execution -------------------------------------------------------------------------
+    def dynamic_hazard(self, ex: Exec, kind: str, index: int, detail: str) -> None:
+        g = ex.group
+        c = int(ex.cycles[index])
+        self.hazards.append(H.Hazard(kind, g.chip, c, g.queue, g.word, detail))
+        if self.strict:
+            self.limit = min(self.limit, c)
+
+    def run(self, progress: bool = False) -> "Machine":
+        assert not self.ran
+        self.ran = True
+        self.load_image_sram()
+        if self.strict and self.hazards:
+            self.limit = min(h.cycle for h in self.hazards)
+        busy = {}
+        heap = []
+        cursor = []
+        for i, (ci, qi, groups) in enumerate(self.queues):
+            cursor.append([0, 0])
+            busy[(ci, qi)] = 0
+            if groups:
+                heap.append((groups[0].issue, ci, qi, i))
+        heapq.heapify(heap)
+        t_start = time.perf_counter()
+        shown = False
+        steps = 0
+        ready, pool = self.ready, self.pool
+        while heap:
+            c, ci, qi, i = heap[0]
+            if c >= self.limit:
+                break
+            heapq.heappop(heap)
+            groups = self.queues[i][2]
+            gi, k0 = cursor[i]
+            g = groups[gi]
+            k1 = g.count
+            src = self.src_rows.get(g.id)
+            if src is not None:
+                ok = ready[src[k0:]].all(axis=1)
+                if not ok[0]:
+                    raise AssertionError(f"operands of group {g.id} not computed at cycle {c}")
+                if not ok.all():
+                    k1 = k0 + int(np.argmin(ok))
+            if self.limit != math.inf and g.issue + (k1 - 1) * g.period >= self.limit:
+                k1 = k0 + max(1, -(-(int(self.limit) - c) // g.period))
+            self._execute(g, k0, k1, src)
+            occ = max(1, g.spec.occupancy_for(self.cfgs[ci], g.dtype))
+            busy[(ci, qi)] += (k1 - k0) * occ
+            if k1 < g.count:
+                cursor[i][1] = k1
+                heapq.heappush(heap, (g.issue + k1 * g.period, ci, qi, i))
+            elif gi + 1 < len(groups):
+                cursor[i] = [gi + 1, 0]
+                heapq.heappush(heap, (groups[gi + 1].issue, ci, qi, i))
+            steps += 1
+            if progress and steps % 256 == 0:
+                el = time.perf_counter() - t_start
+                if el > 2.0:
+                    shown = True
+                    frac = c / max(1, self.end_cycle)
+                    bar = "#" * int(30 * frac)
+                    sys.stderr.write(f"\rlpu-sim [{bar:<30}] cycle {c:,} of {self.end_cycle:,}")
+                    sys.stderr.flush()
+        if shown:
+            sys.stderr.write("\r" + " " * 72 + "\r")
+        self.wall_seconds = time.perf_counter() - t_start
+        self.busy = busy
+        self.hazards.sort(key=lambda h: h.order)
+        return self
+
+    def _execute(self, g: Group, k0: int, k1: int, src) -> None:
+        sem = SEMANTICS[g.spec.mnemonic]
+        n = k1 - k0
+        ks = np.arange(k0, k1)
+        planes = {}
+        if src is not None:
+            block = self.pool[src[k0:k1]]
+            off = 0
+            for name, width in self.src_ops[g.id]:
+                planes[name] = block[:, off:off + width]
+                off += width
+        cfg = self.cfgs[g.chip]
+        kind = cfg.queues[g.queue].kind
+        unit = None
+        if kind == "mem":
+            unit = self.slice_state(g.chip, cfg.queues[g.queue].position)
+        elif kind == "mxm":
+            unit = self.planes.get((g.chip, g.queue))
+            if unit is None:
+                unit = self.planes[(g.chip, g.queue)] = Plane(cfg["mxm.rows"], cfg["mxm.cols"], cfg["mxm.acc_slots"])
+        out = sem.fn(Exec(g, ks, g.issue + g.period * ks, planes, unit, self, self.lanes))
+        self.instructions += n
+        row0 = self.dst_row0.get(g.id)
+        if row0 is not None:
+            ops = self.dst_ops[g.id]
+            width = sum(w for _, w in ops)
+            a, b = row0 + k0 * width, row0 + k1 * width
+            if out:
+                parts = [out[name] for name, _ in ops]
+                arr = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+                self.pool[a:b] = arr.reshape(-1, self.lanes)
+            self.ready[a:b] = True
+
+    # --- results -----------------------------------------------------------------------------------
+    @property
+    def cycles(self) -> int:
+        return self.end_cycle

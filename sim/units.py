@@ -1,0 +1,104 @@
+"""The state a unit keeps between instructions: SRAM words of a slice, an MXM plane's weights
+and accumulators. Streams keep no state (``streams.py``); VXM and SXM keep none either."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class SramSlice:
+    """One MEM slice: ``words`` words of ``lanes`` bytes, allocated on first touch."""
+
+    def __init__(self, words: int, lanes: int) -> None:
+        self.words, self.lanes = words, lanes
+        self._data: np.ndarray | None = None
+        self.bytes_read = 0
+        self.bytes_written = 0
+
+    @property
+    def data(self) -> np.ndarray:
+        if self._data is None:
+            self._data = np.zeros((self.words, self.lanes), np.uint8)
+        return self._data
+
+    @property
+    def touched(self) -> bool:
+        return self._data is not None
+
+    def load(self, index: np.ndarray) -> np.ndarray:
+        """(n, w) word addresses → (n, w, lanes) byte planes."""
+        self.bytes_read += index.size * self.lanes
+        if self._data is None:
+            return np.zeros(index.shape + (self.lanes,), np.uint8)
+        return self._data[index]
+
+    def store(self, index: np.ndarray, planes: np.ndarray) -> None:
+        self.bytes_written += index.size * self.lanes
+        flat = index.reshape(-1)
+        if len(np.unique(flat)) == len(flat):
+            self.data[flat] = planes.reshape(-1, self.lanes)
+        else:  # overlapping repetitions: in issue order, the last one wins
+            for i in range(len(index)):
+                self.data[index[i]] = planes[i]
+
+
+class Plane:
+    """One MXM plane: a shadow and an active weight buffer, accumulator slots.
+
+    Weights are kept as float64 (exact for i8, f16 and bf16) so that one BLAS product serves
+    every type: an i8 product of 320 terms is an integer below 2^53, exact."""
+
+    def __init__(self, rows: int, cols: int, slots: int) -> None:
+        self.rows, self.cols = rows, cols
+        self.shadow = np.zeros((rows, cols), np.float64)
+        self.next_row = 0
+        self.active: np.ndarray | None = None
+        self.acc = np.zeros((slots, cols), np.uint32)  # raw bits: i32 or f32
+        self.prev = np.zeros((slots, cols), np.uint32)  # the slot before its latest mm lands
+        self.lands = np.zeros(slots, np.int64)  # the cycle the latest mm into a slot lands
+        self.busy_until = 0
+        self.mm_cycles = 0
+
+    def load_rows(self, rows: np.ndarray, dtype: str) -> None:
+        """The next rows of the shadow buffer, wrapping after the last row."""
+        n = len(rows)
+        idx = (self.next_row + np.arange(n)) % self.rows
+        self.shadow[idx] = rows.astype(np.float64)
+        self.next_row = int((self.next_row + n) % self.rows)
+
+    def install(self) -> None:
+        self.active = self.shadow.copy()
+        self.next_row = 0
+
+    def multiply(self, act: np.ndarray, dtype: str, slot: int, add: int, cycles: np.ndarray, occupancy: int):
+        products = act.astype(np.float64) @ self.active  # (n, cols)
+        self.mm_cycles += len(act) * occupancy
+        value = self.acc[slot]
+        if dtype == "i8":
+            ints = products.astype(np.int64)
+            if add:
+                steps = value.view(np.int32).astype(np.int64) + np.cumsum(ints, axis=0)
+            else:
+                steps = ints
+            steps = steps.astype(np.int32).view(np.uint32)  # wraps, as i32 accumulation does
+        else:
+            f = products.astype(np.float32)
+            steps = np.empty_like(f)
+            cur = value.view(np.float32).copy()
+            for i in range(len(f)):
+                cur = (cur + f[i]).astype(np.float32) if add else f[i]
+                steps[i] = cur
+            steps = steps.view(np.uint32)
+        self.prev[slot] = steps[-2] if len(steps) > 1 else value
+        self.acc[slot] = steps[-1]
+        self.lands[slot] = int(cycles[-1]) + occupancy
+
+    def emit(self, slot: int, cycles: np.ndarray, clear: bool) -> np.ndarray:
+        """The slot as each ``acc`` of the batch sees it (an mm lands ``occupancy`` after issue)."""
+        out = np.empty((len(cycles), self.cols), np.uint32)
+        for i, c in enumerate(cycles.tolist()):
+            out[i] = self.acc[slot] if c >= self.lands[slot] else self.prev[slot]
+            if clear:
+                self.acc[slot] = 0
+                self.prev[slot] = 0
+        return out
