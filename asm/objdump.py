@@ -66,6 +66,37 @@ def relocations(elf: E.ElfFile) -> str:
     return "\n".join(out).rstrip() or "no relocations"
 
 
+def is_image(path: str) -> bool:
+    """A linked system image (ELF ET_EXEC) rather than an object."""
+    data = read_bytes(path)
+    return len(data) >= 18 and data[:4] == b"\x7fELF" and int.from_bytes(data[16:18], "little") == E.ET_EXEC
+
+
+def _image(path: str, args) -> str:
+    # The linker owns the image format; the disassembler sees each chip as an object.
+    from lpu.linker.dump import chip_objects
+    from lpu.linker.imagefile import read_image
+
+    data = read_bytes(path)
+    img = read_image(data, path)
+    parts = [f"{path}:     file format elf64-lpu (system image, {len(img.chips)} chips)\n"]
+    elf = E.read_elf(data)
+    if args.section_headers:
+        parts.append(section_headers(elf) + "\n")
+    if args.syms:
+        parts.append(symbol_table(elf) + "\n")
+    if args.reloc:
+        parts.append("no relocations (a linked image)\n")
+    if args.disassemble:
+        chips = chip_objects(img, args.chip)
+        if args.chip and not chips:
+            raise DiagnosticError(error(f"'{path}' has no chip '{args.chip}' (chips: "
+                                        f"{', '.join(c.name for c in img.chips)})", SourceLoc(path)))
+        for name, obj in chips:
+            parts.append(f"// chip {name}\n" + disassemble(obj, with_loc=not args.no_loc, source=f"{path}, chip {name}"))
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(prog="lpu-objdump", description="Display the contents of LPU objects.", add_help=False)
     ap.add_argument("inputs", nargs="+", metavar="FILE")
@@ -74,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-t", "--syms", action="store_true", help="list the symbols")
     ap.add_argument("-r", "--reloc", action="store_true", help="list the relocations")
     ap.add_argument("--no-loc", action="store_true", help="omit loc(...) source locations in -d output")
+    ap.add_argument("--chip", metavar="NAME", help="of a system image, show only this chip")
     ap.add_argument("-o", dest="output", default="-", help="write to a file instead of standard output")
     ap.add_argument("--help", action="help", help="show this help")
     args = ap.parse_args(argv)
@@ -83,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     def body(sources) -> int:
         parts = []
         for path in args.inputs:
+            if is_image(path):
+                parts.append(_image(path, args))
+                continue
             elf, obj = load(path)
             if len(args.inputs) > 1 or not args.disassemble:
                 parts.append(f"{path}:     file format elf64-lpu\n")
