@@ -58,6 +58,7 @@ class Machine:
         self.planes: dict[tuple[int, int], Plane] = {}
         self._schedule()
         self._resolve()
+        self.load_image_sram()
         self.instructions = 0
         self.ran = False
 
@@ -100,7 +101,7 @@ class Machine:
         self.src_ops: dict[int, list[tuple[str, int]]] = {}
         self.dst_row0: dict[int, int] = {}
         self.dst_ops: dict[int, list[tuple[str, int]]] = {}
-        self.last_read: list[np.ndarray] = []
+        self.last_read: dict[int, np.ndarray] = {}
         by_chip: dict[int, list[Group]] = {}
         for g in self.groups:
             by_chip.setdefault(g.chip, []).append(g)
@@ -111,7 +112,7 @@ class Machine:
             res = resolve(groups, positions, latency, cfg.positions, rows)
             self.src_rows.update(res.src_rows)
             self.dst_row0.update(res.dst_row0)
-            self.last_read.append(res.last_read)
+            self.last_read[ci] = res.last_read
             for h in res.hazards:
                 self.hazards.append(self._stream_hazard(h, cfg))
         for g in self.groups:
@@ -266,10 +267,10 @@ class Machine:
     def run(self, progress: bool = False) -> "Machine":
         assert not self.ran
         self.ran = True
-        self.load_image_sram()
         if self.strict and self.hazards:
             self.limit = min(h.cycle for h in self.hazards)
         busy = {}
+        self.executed: dict[int, int] = {}
         heap = []
         cursor = []
         for i, (ci, qi, groups) in enumerate(self.queues):
@@ -301,6 +302,7 @@ class Machine:
             if self.limit != math.inf and g.issue + (k1 - 1) * g.period >= self.limit:
                 k1 = k0 + max(1, -(-(int(self.limit) - c) // g.period))
             self._execute(g, k0, k1, src)
+            self.executed[g.id] = k1
             occ = max(1, g.spec.occupancy_for(self.cfgs[ci], g.dtype))
             busy[(ci, qi)] += (k1 - k0) * occ
             if k1 < g.count:
@@ -362,3 +364,28 @@ class Machine:
     @property
     def cycles(self) -> int:
         return self.end_cycle
+
+    def stream_occupancy(self) -> dict[int, list[tuple[int, int, int]]]:
+        """Per chip, (cycle, east, west): stream values in flight, each from the cycle it lands
+        to the last cycle a reader meets it."""
+        from lpu.sim.report import occupancy_series
+
+        out = {}
+        for ci in range(len(self.cfgs)):
+            cfg = self.cfgs[ci]
+            last = self.last_read.get(ci)
+            intervals = []
+            for g in self.groups:
+                if g.chip != ci or g.id not in self.dst_row0 or not self.executed.get(g.id):
+                    continue
+                n = self.executed[g.id]
+                width = sum(w for _, w in self.dst_ops[g.id])
+                ready = g.issue + g.period * np.arange(n) + g.spec.latency_for(cfg, g.dtype)
+                rows = self.dst_row0[g.id] + np.arange(n)[:, None] * width + np.arange(width)[None, :]
+                lr = last[rows] if last is not None and rows.max() < len(last) else np.full(rows.shape, -1)
+                stop = np.maximum(ready[:, None], lr)
+                west = self.dst_ops[g.id] and bool(g.fields[next(i for i, o in enumerate(g.spec.operands)
+                                                                 if o.role == "dst")] & 32)
+                intervals.append((np.repeat(ready, width), stop.ravel(), west))
+            out[ci] = occupancy_series(intervals, self.end_cycle)
+        return out
