@@ -1,0 +1,748 @@
+"""The ``df`` dialect: tensor-level dataflow ops of the ``.lpu`` language, in xDSL IRDL.
+
+Each op states its operands, attributes and traits here, and knows how to infer its result
+types (``infer``): the verifier checks a written result type against the inferred one, and the
+parser fills in a type the source leaves out. Verifier messages are plain sentences; the
+frontend prefixes them with ``'df.op' op`` and the op's ``.lpu`` location.
+
+Traits drive xDSL's generic passes: ``Pure`` ops may be CSE'd and removed when dead; ``send``,
+``recv``, ``call`` and ``get`` have no memory-effect trait, so nothing ever removes or merges
+them; ``constant`` is ``ConstantLike`` (canonicalize folds constant elementwise ops into it).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    BytesAttr,
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    FunctionType,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    SymbolRefAttr,
+    TensorType,
+    UnitAttr,
+    i64,
+    f64,
+)
+from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    attr_def,
+    irdl_op_definition,
+    opt_attr_def,
+    opt_operand_def,
+    region_def,
+    result_def,
+    operand_def,
+    traits_def,
+    var_operand_def,
+    var_result_def,
+)
+from xdsl.traits import (
+    ConstantLike,
+    HasCanonicalizationPatternsTrait,
+    HasFolder,
+    HasParent,
+    IsolatedFromAbove,
+    IsTerminator,
+    Pure,
+    SymbolOpInterface,
+)
+from xdsl.utils.exceptions import VerifyException
+
+from lpu.dsl import types as T
+
+# --- attribute helpers ---------------------------------------------------------------------
+
+
+def int_attr(v: int) -> IntegerAttr:
+    return IntegerAttr(int(v), i64)
+
+
+def float_attr(v: float) -> FloatAttr:
+    return FloatAttr(float(v), f64)
+
+
+def ints_attr(vs) -> ArrayAttr:
+    return ArrayAttr([int_attr(v) for v in vs])
+
+
+def get_int(op: Operation, name: str, default: int | None = None) -> int | None:
+    a = op.attributes.get(name)
+    return a.value.data if isinstance(a, IntegerAttr) else default
+
+
+def get_float(op: Operation, name: str, default: float | None = None) -> float | None:
+    a = op.attributes.get(name)
+    if isinstance(a, FloatAttr):
+        return a.value.data
+    if isinstance(a, IntegerAttr):
+        return float(a.value.data)
+    return default
+
+
+def get_ints(op: Operation, name: str) -> list[int] | None:
+    a = op.attributes.get(name)
+    return [x.value.data for x in a.data] if isinstance(a, ArrayAttr) else None
+
+
+def get_sym(op: Operation, name: str) -> str | None:
+    a = op.attributes.get(name)
+    return a.root_reference.data if isinstance(a, SymbolRefAttr) else None
+
+
+def get_syms(op: Operation, name: str) -> list[str] | None:
+    a = op.attributes.get(name)
+    return [x.root_reference.data for x in a.data] if isinstance(a, ArrayAttr) else None
+
+
+def dense_attr(array: np.ndarray, elem: str) -> DenseIntOrFPElementsAttr:
+    """A constant's value: the raw little-endian bytes of the array in its element type."""
+    arr = np.asarray(array).astype(T.dtype(elem))  # (ascontiguousarray would make a 0-d array 1-d)
+    return DenseIntOrFPElementsAttr(T.tensor_type(arr.shape, elem), BytesAttr(arr.tobytes()))
+
+
+def dense_value(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
+    t = attr.type
+    return np.frombuffer(attr.data.data, dtype=T.dtype(T.elem_of(t))).reshape(T.shape_of(t)).copy()
+
+
+def fail(message: str):
+    raise VerifyException(message)
+
+
+def module_symbol(op: Operation, name: str) -> Operation | None:
+    """The top-level op of ``op``'s module named ``@name`` (modules hold few symbols)."""
+    module = op
+    while module is not None and not isinstance(module, ModuleOp):
+        module = module.parent_op()
+    if module is None:
+        return None
+    for top in module.ops:
+        sym = top.attributes.get("sym_name")
+        if isinstance(sym, StringAttr) and sym.data == name:
+            return top
+    return None
+
+
+class DfCanonicalization(HasCanonicalizationPatternsTrait):
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        from lpu.dsl.passes.canonical import PATTERNS
+        return PATTERNS
+
+
+# --- the op families -----------------------------------------------------------------------
+
+
+class DfOp(IRDLOperation):
+    """Every df op: ``ATTRS`` names its attributes and their kinds (for the parser/printer);
+    ``infer`` gives its result types from operand types and attributes, or None when only the
+    source can say (a reshape's shape, a cast's element type)."""
+
+    ATTRS: ClassVar[dict[str, str]] = {}
+    SYMBOL: ClassVar[str | None] = None  # attribute written as the leading @symbol operand
+
+    @classmethod
+    def infer(cls, operand_types: list[Attribute], op: Operation) -> list[Attribute] | None:
+        return None
+
+    def verify_(self) -> None:
+        for v in self.operands:
+            if not T.is_tensor(v.type):
+                fail(f"operand of type {v.type} is not a tensor of the language")
+        chip = self.attributes.get("chip")
+        if chip is not None and (not isinstance(chip, IntegerAttr) or chip.value.data < 0):
+            fail("'chip' must be a chip number (an integer >= 0)")
+        inferred = type(self).infer([v.type for v in self.operands], self)
+        if inferred is not None:
+            got = [r.type for r in self.results]
+            if len(got) != len(inferred):
+                fail(f"has {len(got)} results but must have {len(inferred)}")
+            for g, want in zip(got, inferred):
+                if g != want:
+                    fail(f"result type {T.type_text(g)} does not match the inferred type {T.type_text(want)}")
+        self.check()
+
+    def check(self) -> None:
+        """Checks beyond the inferred types."""
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple:
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        fail(f"operand shapes {a} and {b} do not broadcast")
+
+
+class BinaryOp(DfOp):
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure(), DfCanonicalization())
+    KIND: ClassVar[str] = ""
+
+    @classmethod
+    def infer(cls, ts, op):
+        ea, eb = T.elem_of(ts[0]), T.elem_of(ts[1])
+        if ea != eb:
+            fail(f"operands have different element types: {ea} and {eb}")
+        return [T.tensor_type(_broadcast(T.shape_of(ts[0]), T.shape_of(ts[1])), ea)]
+
+
+class UnaryOp(DfOp):
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure(), DfCanonicalization())
+    KIND: ClassVar[str] = ""
+    FLOAT_ONLY: ClassVar[bool] = True
+
+    @classmethod
+    def infer(cls, ts, op):
+        e = T.elem_of(ts[0])
+        if cls.FLOAT_ONLY and e not in T.FLOATS:
+            fail(f"'{cls.KIND}' needs a float element type (f16, bf16 or f32), not {e}")
+        return [ts[0]]
+
+
+def _binary(kind: str):
+    return irdl_op_definition(type(f"{kind.capitalize()}Op", (BinaryOp,), {
+        "name": f"df.{kind}", "KIND": kind, "__module__": __name__, "__annotations__": {"KIND": ClassVar[str]}}))
+
+
+def _unary(kind: str, float_only: bool):
+    return irdl_op_definition(type(f"{kind.capitalize()}Op", (UnaryOp,), {
+        "name": f"df.{kind}", "KIND": kind, "FLOAT_ONLY": float_only, "__module__": __name__,
+        "__annotations__": {"KIND": ClassVar[str], "FLOAT_ONLY": ClassVar[bool]}}))
+
+
+BINARY_OPS = {k: _binary(k) for k in ("add", "sub", "mul", "max", "min")}
+UNARY_OPS = {k: _unary(k, k not in ("neg", "abs", "relu"))
+             for k in ("exp", "tanh", "sigmoid", "relu", "gelu", "silu", "rsqrt", "recip", "neg", "abs")}
+COMPOSITE_UNARY = ("gelu", "silu")
+
+
+@irdl_op_definition
+class ConstantOp(DfOp):
+    name = "df.constant"
+    value = attr_def(DenseIntOrFPElementsAttr)
+    result = result_def(TensorType)
+    traits = traits_def(ConstantLike(), Pure(), HasFolder())
+    ATTRS: ClassVar = {"value": "value"}
+
+    def fold(self):
+        return (self.value,)
+
+    def check(self):
+        if self.value.type != self.result.type:
+            fail(f"value of type {T.type_text(self.value.type)} does not match the result type "
+                 f"{T.type_text(self.result.type)}")
+
+
+@irdl_op_definition
+class GetOp(DfOp):
+    """Reads a module-level SRAM tensor (``data``/``reserve``) as a value."""
+
+    name = "df.get"
+    tensor = attr_def(SymbolRefAttr)
+    result = result_def(TensorType)
+    ATTRS: ClassVar = {"tensor": "sym"}
+    SYMBOL: ClassVar = "tensor"
+
+    @classmethod
+    def infer(cls, ts, op):
+        name = get_sym(op, "tensor")
+        target = module_symbol(op, name)
+        if not isinstance(target, (DataOp, ReserveOp)):
+            fail(f"'@{name}' is not a tensor (data or reserve) of this module")
+        return [target.type]
+
+
+@irdl_op_definition
+class MatmulOp(DfOp):
+    """``out[..., j] = sum_i lhs[..., i] * rhs[i, j]``, accumulated in i32 (i8) or f32."""
+
+    name = "df.matmul"
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+
+    @classmethod
+    def infer(cls, ts, op):
+        a, b = T.shape_of(ts[0]), T.shape_of(ts[1])
+        ea, eb = T.elem_of(ts[0]), T.elem_of(ts[1])
+        if ea != eb:
+            fail(f"operands have different element types: {ea} and {eb}")
+        if ea not in T.MATMUL_INPUTS:
+            fail(f"multiplies i8, f16 or bf16 (the MXM's weight types), not {ea}")
+        if len(a) < 1:
+            fail("left operand must have rank 1 or more")
+        if len(b) != 2:
+            fail(f"right operand must be a matrix (rank 2), not rank {len(b)}")
+        if a[-1] != b[0]:
+            fail(f"contraction dimensions differ: {a[-1]} (left) and {b[0]} (right)")
+        return [T.tensor_type(a[:-1] + (b[1],), T.ACCUMULATOR[ea])]
+
+
+@irdl_op_definition
+class CastOp(DfOp):
+    name = "df.cast"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure(), DfCanonicalization())
+
+    def check(self):
+        if T.shape_of(self.input.type) != T.shape_of(self.result.type):
+            fail(f"cannot change the shape: {T.type_text(self.input.type)} to {T.type_text(self.result.type)}")
+
+
+class _QuantBase(DfOp):
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    scale = attr_def(FloatAttr)
+    zero_point = opt_attr_def(IntegerAttr)
+    traits = traits_def(Pure())
+    ATTRS: ClassVar = {"scale": "float", "zero_point": "int"}
+    FROM: ClassVar[tuple] = ()
+    TO: ClassVar[tuple] = ()
+
+    def check(self):
+        src, dst = T.elem_of(self.input.type), T.elem_of(self.result.type)
+        if T.shape_of(self.input.type) != T.shape_of(self.result.type):
+            fail(f"cannot change the shape: {T.type_text(self.input.type)} to {T.type_text(self.result.type)}")
+        if src not in self.FROM:
+            fail(f"operand element type must be one of {', '.join(self.FROM)}, not {src}")
+        if dst not in self.TO:
+            fail(f"result element type must be one of {', '.join(self.TO)}, not {dst}")
+        if not get_float(self, "scale") > 0:
+            fail("'scale' must be positive")
+        zp, ints = get_int(self, "zero_point", 0), dst if dst in T.INTS else src
+        info = np.iinfo(T.dtype(ints))
+        if not info.min <= zp <= info.max:
+            fail(f"'zero_point' {zp} is out of range for {ints}")
+
+
+@irdl_op_definition
+class QuantizeOp(_QuantBase):
+    name = "df.quantize"
+    FROM: ClassVar[tuple] = T.FLOATS
+    TO: ClassVar[tuple] = T.INTS
+
+
+@irdl_op_definition
+class DequantizeOp(_QuantBase):
+    name = "df.dequantize"
+    FROM: ClassVar[tuple] = T.INTS
+    TO: ClassVar[tuple] = T.FLOATS
+
+
+def _axis(op: Operation, rank: int, name: str = "axis", default: int = -1) -> int:
+    axis = get_int(op, name, default)
+    if not -rank <= axis < rank:
+        fail(f"'{name}' {axis} is out of range for rank {rank}")
+    return axis % rank
+
+
+class _ReduceBase(DfOp):
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    axis = opt_attr_def(IntegerAttr)
+    traits = traits_def(Pure())
+    ATTRS: ClassVar = {"axis": "int"}
+    ACCUMULATES: ClassVar[bool] = False
+
+    @classmethod
+    def infer(cls, ts, op):
+        shape = T.shape_of(ts[0])
+        if not shape:
+            fail("cannot reduce a rank-0 tensor")
+        axis = _axis(op, len(shape))
+        e = T.elem_of(ts[0])
+        return [T.tensor_type(shape[:axis] + (1,) + shape[axis + 1:], T.ACCUMULATOR[e] if cls.ACCUMULATES else e)]
+
+
+@irdl_op_definition
+class ReduceSumOp(_ReduceBase):
+    name = "df.reduce_sum"
+    ACCUMULATES: ClassVar = True
+
+
+@irdl_op_definition
+class ReduceMaxOp(_ReduceBase):
+    name = "df.reduce_max"
+
+
+def _float_rank1(t: Attribute, what: str) -> tuple[tuple, str]:
+    shape, e = T.shape_of(t), T.elem_of(t)
+    if e not in T.FLOATS:
+        fail(f"{what} needs a float element type (f16, bf16 or f32), not {e}")
+    if not shape:
+        fail(f"{what} needs a tensor of rank 1 or more")
+    return shape, e
+
+
+@irdl_op_definition
+class SoftmaxOp(DfOp):
+    """Softmax over the last axis (definition: lpu.dsl.numerics.softmax)."""
+
+    name = "df.softmax"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+
+    @classmethod
+    def infer(cls, ts, op):
+        _float_rank1(ts[0], "softmax")
+        return [ts[0]]
+
+
+class _NormBase(DfOp):
+    eps = opt_attr_def(FloatAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    ATTRS: ClassVar = {"eps": "float"}
+    WHAT: ClassVar[str] = ""
+
+    @classmethod
+    def infer(cls, ts, op):
+        shape, e = _float_rank1(ts[0], cls.WHAT)
+        for t, role in zip(ts[1:], ("gamma", "beta")):
+            if t != T.tensor_type((shape[-1],), e):
+                fail(f"{role} must be {T.type_text_of((shape[-1],), e)} (the last axis of the input), "
+                     f"not {T.type_text(t)}")
+        return [ts[0]]
+
+    def check(self):
+        if get_float(self, "eps", 1e-5) <= 0:
+            fail("'eps' must be positive")
+
+
+@irdl_op_definition
+class LayernormOp(_NormBase):
+    name = "df.layernorm"
+    input = operand_def(TensorType)
+    gamma = operand_def(TensorType)
+    beta = operand_def(TensorType)
+    WHAT: ClassVar = "layernorm"
+
+
+@irdl_op_definition
+class RmsnormOp(_NormBase):
+    name = "df.rmsnorm"
+    input = operand_def(TensorType)
+    gamma = operand_def(TensorType)
+    WHAT: ClassVar = "rmsnorm"
+
+
+@irdl_op_definition
+class TransposeOp(DfOp):
+    name = "df.transpose"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    perm = opt_attr_def(ArrayAttr)
+    traits = traits_def(Pure(), DfCanonicalization())
+    ATTRS: ClassVar = {"perm": "ints"}
+
+    @classmethod
+    def infer(cls, ts, op):
+        shape = T.shape_of(ts[0])
+        perm = get_ints(op, "perm")
+        if perm is None:
+            perm = list(range(len(shape)))[::-1]
+        if sorted(perm) != list(range(len(shape))):
+            fail(f"'perm' {perm} is not a permutation of the {len(shape)} axes")
+        return [T.tensor_type(tuple(shape[p] for p in perm), T.elem_of(ts[0]))]
+
+
+@irdl_op_definition
+class ReshapeOp(DfOp):
+    name = "df.reshape"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure(), DfCanonicalization())
+
+    def check(self):
+        a, b = self.input.type, self.result.type
+        if T.elem_of(a) != T.elem_of(b):
+            fail(f"cannot change the element type: {T.elem_of(a)} to {T.elem_of(b)}")
+        if int(np.prod(T.shape_of(a))) != int(np.prod(T.shape_of(b))):
+            fail(f"{T.type_text(a)} and {T.type_text(b)} have different numbers of elements")
+
+
+@irdl_op_definition
+class SliceOp(DfOp):
+    """``input[offsets + index * step : ... + sizes]``; ``index`` (a rank-0 i32, often a loop
+    counter) is optional, and ``step`` says how far each unit of it moves the window."""
+
+    name = "df.slice"
+    input = operand_def(TensorType)
+    index = opt_operand_def(TensorType)
+    result = result_def(TensorType)
+    offsets = attr_def(ArrayAttr)
+    sizes = attr_def(ArrayAttr)
+    step = opt_attr_def(ArrayAttr)
+    traits = traits_def(Pure(), DfCanonicalization())
+    ATTRS: ClassVar = {"offsets": "ints", "sizes": "ints", "step": "ints"}
+
+    @classmethod
+    def infer(cls, ts, op):
+        shape = T.shape_of(ts[0])
+        offsets, sizes = get_ints(op, "offsets"), get_ints(op, "sizes")
+        step = get_ints(op, "step")
+        for name, v in (("offsets", offsets), ("sizes", sizes), ("step", step)):
+            if v is not None and len(v) != len(shape):
+                fail(f"'{name}' has {len(v)} entries but the input has rank {len(shape)}")
+        if (len(ts) > 1) != (step is not None):
+            fail("an index operand and 'step' go together")
+        if len(ts) > 1 and ts[1] != T.index_type():
+            fail(f"the index must be {T.INDEX_TYPE_TEXT}, not {T.type_text(ts[1])}")
+        for d, (o, s, n) in enumerate(zip(offsets, sizes, shape)):
+            if s < 1 or o < 0 or (step is None and o + s > n) or s > n:
+                fail(f"window [{o}, {o + s}) of axis {d} is outside its {n} elements")
+        return [T.tensor_type(tuple(sizes), T.elem_of(ts[0]))]
+
+
+@irdl_op_definition
+class ConcatOp(DfOp):
+    name = "df.concat"
+    inputs = var_operand_def(TensorType)
+    result = result_def(TensorType)
+    axis = opt_attr_def(IntegerAttr)
+    traits = traits_def(Pure())
+    ATTRS: ClassVar = {"axis": "int"}
+
+    @classmethod
+    def infer(cls, ts, op):
+        if not ts:
+            fail("needs at least one operand")
+        first = T.shape_of(ts[0])
+        if not first:
+            fail("cannot concatenate rank-0 tensors")
+        axis = _axis(op, len(first), default=0)
+        total = 0
+        for t in ts:
+            s = T.shape_of(t)
+            if T.elem_of(t) != T.elem_of(ts[0]) or len(s) != len(first) or \
+                    s[:axis] + s[axis + 1:] != first[:axis] + first[axis + 1:]:
+                fail(f"operand {T.type_text(t)} does not match {T.type_text(ts[0])} except along axis {axis}")
+            total += s[axis]
+        return [T.tensor_type(first[:axis] + (total,) + first[axis + 1:], T.elem_of(ts[0]))]
+
+
+@irdl_op_definition
+class ForOp(DfOp):
+    """A static loop: ``for %i = lower to upper step s iter(%acc = %init)``; the body's
+    ``yield`` gives the next iteration's values, the last ones are the results."""
+
+    name = "df.for"
+    inits = var_operand_def(TensorType)
+    res = var_result_def(TensorType)
+    lower = attr_def(IntegerAttr)
+    upper = attr_def(IntegerAttr)
+    step = attr_def(IntegerAttr)
+    body = region_def("single_block")
+
+    @classmethod
+    def infer(cls, ts, op):
+        return list(ts)
+
+    def check(self):
+        if get_int(self, "step") < 1:
+            fail(f"step must be at least 1, not {get_int(self, 'step')}")
+        block = self.body.block
+        want = [T.index_type(), *[v.type for v in self.inits]]
+        if [a.type for a in block.args] != want:
+            fail("body arguments must be the counter (tensor<i32>) and one per iteration value")
+        last = block.last_op
+        if not isinstance(last, YieldOp):
+            fail("body must end with 'yield'")
+        if [v.type for v in last.operands] != [v.type for v in self.inits]:
+            fail("'yield' types (" + ", ".join(T.type_text(v.type) for v in last.operands) +
+                 ") do not match the iteration values (" + ", ".join(T.type_text(v.type) for v in self.inits) + ")")
+
+    def trip_count(self) -> int:
+        lo, hi, st = get_int(self, "lower"), get_int(self, "upper"), get_int(self, "step")
+        return max(0, -(-(hi - lo) // st))
+
+
+@irdl_op_definition
+class YieldOp(DfOp):
+    name = "df.yield"
+    values = var_operand_def(TensorType)
+    traits = traits_def(IsTerminator(), HasParent(ForOp), Pure())
+
+
+@irdl_op_definition
+class SendOp(DfOp):
+    """Sends a value from this op's chip (``chip``, default 0) to chip ``to``."""
+
+    name = "df.send"
+    input = operand_def(TensorType)
+    to = attr_def(IntegerAttr)
+    ATTRS: ClassVar = {"to": "int"}
+
+    def check(self):
+        if get_int(self, "to") < 0 or get_int(self, "to") == get_int(self, "chip", 0):
+            fail(f"cannot send from chip {get_int(self, 'chip', 0)} to chip {get_int(self, 'to')}")
+
+
+@irdl_op_definition
+class RecvOp(DfOp):
+    """Receives, on this op's chip, the oldest value chip ``from`` sent it."""
+
+    name = "df.recv"
+    result = result_def(TensorType)
+    ATTRS: ClassVar = {"from": "int"}
+
+    def check(self):
+        src = get_int(self, "from")
+        if src is None:
+            fail("needs 'from', the chip it receives from")
+        if src < 0 or src == get_int(self, "chip", 0):
+            fail(f"cannot receive on chip {get_int(self, 'chip', 0)} from chip {src}")
+
+
+@irdl_op_definition
+class CallOp(DfOp):
+    """Calls a function, or an assembly kernel: then ``inputs`` names the SRAM tensors the
+    operands are written to before it runs and ``outputs`` those the results are read from."""
+
+    name = "df.call"
+    callee = attr_def(SymbolRefAttr)
+    args = var_operand_def(TensorType)
+    res = var_result_def(TensorType)
+    inputs = opt_attr_def(ArrayAttr)
+    outputs = opt_attr_def(ArrayAttr)
+    ATTRS: ClassVar = {"callee": "sym", "inputs": "syms", "outputs": "syms"}
+    SYMBOL: ClassVar = "callee"
+
+    @classmethod
+    def infer(cls, ts, op):
+        name = get_sym(op, "callee")
+        target = module_symbol(op, name)
+        if isinstance(target, FuncOp):
+            ftype = target.function_type
+            want = list(ftype.inputs.data)
+            if list(ts) != want:
+                fail(f"operand types ({', '.join(map(T.type_text, ts))}) do not match '@{name}' "
+                     f"({', '.join(map(T.type_text, want))})")
+            return list(ftype.outputs.data)
+        if isinstance(target, KernelOp):
+            ins, outs = get_syms(op, "inputs") or [], get_syms(op, "outputs") or []
+            if len(ins) != len(ts):
+                fail(f"'inputs' names {len(ins)} tensors for {len(ts)} operands")
+            got = []
+            for t, sym in zip([*ts, *[None] * len(outs)], ins + outs):
+                tensor = module_symbol(op, sym)
+                if not isinstance(tensor, (DataOp, ReserveOp)):
+                    fail(f"'@{sym}' is not a tensor (data or reserve) of this module")
+                if t is not None and t != tensor.type:
+                    fail(f"operand of type {T.type_text(t)} cannot be written to '@{sym}' of type "
+                         f"{T.type_text(tensor.type)}")
+                if t is None:
+                    got.append(tensor.type)
+            return got
+        fail(f"'@{name}' is not a function or kernel of this module")
+
+
+@irdl_op_definition
+class ReturnOp(DfOp):
+    name = "df.return"
+    values = var_operand_def(TensorType)
+    traits = traits_def(IsTerminator())
+
+    def check(self):
+        func = self.parent_op()
+        if not isinstance(func, FuncOp):
+            fail("must be in a function body")
+        want = list(func.function_type.outputs.data)
+        got = [v.type for v in self.values]
+        if got != want:
+            fail(f"returns ({', '.join(map(T.type_text, got))}) but '@{func.sym_name.data}' returns "
+                 f"({', '.join(map(T.type_text, want))})")
+
+
+@irdl_op_definition
+class FuncOp(DfOp):
+    name = "df.func"
+    sym_name = attr_def(StringAttr)
+    function_type = attr_def(FunctionType)
+    arg_names = opt_attr_def(ArrayAttr)
+    body = region_def("single_block")
+    traits = traits_def(SymbolOpInterface(), IsolatedFromAbove())
+
+    def check(self):
+        args = [a.type for a in self.body.block.args]
+        if args != list(self.function_type.inputs.data):
+            fail("entry block arguments do not match the function type")
+        if not isinstance(self.body.block.last_op, ReturnOp):
+            fail(f"'@{self.sym_name.data}' must end with 'return'")
+
+
+# --- module-level items shared with the assembly level --------------------------------------
+
+
+class _TensorBase(DfOp):
+    sym_name = attr_def(StringAttr)
+    type = attr_def(TensorType)
+    placement = opt_attr_def(StringAttr)  # a MEM slice (or hemisphere) name
+    address = opt_attr_def(IntegerAttr)
+    traits = traits_def(SymbolOpInterface())
+
+    def check(self):
+        if any(d < 1 for d in T.shape_of(self.type)):
+            fail("a tensor dimension must be at least 1")
+        if self.address is not None and self.placement is None:
+            fail("an address needs a placement ('in MEM_..')")
+
+
+@irdl_op_definition
+class DataOp(_TensorBase):
+    """An SRAM tensor with initial contents: ``load("w.npy")``, ``hex"..."`` or a list."""
+
+    name = "df.data"
+    init_kind = attr_def(StringAttr)  # load | hex | list
+    init = attr_def(Attribute)  # StringAttr (load path, hex digits) or DenseIntOrFPElementsAttr
+
+
+@irdl_op_definition
+class ReserveOp(_TensorBase):
+    """An SRAM tensor without initial contents (zeros)."""
+
+    name = "df.reserve"
+
+
+@irdl_op_definition
+class ExternOp(DfOp):
+    name = "df.extern"
+    sym_name = attr_def(StringAttr)
+    traits = traits_def(SymbolOpInterface())
+
+
+@irdl_op_definition
+class KernelOp(DfOp):
+    """An assembly kernel, kept as its source text (checked by the assembler's parser)."""
+
+    name = "df.kernel"
+    sym_name = attr_def(StringAttr)
+    text = attr_def(StringAttr)
+    traits = traits_def(SymbolOpInterface())
+
+
+DF_OPS: list[type[Operation]] = [
+    *BINARY_OPS.values(), *UNARY_OPS.values(), ConstantOp, GetOp, MatmulOp, CastOp, QuantizeOp,
+    DequantizeOp, ReduceSumOp, ReduceMaxOp, SoftmaxOp, LayernormOp, RmsnormOp, TransposeOp,
+    ReshapeOp, SliceOp, ConcatOp, ForOp, YieldOp, SendOp, RecvOp, CallOp, ReturnOp, FuncOp,
+    DataOp, ReserveOp, ExternOp, KernelOp,
+]
+BY_NAME: dict[str, type[Operation]] = {op.name: op for op in DF_OPS}
+Df = Dialect("df", DF_OPS, [])
+UNIT = UnitAttr()
+

@@ -1,0 +1,668 @@
+"""The dataflow frontend: ``.lpu`` text to a ``builtin.module`` of ``df`` ops.
+
+Lark LALR runs the ``_Build`` transformer during parsing (no parse tree is built): each
+statement's callback resolves its operand names and creates its xDSL op on the spot, with the
+op's ``.lpu`` location. Name resolution and type inference errors are collected, not raised,
+so one run reports every mistake of a file; a syntax error drops its line and parsing resumes.
+
+Library API (docs/dataflow.md): ``parse_module``, ``verify_module``, ``source_index``,
+``loc_of``.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+import weakref
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import SimpleNamespace
+
+import numpy as np
+from lark import Lark, Token, Transformer, UnexpectedInput
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    FileLineColLoc,
+    FunctionType,
+    IntAttr,
+    ModuleOp,
+    StringAttr,
+    SymbolRefAttr,
+    UnitAttr,
+)
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.utils.exceptions import VerifyException
+
+from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, SourceManager, error
+from lpu.dsl import dialect as D
+from lpu.dsl import types as T
+
+MAX_ERRORS = 20
+
+
+@dataclass
+class SourceIndex:
+    """Where every named thing of a parsed module is defined and used (for the language
+    server's go-to-definition, references and hover)."""
+
+    file: str
+    value_defs: dict[SSAValue, SourceLoc] = field(default_factory=dict)
+    value_uses: list[tuple[SourceLoc, SSAValue]] = field(default_factory=list)
+    symbol_defs: dict[str, SourceLoc] = field(default_factory=dict)
+    symbol_uses: list[tuple[SourceLoc, str]] = field(default_factory=list)
+    op_locs: dict[Operation, SourceLoc] = field(default_factory=dict)
+
+    def at(self, line: int, col: int):
+        """The SSA value or ``@symbol`` name whose definition or use covers (line, col)."""
+        for loc, v in [*((l, v) for v, l in self.value_defs.items()), *self.value_uses,
+                       *((l, s) for s, l in self.symbol_defs.items()), *self.symbol_uses]:
+            if loc.line == line and loc.col <= col < loc.col + loc.length:
+                return v
+        return None
+
+    def references(self, target) -> list[SourceLoc]:
+        if isinstance(target, str):
+            return [l for l, s in self.symbol_uses if s == target]
+        return [l for l, v in self.value_uses if v is target]
+
+
+_INDEX: "weakref.WeakKeyDictionary[ModuleOp, SourceIndex]" = weakref.WeakKeyDictionary()
+
+
+def source_index(module: ModuleOp) -> SourceIndex | None:
+    return _INDEX.get(module)
+
+
+def loc_of(op: Operation) -> SourceLoc | None:
+    """The ``.lpu`` location an op carries (its own, or the one of the op a rewrite replaced)."""
+    loc = op.location
+    if isinstance(loc, FileLineColLoc):
+        return SourceLoc(loc.filename.data, loc.line.data, loc.column.data, len(op.name) - 3)
+    parent = op.parent_op()
+    return loc_of(parent) if parent is not None else None
+
+
+class _Poison:
+    """Stands for a value whose defining statement had an error, to stop cascades."""
+
+
+POISON = _Poison()
+
+
+class _Build(Transformer):
+    def __init__(self, file: str):
+        super().__init__(visit_tokens=False)
+        self.reset(file)
+
+    def reset(self, file: str) -> None:
+        self.file = file
+        self.file_attr = StringAttr(file)
+        self._pending = None
+        self.diags: list[Diagnostic] = []
+        self.index = SourceIndex(file)
+        self.symbols: dict[str, Operation] = {}
+        self.blocks: list[Block] = []
+        self.scopes: list[dict[str, SSAValue | _Poison]] = []
+        self.target_decl: tuple | None = None
+
+    # --- helpers -----------------------------------------------------------------------------
+    def loc(self, t: Token, length: int | None = None) -> SourceLoc:
+        return SourceLoc(self.file, t.line, t.column, len(t.value) if length is None else length)
+
+    def err(self, message: str, t: Token | SourceLoc, length: int | None = None) -> Diagnostic:
+        d = error(message, t if isinstance(t, SourceLoc) else self.loc(t, length))
+        self.diags.append(d)
+        return d
+
+    def at(self, op: Operation, t: Token) -> Operation:
+        op.location = FileLineColLoc(self.file_attr, IntAttr(t.line), IntAttr(t.column))
+        return op
+
+    def lookup(self, t: Token):
+        name = t.value[1:]
+        for scope in reversed(self.scopes):
+            if name in scope:
+                v = scope[name]
+                if v is not POISON:
+                    self.index.value_uses.append((self.loc(t), v))
+                return v
+        self.err(f"use of undefined value '{t.value}'", t)
+        return POISON
+
+    def define(self, t: Token, v: SSAValue | _Poison) -> None:
+        name = t.value[1:]
+        scope = self.scopes[-1]
+        if name in scope:
+            prev = scope[name]
+            d = self.err(f"redefinition of value '{t.value}'", t)
+            if prev is not POISON and prev in self.index.value_defs:
+                d.note("previous definition is here", self.index.value_defs[prev])
+            return
+        scope[name] = v
+        if v is not POISON:
+            if not v.name_hint and not name.isdigit():
+                v.name_hint = name
+            self.index.value_defs[v] = self.loc(t)
+
+    def define_symbol(self, t: Token, op: Operation) -> None:
+        name = t.value[1:]
+        if name in self.symbols:
+            self.err(f"redefinition of '@{name}'", t).note("previous definition is here", self.index.symbol_defs[name])
+            return
+        self.symbols[name] = op
+        self.index.symbol_defs[name] = self.loc(t)
+
+    def type_of(self, t: Token):
+        return T.parse_type(t.value)
+
+    # --- module items --------------------------------------------------------------------------
+    def start(self, c):
+        return [x for x in c if isinstance(x, Operation)]
+
+    def target(self, c):
+        t = c[0]
+        if self.target_decl is not None:
+            self.err("a file has one 'target' directive", t).note("the first is here", self.target_decl[1])
+            return None
+        self.target_decl = (_string(t.value), self.loc(t))
+        return None
+
+    def placement(self, c):
+        return c[0], c[1]
+
+    def init_load(self, c):
+        return ("load", StringAttr(_string(c[0].value)), c[0])
+
+    def init_hex(self, c):
+        return ("hex", StringAttr(c[0].value[4:-1]), c[0])
+
+    def init_list(self, c):
+        return ("list", c[0], None)
+
+    def _tensor(self, c, cls, init=None):
+        is_global = isinstance(c[0], Token) and c[0].type == "GLOBAL"
+        sym, ty, placement = c[1:4] if is_global else c[0:3]
+        attrs = {"sym_name": StringAttr(sym.value[1:]), "type": self.type_of(ty)}
+        if is_global:
+            attrs["global"] = UnitAttr()
+        if placement is not None:
+            attrs["placement"] = StringAttr(placement[0].value)
+            if placement[1] is not None:
+                attrs["address"] = D.int_attr(int(placement[1].value, 0))
+        if init is not None:
+            kind, value, _ = init
+            attrs["init_kind"] = StringAttr(kind)
+            if kind == "list":
+                value = self._list_init(value, attrs["type"], ty)
+                if value is None:
+                    return None
+            attrs["init"] = value
+        op = self.at(cls.create(attributes=attrs), c[0])
+        self.define_symbol(sym, op)
+        return op
+
+    def _list_init(self, values, ttype, tok):
+        flat = list(_flatten(values))
+        shape, elem = T.shape_of(ttype), T.elem_of(ttype)
+        n = int(np.prod(shape))
+        if any(isinstance(v, (str, tuple)) for v in flat):
+            self.err("a tensor's list holds numbers only", tok)
+            return None
+        if len(flat) not in (1, n):
+            self.err(f"{len(flat)} values given for {T.type_text(ttype)}, which holds {n}", tok)
+            return None
+        try:
+            return _fill(flat, shape, elem)
+        except ValueError as e:
+            self.err(f"a tensor's list {e}", tok)
+            return None
+
+    def data(self, c):
+        return self._tensor(c[:-1], D.DataOp, c[-1])
+
+    def reserve(self, c):
+        return self._tensor(c, D.ReserveOp)
+
+    def extern(self, c):
+        t = c[0]
+        op = self.at(D.ExternOp.create(attributes={"sym_name": StringAttr(t.value[1:])}), t)
+        self.define_symbol(t, op)
+        return op
+
+    def kernel(self, c):
+        t = c[0]
+        from lpu.asm.parser import parse as parse_asm
+        padded = "\n" * (t.line - 1) + " " * (t.column - 1) + t.value + "\n"
+        raw, diags = parse_asm(padded, self.file)
+        self.diags.extend(diags)
+        if not raw.kernels:
+            return None
+        rk = raw.kernels[0]
+        attrs = {"sym_name": StringAttr(rk.name), "text": StringAttr(t.value)}
+        if rk.is_global:
+            attrs["global"] = UnitAttr()
+        op = self.at(D.KernelOp.create(attributes=attrs), t)
+        name_tok = Token("SYMBOL", "@" + rk.name, line=rk.line, column=rk.name_col)
+        self.define_symbol(name_tok, op)
+        return op
+
+    # --- functions --------------------------------------------------------------------------
+    def param(self, c):
+        name, ty = c
+        if self._pending is None:
+            self._pending = Block()
+            self.scopes.append({})
+        arg = self._pending.insert_arg(self.type_of(ty), len(self._pending.args))
+        self.define(name, arg)
+        return name
+
+    def types(self, c):
+        return [self.type_of(t) for t in c]
+
+    def params(self, c):
+        return c
+
+    def func_head(self, c):
+        sym, params, results = c
+        block = self._pending if params else None
+        self._pending = None
+        if block is None:
+            block = Block()
+            self.scopes.append({})
+        self.blocks.append(block)
+        ftype = FunctionType.from_lists([a.type for a in block.args], results or [])
+        attrs = {"sym_name": StringAttr(sym.value[1:]), "function_type": ftype,
+                 "arg_names": ArrayAttr([StringAttr(p.value[1:]) for p in params or []])}
+        return sym, attrs
+
+    def func(self, c):
+        (sym, attrs), _body = c[0], c[1:]
+        block = self.blocks.pop()
+        self.scopes.pop()
+        op = self.at(D.FuncOp.create(attributes=attrs, regions=[Region(block)]), sym)
+        self.define_symbol(sym, op)
+        return op
+
+    def body(self, c):
+        return None
+
+    def results(self, c):
+        return c
+
+    def use(self, c):
+        return ("use", self.lookup(c[0]), c[0])
+
+    def sym(self, c):
+        self.index.symbol_uses.append((self.loc(c[0]), c[0].value[1:]))
+        return ("sym", c[0].value[1:], c[0])
+
+    def callee(self, c):
+        self.index.symbol_uses.append((self.loc(c[0]), c[0].value[1:]))
+        return ("callee", c[0].value[1:], c[0], [self.lookup(v) for v in (c[1] or [])])
+
+    def values(self, c):
+        return c
+
+    def operands(self, c):
+        return c
+
+    def iters(self, c):
+        return c
+
+    def iter(self, c):
+        return c[0], self.lookup(c[1]), c[1]
+
+    # --- attribute values -----------------------------------------------------------------
+    def number(self, c):
+        if len(c) == 2:
+            v = _number(c[1].value)
+            return -v if c[0].value == "-" else v
+        return _number(c[0].value)
+
+    def list(self, c):
+        return [x for x in c if x is not None]
+
+    def string(self, c):
+        return _string(c[0].value)
+
+    def symbol(self, c):
+        self.index.symbol_uses.append((self.loc(c[0]), c[0].value[1:]))
+        return ("sym", c[0].value[1:])
+
+    def attr(self, c):
+        return c[0], c[1]
+
+    def attrs(self, c):
+        return [x for x in c if x is not None]
+
+    # --- statements ---------------------------------------------------------------------
+    def op(self, c):
+        results, name, operands, attrs, types = c
+        cls = _op_class(name.value)
+        if cls is None or cls in (D.FuncOp, D.ForOp, D.DataOp, D.ReserveOp, D.ExternOp, D.KernelOp):
+            d = self.err(f"unknown operation '{name.value}'", name)
+            close = difflib.get_close_matches(name.value.removeprefix("df."), _STATEMENT_OPS, 1)
+            if close:
+                d.note(f"did you mean '{close[0]}'?")
+            return self._poison(results)
+        values, attributes = [], {}
+        for o in operands or []:
+            if o[0] == "use":
+                values.append(o[1])
+            elif cls.SYMBOL is None:
+                self.err(f"'{cls.name}' takes no @symbol operand", o[2])
+                return self._poison(results)
+            else:
+                attributes[cls.SYMBOL] = SymbolRefAttr(o[1])
+                if o[0] == "callee":
+                    values.extend(o[3])
+                elif cls is D.CallOp:
+                    self.err("a call needs its arguments in parentheses: @f(%a, ...)", o[2])
+                    return self._poison(results)
+        if any(v is POISON for v in values):
+            return self._poison(results)
+        for key, value in attrs or []:
+            a = self._attr(cls, key, value, types)
+            if a is None:
+                return self._poison(results)
+            attributes[key.value] = a
+        if types is None:
+            types = self._infer(cls, name, values, attributes)
+            if types is None:
+                return self._poison(results)
+        nres = len(results or [])
+        if nres != len(types):
+            self.err(f"'{cls.name}' gives {len(types)} result{'s' if len(types) != 1 else ''} but "
+                     f"{nres} name{'s are' if nres != 1 else ' is'} bound", name)
+            return self._poison(results)
+        op = self.at(cls.create(operands=values, result_types=types, attributes=attributes), name)
+        self.blocks[-1].add_op(op)
+        self.index.op_locs[op] = self.loc(name)
+        for t, r in zip(results or [], op.results):
+            self.define(t, r)
+        return None
+
+    def _poison(self, results):
+        for t in results or []:
+            self.define(t, POISON)
+        return None
+
+    def _attr(self, cls, key: Token, value, types):
+        kind = "int" if key.value == "chip" else cls.ATTRS.get(key.value)
+        if kind is None:
+            known = ", ".join(f"'{k}'" for k in [*cls.ATTRS, "chip"])
+            self.err(f"'{cls.name}' has no attribute '{key.value}' (it has {known})", key)
+            return None
+        try:
+            return _convert(kind, value, types)
+        except ValueError as e:
+            self.err(f"'{key.value}' {e}", key)
+            return None
+
+    def _infer(self, cls, name: Token, values, attributes):
+        if cls in (D.GetOp, D.CallOp):
+            sym = attributes[cls.SYMBOL].root_reference.data if cls.SYMBOL in attributes else None
+            target = self.symbols.get(sym)
+            if target is None:
+                self.err(f"'{cls.name}' of '@{sym}' needs its result types after ':' "
+                         f"('@{sym}' is not defined above)", name)
+                return None
+            if isinstance(target, D.FuncOp):
+                return list(target.function_type.outputs.data)
+            if isinstance(target, (D.DataOp, D.ReserveOp)) and cls is D.GetOp:
+                return [target.type]
+            outs = D.get_syms(SimpleNamespace(attributes=attributes), "outputs") or []
+            found = [self.symbols.get(s) for s in outs]
+            if isinstance(target, D.KernelOp) and all(isinstance(f, (D.DataOp, D.ReserveOp)) for f in found):
+                return [f.type for f in found]
+            self.err(f"'{cls.name}' of '@{sym}' needs its result types after ':'", name)
+            return None
+        try:
+            types = cls.infer([v.type for v in values], SimpleNamespace(attributes=attributes))
+        except VerifyException as e:
+            self.err(f"'{cls.name}' op {e}", name)
+            return None
+        except (IndexError, TypeError):
+            self.err(f"'{cls.name}' cannot take {len(values)} operand{'s' if len(values) != 1 else ''}", name)
+            return None
+        if types is None:
+            if not _has_results(cls):
+                return []
+            self.err(f"'{cls.name}' needs its result type after ':'", name)
+        return types
+
+    def for_head(self, c):
+        iv, lo, hi, step, iters, types = c
+        inits = [v for _, v, _ in iters or []]
+        block = Block(arg_types=[T.index_type(), *[v.type if v is not POISON else T.index_type() for v in inits]])
+        self.blocks.append(block)
+        self.scopes.append({})
+        self.define(iv, block.args[0])
+        for (name, _v, _t), arg in zip(iters or [], block.args[1:]):
+            self.define(name, arg)
+        return iv, int(lo.value, 0), int(hi.value, 0), int(step.value, 0) if step else 1, inits, types
+
+    def for_op(self, c):
+        results, (iv, lo, hi, step, inits, types), _body = c
+        block = self.blocks.pop()
+        self.scopes.pop()
+        if any(v is POISON for v in inits):
+            return self._poison(results)
+        if types is not None and types != [v.type for v in inits]:
+            self.err("the types after ':' must be those of the iteration values", iv)
+            return self._poison(results)
+        if len(results or []) != len(inits):
+            self.err(f"a loop with {len(inits)} iteration value{'s' if len(inits) != 1 else ''} "
+                     f"gives as many results, not {len(results or [])}", iv)
+            return self._poison(results)
+        op = D.ForOp.create(operands=inits, result_types=[v.type for v in inits], regions=[Region(block)],
+                            attributes={"lower": D.int_attr(lo), "upper": D.int_attr(hi), "step": D.int_attr(step)})
+        # the location is that of the `for` keyword, one column before the counter's `%` minus "for "
+        op.location = FileLineColLoc(self.file_attr, IntAttr(iv.line), IntAttr(max(1, iv.column - 4)))
+        self.blocks[-1].add_op(op)
+        for t, r in zip(results or [], op.results):
+            self.define(t, r)
+        return None
+
+
+@lru_cache(maxsize=None)
+def _has_results(cls) -> bool:
+    return bool(cls.get_irdl_definition().results)
+
+
+_STATEMENT_OPS = sorted(n[3:] for n in D.BY_NAME)
+
+
+@lru_cache(maxsize=None)
+def _op_class(name: str):
+    return D.BY_NAME.get(name if name.startswith("df.") else "df." + name)
+
+
+def _convert(kind: str, value, types):
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be an integer")
+        return D.int_attr(value)
+    if kind == "float":
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError("must be a number")
+        return D.float_attr(value)
+    if kind == "ints":
+        if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+            raise ValueError("must be a list of integers")
+        return D.ints_attr(value)
+    if kind == "sym":
+        if not (isinstance(value, tuple) and value[0] == "sym"):
+            raise ValueError("must be a @symbol")
+        return SymbolRefAttr(value[1])
+    if kind == "syms":
+        if not isinstance(value, list) or not all(isinstance(v, tuple) for v in value):
+            raise ValueError("must be a list of @symbols")
+        return ArrayAttr([SymbolRefAttr(v[1]) for v in value])
+    if kind == "value":
+        if not types or len(types) != 1:
+            raise ValueError("needs the constant's type after ':'")
+        flat = list(_flatten(value if isinstance(value, list) else [value]))
+        if not all(isinstance(v, (int, float)) for v in flat):
+            raise ValueError("must be a number or a list of numbers")
+        shape, elem = T.shape_of(types[0]), T.elem_of(types[0])
+        n = int(np.prod(shape))
+        if len(flat) not in (1, n):
+            raise ValueError(f"has {len(flat)} values but {T.type_text(types[0])} holds {n}")
+        return _fill(flat, shape, elem)
+    raise ValueError("has an unknown kind")
+
+
+def _fill(flat: list, shape: tuple, elem: str):
+    arr = np.asarray(flat, dtype=np.float64 if elem in T.FLOATS else np.int64)
+    if elem in T.INTS:
+        info = np.iinfo(T.dtype(elem))
+        if arr.min() < info.min or arr.max() > info.max:
+            raise ValueError(f"holds a value out of range for {elem}")
+    arr = arr.reshape(shape) if arr.size == int(np.prod(shape)) else np.broadcast_to(arr.reshape(()), shape)
+    return D.dense_attr(arr, elem)
+
+
+def _flatten(values):
+    for v in values:
+        if isinstance(v, list):
+            yield from _flatten(v)
+        else:
+            yield v
+
+
+def _number(text: str):
+    if text.startswith("0x") or text.isdigit():
+        return int(text, 0)
+    return float(text)
+
+
+def _string(text: str) -> str:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text[1:-1]
+
+
+@lru_cache(maxsize=None)
+def _grammar() -> str:
+    with open(os.path.join(os.path.dirname(__file__), "dataflow.lark"), encoding="utf-8") as f:
+        return f.read()
+
+
+@lru_cache(maxsize=None)
+def _parser() -> tuple[Lark, _Build]:
+    """The LALR parser, built once, and the transformer it calls during parsing; the
+    transformer's state is reset before each parse (parsing is not re-entrant)."""
+    build = _Build("<input>")
+    return Lark(_grammar(), parser="lalr", lexer="contextual", transformer=build,
+                propagate_positions=False, maybe_placeholders=True, cache=True), build
+
+
+_NAMES = {
+    "_NL": "end of line", "NAME": "an operation name", "SYMBOL": "a symbol (@name)", "VALUE": "a value (%name)",
+    "INT": "an integer", "FLOAT": "a number", "STRING": "a string", "TENSOR_TYPE": "a tensor type",
+    "COMMA": "','", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COLON": "':'",
+    "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "SIGN": "a sign", "HEX_BYTES": "hex bytes",
+    "GLOBAL": "'global'", "KERNEL": "a kernel", "$END": "end of file", "MORETHAN": "'>'", "__ANON_0": "'->'",
+}
+
+
+def _describe(terminals) -> str:
+    names = sorted({_NAMES.get(t, f"'{t.lower()}'" if t.isalpha() and t.isupper() else t) for t in terminals})
+    if len(names) > 6:
+        names = names[:6] + ["..."]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _diagnose(e: UnexpectedInput, file: str, lines: list[str]) -> Diagnostic:
+    from lark import UnexpectedCharacters, UnexpectedToken
+    if isinstance(e, UnexpectedToken) and e.token.type != "$END":
+        tok = e.token
+        shown = "end of line" if tok.type == "_NL" else f"'{tok.value}'"
+        return error(f"unexpected {shown}, expected {_describe(e.accepts or e.expected)}",
+                     SourceLoc(file, tok.line, tok.column, 1 if tok.type == "_NL" else max(1, len(tok.value))))
+    if isinstance(e, UnexpectedCharacters):
+        line = lines[e.line - 1] if 0 < e.line <= len(lines) else ""
+        ch = line[e.column - 1] if 0 < e.column <= len(line) else ""
+        return error(f"unexpected character {ch!r}", SourceLoc(file, e.line, e.column))
+    last = max(1, len(lines))
+    expected = getattr(e, "expected", None) or []
+    return error(f"unexpected end of file, expected {_describe(expected) if expected else 'more'}",
+                 SourceLoc(file, last, len(lines[-1]) + 1 if lines else 1))
+
+
+def _parse(text: str, file: str) -> tuple[ModuleOp | None, _Build, list[Diagnostic]]:
+    parser, build = _parser()
+    if not text.endswith("\n"):
+        text += "\n"
+    lines = text.split("\n")
+    syntax: list[Diagnostic] = []
+    while True:
+        build.reset(file)
+        try:
+            items = parser.parse("\n".join(lines))
+            break
+        except UnexpectedInput as e:
+            d = _diagnose(e, file, lines)
+            syntax.append(d)
+            line = d.loc.line
+            if not (1 <= line <= len(lines)) or not lines[line - 1].strip() or len(syntax) >= MAX_ERRORS \
+                    or "end of file" in d.message:
+                if len(syntax) >= MAX_ERRORS:
+                    syntax.append(error("too many errors emitted, stopping now"))
+                return None, build, syntax
+            lines[line - 1] = ""  # drop the line and go on, to report every syntax error
+    module = ModuleOp([op for op in items if op is not None])
+    if build.target_decl is not None:
+        module.attributes["df.target"] = StringAttr(build.target_decl[0])
+    _INDEX[module] = build.index
+    return module, build, syntax + build.diags
+
+
+def parse_module(text: str, filename: str = "<input>") -> ModuleOp:
+    """Parse and verify a ``.lpu`` file's dataflow level (its kernels are kept as ``df.kernel``
+    ops, checked by the assembly parser). Raises ``DiagnosticError`` with every diagnostic."""
+    module, diags = check_module(text, filename)
+    if diags:
+        raise DiagnosticError(diags)
+    return module
+
+
+def check_module(text: str, filename: str = "<input>") -> tuple[ModuleOp | None, list[Diagnostic]]:
+    """Like ``parse_module``, but returns what it could build together with every diagnostic
+    (the language server shows both)."""
+    module, _build, diags = _parse(text, filename)
+    if module is None:
+        return None, diags
+    if not diags:
+        diags = verify_diagnostics(module)
+    return module, diags
+
+
+def verify_diagnostics(module: ModuleOp) -> list[Diagnostic]:
+    """Every op's verifier, each failure a diagnostic at the op's ``.lpu`` location."""
+    diags: list[Diagnostic] = []
+    for op in module.walk():
+        if op is module:
+            continue
+        try:
+            op.verify_()
+        except VerifyException as e:
+            message = str(e)
+            if not message.startswith("'"):
+                message = f"'{op.name}' op {message}"
+            diags.append(error(message, loc_of(op)))
+            if len(diags) >= MAX_ERRORS:
+                diags.append(error("too many errors emitted, stopping now"))
+                break
+    return diags
+
+
+def verify_module(module: ModuleOp, sources: SourceManager | None = None) -> None:
+    """Raise ``DiagnosticError`` with every verifier failure (``sources``, if given, receives
+    nothing: it is the caller's, for printing the diagnostics with their source lines)."""
+    diags = verify_diagnostics(module)
+    if diags:
+        raise DiagnosticError(diags)

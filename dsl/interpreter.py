@@ -1,0 +1,312 @@
+"""The reference interpreter: runs ``df`` functions on numpy arrays, on xDSL's interpreter
+framework, with the machine's numerics (``lpu.dsl.numerics``). It is the golden model compiled
+programs are checked against, and the check that every pass preserves meaning.
+
+Chips: every op runs where its ``chip`` attribute says (default 0), in program order; a
+``send`` queues its value on the (from, to) channel and a ``recv`` takes the oldest one.
+SRAM tensors (``data``/``reserve``) hold their contents for the whole run; an assembly kernel
+called with ``call`` runs through a Python reference given to ``run_function(kernels=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any, Callable
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.interpreter import (
+    Interpreter,
+    InterpreterFunctions,
+    ReturnedValues,
+    impl,
+    impl_terminator,
+    register_impls,
+)
+from xdsl.ir import Operation
+
+from lpu.diagnostics import DiagnosticError, SourceLoc, error
+from lpu.dsl import dialect as D
+from lpu.dsl import numerics as N
+from lpu.dsl import types as T
+from lpu.dsl.frontend import loc_of
+
+KernelRef = Callable[[dict[str, np.ndarray]], None]
+
+
+class RunError(Exception):
+    def __init__(self, message: str, op: Operation | None = None):
+        super().__init__(message)
+        self.op = op
+
+
+def _elem(op: Operation) -> str:
+    return T.elem_of(op.results[0].type)
+
+
+class _State:
+    def __init__(self, module: ModuleOp, base_dir: str, kernels: dict[str, KernelRef]):
+        self.module = module
+        self.base_dir = base_dir
+        self.kernels = kernels
+        self.sram: dict[str, np.ndarray] = {}
+        self.channels: dict[tuple[int, int], deque] = {}
+        self.symbols = {op.sym_name.data: op for op in module.ops if "sym_name" in op.attributes}
+
+    def tensor(self, name: str, op: Operation) -> np.ndarray:
+        if name not in self.sram:
+            self.sram[name] = self._initial(self.symbols[name])
+        return self.sram[name]
+
+    def _initial(self, t: Operation) -> np.ndarray:
+        shape, elem = T.shape_of(t.type), T.elem_of(t.type)
+        if isinstance(t, D.ReserveOp):
+            return np.zeros(shape, dtype=T.dtype(elem))
+        kind = t.init_kind.data
+        if kind == "list":
+            return D.dense_value(t.init)
+        if kind == "hex":
+            raw = bytes.fromhex(t.init.data)
+            need = int(np.prod(shape)) * T.dtype(elem).itemsize
+            if len(raw) != need:
+                raise RunError(f"'@{t.sym_name.data}' has {len(raw)} bytes of hex data but "
+                               f"{T.type_text(t.type)} needs {need}", t)
+            return np.frombuffer(raw, dtype=T.dtype(elem)).reshape(shape).copy()
+        path = os.path.join(self.base_dir, t.init.data)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise RunError(f"cannot load '{t.init.data}' for '@{t.sym_name.data}': {e}", t) from None
+        if arr.shape != shape or arr.dtype != T.dtype(elem):
+            raise RunError(f"'{t.init.data}' holds {arr.dtype}{list(arr.shape)} but '@{t.sym_name.data}' is "
+                           f"{T.type_text(t.type)}", t)
+        return arr
+
+
+def _checked(v: np.ndarray, op: Operation) -> np.ndarray:
+    want = op.results[0].type
+    assert v.shape == T.shape_of(want) and v.dtype == T.dtype(T.elem_of(want)), (op.name, v.shape, v.dtype)
+    return v
+
+
+class DfFunctions(InterpreterFunctions):
+    def __init__(self, state: _State):
+        self.state = state
+
+    @impl(D.ConstantOp)
+    def run_constant(self, interp, op, args):
+        return (D.dense_value(op.value),)
+
+    @impl(D.GetOp)
+    def run_get(self, interp, op, args):
+        return (self.state.tensor(D.get_sym(op, "tensor"), op).copy(),)
+
+    @impl(D.MatmulOp)
+    def run_matmul(self, interp, op, args):
+        return (_checked(N.matmul(args[0], args[1], T.elem_of(op.lhs.type)), op),)
+
+    @impl(D.CastOp)
+    def run_cast(self, interp, op, args):
+        return (N.convert(args[0], T.elem_of(op.input.type), _elem(op)),)
+
+    @impl(D.QuantizeOp)
+    def run_quantize(self, interp, op, args):
+        return (N.quantize(args[0], D.get_float(op, "scale"), D.get_int(op, "zero_point", 0), _elem(op)),)
+
+    @impl(D.DequantizeOp)
+    def run_dequantize(self, interp, op, args):
+        return (N.dequantize(args[0], D.get_float(op, "scale"), D.get_int(op, "zero_point", 0), _elem(op)),)
+
+    @impl(D.ReduceSumOp)
+    def run_reduce_sum(self, interp, op, args):
+        return (N.reduce_sum(args[0], D.get_int(op, "axis", -1), T.elem_of(op.input.type)),)
+
+    @impl(D.ReduceMaxOp)
+    def run_reduce_max(self, interp, op, args):
+        return (N.reduce_max(args[0], D.get_int(op, "axis", -1), _elem(op)),)
+
+    @impl(D.SoftmaxOp)
+    def run_softmax(self, interp, op, args):
+        return (N.softmax(args[0], _elem(op)),)
+
+    @impl(D.LayernormOp)
+    def run_layernorm(self, interp, op, args):
+        return (N.layernorm(*args, D.get_float(op, "eps", 1e-5), _elem(op)),)
+
+    @impl(D.RmsnormOp)
+    def run_rmsnorm(self, interp, op, args):
+        return (N.rmsnorm(*args, D.get_float(op, "eps", 1e-5), _elem(op)),)
+
+    @impl(D.TransposeOp)
+    def run_transpose(self, interp, op, args):
+        perm = D.get_ints(op, "perm")
+        return (np.ascontiguousarray(np.transpose(args[0], perm)),)
+
+    @impl(D.ReshapeOp)
+    def run_reshape(self, interp, op, args):
+        return (args[0].reshape(T.shape_of(op.result.type)).copy(),)
+
+    @impl(D.SliceOp)
+    def run_slice(self, interp, op, args):
+        x = args[0]
+        offsets, sizes = D.get_ints(op, "offsets"), D.get_ints(op, "sizes")
+        if len(args) > 1:
+            i = int(args[1])
+            offsets = [o + i * s for o, s in zip(offsets, D.get_ints(op, "step"))]
+        for d, (o, s, n) in enumerate(zip(offsets, sizes, x.shape)):
+            if o < 0 or o + s > n:
+                raise RunError(f"window [{o}, {o + s}) of axis {d} is outside its {n} elements", op)
+        return (x[tuple(slice(o, o + s) for o, s in zip(offsets, sizes))].copy(),)
+
+    @impl(D.ConcatOp)
+    def run_concat(self, interp, op, args):
+        axis = D.get_int(op, "axis", 0)
+        return (np.concatenate(args, axis=axis),)
+
+    @impl(D.ForOp)
+    def run_for(self, interp, op, args):
+        values = tuple(args)
+        lo, hi, step = D.get_int(op, "lower"), D.get_int(op, "upper"), D.get_int(op, "step")
+        for i in range(lo, hi, step):
+            values = interp.run_ssacfg_region(op.body, (np.asarray(i, dtype=np.int32), *values), "for")
+        return values
+
+    @impl_terminator(D.YieldOp)
+    def run_yield(self, interp, op, args):
+        return ReturnedValues(args), ()
+
+    @impl_terminator(D.ReturnOp)
+    def run_return(self, interp, op, args):
+        return ReturnedValues(args), ()
+
+    @impl(D.SendOp)
+    def run_send(self, interp, op, args):
+        key = (D.get_int(op, "chip", 0), D.get_int(op, "to"))
+        self.state.channels.setdefault(key, deque()).append((args[0].copy(), op))
+        return ()
+
+    @impl(D.RecvOp)
+    def run_recv(self, interp, op, args):
+        chip, src = D.get_int(op, "chip", 0), D.get_int(op, "from")
+        q = self.state.channels.get((src, chip))
+        if not q:
+            raise RunError(f"chip {chip} receives from chip {src}, which has sent nothing it has not received", op)
+        value, send = q.popleft()
+        if value.shape != T.shape_of(op.result.type) or value.dtype != T.dtype(_elem(op)):
+            raise RunError(f"receives {T.type_text(op.result.type)} but the value sent is "
+                           f"{T.type_text_of(value.shape, T.elem_of(send.input.type))}", op)
+        return (value,)
+
+    @impl(D.CallOp)
+    def run_call(self, interp, op, args):
+        name = D.get_sym(op, "callee")
+        target = self.state.symbols.get(name)
+        if isinstance(target, D.FuncOp):
+            return interp.run_ssacfg_region(target.body, tuple(args), name)
+        ref = self.state.kernels.get(name)
+        if ref is None:
+            raise RunError(f"cannot run assembly kernel '@{name}': the reference interpreter needs a Python "
+                           f"reference for it (run_function(..., kernels={{'{name}': fn}}))", op)
+        for sym, v in zip(D.get_syms(op, "inputs") or [], args):
+            self.state.tensor(sym, op)
+            self.state.sram[sym] = v.copy()
+        for sym in D.get_syms(op, "outputs") or []:
+            self.state.tensor(sym, op)
+        ref(self.state.sram)
+        return tuple(self.state.sram[sym].copy() for sym in D.get_syms(op, "outputs") or [])
+
+
+for _kind, _cls in D.BINARY_OPS.items():
+    def _run_binary(self, interp, op, args, _kind=_kind):
+        return (N.binary(_kind, args[0], args[1], _elem(op)),)
+    setattr(DfFunctions, f"run_{_kind}", impl(_cls)(_run_binary))
+for _kind, _cls in D.UNARY_OPS.items():
+    def _run_unary(self, interp, op, args, _kind=_kind):
+        return (N.unary(_kind, args[0], _elem(op)),)
+    setattr(DfFunctions, f"run_{_kind}", impl(_cls)(_run_unary))
+DfFunctions = register_impls(DfFunctions)
+
+
+class _Tracker(Interpreter.Listener):
+    """Remembers the op being run, to put its location on whatever goes wrong inside it."""
+
+    def __init__(self) -> None:
+        self.op: Operation | None = None
+
+    def will_interpret_op(self, op, args) -> None:
+        self.op = op
+
+
+def function(module: ModuleOp, name: str) -> D.FuncOp:
+    for op in module.ops:
+        if isinstance(op, D.FuncOp) and op.sym_name.data == name:
+            return op
+    funcs = [op.sym_name.data for op in module.ops if isinstance(op, D.FuncOp)]
+    raise DiagnosticError(error(f"no function '@{name}' in this module" +
+                                (f" (it has {', '.join('@' + f for f in funcs)})" if funcs else "")))
+
+
+def arg_names(func: D.FuncOp) -> list[str]:
+    names = [a.data for a in func.arg_names.data] if func.arg_names is not None else []
+    args = func.body.block.args
+    return [names[i] if i < len(names) else (a.name_hint or f"arg{i}") for i, a in enumerate(args)]
+
+
+def check_inputs(func: D.FuncOp, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    loc = loc_of(func)
+    values = []
+    names = arg_names(func)
+    for name, arg in zip(names, func.body.block.args):
+        if name not in inputs:
+            raise DiagnosticError(error(f"no input for argument '%{name}' of '@{func.sym_name.data}'", loc))
+        v = np.asarray(inputs[name])
+        shape, elem = T.shape_of(arg.type), T.elem_of(arg.type)
+        if v.shape != shape or v.dtype != T.dtype(elem):
+            raise DiagnosticError(error(f"input '{name}' is {v.dtype}{list(v.shape)} but '%{name}' is "
+                                        f"{T.type_text(arg.type)}", loc))
+        values.append(v)
+    extra = sorted(set(inputs) - set(names))
+    if extra:
+        raise DiagnosticError(error(f"'@{func.sym_name.data}' has no argument '%{extra[0]}' "
+                                    f"(its arguments: {', '.join('%' + n for n in names)})", loc))
+    return values
+
+
+def random_input(arg_type, rng: np.random.Generator) -> np.ndarray:
+    """Seeded inputs for arguments nobody gave: small integers, or normal floats."""
+    shape, elem = T.shape_of(arg_type), T.elem_of(arg_type)
+    if elem in T.INTS:
+        return rng.integers(-8, 8, size=shape).astype(T.dtype(elem))
+    return N.convert(rng.standard_normal(size=shape), "f32", elem) if elem != "f32" else \
+        rng.standard_normal(size=shape).astype(np.float32)
+
+
+def run_function(module: ModuleOp, name: str, inputs: dict[str, np.ndarray], *,
+                 kernels: dict[str, KernelRef] | None = None, base_dir: str | None = None) -> list[np.ndarray]:
+    """Run ``@name`` on ``inputs`` (keyed by argument name, without '%'); its results.
+
+    ``base_dir`` is where ``load("x.npy")`` paths start (default: the directory of the file
+    the module was parsed from). Errors are ``DiagnosticError`` at the op that failed."""
+    func = function(module, name)
+    args = check_inputs(func, inputs)
+    if base_dir is None:
+        loc = loc_of(func)
+        base_dir = os.path.dirname(loc.file) if loc is not None and os.path.exists(loc.file) else "."
+    state = _State(module, base_dir, kernels or {})
+    tracker = _Tracker()
+    interp = Interpreter(module, listeners=(tracker,))
+    interp.register_implementations(DfFunctions(state))
+    try:
+        with np.errstate(all="ignore"):
+            results = interp.run_ssacfg_region(func.body, tuple(args), name)
+    except RunError as e:
+        raise DiagnosticError(error(str(e), loc_of(e.op or tracker.op) if (e.op or tracker.op) else None)) from None
+    for (src, dst), q in state.channels.items():
+        if q:
+            raise DiagnosticError(error(f"chip {src} sent chip {dst} a value that was never received",
+                                        loc_of(q[0][1])))
+    return [np.asarray(r) for r in results]
+
+
+__all__ = ["run_function", "random_input", "arg_names", "function", "KernelRef", "SourceLoc"]

@@ -1,0 +1,1 @@
+"""The passes of ``lpu-opt`` and their registry (``PASSES``: name -> ModulePass class)."""

@@ -1,0 +1,159 @@
+"""Prints a ``df`` module as ``.lpu`` text, the syntax the frontend reads.
+
+``parse_module(print_module(m))`` is structurally equal to ``m``: every result type and
+attribute is written out, values keep their source names where those are unique, kernels are
+printed as the source text they were parsed from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from xdsl.dialects.builtin import ArrayAttr, DenseIntOrFPElementsAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr, SymbolRefAttr
+from xdsl.ir import Attribute, Block, Operation, SSAValue
+
+from lpu.dsl import dialect as D
+from lpu.dsl import types as T
+
+
+def quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def format_number(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        r = repr(float(v))
+        return r if r not in ("inf", "-inf", "nan") else r  # not expressible; kept readable
+    return str(int(v))
+
+
+def format_attr(a: Attribute) -> str:
+    if isinstance(a, IntegerAttr):
+        return str(a.value.data)
+    if isinstance(a, FloatAttr):
+        return format_number(a.value.data)
+    if isinstance(a, SymbolRefAttr):
+        return "@" + a.root_reference.data
+    if isinstance(a, StringAttr):
+        return quote(a.data)
+    if isinstance(a, ArrayAttr):
+        return "[" + ", ".join(format_attr(x) for x in a.data) + "]"
+    if isinstance(a, DenseIntOrFPElementsAttr):
+        values = D.dense_value(a).reshape(-1)
+        if values.size and np.all(values == values[0]) and not (T.elem_of(a.type) in T.FLOATS and np.isnan(values[0])):
+            return format_number(values[0].item())
+        return "[" + ", ".join(format_number(v) for v in values.tolist()) + "]"
+    return str(a)
+
+
+class _Names:
+    def __init__(self) -> None:
+        self.names: dict[SSAValue, str] = {}
+        self.taken: set[str] = set()
+        self.next = 0
+
+    def __call__(self, v: SSAValue) -> str:
+        name = self.names.get(v)
+        if name is None:
+            hint = v.name_hint
+            if hint is None or hint in self.taken:
+                base = hint or ""
+                while True:
+                    name = f"{base}_{self.next}" if base else str(self.next)
+                    self.next += 1
+                    if name not in self.taken:
+                        break
+            else:
+                name = hint
+            self.taken.add(name)
+            self.names[v] = name
+        return "%" + name
+
+
+def _op_line(op: Operation, names: _Names) -> str:
+    cls = type(op)
+    parts = []
+    if op.results:
+        parts.append(", ".join(names(r) for r in op.results) + " = ")
+    parts.append(op.name[3:])
+    operands = [names(v) for v in op.operands]
+    sym = getattr(cls, "SYMBOL", None)
+    if sym is not None and sym in op.attributes:
+        head = format_attr(op.attributes[sym])
+        if cls is D.CallOp:
+            operands = [f"{head}({', '.join(operands)})"]
+        else:
+            operands = [head, *operands]
+    if operands:
+        parts.append(" " + ", ".join(operands))
+    attrs = [(k, op.attributes[k]) for k in [*cls.ATTRS, "chip"] if k in op.attributes and k != sym]
+    if attrs:
+        parts.append(" {" + ", ".join(f"{k} = {format_attr(v)}" for k, v in attrs) + "}")
+    if op.results:
+        parts.append(" : " + ", ".join(T.type_text(r.type) for r in op.results))
+    return "".join(parts)
+
+
+def _block(block: Block, names: _Names, indent: str, out: list[str]) -> None:
+    for op in block.ops:
+        if isinstance(op, D.ForOp):
+            body = op.body.block
+            head = ""
+            if op.results:
+                head = ", ".join(names(r) for r in op.results) + " = "
+            line = (f"{indent}{head}for {names(body.args[0])} = {D.get_int(op, 'lower')} to {D.get_int(op, 'upper')}"
+                    f" step {D.get_int(op, 'step')}")
+            if op.inits:
+                line += " iter(" + ", ".join(f"{names(a)} = {names(v)}" for a, v in zip(body.args[1:], op.inits)) + ")"
+                line += " : " + ", ".join(T.type_text(v.type) for v in op.inits)
+            out.append(line + " {")
+            _block(body, names, indent + "  ", out)
+            out.append(indent + "}")
+        else:
+            out.append(indent + _op_line(op, names))
+
+
+def _placement(op: Operation) -> str:
+    p = op.attributes.get("placement")
+    if p is None:
+        return ""
+    a = op.attributes.get("address")
+    return f" in {p.data}" + (f" at {a.value.data}" if a is not None else "")
+
+
+def print_module(module: ModuleOp) -> str:
+    out: list[str] = []
+    target = module.attributes.get("df.target")
+    if isinstance(target, StringAttr):
+        out += [f"target {quote(target.data)}", ""]
+    for op in module.ops:
+        g = "global " if "global" in op.attributes else ""
+        if isinstance(op, D.DataOp):
+            kind = op.init_kind.data
+            if kind == "load":
+                init = f"load({quote(op.init.data)})"
+            elif kind == "hex":
+                init = f'hex"{op.init.data}"'
+            else:
+                values = D.dense_value(op.init).reshape(-1).tolist()
+                init = "[" + ", ".join(format_number(v) for v in values) + "]"
+            out.append(f"{g}data @{op.sym_name.data} : {T.type_text(op.type)}{_placement(op)} = {init}")
+        elif isinstance(op, D.ReserveOp):
+            out.append(f"{g}reserve @{op.sym_name.data} : {T.type_text(op.type)}{_placement(op)}")
+        elif isinstance(op, D.ExternOp):
+            out.append(f"extern @{op.sym_name.data}")
+        elif isinstance(op, D.KernelOp):
+            out += ["", op.text.data, ""]
+        elif isinstance(op, D.FuncOp):
+            names = _Names()
+            args = ", ".join(f"{names(a)}: {T.type_text(a.type)}" for a in op.body.block.args)
+            outs = op.function_type.outputs.data
+            ret = (" -> " + ", ".join(T.type_text(t) for t in outs)) if outs else ""
+            out += ["", f"func @{op.sym_name.data}({args}){ret} {{"]
+            _block(op.body.block, names, "  ", out)
+            out.append("}")
+        else:
+            out.append(f"// (unprintable op {op.name})")
+    text = "\n".join(out).strip("\n") + "\n"
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text
