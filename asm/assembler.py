@@ -20,6 +20,7 @@ from lpu.asm.operands import OperandError, parse_operand, stride_of
 from lpu.asm.parser import RawModule, parse
 from lpu.asm.records import Inst, Kernel, Placement, Program, SymRef, Tensor
 from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error
+from lpu.perf import without_gc
 
 _TENSOR_RE = re.compile(r"^tensor<((?:[0-9]+x)*)(i8|i16|i32|f16|bf16|f32)>$")
 _HEMI_RE = re.compile(r"^MEM_([WE])$")
@@ -181,7 +182,9 @@ class _Assembler:
         """Check one instruction. Programs repeat the same instruction text at many cycles, so
         a checked instruction's fields are remembered by its text (unit, mnemonic, operands):
         only the cycle and the source positions differ between such instructions."""
-        key = (ri.unit, ri.mnemonic, tuple([(o.kind, o.value, type(o.value)) for o in ri.operands]))
+        key = ri.key
+        if key is None:
+            key = (ri.unit, ri.mnemonic, tuple([(o.kind, o.value, type(o.value)) for o in ri.operands]))
         hit = self._checked.get(key)
         if hit is None:
             inst = self._inst(ri)
@@ -460,6 +463,11 @@ def assemble(text: str, file: str = "<input>", config: ChipConfig | str | None =
 
     ``config`` overrides the file's ``target`` (a configuration or a name/path to load).
     """
+    return _assemble(text, file, config)
+
+
+@without_gc
+def _assemble(text: str, file: str, config) -> Program:
     raw, diags = parse(text, file)
     target_loc = SourceLoc(file, raw.target[1], raw.target[2], len(raw.target[0]) + 2) if raw.target else None
     cfg = _resolve_config(raw, config, target_loc, diags)

@@ -13,12 +13,14 @@ import numpy as np
 from lpu.arch.isa import BY_MNEMONIC, decode, encode
 from lpu.asm.objfile import R_LPU_PEER, R_LPU_SRAM, R_LPU_TABLE, KernelInfo, ObjectFile, QueueCode, Reloc, SramSection
 from lpu.asm.records import Inst, PeerRef, Program, SymRef
+from lpu.perf import without_gc
 
 _NOP = BY_MNEMONIC["nop"]
 _NOP_MAX = (1 << 32) - 1
 _RELOC_FOR_KIND = {"addr": R_LPU_SRAM, "table": R_LPU_TABLE, "link": R_LPU_PEER}
 
 
+@without_gc
 def emit(prog: Program) -> ObjectFile:
     cfg = prog.config
     obj = ObjectFile(cfg.text, cfg.source)

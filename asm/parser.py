@@ -40,6 +40,7 @@ class RawInst:
     unit_col: int
     mnemonic_col: int
     loc: tuple | None = None  # (file, line, col) from a loc(...) annotation
+    key: str | None = None  # the line's text after its cycle: equal keys, equal instructions
 
 
 @dataclass(slots=True)
@@ -182,9 +183,36 @@ def split_body(body: str, line: int, col: int) -> list:
         if "/" in text:
             text = _CODE_RE.match(text).group() if '"' in text else text.split("//", 1)[0]
         text = text.rstrip()
-        if text.lstrip():
+        if not text.lstrip():
+            continue
+        cm = _CYCLE_RE.match(text)
+        if cm is None:
             out.append(_split_inst(text, line + i, c))
+            continue
+        # Programs repeat the same instruction at many cycles: split each distinct text once.
+        rest = text[cm.end():]
+        base = c + cm.end()
+        hit = _LINE_CACHE.get(rest)
+        if hit is None:
+            ri = _split_inst(text, line + i, c)
+            if type(ri) is RawInst:
+                if len(_LINE_CACHE) > 1 << 18:
+                    _LINE_CACHE.clear()
+                _LINE_CACHE[rest] = (ri.unit, ri.mnemonic, ri.unit_col - base, ri.mnemonic_col - base, ri.loc,
+                                     [(o.kind, o.value, o.col - base, o.length) for o in ri.operands])
+                ri.key = rest
+            out.append(ri)
+            continue
+        unit, mnemonic, unit_at, mnemonic_at, loc, ops = hit
+        ln = line + i
+        out.append(RawInst(int(cm.group(1)), unit, mnemonic,
+                           [RawOperand(kind, value, ln, base + at, length) for kind, value, at, length in ops],
+                           ln, c + cm.start(1) - 1, base + unit_at, base + mnemonic_at, loc, rest))
     return out
+
+
+_CYCLE_RE = re.compile(r"[ \t]*@([0-9]+)[ \t]+")
+_LINE_CACHE: dict[str, tuple] = {}  # instruction text after the cycle -> its split (see split_body)
 
 
 _OP = r"(\[[^\]\n]*\]|[^\s,\[\]]+)"

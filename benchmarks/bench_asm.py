@@ -66,14 +66,14 @@ def main() -> int:
     name = f"{n // 1000}k"
     assemble(text, "warmup.lpu")  # the grammar cache and imports are not what we measure
 
-    t_parse = best_of(2, lambda: parse(text, "bench.lpu"))
+    t_parse = best_of(3, lambda: parse(text, "bench.lpu"))
     obj = None
 
     def full():
         nonlocal obj
         obj = write_object(emit(assemble(text, "bench.lpu")))
 
-    t_all = best_of(2, full)
+    t_all = best_of(3, full)
     rate = n / t_all
     print(f"parse {name}: {n / t_parse:.0f} instructions/s")
     print(f"assemble {name}: {rate:.0f} instructions/s")

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: frozen __init__ costs 3x, and assembly makes millions
 class SourceLoc:
-    """A 1-based line and column in a named file; ``line == 0`` means "the whole file"."""
+    """A 1-based line and column in a named file; ``line == 0`` means "the whole file".
+    Treat it as immutable."""
 
     file: str
     line: int = 0
