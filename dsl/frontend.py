@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import difflib
 import os
+import re
 import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -105,6 +106,7 @@ class _Build(Transformer):
         self.blocks: list[Block] = []
         self.scopes: list[dict[str, SSAValue | _Poison]] = []
         self.target_decl: tuple | None = None
+        self.signatures: dict[str, list[str]] = {}
 
     # --- helpers -----------------------------------------------------------------------------
     def loc(self, t: Token, length: int | None = None) -> SourceLoc:
@@ -404,6 +406,11 @@ class _Build(Transformer):
         if cls in (D.GetOp, D.CallOp):
             sym = attributes[cls.SYMBOL].root_reference.data if cls.SYMBOL in attributes else None
             target = self.symbols.get(sym)
+            if target is None and cls is D.CallOp and sym in self.signatures:
+                try:  # a function defined further down: its signature line says what it returns
+                    return [T.parse_type(t) for t in self.signatures[sym]]
+                except T.TypeError_:
+                    pass
             if target is None:
                 self.err(f"'{cls.name}' of '@{sym}' needs its result types after ':' "
                          f"('@{sym}' is not defined above)", name)
@@ -439,8 +446,8 @@ class _Build(Transformer):
         self.blocks.append(block)
         self.scopes.append({})
         self.define(iv, block.args[0])
-        for (name, _v, _t), arg in zip(iters or [], block.args[1:]):
-            self.define(name, arg)
+        for (name, v, _t), arg in zip(iters or [], block.args[1:]):
+            self.define(name, POISON if v is POISON else arg)
         return iv, int(lo.value, 0), int(hi.value, 0), int(step.value, 0) if step else 1, inits, types
 
     def for_op(self, c):
@@ -593,14 +600,20 @@ def _diagnose(e: UnexpectedInput, file: str, lines: list[str]) -> Diagnostic:
                  SourceLoc(file, last, len(lines[-1]) + 1 if lines else 1))
 
 
+_SIGNATURE = re.compile(r"^[ \t]*func[ \t]+@([A-Za-z_][A-Za-z0-9_.$]*)[ \t]*\([^)]*\)[ \t]*(?:->([^{\n]*))?\{", re.M)
+
+
 def _parse(text: str, file: str) -> tuple[ModuleOp | None, _Build, list[Diagnostic]]:
     parser, build = _parser()
     if not text.endswith("\n"):
         text += "\n"
     lines = text.split("\n")
     syntax: list[Diagnostic] = []
+    signatures = {m.group(1): [t for t in re.split(r"[\s,]+", m.group(2) or "") if t]
+                  for m in _SIGNATURE.finditer(text)}
     while True:
         build.reset(file)
+        build.signatures = signatures
         try:
             items = parser.parse("\n".join(lines))
             break

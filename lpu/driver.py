@@ -133,6 +133,9 @@ def _run_arch(args: argparse.Namespace, sources: SourceManager) -> int:
 COMMANDS: list[Command] = [
     Command("arch", "show a chip configuration: floor plan, queues and derived peaks",
             _add_config, _run_arch),
+    Command("run", "run a .lpu program's function on .npy inputs (--reference: the reference interpreter)",
+            lambda p: __import__("lpu.dsl.run", fromlist=["x"]).add_run_arguments(p),
+            lambda args, sources: __import__("lpu.dsl.run", fromlist=["x"]).run_command(args, sources)),
 ]
 
 

@@ -1,1 +1,67 @@
-"""The passes of ``lpu-opt`` and their registry (``PASSES``: name -> ModulePass class)."""
+"""The passes of ``lpu-opt`` and their registry (``PASSES``: name -> ModulePass class).
+
+Options follow xDSL's pipeline syntax: ``-p 'df-decompose,unroll{factor=2},cse'``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass, PassPipeline
+from xdsl.transforms.canonicalize import CanonicalizePass
+from xdsl.transforms.common_subexpression_elimination import CommonSubexpressionElimination
+from xdsl.transforms.dead_code_elimination import DeadCodeElimination
+
+from lpu.diagnostics import DiagnosticError, error
+from lpu.dsl.passes.decompose import DecomposePass
+from lpu.dsl.passes.loops import InlinePass, UnrollPass
+
+PASSES: dict[str, type[ModulePass]] = {
+    "df-decompose": DecomposePass,
+    "canonicalize": CanonicalizePass,
+    "cse": CommonSubexpressionElimination,
+    "dce": DeadCodeElimination,
+    "unroll": UnrollPass,
+    "inline": InlinePass,
+}
+
+#: what ``lpu-opt`` runs with ``-p default`` and what the benchmark times
+DEFAULT_PIPELINE = "inline,unroll,df-decompose,canonicalize,cse,dce"
+
+
+def context() -> Context:
+    from xdsl.dialects.builtin import Builtin
+    from lpu.dsl.dialect import Df
+    ctx = Context()
+    ctx.load_dialect(Builtin)
+    ctx.load_dialect(Df)
+    return ctx
+
+
+def parse_pipeline(spec: str, callback=None) -> PassPipeline:
+    """A pipeline from a ``-p`` spec; an unknown pass or option is a diagnostic."""
+    if spec.strip() == "default":
+        spec = DEFAULT_PIPELINE
+    try:
+        return PassPipeline.parse_spec({k: (lambda v=v: v) for k, v in PASSES.items()}, spec, callback)
+    except Exception as e:  # xDSL reports bad specs with several exception types
+        raise DiagnosticError(error(f"invalid pass pipeline '{spec}': {e} (passes: {', '.join(PASSES)})")) from None
+
+
+def run_pipeline(module: ModuleOp, spec: str,
+                 after_pass: Callable[[ModulePass, ModuleOp], None] | None = None) -> ModuleOp:
+    """Runs ``spec`` on ``module`` in place, verifying after every pass (a failure is a
+    ``DiagnosticError`` at the offending op's location); ``after_pass`` sees each result."""
+    from lpu.dsl.frontend import verify_module
+
+    def callback(previous, mod, _next):
+        if previous is None:
+            return
+        verify_module(mod)
+        if after_pass is not None:
+            after_pass(previous, mod)
+
+    parse_pipeline(spec, callback).apply(context(), module)
+    return module

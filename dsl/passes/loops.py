@@ -1,0 +1,114 @@
+"""``unroll`` (static ``for`` loops, fully or by a factor) and ``inline`` (small functions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import Rewriter
+
+from lpu.diagnostics import DiagnosticError, error
+from lpu.dsl import dialect as D
+from lpu.dsl.frontend import loc_of
+from lpu.dsl.passes.build import Emitter
+
+
+def _clone_body(block, mapping: dict[SSAValue, SSAValue], out: list[Operation], location=None) -> list[SSAValue]:
+    """Clones a block's ops (not its terminator) under ``mapping``; the terminator's operands,
+    mapped. Cloned ops keep their own locations unless ``location`` is given."""
+    for op in block.ops:
+        if op is block.last_op and op.has_trait(__import__("xdsl.traits", fromlist=["IsTerminator"]).IsTerminator):
+            return [mapping.get(v, v) for v in op.operands]
+        new = op.clone(value_mapper=mapping)
+        if location is not None:
+            for o in new.walk():
+                o.location = location
+        out.append(new)
+    return []
+
+
+def unroll_loop(loop: D.ForOp, factor: int) -> None:
+    lo, hi, step = D.get_int(loop, "lower"), D.get_int(loop, "upper"), D.get_int(loop, "step")
+    trips = loop.trip_count()
+    body = loop.body.block
+    if factor <= 0 or factor >= trips:
+        e = Emitter(loop)
+        values = list(loop.inits)
+        ops: list[Operation] = []
+        for i in range(lo, hi, step):
+            e.ops = []
+            counter = e.constant(np.asarray(i, dtype=np.int32), "i32")
+            ops += e.ops
+            values = _clone_body(body, {body.args[0]: counter, **dict(zip(body.args[1:], values))}, ops)
+        Rewriter.replace_op(loop, ops, values) if ops else Rewriter.replace_op(loop, [], list(loop.inits))
+        return
+    if trips % factor:
+        raise DiagnosticError(error(f"unroll factor {factor} does not divide the trip count {trips} of this loop",
+                                    loc_of(loop)))
+    new_body_ops: list[Operation] = []
+    new_loop = loop.clone()
+    nb = new_loop.body.block
+    for op in list(nb.ops):
+        op.detach()
+        op.erase(safe_erase=False)
+    values = list(nb.args[1:])
+    e = Emitter(loop)
+    for k in range(factor):
+        e.ops = []
+        counter = nb.args[0] if k == 0 else e.binary("add", nb.args[0], e.constant(np.asarray(k * step, np.int32), "i32"))
+        new_body_ops += e.ops
+        values = _clone_body(body, {body.args[0]: counter, **dict(zip(body.args[1:], values))}, new_body_ops)
+    nb.add_ops(new_body_ops)
+    y = D.YieldOp.create(operands=values)
+    y.location = body.last_op.location
+    nb.add_op(y)
+    new_loop.attributes["step"] = D.int_attr(step * factor)
+    Rewriter.replace_op(loop, [new_loop], list(new_loop.results))
+
+
+@dataclass(frozen=True)
+class UnrollPass(ModulePass):
+    """Unrolls every ``for``: fully (``factor=0``, the default) or by ``factor``, which must
+    divide each loop's trip count. Inner loops are unrolled first."""
+
+    name = "unroll"
+    factor: int = 0
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        loops = [o for o in op.walk(reverse=True) if isinstance(o, D.ForOp)]
+        for loop in loops:
+            unroll_loop(loop, self.factor)
+
+
+def _size(func: D.FuncOp) -> int:
+    return sum(1 for _ in func.body.walk())
+
+
+@dataclass(frozen=True)
+class InlinePass(ModulePass):
+    """Inlines calls of functions with at most ``max_ops`` ops (kernels are never inlined).
+    The inlined ops carry the call's location. Functions are kept (they stay callable)."""
+
+    name = "inline"
+    max_ops: int = 32
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        funcs = {f.sym_name.data: f for f in op.ops if isinstance(f, D.FuncOp)}
+        for _round in range(8):  # inlined bodies may hold calls: a few rounds, not recursion
+            calls = [c for c in op.walk() if isinstance(c, D.CallOp) and D.get_sym(c, "callee") in funcs]
+            changed = False
+            for call in calls:
+                callee = funcs[D.get_sym(call, "callee")]
+                if _size(callee) > self.max_ops or callee.is_ancestor(call):
+                    continue
+                body = callee.body.block
+                ops: list[Operation] = []
+                values = _clone_body(body, dict(zip(body.args, call.operands)), ops, call.location)
+                Rewriter.replace_op(call, ops, values)
+                changed = True
+            if not changed:
+                return
