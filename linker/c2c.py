@@ -19,7 +19,7 @@ from lpu.linker.code import timing, word_loc
 from lpu.linker.image import LinkWire
 
 _SEND, _RECV, _DESKEW = (BY_MNEMONIC[m] for m in ("send", "recv", "deskew"))
-_REPEAT = BY_MNEMONIC["repeat"]
+_REPEAT, _NOP = BY_MNEMONIC["repeat"], BY_MNEMONIC["nop"]
 _C2C_OPS = {_SEND.opcode, _RECV.opcode, _DESKEW.opcode}
 
 
@@ -63,8 +63,11 @@ def transfers(chip: str, cfg, queue: str, words: np.ndarray, lines: np.ndarray, 
         busy = spec.occupancy_for(cfg, dtype) if spec is not _RECV else 0
         loc = word_loc(files, lines, i)
         reps = [int(cycles[i])]
-        if i + 1 < len(words) and op[i + 1] == _REPEAT.opcode:
-            _s, _t, _t2, (n, d) = decode(int(words[i + 1]))
+        j = i + 1
+        while j < len(words) and op[j] == _NOP.opcode:  # the assembler's nops before a repeat
+            j += 1
+        if j < len(words) and op[j] == _REPEAT.opcode:
+            _s, _t, _t2, (n, d) = decode(int(words[j]))
             reps += [reps[0] + k * d for k in range(1, n + 1)]
         out.extend(Transfer(spec.mnemonic, chip, queue, args["link"], c, dtype, busy, loc, i) for c in reps)
     return out

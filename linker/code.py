@@ -129,12 +129,26 @@ def timing(words: np.ndarray, cfg=None) -> Timing:
     rep_n = ((w >> np.uint64(_REPEAT_N[0])) & np.uint64(_REPEAT_N[1])).astype(np.int64)
     rep_d = ((w >> np.uint64(_REPEAT_D[0])) & np.uint64(_REPEAT_D[1])).astype(np.int64)
     adv[is_nop] = nop_n[is_nop]
+    rep_idx = rep_of = None
     if is_rep.any():
-        idx = np.nonzero(is_rep)[0]
-        if idx[0] == 0 or icu[op[idx - 1]].any():
-            bad = idx[0] if idx[0] == 0 else idx[np.argmax(icu[op[idx - 1]])]
-            raise MalformedCode(f"word {int(bad)}: 'repeat' does not follow an instruction it can re-issue")
-        adv[idx] = rep_n[idx] * rep_d[idx]
+        # ``repeat n, d`` re-issues the last instruction before it (nops may stand between, as
+        # the assembler writes the repeat d cycles after it); the queue goes on the cycle after
+        # the last repetition: issue + n * d + 1
+        rep_idx = np.nonzero(is_rep)[0]
+        last = np.maximum.accumulate(np.where(is_nop, -1, np.arange(n)))
+        rep_of = np.where(rep_idx > 0, last[np.maximum(rep_idx - 1, 0)], -1)
+        ok = rep_of >= 0
+        ok[ok] = ~icu[op[rep_of[ok]]]
+        if not ok.all():
+            raise MalformedCode(f"word {int(rep_idx[np.argmin(ok)])}: 'repeat' does not follow an instruction it "
+                                "can re-issue")
+        adv[rep_idx] = 0
+        prov = np.cumsum(adv) - adv  # cycles before repeats take effect: exact between p and i
+        gap = prov[rep_idx] - prov[rep_of] - 1
+        if (gap >= rep_d[rep_idx]).any():
+            bad = int(rep_idx[np.argmax(gap >= rep_d[rep_idx])])
+            raise MalformedCode(f"word {bad}: 'repeat' stands after the cycle of the first repetition")
+        adv[rep_idx] = rep_n[rep_idx] * rep_d[rep_idx] - gap
     ends = np.cumsum(adv)
     cycles = np.empty(n, dtype=np.int64)
     cycles[0] = 0
@@ -145,10 +159,9 @@ def timing(words: np.ndarray, cfg=None) -> Timing:
         t1 = ((w >> np.uint64(DTYPE_LO)) & np.uint64(7)).astype(np.intp)
         effect = cycles + tails[op, t1]
         effect[is_nop] = cycles[is_nop] + nop_n[is_nop]
-        if is_rep.any():
-            idx = np.nonzero(is_rep)[0]
-            effect[idx - 1] += rep_n[idx] * rep_d[idx]  # the last repetition's effect
-            effect[idx] = 0
+        if rep_idx is not None:
+            effect[rep_of] += rep_n[rep_idx] * rep_d[rep_idx]  # the last repetition's effect
+            effect[rep_idx] = 0
         last_word = int(np.argmax(effect))
         last_effect = int(effect[last_word])
     return Timing(cycles, int(ends[-1]), last_effect, last_word)
@@ -177,6 +190,12 @@ class QueueBuild:
     segments: list[Segment] = field(default_factory=list)
 
 
+def _leading_nops(words: np.ndarray) -> int:
+    op = words & np.uint64(0xFF)
+    not_nop = np.nonzero(op != _NOP.opcode)[0]
+    return int(not_nop[0]) if len(not_nop) else len(words)
+
+
 def build_queue(segments: list[Segment]) -> QueueBuild:
     """One queue's whole program from cycle 0: segments in order, canonical nops in the gaps.
     The caller has checked that segments do not overlap."""
@@ -186,22 +205,30 @@ def build_queue(segments: list[Segment]) -> QueueBuild:
     t = 0
     count = 0
     for seg in segments:
-        gap = seg.start - t
+        words = np.asarray(seg.code.words, dtype=np.uint64)
+        lines = np.asarray(seg.code.lines, dtype=np.uint32).reshape(-1, 3)
+        # The segment's leading nops join the gap before it, so that the program holds one
+        # canonical run of nops there (what the assembler would have written for that gap).
+        lead = _leading_nops(words)
+        gap = seg.start - t + int(seg.timing.cycles[lead]) if lead < len(words) else seg.start - t
+        if lead == len(words):
+            lead = 0
+            gap = seg.start - t
         if gap > 0:
             nops = np.array(nop_words(gap), dtype=np.uint64)
             word_parts.append(nops)
             line_parts.append(np.zeros((len(nops), 3), dtype=np.uint32))
             count += len(nops)
-        seg.offset = count
-        word_parts.append(np.asarray(seg.code.words, dtype=np.uint64))
-        lines = np.asarray(seg.code.lines, dtype=np.uint32).reshape(-1, 3)
+        seg.offset = count - lead
+        words, lines = words[lead:], lines[lead:]
+        word_parts.append(words)
         if len(lines):
             has = lines[:, 1] != 0
             lines = lines.copy()
             lines[has, 0] = seg.file_map[lines[has, 0]]
             lines[~has] = 0
         line_parts.append(lines)
-        count += len(seg.code.words)
+        count += len(words)
         t = seg.start + seg.timing.end
     words = np.concatenate(word_parts) if word_parts else np.zeros(0, dtype=np.uint64)
     lines = np.concatenate(line_parts) if line_parts else np.zeros((0, 3), dtype=np.uint32)
