@@ -252,13 +252,13 @@ class _Linker:
             for code in o.obj.code:
                 for r in code.relocs:
                     if r.type != R_LPU_PEER:
-                        refs[r.symbol].append((o.name, word_loc(o.obj.files, np.asarray(code.lines), r.word)))
+                        refs[r.symbol].append((o.name, (o.obj.files, code.lines, r.word)))
         for name, defs in globals_.items():
             if len(defs) > 1:
                 d = error(f"duplicate symbol '@{name}' on chip '{chip}': defined as global in objects "
                           + ", ".join(f"'{o}'" for o, _t in defs))
-                for o, loc in refs.get(name, []):
-                    d.note(f"referenced from object '{o}' here", loc)
+                for o, where in refs.get(name, []):
+                    d.note(f"referenced from object '{o}' here", word_loc(*where))
                 self.diags.append(d)
         out = dict(local)
         for o in objs:
@@ -277,9 +277,9 @@ class _Linker:
         for sym, rs in missing.items():
             names = ", ".join(dict.fromkeys(f"'{o}'" for o, _l in rs))
             d = error(f"undefined symbol '@{sym}' on chip '{chip}', referenced from object{'s' if ',' in names else ''} "
-                      f"{names}", rs[0][1])
-            for o, loc in rs[1:]:
-                d.note(f"also referenced from object '{o}' here", loc)
+                      f"{names}", word_loc(*rs[0][1]))
+            for o, where in rs[1:]:
+                d.note(f"also referenced from object '{o}' here", word_loc(*where))
             for o in objs:
                 if any(s.symbol == sym and not s.is_global for s in o.obj.sram):
                     d.note(f"object '{o.name}' defines a local '@{sym}'; declare it 'global' there to share it")
@@ -307,9 +307,14 @@ class _Linker:
                 for r in seg.code.relocs:
                     idx = seg.offset + r.word
                     d = apply(qb.words, idx, r, chip=chip, cfg=cfg, queue=q, target=targets.get((seg.object, r.symbol)),
-                              chips=chips, wires=wires, loc=word_loc(files, qb.lines, idx), obj=seg.object)
-                    if d is not None and not (r.type != R_LPU_PEER and targets.get((seg.object, r.symbol)) is None):
-                        self.diags.append(d)  # (undefined symbols are reported once, by symbols())
+                              chips=chips, wires=wires, loc=None, obj=seg.object)
+                    if d is not None:  # located only when needed: most relocations succeed
+                        d.loc = word_loc(files, qb.lines, idx)
+                    t = targets.get((seg.object, r.symbol))
+                    # undefined symbols are reported once, by symbols(); unplaced ones by layout()
+                    quiet = r.type != R_LPU_PEER and (t is None or (t.placed is None and t.kernel_of is None))
+                    if d is not None and not quiet:
+                        self.diags.append(d)
             img.queues.append(QueueProgram(q.name, qb.words, qb.lines))
         order = {s.name: i for i, s in enumerate(cfg.slices)}
         for p in sorted(placed, key=lambda p: (order[p.slice], p.address)):
