@@ -53,7 +53,9 @@ def stream_ops(spec, dtype, dtype2, fields) -> list[StreamOp]:
         if op.kind.name == "src_or_imm" and v >> 32:
             continue  # a scalar immediate
         width = group_width(spec, op, dtype, dtype2, values)
-        unit = DTYPE_BYTES[dtype] if op.width == "rows" else width
+        # lw's rows and transpose's 16 vectors are groups of separate vectors of the type
+        several = op.width == "rows" or (op.width not in ("t", "t2") and dtype and width > 4)
+        unit = DTYPE_BYTES[dtype] if several else width
         out.append(StreamOp(i, op.name, op.role == "dst", bool(v & 32), v & 31, width, unit))
     _OPS[key] = out
     return out
@@ -134,10 +136,11 @@ def resolve(groups: list[Group], positions: list[int], latency: dict[int, int], 
                 key = ((ds[None, :] * span + (diag[:, None] + npos)) * npos + pk)
                 wk.append(key.ravel())
                 wrow.append((row0 + np.arange(n)[:, None] * wplanes + off + j[None, :]).ravel())
-                winst.append(np.repeat(inst_next + np.arange(n), o.width))
-                inst_next += n
-                wbase.append(np.full(n * o.width, o.base, np.int16))
-                wwidth.append(np.full(n * o.width, o.width, np.int16))
+                subs = o.width // o.unit  # separate values in the group (transpose: 16)
+                winst.append((inst_next + np.arange(n)[:, None] * subs + (j // o.unit)[None, :]).ravel())
+                inst_next += n * subs
+                wbase.append(np.tile(o.base + (j // o.unit) * o.unit, n).astype(np.int16))
+                wwidth.append(np.full(n * o.width, o.unit, np.int16))
                 wg.append(np.full(n * o.width, g.id, np.int64))
                 wkk.append(np.repeat(np.arange(n), o.width))
                 off += o.width
@@ -206,19 +209,18 @@ def resolve(groups: list[Group], positions: list[int], latency: dict[int, int], 
         Rwidth = cat(rwidth, np.int16)
         Rplane = cat(rplane, np.int16)
         Rcycle = cat(rcycle)
-        np.maximum.at(last_read, met_row[hit], Rcycle[hit])
+        rows_hit, cyc_hit = met_row[hit], Rcycle[hit]
+        order = np.lexsort((cyc_hit, rows_hit))
+        last_read[rows_hit[order]] = cyc_hit[order]  # the latest reader of a row is assigned last
         mb = np.where(hit, Wbase[idxc] if len(Ws) else -1, -1)
         mw = np.where(hit, Wwidth[idxc] if len(Ws) else -1, -1)
         # a subgroup is aligned when every plane met the same instance at its own plane
         nsub = int(Rsub.max()) + 1 if len(Rsub) else 0
-        bad_empty = np.zeros(nsub, bool)
-        np.logical_or.at(bad_empty, Rsub, ~hit)
+        bad_empty = np.bincount(Rsub, weights=~hit, minlength=nsub) > 0
         first_inst = np.full(nsub, -2, np.int64)
         first_inst[Rsub[::-1]] = met_inst[::-1]
         mis = hit & ((met_inst != first_inst[Rsub]) | (mb != Rbase) | (mw != Rwidth))
-        bad_mis = np.zeros(nsub, bool)
-        np.logical_or.at(bad_mis, Rsub, mis)
-        bad_mis &= ~bad_empty
+        bad_mis = (np.bincount(Rsub, weights=mis, minlength=nsub) > 0) & ~bad_empty
         Rg, Rk = cat(rg), cat(rkk)
         Rstream, Rwest = cat(rstream), cat(rwest, bool)
         for kind, bad in (("empty", bad_empty), ("misaligned", bad_mis)):

@@ -45,12 +45,14 @@ class SramSlice:
 class Plane:
     """One MXM plane: a shadow and an active weight buffer, accumulator slots.
 
-    Weights are kept as float64 (exact for i8, f16 and bf16) so that one BLAS product serves
-    every type: an i8 product of 320 terms is an integer below 2^53, exact."""
+    Weights are kept as float32 (exact for i8, f16 and bf16) so that one BLAS product serves
+    every type: an i8 dot product of 320 terms is an integer below 2^24 at every partial sum,
+    so it is exact in f32; f16/bf16 products are exact in f32 and summed in f32."""
 
     def __init__(self, rows: int, cols: int, slots: int) -> None:
         self.rows, self.cols = rows, cols
-        self.shadow = np.zeros((rows, cols), np.float64)
+        self.shadow = np.zeros((rows, cols), np.float32)
+        self.loaded = np.zeros(rows, bool)  # rows written since the last install
         self.next_row = 0
         self.active: np.ndarray | None = None
         self.acc = np.zeros((slots, cols), np.uint32)  # raw bits: i32 or f32
@@ -62,16 +64,30 @@ class Plane:
     def load_rows(self, rows: np.ndarray, dtype: str) -> None:
         """The next rows of the shadow buffer, wrapping after the last row."""
         n = len(rows)
-        idx = (self.next_row + np.arange(n)) % self.rows
-        self.shadow[idx] = rows.astype(np.float64)
-        self.next_row = int((self.next_row + n) % self.rows)
+        a = self.next_row
+        if a + n <= self.rows:
+            self.shadow[a:a + n] = rows
+            self.loaded[a:a + n] = True
+        else:
+            idx = (a + np.arange(n)) % self.rows
+            self.shadow[idx] = rows
+            self.loaded[idx] = True
+        self.next_row = int((a + n) % self.rows)
 
     def install(self) -> None:
-        self.active = self.shadow.copy()
+        # The shadow buffer keeps its contents: rows not reloaded since the last install still
+        # hold the active weights. Swapping buffers and copying only those rows avoids a copy
+        # of the whole matrix per block when programs reload every row.
+        if self.active is not None and not self.loaded.all():
+            self.shadow[~self.loaded] = self.active[~self.loaded]
+        old = self.active
+        self.active = self.shadow
+        self.shadow = old if old is not None else self.active.copy()
+        self.loaded[:] = False
         self.next_row = 0
 
     def multiply(self, act: np.ndarray, dtype: str, slot: int, add: int, cycles: np.ndarray, occupancy: int):
-        products = act.astype(np.float64) @ self.active  # (n, cols)
+        products = act.astype(np.float32) @ self.active  # (n, cols)
         self.mm_cycles += len(act) * occupancy
         value = self.acc[slot]
         if dtype == "i8":

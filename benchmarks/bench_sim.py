@@ -1,0 +1,154 @@
+"""lpu-sim speed: a 4096 x 4096 int8 GEMV on one chip, generated as instruction records.
+
+y = x · W through the plane MXM_W0, 13 x 13 blocks of 320 x 320 (padded to 4160). W's rows are
+striped over 16 slices (slice s, at position 3 + s, holds the rows r ≡ s mod 16 of every block,
+20 a block plus 2 unused words) so that each slice streams its whole share with one ``read`` and
+one ``repeat``; the plane loads 16 rows a cycle for 20 cycles, installs, multiplies (22 cycles a
+block), and finally emits 13 accumulator slots. Prints simulated instructions and cycles per
+second, the ratio of simulation time to numpy's time for the same GEMV, and riscemu's rate
+measured in the same run when its tool is available.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from lpu.arch.config import load_config
+from lpu.arch.isa import BY_MNEMONIC
+from lpu.arch.layout import to_sram
+from lpu.asm.emit import emit
+from lpu.asm.records import Inst, Kernel, Placement, Program, SymRef, Tensor
+from lpu.linker.link import link_objects
+from lpu.sim.cli import simulate
+
+K = N = 4096
+L = 320
+KB = NB = -(-K // L)  # 13 blocks each way
+ROWS_PER_SLICE = L // 16  # 20
+WORDS_PER_BLOCK = ROWS_PER_SLICE + 2  # the plane spends 2 more cycles a block on iw and mm
+T0 = 20  # the first lw
+
+
+def _stream(i: int, west: bool) -> int:
+    return i | (32 if west else 0)
+
+
+def gemv_program(x: np.ndarray, w: np.ndarray) -> tuple[Program, int]:
+    cfg = load_config("lpu-v1")
+    q = cfg.queue_by_name
+    S = BY_MNEMONIC
+    kp = KB * L
+    wp = np.zeros((kp, NB * L), np.int8)
+    wp[:K, :N] = w
+    xp = np.zeros((KB, L), np.int8)
+    xp.reshape(-1)[:K] = x
+    prog = Program("lpu-v1", cfg)
+    insts: list[Inst] = []
+    blocks = [(i, j) for i in range(KB) for j in range(NB)]
+    for s in range(16):
+        # slice s: for every block, its 20 rows then 2 unused words
+        rows = np.zeros((len(blocks), WORDS_PER_BLOCK, L), np.int8)
+        for b, (i, j) in enumerate(blocks):
+            rows[b, :ROWS_PER_SLICE] = wp[i * L + s: (i + 1) * L: 16, j * L:(j + 1) * L]
+        shape = (len(blocks) * WORDS_PER_BLOCK, L)
+        name = f"w{s}"
+        sl = f"MEM_W{43 - s}"
+        prog.tensors.append(Tensor(name, "i8", shape, Placement(sl, None, 0), to_sram(rows.reshape(shape), "i8", L),
+                                   words=shape[0]))
+        t = T0 - 4 - s  # a row read at t passes position 1 at t + 2 + (2 + s)
+        insts.append(Inst(t, q[sl].index, S["read"], "i8", None, (SymRef(name, 0), _stream(s, True), 0)))
+        insts.append(Inst(t + 1, q[sl].index, S["repeat"], None, None, (shape[0] - 1, 1)))
+    prog.tensors.append(Tensor("x", "i8", (KB, L), Placement("MEM_W27", None, 0), to_sram(xp, "i8", L), words=KB))
+    prog.tensors.append(Tensor("y", "i32", (NB * L,), Placement("MEM_W42", None, None), None, True, words=NB * 4))
+    plane = q["MXM_W0"].index
+    for b, (i, j) in enumerate(blocks):
+        t = T0 + WORDS_PER_BLOCK * b
+        insts.append(Inst(t, plane, S["lw"], "i8", None, (_stream(0, True), 16)))
+        insts.append(Inst(t + 1, plane, S["repeat"], None, None, (ROWS_PER_SLICE - 1, 1)))
+        insts.append(Inst(t + 20, plane, S["iw"], None, None, ()))
+        # x_i read at MEM_W27 (position 19) passes position 1 twenty cycles later
+        insts.append(Inst(t + 1, q["MEM_W27"].index, S["read"], "i8", None, (SymRef("x", i), _stream(16, True), 0)))
+        insts.append(Inst(t + 21, plane, S["mm"], "i8", None, (_stream(16, True), j, 1 if i else 0)))
+    a = T0 + WORDS_PER_BLOCK * len(blocks)
+    for j in range(NB):
+        insts.append(Inst(a + 4 * j, plane, S["acc"], "i32", None, (j, _stream(0, False), 0)))
+    # acc at c lands on s0e..s3e at position 1 in c + 4, passes MEM_W42 (position 4) in c + 7
+    # one write each (not ``repeat 12, 4``: lpu-ld rejects a repeat after the nops of d > 1)
+    for j in range(NB):
+        insts.append(Inst(a + 7 + 4 * j, q["MEM_W42"].index, S["write"], "i32", None,
+                          (SymRef("y", 4 * j), _stream(0, False), 0)))
+    insts.sort(key=lambda n: (n.queue, n.cycle))
+    prog.kernels.append(Kernel("gemv", insts, True, length=a + 7 + 4 * NB))
+    return prog, a + 7 + 4 * NB
+
+
+def _riscemu() -> float | None:
+    tool = "/work/shared/tools/riscemu_rate.sh"
+    if not os.path.exists(tool):
+        return None
+    try:
+        out = subprocess.run(["bash", tool], capture_output=True, text=True, timeout=600).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        if line.startswith("riscemu:"):
+            return float(line.split()[1])
+    return None
+
+
+def main() -> int:
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, K, dtype=np.int8)
+    w = rng.integers(-128, 128, (K, N), dtype=np.int8)
+    t = time.perf_counter()
+    prog, cycles_hand = gemv_program(x, w)
+    obj = emit(prog)
+    image = link_objects([("gemv", obj)])
+    build = time.perf_counter() - t
+    best = None
+    for _ in range(3):
+        t = time.perf_counter()
+        res = simulate(image, "gemv4096", outputs=["y"])
+        dt = time.perf_counter() - t
+        best = dt if best is None else min(best, dt)
+    y = res.outputs["y"][:N]
+    ref_t = None
+    for _ in range(5):
+        t = time.perf_counter()
+        ref = x.astype(np.int32) @ w.astype(np.int32)
+        d = time.perf_counter() - t
+        ref_t = d if ref_t is None else min(ref_t, d)
+    if not np.array_equal(y, ref):
+        print("error: the simulated GEMV differs from numpy", file=sys.stderr)
+        return 1
+    if res.hazards:
+        print(f"error: {len(res.hazards)} hazards", file=sys.stderr)
+        return 1
+    m = res.machine
+    bound = KB * NB * L // 16  # cycles to stream every weight row through one plane, 16 a cycle
+    print(f"sim gemv 4096x4096 build+link: {build:.2f} s")
+    print(f"sim gemv 4096x4096 instructions: {m.instructions} instructions")
+    print(f"sim gemv 4096x4096 cycles: {m.cycles} cycles")
+    print(f"sim gemv cycles/hand count: {m.cycles / cycles_hand:.3f}x")
+    print(f"sim gemv cycles/weight-stream bound: {m.cycles / bound:.3f}x")
+    print(f"sim gemv 4096x4096 time: {best * 1e3:.1f} ms")
+    print(f"sim rate: {m.instructions / best:.0f} instructions/s")
+    print(f"sim cycle rate: {m.cycles / best:.0f} cycles/s")
+    print(f"numpy gemv 4096x4096 time: {ref_t * 1e3:.1f} ms")
+    print(f"sim time/numpy time: {best / ref_t:.2f}x")
+    rate = _riscemu() if "--no-riscemu" not in sys.argv else None
+    if rate:
+        print(f"riscemu: {rate:.0f} instructions/s")
+        print(f"sim rate/riscemu rate: {m.instructions / best / rate:.2f}x")
+    else:
+        print("riscemu: not available")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
