@@ -31,6 +31,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_asm.py
+	$(BIN)/python benchmarks/bench_sim.py
 	$(BIN)/python benchmarks/bench_link.py
 
 docs: $(STAMP)
