@@ -1,0 +1,89 @@
+"""Code generation: ``df`` functions to scheduled ``lpu`` kernels, emitted as objects.
+
+The pipeline, one module a stage: ``register_block`` (blocks and planes), ``sram_layout``
+(slices, addresses and the streams the layout implies), ``schedule`` (issue cycles, as
+``lpu`` dialect ops), then emission: the kernel op to assembler records
+(``lpu_dialect.to_kernel``, which runs the assembler's own queue and timing checks) and
+``lpu.asm.emit.emit`` to an object. No assembly text on the way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+
+from lpu.asm.emit import emit
+from lpu.asm.objfile import ObjectFile
+from lpu.asm.printer import tensor_type
+from lpu.asm.records import Program
+from lpu.dsl.codegen.register_block import GemvPlan, register_block
+from lpu.dsl.codegen.schedule import schedule
+from lpu.dsl.codegen.sram_layout import Layout, pack_x, sram_layout, unpack_y
+from lpu.dsl.lpu_dialect import KernelOp, kernel_text, to_kernel
+
+
+@dataclass
+class Compiled:
+    """One compiled function: its object, its scheduled kernel and how its arguments and
+    result map onto SRAM symbols."""
+
+    func: str
+    plan: GemvPlan
+    layout: Layout
+    kernel: KernelOp
+    program: Program
+    obj: ObjectFile
+    cycles: int  # the kernel's length
+    times: dict[str, float] = field(default_factory=dict)
+
+    def inputs(self, args: dict[str, np.ndarray], lanes: int) -> dict[str, np.ndarray]:
+        return pack_x(self.plan, self.layout, args[self.plan.x_arg], lanes)
+
+    def output_symbols(self) -> list[str]:
+        return [pl.y_symbol for pl in self.layout.planes]
+
+    def result(self, parts: dict[str, np.ndarray], lanes: int) -> np.ndarray:
+        return unpack_y(self.plan, self.layout, parts, lanes)
+
+    def assembly(self, source: str = "") -> str:
+        """The scheduled program as ``.lpu`` assembly (``lpu compile -S``); ``lpu-as`` reads
+        it back to the same code. Data tensors are written as their exact bytes."""
+        from lpu.arch.layout import from_sram
+
+        cfg = self.program.config
+        out = [f"// {self.func}: compiled from {source or 'a df function'}; {self.cycles} cycles",
+               f'target "{cfg.name}"', ""]
+        for t in self.program.tensors:
+            head = ("global " if t.is_global else "") + ("data" if t.image is not None else "reserve")
+            line = f"{head} @{t.name} : {tensor_type(t.shape, t.dtype)} in {t.placement}"
+            if t.image is not None:
+                line += f' = hex"{from_sram(t.image, t.shape, t.dtype, cfg.lanes).tobytes().hex()}"'
+            out.append(line)
+        out.append("")
+        return "\n".join(out) + kernel_text(self.kernel, cfg)
+
+
+def compile_function(module: ModuleOp, name: str, cfg, base_dir: str = ".", max_planes: int | None = None,
+                     file: str = "<codegen>") -> Compiled:
+    """Compile ``@name`` of a parsed ``df`` module for chip ``cfg``; raises ``DiagnosticError``."""
+    from lpu.dsl.interpreter import _State
+
+    times = {}
+    t0 = time.perf_counter()
+    state = _State(module, base_dir if os.path.isdir(base_dir) else ".", {})
+    plan = register_block(module, name, cfg, lambda d: state.tensor(d.sym_name.data, d), max_planes)
+    t1 = time.perf_counter()
+    layout = sram_layout(plan, cfg)
+    t2 = time.perf_counter()
+    kop = schedule(plan, layout, cfg, name)
+    t3 = time.perf_counter()
+    kernel = to_kernel(kop, cfg, file)
+    prog = Program(cfg.name, cfg, list(layout.tensors), [], [kernel], file)
+    obj = emit(prog)
+    t4 = time.perf_counter()
+    times.update({"register-block": t1 - t0, "sram-layout": t2 - t1, "schedule": t3 - t2, "emit": t4 - t3})
+    return Compiled(name, plan, layout, kop, prog, obj, kernel.length, times)

@@ -1,0 +1,107 @@
+"""register-block: a ``df`` vector-times-matrix into 320 × 320 MXM blocks over the planes.
+
+``y = x · W`` with ``x`` of K elements and ``W`` of K × N becomes ``k × n`` blocks
+(``k = ⌈K/320⌉``, ``n = ⌈N/320⌉``; ragged edges are padded with zeros, which add nothing to
+the sums). Block ``(i, j)`` multiplies the ``i``-th 320-slice of ``x`` by rows ``320i…`` and
+columns ``320j…`` of ``W``. Output column ``j`` is owned by one plane, which accumulates its
+``k`` blocks in one accumulator slot (``set`` for ``i = 0``, ``add`` after) and emits it once:
+the K reduction never leaves the plane. Columns are dealt round-robin over the planes, taken
+in the order west, east, west, east so that small problems use both hemispheres' streams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+
+from lpu.diagnostics import DiagnosticError, error
+from lpu.dsl import dialect as D
+from lpu.dsl import types as T
+from lpu.dsl.frontend import loc_of
+
+
+@dataclass
+class PlaneWork:
+    plane: str  # queue name, e.g. MXM_W0
+    columns: list[int] = field(default_factory=list)  # output blocks j, in issue order
+
+
+@dataclass
+class GemvPlan:
+    """What register blocking decided for one ``y = x · W``."""
+
+    func: str
+    x_arg: str  # the argument's name (without %)
+    y_dtype: str
+    K: int
+    N: int
+    k: int  # blocks along K
+    n: int  # blocks along N
+    weights: np.ndarray  # W padded to (320k, 320n)
+    elem: str
+    planes: list[PlaneWork]
+
+    @property
+    def blocks(self) -> int:
+        return self.k * self.n
+
+
+def plane_order(cfg) -> list[str]:
+    """MXM planes alternating between the hemispheres: W0, E0, W1, E1 on lpu-v1."""
+    west = [q.name for q in cfg.queues if q.kind == "mxm" and q.slice.hemisphere == "W"]
+    east = [q.name for q in cfg.queues if q.kind == "mxm" and q.slice.hemisphere == "E"]
+    out = []
+    for i in range(max(len(west), len(east))):
+        out += west[i:i + 1] + east[i:i + 1]
+    return out
+
+
+def _unsupported(what: str, op) -> DiagnosticError:
+    return DiagnosticError(error(f"the code generator does not handle {what} yet "
+                                 "(supported: 'y = matmul x, W' with x an i8 vector argument and W an i8 'data' "
+                                 "tensor)", loc_of(op)))
+
+
+def register_block(module: ModuleOp, name: str, cfg, weights_of, max_planes: int | None = None) -> GemvPlan:
+    """Match ``@name`` against the forms the code generator handles and block it.
+
+    ``weights_of(data_op)`` gives a ``data`` tensor's contents (the interpreter's loader)."""
+    from lpu.dsl.interpreter import arg_names, function
+
+    func = function(module, name)
+    body = [op for op in func.body.block.ops]
+    args = list(func.body.block.args)
+    names = arg_names(func)
+    mm = next((op for op in body if isinstance(op, D.MatmulOp)), None)
+    if mm is None:
+        raise _unsupported("a function without a matmul", func)
+    for op in body:
+        if not isinstance(op, (D.GetOp, D.MatmulOp, D.ReturnOp)):
+            raise _unsupported(f"'{op.name.removeprefix('df.')}'", op)
+    ret = body[-1]
+    if len(ret.operands) != 1 or ret.operands[0] is not mm.results[0]:
+        raise _unsupported("a function that does not return its matmul", ret)
+    if mm.lhs not in args:
+        raise _unsupported("a matmul whose left operand is not an argument", mm)
+    get = mm.rhs.owner
+    if not isinstance(get, D.GetOp):
+        raise _unsupported("a matmul whose right operand is not a 'data' tensor", mm)
+    data = D.module_symbol(get, D.get_sym(get, "tensor"))
+    if not isinstance(data, D.DataOp):
+        raise _unsupported("a matmul whose right operand is a 'reserve' tensor", get)
+    xshape, elem = T.shape_of(mm.lhs.type), T.elem_of(mm.lhs.type)
+    if len(xshape) != 1 or elem != "i8":
+        raise _unsupported(f"a matmul of {T.type_text(mm.lhs.type)}", mm)
+    w = np.asarray(weights_of(data))
+    lanes = cfg.lanes
+    K, N = w.shape
+    k, n = -(-K // lanes), -(-N // lanes)
+    padded = np.zeros((k * lanes, n * lanes), dtype=w.dtype)
+    padded[:K, :N] = w
+    order = plane_order(cfg)[:max_planes]
+    planes = [PlaneWork(p) for p in order[:min(len(order), n)]]
+    for j in range(n):
+        planes[j % len(planes)].columns.append(j)
+    return GemvPlan(name, names[args.index(mm.lhs)], T.elem_of(mm.result.type), K, N, k, n, padded, elem, planes)

@@ -1,0 +1,109 @@
+"""sram-layout: the blocked GEMV's tensors to MEM slices, near the plane that consumes them.
+
+A plane loads ``mxm.max_rows_per_lw`` (16) weight rows a cycle from as many consecutive
+streams, so its weights are striped over 16 slices, slice ``s`` holding rows ``s, s+16, …`` of
+every block the plane computes, block after block (20 words a block): one read and one
+``repeat`` per block and slice, the 16 reads in parallel. The slices nearest the plane go to
+its stripe (the hemisphere's first plane takes the nearest 16, the second the next 16 on the
+other 16 streams), then each plane gets its own copy of ``x`` and its own slice of ``y``, so
+no read or write port is shared between planes and the schedule needs no port arbitration.
+
+Streams, fixed by this layout (see docs/codegen.md for why no two values meet on a cell):
+- weights: stream ``base + s`` toward the plane (``base`` = 0 or 16 by plane within hemisphere);
+- ``x``: stream ``base`` toward the plane, in the cycle its weight stripe leaves free for ``mm``;
+- ``y``: the accumulator's 4-stream group ``4·(plane within hemisphere)`` away from the plane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lpu.arch.layout import to_sram
+from lpu.asm.records import Placement, Tensor
+from lpu.diagnostics import DiagnosticError, error
+from lpu.dsl.codegen.register_block import GemvPlan
+
+
+@dataclass
+class PlaneLayout:
+    plane: str
+    position: int
+    west: bool  # operands flow west to the plane (it sits at the west edge)
+    weight_slices: list[tuple[str, int]]  # (slice, position), stream s = stream_base + index
+    stream_base: int
+    x_slice: tuple[str, int]
+    y_slice: tuple[str, int]
+    acc_base: int  # first stream of the accumulator group (opposite direction)
+    columns: list[int]
+    x_symbol: str = ""
+    y_symbol: str = ""
+    w_symbols: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Layout:
+    planes: list[PlaneLayout]
+    tensors: list[Tensor]
+
+
+def sram_layout(plan: GemvPlan, cfg) -> Layout:
+    rows_per_lw = cfg["mxm.max_rows_per_lw"]
+    lanes = cfg.lanes
+    groups = lanes // rows_per_lw  # lw cycles per block
+    planes: list[PlaneLayout] = []
+    tensors: list[Tensor] = []
+    for work in plan.planes:
+        q = cfg.queue_by_name[work.plane]
+        P = q.position
+        hemi = q.slice.hemisphere
+        same = [x for x in cfg.queues if x.kind == "mxm" and x.slice.hemisphere == hemi]
+        hi = same.index(q)
+        near = sorted((s for s in cfg.mem_slices if s.hemisphere == hemi), key=lambda s: abs(s.position - P))
+        stripe = rows_per_lw * len(same)
+        need = stripe + 2 * len(same)
+        if len(near) < need or rows_per_lw * len(same) > cfg.streams:
+            raise DiagnosticError(error(f"{cfg.name}: {work.plane} needs {need} MEM slices and "
+                                        f"{rows_per_lw * len(same)} streams in its hemisphere"))
+        mine = near[hi * rows_per_lw:(hi + 1) * rows_per_lw]
+        x_sl, y_sl = near[stripe + hi], near[stripe + len(same) + hi]
+        pl = PlaneLayout(work.plane, P, mine[0].position > P, [(s.name, s.position) for s in mine],
+                         hi * rows_per_lw, (x_sl.name, x_sl.position), (y_sl.name, y_sl.position), 4 * hi,
+                         list(work.columns))
+        tag = work.plane.removeprefix("MXM_").lower()
+        blocks = [(i, j) for j in work.columns for i in range(plan.k)]
+        if len(blocks) * groups > cfg.words:
+            raise DiagnosticError(error(f"{work.plane}'s {len(blocks)} weight blocks need "
+                                        f"{len(blocks) * groups} words a slice, more than {cfg.words}"))
+        for s, (sname, _) in enumerate(pl.weight_slices):
+            rows = np.concatenate([plan.weights[i * lanes + s:(i + 1) * lanes:rows_per_lw, j * lanes:(j + 1) * lanes]
+                                   for i, j in blocks])
+            name = f"w_{tag}_{s}"
+            tensors.append(Tensor(name, plan.elem, rows.shape, Placement(sname), to_sram(rows, plan.elem, lanes),
+                                  False, None, rows.shape[0]))
+            pl.w_symbols.append(name)
+        pl.x_symbol, pl.y_symbol = f"x_{tag}", f"y_{tag}"
+        tensors.append(Tensor(pl.x_symbol, plan.elem, (plan.k, lanes), Placement(x_sl.name), None, True, None,
+                              plan.k))
+        ywords = 4  # an i32 vector is 4 words
+        tensors.append(Tensor(pl.y_symbol, plan.y_dtype, (len(work.columns), lanes), Placement(y_sl.name), None, True,
+                              None, ywords * len(work.columns)))
+        planes.append(pl)
+    return Layout(planes, tensors)
+
+
+def pack_x(plan: GemvPlan, layout: Layout, x: np.ndarray, lanes: int) -> dict[str, np.ndarray]:
+    """The SRAM symbols an input ``x`` is written to (one padded copy per plane)."""
+    padded = np.zeros(plan.k * lanes, dtype=x.dtype)
+    padded[:plan.K] = x
+    return {pl.x_symbol: padded.reshape(plan.k, lanes) for pl in layout.planes}
+
+
+def unpack_y(plan: GemvPlan, layout: Layout, parts: dict[str, np.ndarray], lanes: int) -> np.ndarray:
+    """``y`` from the planes' output symbols, padding dropped."""
+    y = np.zeros((plan.n, lanes), dtype=next(iter(parts.values())).dtype)
+    for pl in layout.planes:
+        for c, j in enumerate(pl.columns):
+            y[j] = parts[pl.y_symbol][c]
+    return y.reshape(-1)[:plan.N]
