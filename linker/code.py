@@ -261,16 +261,16 @@ def check_code(obj: ObjectFile, name: str, cfg) -> tuple[dict[int, Timing], list
         if len(lines) and int(lines[lines[:, 1] != 0, 0].max(initial=0)) >= max(len(obj.files), 1):
             diags.append(error(f"{where}: the line table names a file the object does not list"))
             continue
+        bad = next((r for r in code.relocs if not 0 <= r.word < len(code.words)), None)
+        if bad is not None:
+            diags.append(error(f"{where}: relocation at word {bad.word}, past the section's end"))
+            continue
         try:
             check_words(code.words)
             timings[ci] = timing(code.words, cfg)
         except MalformedCode as e:
             diags.append(error(f"{where}: {e}"))
             continue
-        for r in code.relocs:
-            if not 0 <= r.word < len(code.words):
-                diags.append(error(f"{where}: relocation at word {r.word}, past the section's end"))
-                break
     return timings, diags
 
 
