@@ -51,15 +51,18 @@ def parse_pipeline(spec: str, callback=None) -> PassPipeline:
 
 
 def run_pipeline(module: ModuleOp, spec: str,
-                 after_pass: Callable[[ModulePass, ModuleOp], None] | None = None) -> ModuleOp:
+                 after_pass: Callable[[ModulePass, ModuleOp], None] | None = None, *,
+                 verify_each: bool = True) -> ModuleOp:
     """Runs ``spec`` on ``module`` in place, verifying after every pass (a failure is a
-    ``DiagnosticError`` at the offending op's location); ``after_pass`` sees each result."""
+    ``DiagnosticError`` at the offending op's location) or, without ``verify_each``, once at
+    the end; ``after_pass`` sees each result."""
     from lpu.dsl.frontend import verify_module
 
-    def callback(previous, mod, _next):
+    def callback(previous, mod, next_pass):
         if previous is None:
             return
-        verify_module(mod)
+        if verify_each or next_pass is None:
+            verify_module(mod)
         if after_pass is not None:
             after_pass(previous, mod)
 
