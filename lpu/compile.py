@@ -1,0 +1,201 @@
+"""``lpu compile`` and ``lpu run``: a ``.lpu`` file's df function through the code generator,
+the linker and the simulator. The driver entries in ``lpu/driver.py`` are thin; tests call
+``compile_source`` and ``run_source`` directly."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lpu.arch.config import load_config
+from lpu.diagnostics import DiagnosticError, SourceManager, error
+from lpu.files import read_bytes, read_text, write_atomic
+
+
+@dataclass
+class RunOutcome:
+    compiled: object  # lpu.dsl.codegen.Compiled
+    cycles: int
+    hazards: list
+    inputs: dict[str, np.ndarray]
+    result: np.ndarray
+    reference: np.ndarray | None = None
+    times: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def matches(self) -> bool | None:
+        if self.reference is None:
+            return None
+        return self.result.shape == self.reference.shape and np.array_equal(self.result, self.reference)
+
+
+def _module(text: str, path: str, sources: SourceManager | None):
+    from lpu.dsl.frontend import parse_module
+
+    if sources is not None:
+        sources.add(path, text)
+    return parse_module(text, path)
+
+
+def _func_name(module, name: str | None) -> str:
+    from lpu.dsl import dialect as D
+
+    funcs = [op.sym_name.data for op in module.ops if isinstance(op, D.FuncOp)]
+    if name is not None:
+        return name
+    if len(funcs) != 1:
+        raise DiagnosticError(error(f"several functions in this file ({', '.join('@' + f for f in funcs)}); name one "
+                                    "with --function" if funcs else "no function to compile in this file"))
+    return funcs[0]
+
+
+def compile_source(text: str, path: str, func: str | None = None, config: str | None = None,
+                   max_planes: int | None = None, sources: SourceManager | None = None):
+    """Compile the df function of a ``.lpu`` file to a ``Compiled`` (object, kernel, bindings)."""
+    from lpu.dsl.codegen import compile_function
+
+    module = _module(text, path, sources)
+    cfg = load_config(config)
+    base = os.path.dirname(os.path.abspath(path)) if path not in ("-", "<input>") else os.getcwd()
+    return compile_function(module, _func_name(module, func), cfg, base, max_planes, path), module
+
+
+def link_compiled(c):
+    from lpu.linker.link import link_objects
+
+    return link_objects([(c.func, c.obj)])
+
+
+def run_source(text: str, path: str, inputs: dict[str, np.ndarray] | None = None, func: str | None = None,
+               check: bool = False, seed: int = 0, config: str | None = None,
+               max_planes: int | None = None) -> RunOutcome:
+    """Compile, link and simulate; arguments not given get the interpreter's seeded random
+    values (``random_input`` with ``seed``), so ``--check`` compares like with like."""
+    from lpu.dsl import types as T
+    from lpu.dsl.interpreter import arg_names, function, random_input, run_function
+    from lpu.sim.cli import simulate
+
+    t0 = time.perf_counter()
+    c, module = compile_source(text, path, func, config, max_planes)
+    t1 = time.perf_counter()
+    fn = function(module, c.func)
+    rng = np.random.default_rng(seed)
+    args = dict(inputs or {})
+    for name, arg in zip(arg_names(fn), fn.body.block.args):
+        if name not in args:
+            args[name] = random_input(arg.type, rng)
+        else:
+            want = (T.shape_of(arg.type), T.dtype(T.elem_of(arg.type)))
+            if (args[name].shape, args[name].dtype) != want:
+                raise DiagnosticError(error(f"input '{name}' is {args[name].dtype}{list(args[name].shape)} but "
+                                            f"'%{name}' is {T.type_text(arg.type)}"))
+    image = link_compiled(c)
+    t2 = time.perf_counter()
+    lanes = c.program.config.lanes
+    r = simulate(image, path, inputs=c.inputs(args, lanes), outputs=c.output_symbols())
+    t3 = time.perf_counter()
+    out = RunOutcome(c, r.machine.cycles, list(r.hazards), args, c.result(r.outputs, lanes),
+                     times={"compile": t1 - t0, "link": t2 - t1, "simulate": t3 - t2})
+    if check:
+        base = os.path.dirname(os.path.abspath(path))
+        out.reference = run_function(module, c.func, args, base_dir=base)[0]
+    return out
+
+
+# --- the driver's subcommands ----------------------------------------------------------------
+def add_compile_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="a .lpu file with a df function ('-' for stdin)")
+    p.add_argument("-o", dest="output", metavar="FILE", help="output: a linked system image (.lpx), or with -S "
+                   "the scheduled assembly ('-' for stdout)")
+    p.add_argument("-S", dest="assembly", action="store_true", help="write the scheduled .lpu assembly")
+    p.add_argument("--function", metavar="NAME", help="the function to compile (default: the only one)")
+    p.add_argument("--config", metavar="FILE|NAME", default=None, help="chip configuration (default: lpu-v1)")
+
+
+def _read_input(path: str) -> str:
+    return sys.stdin.read() if path == "-" else read_text(path)
+
+
+def run_compile(args: argparse.Namespace, sources: SourceManager) -> int:
+    from lpu.linker.imagefile import write_image
+
+    text = _read_input(args.input)
+    name = "<stdin>" if args.input == "-" else args.input
+    c, _ = compile_source(text, name, args.function, args.config, sources=sources)
+    if args.assembly:
+        data: bytes | str = c.assembly(name)
+        out = args.output or "-"
+    else:
+        data = write_image(link_compiled(c))
+        out = args.output or os.path.splitext(os.path.basename(name))[0] + ".lpx"
+    if out == "-":
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
+    else:
+        write_atomic(out, data)
+    return 0
+
+
+# --- lpu run: the compiled path behind lpu.dsl.run's SIMULATE hook -----------------------
+LAST: dict = {}  # the last simulated run: cycles, hazards (for --check and the summary line)
+
+
+def simulate_function(module, name: str, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """``lpu.dsl.run.SIMULATE``: compile ``@name``, link, simulate; its results."""
+    from lpu.dsl.codegen import compile_function
+    from lpu.dsl.frontend import loc_of
+    from lpu.dsl.interpreter import function
+    from lpu.sim.cli import simulate
+
+    loc = loc_of(function(module, name))
+    file = loc.file if loc is not None else "<input>"
+    cfg = load_config(None)
+    c = compile_function(module, name, cfg, os.path.dirname(os.path.abspath(file)), file=file)
+    r = simulate(link_compiled(c), file, inputs=c.inputs(inputs, cfg.lanes), outputs=c.output_symbols())
+    LAST.clear()
+    LAST.update(cycles=r.machine.cycles, hazards=list(r.hazards))
+    print(f"lpu run: @{name}: {r.machine.cycles} cycles, {len(r.hazards)} hazards", file=sys.stderr)
+    for h in r.hazards[:10]:
+        print(f"lpu run: hazard: {h}", file=sys.stderr)
+    return [c.result(r.outputs, cfg.lanes)]
+
+
+def install() -> None:
+    from lpu.dsl import run as R
+
+    R.SIMULATE = simulate_function
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    from lpu.dsl import run as R
+
+    R.add_run_arguments(p)
+    p.add_argument("--check", action="store_true",
+                   help="also run the reference interpreter on the same inputs and compare (exit 1 if different)")
+
+
+def run_command(args: argparse.Namespace, sources: SourceManager) -> int:
+    """``lpu run``: lpu.dsl.run's command with the compiler installed, plus ``--check``."""
+    from lpu.dsl import run as R
+
+    install()
+    if not args.check or args.reference:
+        return R.run_command(args, sources) or (1 if LAST.get("hazards") else 0)
+    inputs = {n: R.load_npy(p) for n, p in R._pairs(args.input, "--input").items()}
+    names, got = R.run_program(args.program, function=args.function, inputs=inputs, seed=args.seed, reference=False)
+    _, want = R.run_program(args.program, function=args.function, inputs=inputs, seed=args.seed, reference=True)
+    status = 1 if LAST.get("hazards") else 0
+    for n, g, w in zip(names, got, want):
+        same = g.shape == w.shape and g.dtype == w.dtype and np.array_equal(g, w)
+        print(f"{n}: {'equal to' if same else 'DIFFERENT from'} the reference interpreter "
+              f"({g.dtype}{list(g.shape)}, {LAST.get('cycles')} cycles)")
+        status = status or (0 if same else 1)
+    return status

@@ -1,0 +1,72 @@
+"""lpu compile / lpu run over the code generator, and -S assembly equal to the direct object."""
+
+import numpy as np
+
+from lpu.asm.assembler import assemble
+from lpu.asm.emit import emit
+from lpu.compile import compile_source
+from lpu.driver import main
+from lpu.linker.imagefile import read_image
+
+SRC = '''target "lpu-v1"
+data @w : tensor<640x330xi8> = load("w.npy")
+func @gemv(%x: tensor<640xi8>) -> tensor<330xi32> {
+  %w = get @w : tensor<640x330xi8>
+  %y = matmul %x, %w : tensor<330xi32>
+  return %y
+}
+'''
+
+
+def setup(tmp_path):
+    rng = np.random.default_rng(7)
+    w = rng.integers(-128, 128, (640, 330)).astype(np.int8)
+    x = rng.integers(-128, 128, 640).astype(np.int8)
+    np.save(tmp_path / "w.npy", w)
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "g.lpu").write_text(SRC)
+    return w, x
+
+
+def test_assembly_reassembles_to_the_compiled_code(tmp_path):
+    setup(tmp_path)
+    path = str(tmp_path / "g.lpu")
+    c, _ = compile_source(SRC, path)
+    text = c.assembly(path)
+    assert f"// gemv: compiled from {path}; {c.cycles} cycles" in text
+    again = emit(assemble(text, str(tmp_path / "g.s")))
+    key = lambda o: sorted((q.kernel, q.queue, list(q.words)) for q in o.code)  # noqa: E731
+    assert key(again) == key(c.obj)
+    assert [(s.symbol, s.image) for s in again.sram] == [(s.symbol, s.image) for s in c.obj.sram]
+    assert again.kernels[0].length == c.cycles
+
+
+def test_lpu_run_check_and_output(tmp_path, capsys):
+    w, x = setup(tmp_path)
+    g = str(tmp_path / "g.lpu")
+    assert main(["run", g, "--check"]) == 0
+    out = capsys.readouterr()
+    assert "y: equal to the reference interpreter (int32[330], 107 cycles)" in out.out
+    assert "lpu run: @gemv: 107 cycles, 0 hazards" in out.err
+    y = tmp_path / "y.npy"
+    assert main(["run", g, "--input", f"x={tmp_path / 'x.npy'}", "--output", f"y={y}", "-q"]) == 0
+    assert np.array_equal(np.load(y), x.astype(np.int32) @ w.astype(np.int32))
+
+
+def test_lpu_compile_writes_a_linked_image_and_assembly(tmp_path, capsys):
+    setup(tmp_path)
+    g, lpx, s = str(tmp_path / "g.lpu"), str(tmp_path / "g.lpx"), str(tmp_path / "g.s")
+    assert main(["compile", g, "-o", lpx]) == 0
+    image = read_image(open(lpx, "rb").read(), lpx)
+    assert {sym.name for sym in image.chips[0].symbols} >= {"x_w0", "y_w0"}
+    assert main(["compile", "-S", g, "-o", s]) == 0
+    assert open(s).read().startswith("// gemv: compiled from")
+
+
+def test_lpu_compile_reports_unsupported_input(tmp_path, capsys):
+    (tmp_path / "f.lpu").write_text('target "lpu-v1"\nfunc @f(%a: tensor<320xi8>) -> tensor<320xi8> {\n'
+                                    '  %b = add %a, %a : tensor<320xi8>\n  return %b\n}\n')
+    assert main(["compile", str(tmp_path / "f.lpu"), "-o", str(tmp_path / "f.lpx")]) == 1
+    err = capsys.readouterr().err
+    assert "error: the code generator does not handle a function without a matmul yet" in err
+    assert not (tmp_path / "f.lpx").exists()
