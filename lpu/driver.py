@@ -134,8 +134,11 @@ COMMANDS: list[Command] = [
     Command("arch", "show a chip configuration: floor plan, queues and derived peaks",
             _add_config, _run_arch),
     Command("run", "run a .lpu program's function on .npy inputs (--reference: the reference interpreter)",
-            lambda p: __import__("lpu.dsl.run", fromlist=["x"]).add_run_arguments(p),
-            lambda args, sources: __import__("lpu.dsl.run", fromlist=["x"]).run_command(args, sources)),
+            lambda p: __import__("lpu.compile", fromlist=["x"]).add_run_arguments(p),
+            lambda args, sources: __import__("lpu.compile", fromlist=["x"]).run_command(args, sources)),
+    Command("compile", "compile a df function to a linked system image (-S: the scheduled assembly)",
+            lambda p: __import__("lpu.compile", fromlist=["x"]).add_compile_arguments(p),
+            lambda args, sources: __import__("lpu.compile", fromlist=["x"]).run_compile(args, sources)),
 ]
 
 
