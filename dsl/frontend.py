@@ -664,7 +664,7 @@ def verify_diagnostics(module: ModuleOp) -> list[Diagnostic]:
             op.verify_()
         except VerifyException as e:
             message = str(e)
-            if not message.startswith("'"):
+            if not message.startswith(f"'{op.name}'"):
                 message = f"'{op.name}' op {message}"
             diags.append(error(message, loc_of(op)))
             if len(diags) >= MAX_ERRORS:

@@ -46,13 +46,13 @@ class FoldConstants(RewritePattern):
         else:
             result = N.convert(values[0], T.elem_of(op.input.type), elem)
         e = Emitter(op)
-        rewriter.replace_op(op, e.ops, [e.constant(np.asarray(result), elem)])
+        rewriter.replace(op, e.ops, [e.constant(np.asarray(result), elem)])
 
 
 class CastToSameType(RewritePattern):
     def match_and_rewrite(self, op, rewriter: PatternRewriter):
         if isinstance(op, D.CastOp) and op.input.type == op.result.type:
-            rewriter.replace_op(op, [], [op.input])
+            rewriter.replace(op, [], [op.input])
 
 
 class ReshapeChain(RewritePattern):
@@ -62,10 +62,10 @@ class ReshapeChain(RewritePattern):
         if not isinstance(op, D.ReshapeOp):
             return
         if op.input.type == op.result.type:
-            rewriter.replace_op(op, [], [op.input])
+            rewriter.replace(op, [], [op.input])
         elif isinstance(op.input.owner, D.ReshapeOp):
             e = Emitter(op)
-            rewriter.replace_op(op, e.ops, [e.op(D.ReshapeOp, [op.input.owner.input], result_type=op.result.type)])
+            rewriter.replace(op, e.ops, [e.op(D.ReshapeOp, [op.input.owner.input], result_type=op.result.type)])
 
 
 class TransposeChain(RewritePattern):
@@ -80,10 +80,10 @@ class TransposeChain(RewritePattern):
         p2 = D.get_ints(op, "perm") or list(range(rank))[::-1]
         perm = [p1[p] for p in p2]
         if perm == list(range(rank)):
-            rewriter.replace_op(op, [], [inner.input])
+            rewriter.replace(op, [], [inner.input])
             return
         e = Emitter(op)
-        rewriter.replace_op(op, e.ops, [e.op(D.TransposeOp, [inner.input], {"perm": D.ints_attr(perm)})])
+        rewriter.replace(op, e.ops, [e.op(D.TransposeOp, [inner.input], {"perm": D.ints_attr(perm)})])
 
 
 class StaticSlice(RewritePattern):
@@ -98,7 +98,7 @@ class StaticSlice(RewritePattern):
         i = int(index)
         offsets = [o + i * s for o, s in zip(D.get_ints(op, "offsets"), D.get_ints(op, "step"))]
         e = Emitter(op)
-        rewriter.replace_op(op, e.ops, [e.op(D.SliceOp, [op.input], {
+        rewriter.replace(op, e.ops, [e.op(D.SliceOp, [op.input], {
             "offsets": D.ints_attr(offsets), "sizes": op.attributes["sizes"]})])
 
 

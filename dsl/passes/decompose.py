@@ -25,7 +25,7 @@ from lpu.dsl.passes.build import Emitter
 
 
 def _replace(rewriter: PatternRewriter, op, e: Emitter, result) -> None:
-    rewriter.replace_op(op, e.ops, [result])
+    rewriter.replace(op, e.ops, [result])
 
 
 class Softmax(RewritePattern):
