@@ -3,10 +3,16 @@
 ``y = x · W`` with ``x`` of K elements and ``W`` of K × N becomes ``k × n`` blocks
 (``k = ⌈K/320⌉``, ``n = ⌈N/320⌉``; ragged edges are padded with zeros, which add nothing to
 the sums). Block ``(i, j)`` multiplies the ``i``-th 320-slice of ``x`` by rows ``320i…`` and
-columns ``320j…`` of ``W``. Output column ``j`` is owned by one plane, which accumulates its
-``k`` blocks in one accumulator slot (``set`` for ``i = 0``, ``add`` after) and emits it once:
-the K reduction never leaves the plane. Columns are dealt round-robin over the planes, taken
-in the order west, east, west, east so that small problems use both hemispheres' streams.
+columns ``320j…`` of ``W`` (output column ``j``).
+
+The blocks, column after column, are cut into one contiguous run per plane of equal length
+(± 1 block), so every plane does the same work; planes are taken in the order west, east,
+west, east, so that small problems use both hemispheres' streams. A plane's run is a list of
+*parts*: the K blocks ``i0 … i1-1`` of one column ``j``, accumulated in one accumulator slot
+(``set`` first, ``add`` after) and emitted once. A column whose blocks fall to two or more
+planes (at most the runs' ends) is *split*: its parts' partial sums are added on the VXM
+(``combine``). Each plane computes its split parts first, so the adds overlap the planes'
+remaining work.
 """
 
 from __future__ import annotations
@@ -25,7 +31,11 @@ from lpu.dsl.frontend import loc_of
 @dataclass
 class PlaneWork:
     plane: str  # queue name, e.g. MXM_W0
-    columns: list[int] = field(default_factory=list)  # output blocks j, in issue order
+    parts: list[tuple[int, int, int]] = field(default_factory=list)  # (j, i0, i1), in issue order
+
+    @property
+    def blocks(self) -> int:
+        return sum(i1 - i0 for _, i0, i1 in self.parts)
 
 
 @dataclass
@@ -101,7 +111,39 @@ def register_block(module: ModuleOp, name: str, cfg, weights_of, max_planes: int
     padded = np.zeros((k * lanes, n * lanes), dtype=w.dtype)
     padded[:K, :N] = w
     order = plane_order(cfg)[:max_planes]
-    planes = [PlaneWork(p) for p in order[:min(len(order), n)]]
-    for j in range(n):
-        planes[j % len(planes)].columns.append(j)
+    planes = [PlaneWork(p) for p in order[:min(len(order), k * n)]]
+    split_blocks(planes, k, n)
     return GemvPlan(name, names[args.index(mm.lhs)], T.elem_of(mm.result.type), K, N, k, n, padded, elem, planes)
+
+
+def split_blocks(planes: list[PlaneWork], k: int, n: int) -> None:
+    """Cut the ``k·n`` blocks (column-major) into one run per plane, and each run into parts;
+    split parts first."""
+    total = k * n
+    start = 0
+    for p, work in enumerate(planes):
+        size = total // len(planes) + (1 if p < total % len(planes) else 0)
+        parts = []
+        b = start
+        while b < start + size:
+            j, i0 = divmod(b, k)
+            i1 = min(k, i0 + start + size - b)
+            parts.append((j, i0, i1))
+            b += i1 - i0
+        start += size
+        work.parts = parts
+    owners: dict[int, int] = {}
+    for work in planes:
+        for j, _, _ in work.parts:
+            owners[j] = owners.get(j, 0) + 1
+    for work in planes:
+        work.parts.sort(key=lambda part: owners[part[0]] == 1)  # stable: split parts first
+
+
+def split_columns(planes: list[PlaneWork]) -> dict[int, list[tuple[int, int]]]:
+    """Columns computed by more than one part: j -> [(plane index, part index)]."""
+    where: dict[int, list[tuple[int, int]]] = {}
+    for p, work in enumerate(planes):
+        for c, (j, _, _) in enumerate(work.parts):
+            where.setdefault(j, []).append((p, c))
+    return {j: v for j, v in where.items() if len(v) > 1}

@@ -2,8 +2,8 @@
 
 Each plane runs its blocks back to back with a period of ``lw_cycles + 2`` (20 ``lw`` of 16
 rows, then ``iw``, then ``mm``: the plane's queue issues one instruction a cycle, so this is
-the fastest a plane can take a block), and after the last K block of an output column one
-``acc``. Everything else is timed backwards from the plane (architecture page, section 2):
+the fastest a plane can take a block), and after the last block of a part one ``acc``.
+Everything else is timed backwards from the plane (architecture page, section 2):
 
 - a weight row that ``lw`` consumes at cycle ``c`` is read by its slice at position ``q`` in
   cycle ``c − read_latency − |q − P|``, so the 16 reads of a row group are staggered by
@@ -12,53 +12,74 @@ the fastest a plane can take a block), and after the last K block of an output c
 - ``y`` is written when the accumulator's group passes its slice:
   ``acc + acc_latency + |q_y − P|``.
 
-Cycle 0 is the earliest read. ``repeat`` keeps each slice's 20 reads of a block one
-instruction plus one repeat, and the plane's 20 loads likewise.
+Each plane starts as early as its own farthest weight slice allows (its *lead*); cycle 0 is
+the earliest read. ``repeat`` keeps each slice's 20 reads of a block one instruction plus one
+repeat, and the plane's 20 loads likewise.
+
+``combine`` then adds the partial sums of split columns on the VXM: each partial is read from
+its plane's ``y`` slice toward the VXM, the adds chain on VXM ALUs two cycles apart (a sum is
+read by the next add as it leaves the VXM), and the total is written back over the first
+partial. Ports, ALU queues and the VXM's output cells are reserved as they are taken; the
+earliest cycle where everything is free is chosen.
 """
 
 from __future__ import annotations
 
-from lpu.arch.isa import BY_MNEMONIC
+from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.operands import stream_field
 from lpu.asm.records import Inst, SymRef
-from lpu.dsl.codegen.register_block import GemvPlan
+from lpu.dsl.codegen.register_block import GemvPlan, split_columns
 from lpu.dsl.codegen.sram_layout import Layout
 from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp
 
 _SET, _ADD = 0, 1
+# stream groups of the combine step: the region between the y slices and the VXM carries only
+# the accumulators' groups (s0..s7), so s8.. are free there (docs/codegen.md)
+_PART_GROUPS = (8, 12)  # a partial toward the VXM: by the y slice's rank within its hemisphere
+_SUM_GROUP = 20  # the total, from the VXM back to its slice
+_CHAIN_GROUP = 24  # a running sum, read again at the VXM
 
 
-def _spec(m):
-    return BY_MNEMONIC[m]
+class _Ports:
+    """Busy cycles of single-ported resources: (kind, unit) -> set of cycles."""
+
+    def __init__(self) -> None:
+        self.busy: dict[tuple[str, str], set[int]] = {}
+
+    def free(self, key, start: int, n: int) -> bool:
+        b = self.busy.get(key, ())
+        return all(c not in b for c in range(start, start + n))
+
+    def take(self, key, start: int, n: int) -> None:
+        self.busy.setdefault(key, set()).update(range(start, start + n))
 
 
 def schedule(plan: GemvPlan, layout: Layout, cfg, name: str = "main") -> KernelOp:
     rows_per_lw = cfg["mxm.max_rows_per_lw"]
     groups = cfg.lanes // rows_per_lw
     period = groups + 2  # lw x groups, iw, mm
-    col_period = plan.k * period + 1  # + acc
     read_lat = cfg["mem.read_latency"]
-    acc_lat = BY_MNEMONIC["acc"].latency_for(cfg, "i32")
+    acc_lat = BY_MNEMONIC["acc"].latency_for(cfg, plan.y_dtype)
+    ywords = DTYPE_BYTES[plan.y_dtype]
     slots = cfg["mxm.acc_slots"]
-    # the earliest read relative to the first lw; cycle 0 is the earliest instruction
-    lead = 0
-    for pl in layout.planes:
-        lead = max(lead, *(read_lat + abs(q - pl.position) for _, q in pl.weight_slices))
-        lead = max(lead, read_lat + abs(pl.x_slice[1] - pl.position) - (period - 1))
     insts: list[Inst] = []
     qidx = {q.name: q.index for q in cfg.queues}
+    ports = _Ports()
 
     def add(cycle, unit, m, dtype, args, dtype2=None):
-        insts.append(Inst(cycle, qidx[unit], _spec(m), dtype, dtype2, tuple(args)))
+        insts.append(Inst(cycle, qidx[unit], BY_MNEMONIC[m], dtype, dtype2, tuple(args)))
 
-    for pl in layout.planes:
+    # the earliest read relative to its plane's first lw; each plane starts at its own lead
+    leads = [max(max(read_lat + abs(q - pl.position) for _, q in pl.weight_slices),
+                 read_lat + abs(pl.x_slice[1] - pl.position) - (period - 1)) for pl in layout.planes]
+    written: dict[tuple[int, int], int] = {}  # (plane, part) -> cycle its partial sum is in SRAM
+    for p, pl in enumerate(layout.planes):
         P = pl.position
         toward = pl.west  # operand streams flow toward the plane
-        away = not pl.west
+        t = leads[p]
         b = 0
-        for c, _j in enumerate(pl.columns):
-            for i in range(plan.k):
-                t = lead + c * col_period + i * period  # first lw of this block
+        for c, (_j, i0, i1) in enumerate(pl.parts):
+            for i in range(i0, i1):
                 for s, (sname, q) in enumerate(pl.weight_slices):
                     r = t - read_lat - abs(q - P)
                     add(r, sname, "read", plan.elem, (SymRef(pl.w_symbols[s], b * groups),
@@ -72,12 +93,83 @@ def schedule(plan: GemvPlan, layout: Layout, cfg, name: str = "main") -> KernelO
                 add(mm - read_lat - abs(xq - P), pl.x_slice[0], "read", plan.elem,
                     (SymRef(pl.x_symbol, i), stream_field(pl.stream_base, toward), 0))
                 add(mm, pl.plane, "mm", plan.elem, (stream_field(pl.stream_base, toward), c % slots,
-                                                    _SET if i == 0 else _ADD))
+                                                    _SET if i == i0 else _ADD))
                 b += 1
-            acc = lead + c * col_period + plan.k * period
-            add(acc, pl.plane, "acc", plan.y_dtype, (c % slots, stream_field(pl.acc_base, away), 0))
-            yq = pl.y_slice[1]
-            add(acc + acc_lat + abs(yq - P), pl.y_slice[0], "write", plan.y_dtype,
-                (SymRef(pl.y_symbol, 4 * c), stream_field(pl.acc_base, away), 0))
+                t += period
+            add(t, pl.plane, "acc", plan.y_dtype, (c % slots, stream_field(pl.acc_base, not toward), 0))
+            w = t + acc_lat + abs(pl.y_slice[1] - P)
+            add(w, pl.y_slice[0], "write", plan.y_dtype,
+                (SymRef(pl.y_symbol, ywords * c), stream_field(pl.acc_base, not toward), 0))
+            ports.take(("write", pl.y_slice[0]), w, ywords)
+            written[(p, c)] = w + ywords
+            t += 1
+    _combine(plan, layout, cfg, written, ports, add)
     insts.sort(key=lambda x: (x.cycle, x.queue))
     return KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
+
+
+def _combine(plan, layout, cfg, written, ports: _Ports, add) -> None:
+    vxm = [q for q in cfg.queues if q.kind == "vxm"]
+    V = vxm[0].position
+    read_lat = cfg["mem.read_latency"]
+    lat = BY_MNEMONIC["add"].latency_for(cfg, plan.y_dtype)
+    ywords = DTYPE_BYTES[plan.y_dtype]
+    rank = {}
+    for pl in layout.planes:
+        same = [x for x in layout.planes if x.west == pl.west]
+        rank[pl.plane] = same.index(pl)
+    from lpu.dsl.codegen.register_block import PlaneWork
+
+    works = [PlaneWork(pl.plane, pl.parts) for pl in layout.planes]
+    for j, where in sorted(split_columns(works).items()):
+        ready = max(written[w] for w in where)
+        srcs = []  # (slice, position, symbol, row, stream field toward the VXM)
+        for p, c in where:
+            pl = layout.planes[p]
+            q = pl.y_slice[1]
+            east = q < V
+            srcs.append((pl.y_slice[0], q, pl.y_symbol, c, stream_field(_PART_GROUPS[rank[pl.plane]], not east)))
+        owner = srcs[0]
+        adds = len(srcs) - 1
+        t0 = ready + read_lat + max(abs(q - V) for _, q, *_ in srcs)
+        while True:
+            # add a (k = 0: parts 0 and 1; k > 0: running sum and part k+1) at t0 + lat * k
+            plan_ok = True
+            reads = []
+            for n, (sl, q, sym, row, f) in enumerate(srcs):
+                at = t0 + lat * max(0, n - 1)
+                r = at - read_lat - abs(q - V)
+                if r < ready or not ports.free(("read", sl), r, ywords):
+                    plan_ok = False
+                    break
+                reads.append(r)
+            alus = []
+            if plan_ok:
+                for k in range(adds):
+                    at = t0 + lat * k
+                    alu = next((a for a in vxm if ports.free(("queue", a.name), at, 1)), None)
+                    if alu is None or not ports.free(("vxm-out", "sum" if k == adds - 1 else "chain"), at, 1):
+                        plan_ok = False
+                        break
+                    alus.append(alu.name)
+            done = t0 + lat * adds
+            wcycle = done + abs(owner[1] - V)
+            if plan_ok and ports.free(("write", owner[0]), wcycle, ywords):
+                break
+            t0 += 1
+        for (sl, q, sym, row, f), r in zip(srcs, reads):
+            add(r, sl, "read", plan.y_dtype, (SymRef(sym, ywords * row), f, 0))
+            ports.take(("read", sl), r, ywords)
+        chain = None
+        for k, alu in enumerate(alus):
+            at = t0 + lat * k
+            a = srcs[0][4] if k == 0 else chain
+            last = k == adds - 1
+            dst = stream_field(_SUM_GROUP, owner[1] < V) if last else stream_field(_CHAIN_GROUP, False)
+            add(at, alu, "add", plan.y_dtype, (a, srcs[k + 1][4], dst))
+            ports.take(("queue", alu), at, 1)
+            ports.take(("vxm-out", "sum" if last else "chain"), at, 1)
+            chain = dst
+        add(wcycle, owner[0], "write", plan.y_dtype,
+            (SymRef(owner[2], ywords * owner[3]), stream_field(_SUM_GROUP, owner[1] < V), 0))
+        ports.take(("write", owner[0]), wcycle, ywords)

@@ -36,7 +36,7 @@ class PlaneLayout:
     x_slice: tuple[str, int]
     y_slice: tuple[str, int]
     acc_base: int  # first stream of the accumulator group (opposite direction)
-    columns: list[int]
+    parts: list[tuple[int, int, int]]  # (j, i0, i1), as register-block cut them
     x_symbol: str = ""
     y_symbol: str = ""
     w_symbols: list[str] = field(default_factory=list)
@@ -70,9 +70,9 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
         x_sl, y_sl = near[stripe + hi], near[stripe + len(same) + hi]
         pl = PlaneLayout(work.plane, P, mine[0].position > P, [(s.name, s.position) for s in mine],
                          hi * rows_per_lw, (x_sl.name, x_sl.position), (y_sl.name, y_sl.position), 4 * hi,
-                         list(work.columns))
+                         list(work.parts))
         tag = work.plane.removeprefix("MXM_").lower()
-        blocks = [(i, j) for j in work.columns for i in range(plan.k)]
+        blocks = [(i, j) for j, i0, i1 in work.parts for i in range(i0, i1)]
         if len(blocks) * groups > cfg.words:
             raise DiagnosticError(error(f"{work.plane}'s {len(blocks)} weight blocks need "
                                         f"{len(blocks) * groups} words a slice, more than {cfg.words}"))
@@ -87,8 +87,8 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
         tensors.append(Tensor(pl.x_symbol, plan.elem, (plan.k, lanes), Placement(x_sl.name), None, True, None,
                               plan.k))
         ywords = 4  # an i32 vector is 4 words
-        tensors.append(Tensor(pl.y_symbol, plan.y_dtype, (len(work.columns), lanes), Placement(y_sl.name), None, True,
-                              None, ywords * len(work.columns)))
+        tensors.append(Tensor(pl.y_symbol, plan.y_dtype, (len(work.parts), lanes), Placement(y_sl.name), None, True,
+                              None, ywords * len(work.parts)))
         planes.append(pl)
     return Layout(planes, tensors)
 
@@ -100,10 +100,19 @@ def pack_x(plan: GemvPlan, layout: Layout, x: np.ndarray, lanes: int) -> dict[st
     return {pl.x_symbol: padded.reshape(plan.k, lanes) for pl in layout.planes}
 
 
+def result_rows(layout: Layout) -> dict[int, tuple[str, int]]:
+    """Where output column j ends up: its first part's row (a split column's sum is written
+    back over its first partial sum)."""
+    out: dict[int, tuple[str, int]] = {}
+    for pl in layout.planes:
+        for c, (j, _, _) in enumerate(pl.parts):
+            out.setdefault(j, (pl.y_symbol, c))
+    return out
+
+
 def unpack_y(plan: GemvPlan, layout: Layout, parts: dict[str, np.ndarray], lanes: int) -> np.ndarray:
     """``y`` from the planes' output symbols, padding dropped."""
     y = np.zeros((plan.n, lanes), dtype=next(iter(parts.values())).dtype)
-    for pl in layout.planes:
-        for c, j in enumerate(pl.columns):
-            y[j] = parts[pl.y_symbol][c]
+    for j, (sym, row) in result_rows(layout).items():
+        y[j] = parts[sym][row]
     return y.reshape(-1)[:plan.N]
