@@ -63,22 +63,35 @@ def test_one_plane_only(tmp_path):
     assert c.cycles == 19 + (2 * 22 + 1) + 2 * 22 + 4 + 36 + 4
 
 
-def test_register_block_deals_columns_over_planes(tmp_path):
+def test_register_block_cuts_equal_runs_split_parts_first(tmp_path):
     module, _ = make(tmp_path, 700, 1500)
     w = np.load(tmp_path / "w.npy")
     plan = register_block(module, "gemv", CFG, lambda d: w)
     assert (plan.k, plan.n) == (3, 5)
     assert plane_order(CFG) == ["MXM_W0", "MXM_E0", "MXM_W1", "MXM_E1"]
-    assert [(p.plane, p.columns) for p in plan.planes] == [
-        ("MXM_W0", [0, 4]), ("MXM_E0", [1]), ("MXM_W1", [2]), ("MXM_E1", [3])]
+    # 15 blocks column-major: runs of 4, 4, 4, 3; (j, i0, i1) parts, split columns first
+    assert [(p.plane, p.parts) for p in plan.planes] == [
+        ("MXM_W0", [(1, 0, 1), (0, 0, 3)]), ("MXM_E0", [(1, 1, 3), (2, 0, 2)]),
+        ("MXM_W1", [(2, 2, 3), (3, 0, 3)]), ("MXM_E1", [(4, 0, 3)])]
     assert plan.weights.shape == (960, 1600)
     assert np.array_equal(plan.weights[:700, :1500], w) and not plan.weights[700:].any()
+
+
+@pytest.mark.parametrize("K,N,planes", [(1600, 300, 4), (700, 1500, 4), (960, 640, 3)])
+def test_split_columns_are_added_on_the_vxm(tmp_path, K, N, planes):
+    module, x = make(tmp_path, K, N, seed=K)
+    c = compile_function(module, "gemv", CFG, str(tmp_path), max_planes=planes)
+    assert len(c.layout.planes) == planes
+    assert any(op.SPEC.mnemonic == "add" for op in c.kernel.insts())
+    y, r = run_compiled(c, x)
+    assert r.hazards == []
+    assert np.array_equal(y, run_function(module, "gemv", {"x": x}, base_dir=str(tmp_path))[0])
 
 
 def test_sram_layout_stripes_rows_over_sixteen_slices(tmp_path):
     module, _ = make(tmp_path, 640, 320)
     w = np.load(tmp_path / "w.npy")
-    plan = register_block(module, "gemv", CFG, lambda d: w)
+    plan = register_block(module, "gemv", CFG, lambda d: w, max_planes=1)
     lay = sram_layout(plan, CFG)
     (pl,) = lay.planes
     assert pl.weight_slices[0] == ("MEM_W43", 3) and pl.weight_slices[15] == ("MEM_W28", 18)

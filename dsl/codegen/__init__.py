@@ -72,10 +72,26 @@ def compile_function(module: ModuleOp, name: str, cfg, base_dir: str = ".", max_
     """Compile ``@name`` of a parsed ``df`` module for chip ``cfg``; raises ``DiagnosticError``."""
     from lpu.dsl.interpreter import _State
 
-    times = {}
     t0 = time.perf_counter()
     state = _State(module, base_dir if os.path.isdir(base_dir) else ".", {})
-    plan = register_block(module, name, cfg, lambda d: state.tensor(d.sym_name.data, d), max_planes)
+    weights = lambda d: state.tensor(d.sym_name.data, d)  # noqa: E731
+    if max_planes is None:
+        # small problems: fewer planes can win (no partial sums to add, nearer weight slices);
+        # compiling is cheap there, so try each count and keep the shortest kernel
+        plan = register_block(module, name, cfg, weights)
+        if plan.blocks <= SMALL_BLOCKS:
+            best = min((_compile(register_block(module, name, cfg, weights, p), cfg, name, file, t0)
+                        for p in range(1, len(plan.planes) + 1)), key=lambda c: c.cycles)
+            return best
+    plan = register_block(module, name, cfg, weights, max_planes)
+    return _compile(plan, cfg, name, file, t0)
+
+
+SMALL_BLOCKS = 16
+
+
+def _compile(plan: GemvPlan, cfg, name: str, file: str, t0: float) -> Compiled:
+    times = {}
     t1 = time.perf_counter()
     layout = sram_layout(plan, cfg)
     t2 = time.perf_counter()
