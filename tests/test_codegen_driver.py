@@ -70,3 +70,16 @@ def test_lpu_compile_reports_unsupported_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: the code generator does not handle a function without a matmul yet" in err
     assert not (tmp_path / "f.lpx").exists()
+
+
+def test_doc_example_runs_as_shown(tmp_path, capsys):
+    """docs/codegen.md: its df example compiles, and `lpu run --check` prints what it says."""
+    import re
+    from pathlib import Path
+    doc = (Path(__file__).parent.parent / "docs" / "codegen.md").read_text()
+    src = re.search(r"```lpu\n(.*?)```", doc, re.S).group(1)
+    setup(tmp_path)
+    (tmp_path / "gemv.lpu").write_text(src)
+    assert main(["run", str(tmp_path / "gemv.lpu"), "--check"]) == 0
+    shown = re.search(r"#   (y: equal to .*)", doc).group(1)
+    assert shown in capsys.readouterr().out
