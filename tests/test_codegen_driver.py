@@ -46,8 +46,8 @@ def test_lpu_run_check_and_output(tmp_path, capsys):
     g = str(tmp_path / "g.lpu")
     assert main(["run", g, "--check"]) == 0
     out = capsys.readouterr()
-    assert "y: equal to the reference interpreter (int32[330], 107 cycles)" in out.out
-    assert "lpu run: @gemv: 107 cycles, 0 hazards" in out.err
+    assert "y: equal to the reference interpreter (int32[330], 73 cycles)" in out.out
+    assert "lpu run: @gemv: 73 cycles, 0 hazards" in out.err
     y = tmp_path / "y.npy"
     assert main(["run", g, "--input", f"x={tmp_path / 'x.npy'}", "--output", f"y={y}", "-q"]) == 0
     assert np.array_equal(np.load(y), x.astype(np.int32) @ w.astype(np.int32))

@@ -22,7 +22,7 @@ from lpu.asm.printer import tensor_type
 from lpu.asm.records import Program
 from lpu.dsl.codegen.register_block import GemvPlan, register_block
 from lpu.dsl.codegen.schedule import schedule
-from lpu.dsl.codegen.sram_layout import Layout, pack_x, sram_layout, unpack_y
+from lpu.dsl.codegen.sram_layout import Layout, pack_x, result_rows, sram_layout, unpack_y
 from lpu.dsl.lpu_dialect import KernelOp, kernel_text, to_kernel
 
 
@@ -44,7 +44,7 @@ class Compiled:
         return pack_x(self.plan, self.layout, args[self.plan.x_arg], lanes)
 
     def output_symbols(self) -> list[str]:
-        return [pl.y_symbol for pl in self.layout.planes]
+        return sorted({sym for sym, _ in result_rows(self.layout).values()})
 
     def result(self, parts: dict[str, np.ndarray], lanes: int) -> np.ndarray:
         return unpack_y(self.plan, self.layout, parts, lanes)

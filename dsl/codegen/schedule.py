@@ -18,8 +18,7 @@ repeat, and the plane's 20 loads likewise.
 
 ``combine`` then adds the partial sums of split columns on the VXM: each partial is read from
 its plane's ``y`` slice toward the VXM, the adds chain on VXM ALUs two cycles apart (a sum is
-read by the next add as it leaves the VXM), and the total is written back over the first
-partial. Ports, ALU queues and the VXM's output cells are reserved as they are taken; the
+read by the next add as it leaves the VXM), and the total is written to ``y_sum``. Ports, ALU queues and the VXM's output cells are reserved as they are taken; the
 earliest cycle where everything is free is chosen.
 """
 
@@ -33,8 +32,8 @@ from lpu.dsl.codegen.sram_layout import Layout
 from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp
 
 _SET, _ADD = 0, 1
-# stream groups of the combine step: the region between the y slices and the VXM carries only
-# the accumulators' groups (s0..s7), so s8.. are free there (docs/codegen.md)
+# stream groups of the combine step: between the planes' stripes and the VXM nothing flows
+# toward the VXM but x's s0/s16 and the accumulators' s0..s7, so s8.. are free (docs/codegen.md)
 _PART_GROUPS = (8, 12)  # a partial toward the VXM: by the y slice's rank within its hemisphere
 _SUM_GROUP = 20  # the total, from the VXM back to its slice
 _CHAIN_GROUP = 24  # a running sum, read again at the VXM
@@ -78,6 +77,7 @@ def schedule(plan: GemvPlan, layout: Layout, cfg, name: str = "main") -> KernelO
         toward = pl.west  # operand streams flow toward the plane
         t = leads[p]
         b = 0
+        accs = []
         for c, (_j, i0, i1) in enumerate(pl.parts):
             for i in range(i0, i1):
                 for s, (sname, q) in enumerate(pl.weight_slices):
@@ -85,6 +85,7 @@ def schedule(plan: GemvPlan, layout: Layout, cfg, name: str = "main") -> KernelO
                     add(r, sname, "read", plan.elem, (SymRef(pl.w_symbols[s], b * groups),
                                                        stream_field(pl.stream_base + s, toward), 0))
                     add(r + 1, sname, "repeat", None, (groups - 1, 1))
+                    ports.take(("queue", sname), r, groups)
                 add(t, pl.plane, "lw", plan.elem, (stream_field(pl.stream_base, toward), rows_per_lw))
                 add(t + 1, pl.plane, "repeat", None, (groups - 1, 1))
                 add(t + groups, pl.plane, "iw", None, ())
@@ -97,15 +98,36 @@ def schedule(plan: GemvPlan, layout: Layout, cfg, name: str = "main") -> KernelO
                 b += 1
                 t += period
             add(t, pl.plane, "acc", plan.y_dtype, (c % slots, stream_field(pl.acc_base, not toward), 0))
-            w = t + acc_lat + abs(pl.y_slice[1] - P)
-            add(w, pl.y_slice[0], "write", plan.y_dtype,
-                (SymRef(pl.y_symbol, ywords * c), stream_field(pl.acc_base, not toward), 0))
-            ports.take(("write", pl.y_slice[0]), w, ywords)
-            written[(p, c)] = w + ywords
+            accs.append(t)
             t += 1
+        # full parts' sums go to the nearest stripe slice whose queue is free when they pass
+        # (its write port is unused); partial sums, read again by combine, to the plane's y slice
+        full = [c for c, (sym, _) in enumerate(pl.part_rows) if sym == pl.y_symbol]
+        near = pl.y_slice
+        for sname, q in sorted(pl.weight_slices, key=lambda x: abs(x[1] - P)):
+            if all(ports.free(("queue", sname), accs[c] + acc_lat + abs(q - P), 1) for c in full):
+                near = (sname, q)
+                break
+        if full:
+            _place(layout, pl.y_symbol, near[0])
+        for c, (sym, row) in enumerate(pl.part_rows):
+            sname, q = near if sym == pl.y_symbol else pl.y_slice
+            w = accs[c] + acc_lat + abs(q - P)
+            add(w, sname, "write", plan.y_dtype, (SymRef(sym, ywords * row), stream_field(pl.acc_base, not toward), 0))
+            ports.take(("write", sname), w, ywords)
+            ports.take(("queue", sname), w, 1)
+            written[(p, c)] = w + ywords
     _combine(plan, layout, cfg, written, ports, add)
     insts.sort(key=lambda x: (x.cycle, x.queue))
     return KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
+
+
+def _place(layout: Layout, symbol: str, slice_name: str) -> None:
+    from lpu.asm.records import Placement
+
+    for t in layout.tensors:
+        if t.name == symbol:
+            t.placement = Placement(slice_name)
 
 
 def _combine(plan, layout, cfg, written, ports: _Ports, add) -> None:
@@ -118,18 +140,16 @@ def _combine(plan, layout, cfg, written, ports: _Ports, add) -> None:
     for pl in layout.planes:
         same = [x for x in layout.planes if x.west == pl.west]
         rank[pl.plane] = same.index(pl)
-    from lpu.dsl.codegen.register_block import PlaneWork
-
-    works = [PlaneWork(pl.plane, pl.parts) for pl in layout.planes]
-    for j, where in sorted(split_columns(works).items()):
+    for j, where in sorted(split_columns(plan.planes).items()):
         ready = max(written[w] for w in where)
         srcs = []  # (slice, position, symbol, row, stream field toward the VXM)
         for p, c in where:
             pl = layout.planes[p]
             q = pl.y_slice[1]
             east = q < V
-            srcs.append((pl.y_slice[0], q, pl.y_symbol, c, stream_field(_PART_GROUPS[rank[pl.plane]], not east)))
-        owner = srcs[0]
+            sym, row = pl.part_rows[c]
+            srcs.append((pl.y_slice[0], q, sym, row, stream_field(_PART_GROUPS[rank[pl.plane]], not east)))
+        owner = (layout.sum_slice[0], layout.sum_slice[1], layout.sum_symbol, layout.sum_rows[j])
         adds = len(srcs) - 1
         t0 = ready + read_lat + max(abs(q - V) for _, q, *_ in srcs)
         while True:
@@ -139,7 +159,7 @@ def _combine(plan, layout, cfg, written, ports: _Ports, add) -> None:
             for n, (sl, q, sym, row, f) in enumerate(srcs):
                 at = t0 + lat * max(0, n - 1)
                 r = at - read_lat - abs(q - V)
-                if r < ready or not ports.free(("read", sl), r, ywords):
+                if r < ready or not ports.free(("read", sl), r, ywords) or not ports.free(("queue", sl), r, 1):
                     plan_ok = False
                     break
                 reads.append(r)
@@ -154,12 +174,13 @@ def _combine(plan, layout, cfg, written, ports: _Ports, add) -> None:
                     alus.append(alu.name)
             done = t0 + lat * adds
             wcycle = done + abs(owner[1] - V)
-            if plan_ok and ports.free(("write", owner[0]), wcycle, ywords):
+            if plan_ok and ports.free(("write", owner[0]), wcycle, ywords) and ports.free(("queue", owner[0]), wcycle, 1):
                 break
             t0 += 1
         for (sl, q, sym, row, f), r in zip(srcs, reads):
             add(r, sl, "read", plan.y_dtype, (SymRef(sym, ywords * row), f, 0))
             ports.take(("read", sl), r, ywords)
+            ports.take(("queue", sl), r, 1)
         chain = None
         for k, alu in enumerate(alus):
             at = t0 + lat * k
@@ -173,3 +194,4 @@ def _combine(plan, layout, cfg, written, ports: _Ports, add) -> None:
         add(wcycle, owner[0], "write", plan.y_dtype,
             (SymRef(owner[2], ywords * owner[3]), stream_field(_SUM_GROUP, owner[1] < V), 0))
         ports.take(("write", owner[0]), wcycle, ywords)
+        ports.take(("queue", owner[0]), wcycle, 1)

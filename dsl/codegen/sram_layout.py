@@ -5,8 +5,10 @@ streams, so its weights are striped over 16 slices, slice ``s`` holding rows ``s
 every block the plane computes, block after block (20 words a block): one read and one
 ``repeat`` per block and slice, the 16 reads in parallel. The slices nearest the plane go to
 its stripe (the hemisphere's first plane takes the nearest 16, the second the next 16 on the
-other 16 streams), then each plane gets its own copy of ``x`` and its own slice of ``y``, so
-no read or write port is shared between planes and the schedule needs no port arbitration.
+other 16 streams), then each plane gets its own copy of ``x`` in the next slices, so no read
+port is shared between planes. A plane's partial sums go to the first slice of its stripe (its
+write port is free, and the accumulator's group reaches it in a few cycles); the totals of
+split columns to ``y_sum``, in a slice between the planes' ``x`` copies and the VXM.
 
 Streams, fixed by this layout (see docs/codegen.md for why no two values meet on a cell):
 - weights: stream ``base + s`` toward the plane (``base`` = 0 or 16 by plane within hemisphere);
@@ -23,7 +25,7 @@ import numpy as np
 from lpu.arch.layout import to_sram
 from lpu.asm.records import Placement, Tensor
 from lpu.diagnostics import DiagnosticError, error
-from lpu.dsl.codegen.register_block import GemvPlan
+from lpu.dsl.codegen.register_block import GemvPlan, split_columns
 
 
 @dataclass
@@ -34,18 +36,23 @@ class PlaneLayout:
     weight_slices: list[tuple[str, int]]  # (slice, position), stream s = stream_base + index
     stream_base: int
     x_slice: tuple[str, int]
-    y_slice: tuple[str, int]
+    y_slice: tuple[str, int]  # partial sums of split parts (and full parts, unless schedule moves them)
     acc_base: int  # first stream of the accumulator group (opposite direction)
     parts: list[tuple[int, int, int]]  # (j, i0, i1), as register-block cut them
     x_symbol: str = ""
     y_symbol: str = ""
     w_symbols: list[str] = field(default_factory=list)
+    p_symbol: str = ""  # partial sums of split parts, in y_slice
+    part_rows: list[tuple[str, int]] = field(default_factory=list)  # each part's (symbol, row)
 
 
 @dataclass
 class Layout:
     planes: list[PlaneLayout]
     tensors: list[Tensor]
+    sum_slice: tuple[str, int] | None = None  # where split columns' totals go
+    sum_rows: dict[int, int] = field(default_factory=dict)  # split column j -> row of y_sum
+    sum_symbol: str = "y_sum"
 
 
 def sram_layout(plan: GemvPlan, cfg) -> Layout:
@@ -54,6 +61,7 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
     groups = lanes // rows_per_lw  # lw cycles per block
     planes: list[PlaneLayout] = []
     tensors: list[Tensor] = []
+    split = sorted(split_columns(plan.planes))
     for work in plan.planes:
         q = cfg.queue_by_name[work.plane]
         P = q.position
@@ -62,7 +70,7 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
         hi = same.index(q)
         near = sorted((s for s in cfg.mem_slices if s.hemisphere == hemi), key=lambda s: abs(s.position - P))
         stripe = rows_per_lw * len(same)
-        need = stripe + 2 * len(same)
+        need = stripe + 2 * len(same) + 1
         if len(near) < need or rows_per_lw * len(same) > cfg.streams:
             raise DiagnosticError(error(f"{cfg.name}: {work.plane} needs {need} MEM slices and "
                                         f"{rows_per_lw * len(same)} streams in its hemisphere"))
@@ -83,14 +91,32 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
             tensors.append(Tensor(name, plan.elem, rows.shape, Placement(sname), to_sram(rows, plan.elem, lanes),
                                   False, None, rows.shape[0]))
             pl.w_symbols.append(name)
-        pl.x_symbol, pl.y_symbol = f"x_{tag}", f"y_{tag}"
+        pl.x_symbol, pl.y_symbol, pl.p_symbol = f"x_{tag}", f"y_{tag}", f"p_{tag}"
         tensors.append(Tensor(pl.x_symbol, plan.elem, (plan.k, lanes), Placement(x_sl.name), None, True, None,
                               plan.k))
         ywords = 4  # an i32 vector is 4 words
-        tensors.append(Tensor(pl.y_symbol, plan.y_dtype, (len(work.parts), lanes), Placement(y_sl.name), None, True,
-                              None, ywords * len(work.parts)))
+        counts = {pl.y_symbol: 0, pl.p_symbol: 0}
+        for j, _, _ in work.parts:
+            sym = pl.p_symbol if j in split else pl.y_symbol
+            pl.part_rows.append((sym, counts[sym]))
+            counts[sym] += 1
+        for sym, n in counts.items():
+            if n:
+                tensors.append(Tensor(sym, plan.y_dtype, (n, lanes), Placement(y_sl.name), None, True, None,
+                                      ywords * n))
         planes.append(pl)
-    return Layout(planes, tensors)
+    layout = Layout(planes, tensors)
+    if split:
+        first = cfg.queue_by_name[plan.planes[0].plane]
+        hemi = first.slice.hemisphere
+        near = sorted((s for s in cfg.mem_slices if s.hemisphere == hemi), key=lambda s: abs(s.position - first.position))
+        same = [x for x in cfg.queues if x.kind == "mxm" and x.slice.hemisphere == hemi]
+        sl = near[rows_per_lw * len(same) + 2 * len(same)]
+        layout.sum_slice = (sl.name, sl.position)
+        layout.sum_rows = {j: r for r, j in enumerate(split)}
+        tensors.append(Tensor(layout.sum_symbol, plan.y_dtype, (len(split), lanes), Placement(sl.name), None, True,
+                              None, 4 * len(split)))
+    return layout
 
 
 def pack_x(plan: GemvPlan, layout: Layout, x: np.ndarray, lanes: int) -> dict[str, np.ndarray]:
@@ -101,12 +127,11 @@ def pack_x(plan: GemvPlan, layout: Layout, x: np.ndarray, lanes: int) -> dict[st
 
 
 def result_rows(layout: Layout) -> dict[int, tuple[str, int]]:
-    """Where output column j ends up: its first part's row (a split column's sum is written
-    back over its first partial sum)."""
-    out: dict[int, tuple[str, int]] = {}
+    """Where output column j ends up: its part's row, or for a split column its row of ``y_sum``."""
+    out: dict[int, tuple[str, int]] = {j: (layout.sum_symbol, r) for j, r in layout.sum_rows.items()}
     for pl in layout.planes:
-        for c, (j, _, _) in enumerate(pl.parts):
-            out.setdefault(j, (pl.y_symbol, c))
+        for (j, _, _), where in zip(pl.parts, pl.part_rows):
+            out.setdefault(j, where)
     return out
 
 
