@@ -8,7 +8,6 @@ from xdsl.utils.exceptions import VerifyException
 from lpu.arch.isa import ISA
 from lpu.asm.assembler import assemble
 from lpu.asm.emit import emit
-from lpu.asm.objfile import write_object
 from lpu.dsl.lpu_dialect import OP_BY_MNEMONIC, KernelOp, LpuInstOp, kernel_text, to_kernel
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "asm"

@@ -133,3 +133,11 @@ def test_random_gemv_shapes_match_the_interpreter(tmp_path, K, N, planes, seed):
     assert r.hazards == []
     assert np.array_equal(y, run_function(module, "gemv", {"x": x}, base_dir=str(tmp_path))[0])
     assert c.cycles == r.machine.cycles
+
+
+def test_compiling_twice_gives_the_same_object(tmp_path):
+    from lpu.asm.objfile import write_object
+    module, _ = make(tmp_path, 1000, 1300, seed=5)
+    a = compile_function(module, "gemv", CFG, str(tmp_path))
+    b = compile_function(module, "gemv", CFG, str(tmp_path))
+    assert write_object(a.obj) == write_object(b.obj)
