@@ -96,7 +96,8 @@ def operand_texts(draw, spec, dtype, dtype2, queue, tensors_by_slice, tables, ex
                 lo = -(1 << (8 * DTYPE_BYTES[dtype] - 1))
                 out.append(str(draw(st.integers(lo, -lo - 1))))
         elif kind == "addr":
-            mine = tensors_by_slice.get(queue.slice.name, [])
+            # tensors of this slice that hold a whole vector of this type
+            mine = [t for t in tensors_by_slice.get(queue.slice.name, []) if t[1] >= DTYPE_BYTES[dtype]]
             choice = draw(st.sampled_from(["address"] + (["tensor"] if mine else []) + (["extern"] if externs else [])))
             if choice == "address":
                 out.append(f"[{draw(st.integers(0, CFG.words - 1))}]")
