@@ -129,6 +129,9 @@ class _Build(Transformer):
     def init_list(self, c):
         return ("list", c[0], 0, 0)
 
+    def number(self, c):  # an element of a list initializer: [1, -2, 3.5]
+        return _signed("".join(t.value for t in c))
+
     def list(self, c):
         return [x[0] if isinstance(x, tuple) else x for x in c if x is not None]
 
