@@ -32,7 +32,7 @@ class RunOutcome:
     def matches(self) -> bool | None:
         if self.reference is None:
             return None
-        return self.result.shape == self.reference.shape and np.array_equal(self.result, self.reference)
+        return matches(self.result, self.reference)
 
 
 def _module(text: str, path: str, sources: SourceManager | None):
@@ -144,6 +144,22 @@ def run_compile(args: argparse.Namespace, sources: SourceManager) -> int:
     return 0
 
 
+#: floats: the machine adds partial sums in another order than the interpreter (which sums in
+#: float64 and rounds once), so results agree to a few f32 ulps of the largest magnitude
+FLOAT_RTOL = 1e-5
+
+
+def matches(got: np.ndarray, want: np.ndarray) -> bool:
+    """Integers exactly; floats within ``FLOAT_RTOL`` of the largest magnitude of ``want``."""
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return False
+    if np.issubdtype(got.dtype, np.integer):
+        return bool(np.array_equal(got, want))
+    scale = float(np.max(np.abs(want.astype(np.float64)))) if want.size else 0.0
+    return bool(np.allclose(got.astype(np.float64), want.astype(np.float64), rtol=FLOAT_RTOL,
+                            atol=FLOAT_RTOL * scale))
+
+
 # --- lpu run: the compiled path behind lpu.dsl.run's SIMULATE hook -----------------------
 LAST: dict = {}  # the last simulated run: cycles, hazards (for --check and the summary line)
 
@@ -194,8 +210,9 @@ def run_command(args: argparse.Namespace, sources: SourceManager) -> int:
     _, want = R.run_program(args.program, function=args.function, inputs=inputs, seed=args.seed, reference=True)
     status = 1 if LAST.get("hazards") else 0
     for n, g, w in zip(names, got, want):
-        same = g.shape == w.shape and g.dtype == w.dtype and np.array_equal(g, w)
-        print(f"{n}: {'equal to' if same else 'DIFFERENT from'} the reference interpreter "
+        same = matches(g, w)
+        how = "equal to" if np.issubdtype(g.dtype, np.integer) else f"within {FLOAT_RTOL:g} (relative) of"
+        print(f"{n}: {how if same else 'DIFFERENT from'} the reference interpreter "
               f"({g.dtype}{list(g.shape)}, {LAST.get('cycles')} cycles)")
         status = status or (0 if same else 1)
     return status

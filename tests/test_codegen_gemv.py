@@ -116,7 +116,7 @@ func @f(%a: tensor<320xi8>) -> tensor<320xi8> {
         compile_function(module, "f", CFG)
     (d,) = e.value.diagnostics
     assert d.message == ("the code generator does not handle a function without a matmul yet (supported: "
-                         "'y = matmul x, W' with x an i8 vector argument and W an i8 'data' tensor)")
+                         "'y = matmul x, W' with x a vector argument and W a 'data' tensor, i8, f16 or bf16)")
 
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -141,3 +141,28 @@ def test_compiling_twice_gives_the_same_object(tmp_path):
     a = compile_function(module, "gemv", CFG, str(tmp_path))
     b = compile_function(module, "gemv", CFG, str(tmp_path))
     assert write_object(a.obj) == write_object(b.obj)
+
+
+def f16_source(K: int, N: int) -> str:
+    return gemv_source(K, N).replace("xi8", "xf16").replace(f"{N}xi32", f"{N}xf32")
+
+
+@pytest.mark.parametrize("K,N,planes,cycles", [(320, 320, None, 74), (700, 1000, None, 190), (1600, 300, 4, 180)])
+def test_f16_gemv_matches_interpreter_within_tolerance(tmp_path, K, N, planes, cycles):
+    from lpu.compile import matches
+    rng = np.random.default_rng(K + N)
+    np.save(tmp_path / "w.npy", rng.standard_normal((K, N)).astype(np.float16))
+    src = f16_source(K, N)
+    assert "tensor<%dxf16>" % K in src and "-> tensor<%dxf32>" % N in src
+    module = parse_module(src, str(tmp_path / "g.lpu"))
+    x = rng.standard_normal(K).astype(np.float16)
+    c = compile_function(module, "gemv", CFG, str(tmp_path), max_planes=planes)
+    y, r = run_compiled(c, x)
+    ref = run_function(module, "gemv", {"x": x}, base_dir=str(tmp_path))[0]
+    assert r.hazards == [] and y.dtype == np.float32
+    assert matches(y, ref)
+    assert not matches(y + np.float32(1e-3) * np.abs(ref).max(), ref)
+    assert c.cycles == r.machine.cycles == cycles
+    # f16 rows are 2-stream groups: lw takes 8 a cycle, 40 lw per block; each slice reads every 2nd cycle
+    lws = [op for op in c.kernel.insts() if op.SPEC.mnemonic == "lw"]
+    assert {op.attributes["rows"].value.data for op in lws} == {8}

@@ -70,8 +70,8 @@ def plane_order(cfg) -> list[str]:
 
 def _unsupported(what: str, op) -> DiagnosticError:
     return DiagnosticError(error(f"the code generator does not handle {what} yet "
-                                 "(supported: 'y = matmul x, W' with x an i8 vector argument and W an i8 'data' "
-                                 "tensor)", loc_of(op)))
+                                 "(supported: 'y = matmul x, W' with x a vector argument and W a 'data' tensor, "
+                                 "i8, f16 or bf16)", loc_of(op)))
 
 
 def register_block(module: ModuleOp, name: str, cfg, weights_of, max_planes: int | None = None) -> GemvPlan:
@@ -102,7 +102,7 @@ def register_block(module: ModuleOp, name: str, cfg, weights_of, max_planes: int
     if not isinstance(data, D.DataOp):
         raise _unsupported("a matmul whose right operand is a 'reserve' tensor", get)
     xshape, elem = T.shape_of(mm.lhs.type), T.elem_of(mm.lhs.type)
-    if len(xshape) != 1 or elem != "i8":
+    if len(xshape) != 1 or elem not in ("i8", "f16", "bf16"):
         raise _unsupported(f"a matmul of {T.type_text(mm.lhs.type)}", mm)
     w = np.asarray(weights_of(data))
     lanes = cfg.lanes

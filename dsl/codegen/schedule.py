@@ -28,7 +28,7 @@ from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.operands import stream_field
 from lpu.asm.records import Inst, SymRef
 from lpu.dsl.codegen.register_block import GemvPlan, split_columns
-from lpu.dsl.codegen.sram_layout import Layout
+from lpu.dsl.codegen.sram_layout import Layout, weight_geometry
 from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp
 
 _SET, _ADD = 0, 1
@@ -54,9 +54,9 @@ class _Ports:
 
 
 def schedule(plan: GemvPlan, layout: Layout, cfg, name: str = "main") -> KernelOp:
-    rows_per_lw = cfg["mxm.max_rows_per_lw"]
-    groups = cfg.lanes // rows_per_lw
+    width, rows_per_lw, groups = weight_geometry(cfg, plan.elem)
     period = groups + 2  # lw x groups, iw, mm
+    occ = BY_MNEMONIC["mm"].occupancy_for(cfg, plan.elem)  # acc waits for the last mm
     read_lat = cfg["mem.read_latency"]
     acc_lat = BY_MNEMONIC["acc"].latency_for(cfg, plan.y_dtype)
     ywords = DTYPE_BYTES[plan.y_dtype]
@@ -81,22 +81,26 @@ def schedule(plan: GemvPlan, layout: Layout, cfg, name: str = "main") -> KernelO
         for c, (_j, i0, i1) in enumerate(pl.parts):
             for i in range(i0, i1):
                 for s, (sname, q) in enumerate(pl.weight_slices):
-                    r = t - read_lat - abs(q - P)
+                    # slice s = (g, e) feeds stream group g in lw cycles e, e + width, ...
+                    g, e = divmod(s, width)
+                    r = t + e - read_lat - abs(q - P)
+                    n = groups // width
                     add(r, sname, "read", plan.elem, (SymRef(pl.w_symbols[s], b * groups),
-                                                       stream_field(pl.stream_base + s, toward), 0))
-                    add(r + 1, sname, "repeat", None, (groups - 1, 1))
-                    ports.take(("queue", sname), r, groups)
+                                                       stream_field(pl.stream_base + g * width, toward), 0))
+                    add(r + width, sname, "repeat", None, (n - 1, width))
+                    ports.take(("queue", sname), r, (n - 1) * width + 1)
                 add(t, pl.plane, "lw", plan.elem, (stream_field(pl.stream_base, toward), rows_per_lw))
                 add(t + 1, pl.plane, "repeat", None, (groups - 1, 1))
                 add(t + groups, pl.plane, "iw", None, ())
                 mm = t + groups + 1
                 xq = pl.x_slice[1]
                 add(mm - read_lat - abs(xq - P), pl.x_slice[0], "read", plan.elem,
-                    (SymRef(pl.x_symbol, i), stream_field(pl.stream_base, toward), 0))
+                    (SymRef(pl.x_symbol, i * width), stream_field(pl.stream_base, toward), 0))
                 add(mm, pl.plane, "mm", plan.elem, (stream_field(pl.stream_base, toward), c % slots,
                                                     _SET if i == i0 else _ADD))
                 b += 1
                 t += period
+            t += occ - 1  # the last mm has updated its slot
             add(t, pl.plane, "acc", plan.y_dtype, (c % slots, stream_field(pl.acc_base, not toward), 0))
             accs.append(t)
             t += 1

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lpu.arch.isa import DTYPE_BYTES
 from lpu.arch.layout import to_sram
 from lpu.asm.records import Placement, Tensor
 from lpu.diagnostics import DiagnosticError, error
@@ -55,10 +56,18 @@ class Layout:
     sum_symbol: str = "y_sum"
 
 
+def weight_geometry(cfg, elem: str) -> tuple[int, int, int]:
+    """(width in bytes, rows per lw, lw cycles per block) for weights of type ``elem``: a
+    ``w``-byte row is a ``w``-stream group, so ``lw`` takes ``max_rows_per_lw / w`` rows."""
+    width = DTYPE_BYTES[elem]
+    rows_per_lw = cfg["mxm.max_rows_per_lw"] // width
+    return width, rows_per_lw, cfg["mxm.rows"] // rows_per_lw
+
+
 def sram_layout(plan: GemvPlan, cfg) -> Layout:
-    rows_per_lw = cfg["mxm.max_rows_per_lw"]
+    stripe_slices = cfg["mxm.max_rows_per_lw"]  # slices (and streams) feeding one plane
+    width, rows_per_lw, groups = weight_geometry(cfg, plan.elem)
     lanes = cfg.lanes
-    groups = lanes // rows_per_lw  # lw cycles per block
     planes: list[PlaneLayout] = []
     tensors: list[Tensor] = []
     split = sorted(split_columns(plan.planes))
@@ -69,15 +78,15 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
         same = [x for x in cfg.queues if x.kind == "mxm" and x.slice.hemisphere == hemi]
         hi = same.index(q)
         near = sorted((s for s in cfg.mem_slices if s.hemisphere == hemi), key=lambda s: abs(s.position - P))
-        stripe = rows_per_lw * len(same)
+        stripe = stripe_slices * len(same)
         need = stripe + 2 * len(same) + 1
-        if len(near) < need or rows_per_lw * len(same) > cfg.streams:
+        if len(near) < need or stripe > cfg.streams:
             raise DiagnosticError(error(f"{cfg.name}: {work.plane} needs {need} MEM slices and "
-                                        f"{rows_per_lw * len(same)} streams in its hemisphere"))
-        mine = near[hi * rows_per_lw:(hi + 1) * rows_per_lw]
+                                        f"{stripe} streams in its hemisphere"))
+        mine = near[hi * stripe_slices:(hi + 1) * stripe_slices]
         x_sl, y_sl = near[stripe + hi], near[stripe + len(same) + hi]
         pl = PlaneLayout(work.plane, P, mine[0].position > P, [(s.name, s.position) for s in mine],
-                         hi * rows_per_lw, (x_sl.name, x_sl.position), (y_sl.name, y_sl.position), 4 * hi,
+                         hi * stripe_slices, (x_sl.name, x_sl.position), (y_sl.name, y_sl.position), 4 * hi,
                          list(work.parts))
         tag = work.plane.removeprefix("MXM_").lower()
         blocks = [(i, j) for j, i0, i1 in work.parts for i in range(i0, i1)]
@@ -85,15 +94,19 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
             raise DiagnosticError(error(f"{work.plane}'s {len(blocks)} weight blocks need "
                                         f"{len(blocks) * groups} words a slice, more than {cfg.words}"))
         for s, (sname, _) in enumerate(pl.weight_slices):
-            rows = np.concatenate([plan.weights[i * lanes + s:(i + 1) * lanes:rows_per_lw, j * lanes:(j + 1) * lanes]
+            # slice s feeds row g of the lw cycles c = e, e + width, ... (g, e = divmod(s, width)):
+            # rows c·rows_per_lw + g of each block
+            g, e = divmod(s, width)
+            first, step = e * rows_per_lw + g, rows_per_lw * width
+            rows = np.concatenate([plan.weights[i * lanes + first:(i + 1) * lanes:step, j * lanes:(j + 1) * lanes]
                                    for i, j in blocks])
             name = f"w_{tag}_{s}"
             tensors.append(Tensor(name, plan.elem, rows.shape, Placement(sname), to_sram(rows, plan.elem, lanes),
-                                  False, None, rows.shape[0]))
+                                  False, None, rows.shape[0] * width))
             pl.w_symbols.append(name)
         pl.x_symbol, pl.y_symbol, pl.p_symbol = f"x_{tag}", f"y_{tag}", f"p_{tag}"
         tensors.append(Tensor(pl.x_symbol, plan.elem, (plan.k, lanes), Placement(x_sl.name), None, True, None,
-                              plan.k))
+                              plan.k * width))
         ywords = 4  # an i32 vector is 4 words
         counts = {pl.y_symbol: 0, pl.p_symbol: 0}
         for j, _, _ in work.parts:
@@ -111,7 +124,7 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
         hemi = first.slice.hemisphere
         near = sorted((s for s in cfg.mem_slices if s.hemisphere == hemi), key=lambda s: abs(s.position - first.position))
         same = [x for x in cfg.queues if x.kind == "mxm" and x.slice.hemisphere == hemi]
-        sl = near[rows_per_lw * len(same) + 2 * len(same)]
+        sl = near[stripe_slices * len(same) + 2 * len(same)]
         layout.sum_slice = (sl.name, sl.position)
         layout.sum_rows = {j: r for r, j in enumerate(split)}
         tensors.append(Tensor(layout.sum_symbol, plan.y_dtype, (len(split), lanes), Placement(sl.name), None, True,
