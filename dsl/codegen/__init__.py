@@ -22,7 +22,7 @@ from lpu.asm.printer import tensor_type
 from lpu.asm.records import Program
 from lpu.dsl.codegen.register_block import GemvPlan, register_block
 from lpu.dsl.codegen.schedule import schedule
-from lpu.dsl.codegen.sram_layout import Layout, pack_x, result_rows, sram_layout, unpack_y
+from lpu.dsl.codegen.sram_layout import Layout, pack_inputs, result_rows, sram_layout, unpack_y
 from lpu.dsl.lpu_dialect import KernelOp, kernel_text, to_kernel
 
 
@@ -41,7 +41,7 @@ class Compiled:
     times: dict[str, float] = field(default_factory=dict)
 
     def inputs(self, args: dict[str, np.ndarray], lanes: int) -> dict[str, np.ndarray]:
-        return pack_x(self.plan, self.layout, args[self.plan.x_arg], lanes)
+        return pack_inputs(self.plan, self.layout, args, self.program.config)
 
     def output_symbols(self) -> list[str]:
         return sorted({sym for sym, _ in result_rows(self.layout).values()})

@@ -49,9 +49,10 @@ class GemvPlan:
     N: int
     k: int  # blocks along K
     n: int  # blocks along N
-    weights: np.ndarray  # W padded to (320k, 320n)
+    weights: np.ndarray | None  # W padded to (320k, 320n); None when W is an argument
     elem: str
     planes: list[PlaneWork]
+    w_arg: str | None = None  # the argument holding W, when it is one
 
     @property
     def blocks(self) -> int:
@@ -95,25 +96,38 @@ def register_block(module: ModuleOp, name: str, cfg, weights_of, max_planes: int
         raise _unsupported("a function that does not return its matmul", ret)
     if mm.lhs not in args:
         raise _unsupported("a matmul whose left operand is not an argument", mm)
-    get = mm.rhs.owner
-    if not isinstance(get, D.GetOp):
-        raise _unsupported("a matmul whose right operand is not a 'data' tensor", mm)
-    data = D.module_symbol(get, D.get_sym(get, "tensor"))
-    if not isinstance(data, D.DataOp):
-        raise _unsupported("a matmul whose right operand is a 'reserve' tensor", get)
+    w_arg = None
+    if mm.rhs in args:  # weights given at run time: the input binding stripes them
+        w_arg = names[args.index(mm.rhs)]
+        w = None
+        K, N = T.shape_of(mm.rhs.type)
+    else:
+        get = mm.rhs.owner
+        if not isinstance(get, D.GetOp):
+            raise _unsupported("a matmul whose right operand is neither an argument nor a 'data' tensor", mm)
+        data = D.module_symbol(get, D.get_sym(get, "tensor"))
+        if not isinstance(data, D.DataOp):
+            raise _unsupported("a matmul whose right operand is a 'reserve' tensor", get)
+        w = np.asarray(weights_of(data))
+        K, N = w.shape
     xshape, elem = T.shape_of(mm.lhs.type), T.elem_of(mm.lhs.type)
     if len(xshape) != 1 or elem not in ("i8", "f16", "bf16"):
         raise _unsupported(f"a matmul of {T.type_text(mm.lhs.type)}", mm)
-    w = np.asarray(weights_of(data))
     lanes = cfg.lanes
-    K, N = w.shape
     k, n = -(-K // lanes), -(-N // lanes)
-    padded = np.zeros((k * lanes, n * lanes), dtype=w.dtype)
-    padded[:K, :N] = w
+    padded = None if w is None else pad(w, k, n, lanes)
     order = plane_order(cfg)[:max_planes]
     planes = [PlaneWork(p) for p in order[:min(len(order), k * n)]]
     split_blocks(planes, k, n)
-    return GemvPlan(name, names[args.index(mm.lhs)], T.elem_of(mm.result.type), K, N, k, n, padded, elem, planes)
+    return GemvPlan(name, names[args.index(mm.lhs)], T.elem_of(mm.result.type), K, N, k, n, padded, elem, planes,
+                    w_arg)
+
+
+def pad(w: np.ndarray, k: int, n: int, lanes: int) -> np.ndarray:
+    """``W`` with zero rows and columns up to whole blocks."""
+    padded = np.zeros((k * lanes, n * lanes), dtype=w.dtype)
+    padded[:w.shape[0], :w.shape[1]] = w
+    return padded
 
 
 def split_blocks(planes: list[PlaneWork], k: int, n: int) -> None:

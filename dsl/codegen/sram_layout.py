@@ -94,15 +94,13 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
             raise DiagnosticError(error(f"{work.plane}'s {len(blocks)} weight blocks need "
                                         f"{len(blocks) * groups} words a slice, more than {cfg.words}"))
         for s, (sname, _) in enumerate(pl.weight_slices):
-            # slice s feeds row g of the lw cycles c = e, e + width, ... (g, e = divmod(s, width)):
-            # rows c·rows_per_lw + g of each block
-            g, e = divmod(s, width)
-            first, step = e * rows_per_lw + g, rows_per_lw * width
-            rows = np.concatenate([plan.weights[i * lanes + first:(i + 1) * lanes:step, j * lanes:(j + 1) * lanes]
-                                   for i, j in blocks])
             name = f"w_{tag}_{s}"
-            tensors.append(Tensor(name, plan.elem, rows.shape, Placement(sname), to_sram(rows, plan.elem, lanes),
-                                  False, None, rows.shape[0] * width))
+            shape = (len(blocks) * groups // width, lanes)
+            image = None
+            if plan.weights is not None:
+                image = to_sram(stripe_rows(plan.weights, blocks, s, width, rows_per_lw, lanes), plan.elem, lanes)
+            tensors.append(Tensor(name, plan.elem, shape, Placement(sname), image, plan.weights is None, None,
+                                  shape[0] * width))
             pl.w_symbols.append(name)
         pl.x_symbol, pl.y_symbol, pl.p_symbol = f"x_{tag}", f"y_{tag}", f"p_{tag}"
         tensors.append(Tensor(pl.x_symbol, plan.elem, (plan.k, lanes), Placement(x_sl.name), None, True, None,
@@ -132,11 +130,34 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
     return layout
 
 
-def pack_x(plan: GemvPlan, layout: Layout, x: np.ndarray, lanes: int) -> dict[str, np.ndarray]:
-    """The SRAM symbols an input ``x`` is written to (one padded copy per plane)."""
+def stripe_rows(weights: np.ndarray, blocks, s: int, width: int, rows_per_lw: int, lanes: int) -> np.ndarray:
+    """What stripe slice ``s`` holds: for each block ``(i, j)`` in order, the rows it feeds.
+    Slice ``s = (g, e)`` (``g, e = divmod(s, width)``) feeds row ``g`` of the lw cycles
+    ``c = e, e + width, …``: rows ``c·rows_per_lw + g`` of each block."""
+    g, e = divmod(s, width)
+    first, step = e * rows_per_lw + g, rows_per_lw * width
+    return np.concatenate([weights[i * lanes + first:(i + 1) * lanes:step, j * lanes:(j + 1) * lanes]
+                           for i, j in blocks])
+
+
+def pack_inputs(plan: GemvPlan, layout: Layout, args: dict[str, np.ndarray], cfg) -> dict[str, np.ndarray]:
+    """The SRAM symbols the arguments are written to: one padded copy of ``x`` per plane, and
+    ``W`` (when it is an argument) striped as ``sram_layout`` lays constant weights out."""
+    lanes = cfg.lanes
+    x = args[plan.x_arg]
     padded = np.zeros(plan.k * lanes, dtype=x.dtype)
     padded[:plan.K] = x
-    return {pl.x_symbol: padded.reshape(plan.k, lanes) for pl in layout.planes}
+    out = {pl.x_symbol: padded.reshape(plan.k, lanes) for pl in layout.planes}
+    if plan.w_arg is not None:
+        from lpu.dsl.codegen.register_block import pad
+
+        width, rows_per_lw, _ = weight_geometry(cfg, plan.elem)
+        w = pad(np.asarray(args[plan.w_arg]), plan.k, plan.n, lanes)
+        for pl in layout.planes:
+            blocks = [(i, j) for j, i0, i1 in pl.parts for i in range(i0, i1)]
+            for s, sym in enumerate(pl.w_symbols):
+                out[sym] = stripe_rows(w, blocks, s, width, rows_per_lw, lanes)
+    return out
 
 
 def result_rows(layout: Layout) -> dict[int, tuple[str, int]]:
