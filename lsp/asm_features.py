@@ -66,7 +66,7 @@ def _spec_of(mnemonic: str):
 
 def mnemonic_hover(spec: isa.InstrSpec, dtype: str | None, cfg, written: str) -> str:
     """The instruction's ISA entry, as ``docs/isa.md`` shows it, with the latency on this chip."""
-    out = [f"```lpu\n{written}\n```", spec.doc if spec.doc.endswith(".") else spec.doc + ".", "",
+    out = [f"```lpu\n{written}\n```", "", spec.doc if spec.doc.endswith(".") else spec.doc + ".", "",
            f"- syntax: `{_syntax(spec)}`"]
     if cfg is not None:
         out += [f"- units: {_units(spec, cfg)}", f"- types: {_types(spec)}",

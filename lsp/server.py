@@ -169,6 +169,7 @@ def build_server() -> LpuLanguageServer:
     @guarded(None)
     def did_open(ls: LpuLanguageServer, params: types.DidOpenTextDocumentParams):
         doc = ls.document(params.text_document.uri)
+        doc.published_version = ()  # a document opened again gets its diagnostics again
         ls.analyse(doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)

@@ -1,0 +1,72 @@
+"""A pytest-lsp client for the language server tests: starts ``lpu-lsp`` over stdio and records
+every ``publishDiagnostics`` notification (version included), so tests can tell a lost or
+duplicated publish from a right one."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp.client import make_test_lsp_client
+
+SERVER = [sys.executable, "-m", "lpu.lsp.cli"]
+
+
+def recording_client() -> LanguageClient:
+    client = make_test_lsp_client()
+    client.published = []  # every PublishDiagnosticsParams, in arrival order
+    method = types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS
+    original = client.protocol.fm.features[method]
+
+    def record(params):
+        client.published.append(params)
+        return original(params)
+
+    client.protocol.fm.features[method] = record
+    return client
+
+
+CONFIG = ClientServerConfig(server_command=SERVER, client_factory=recording_client)
+
+
+async def start(client: LanguageClient, debounce_ms: int = 20) -> None:
+    await client.initialize_session(types.InitializeParams(
+        capabilities=types.ClientCapabilities(), initialization_options={"debounceMs": debounce_ms}))
+
+
+async def open_document(client: LanguageClient, uri: str, text: str, version: int = 1):
+    """Open a document and return the diagnostics published for it."""
+    n = len(client.published)
+    client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "lpu", version, text)))
+    return await published_after(client, n, uri)
+
+
+async def published_after(client: LanguageClient, n: int, uri: str, timeout: float = 10.0):
+    """Wait for a publish for ``uri`` after the first ``n`` ones; return its params."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        for p in client.published[n:]:
+            if p.uri == uri:
+                return p
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"no diagnostics published for {uri} within {timeout}s")
+
+
+def change(client: LanguageClient, uri: str, version: int, line: int, col: int, end_line: int, end_col: int,
+           text: str) -> None:
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(version=version, uri=uri),
+        [types.TextDocumentContentChangePartial(
+            types.Range(types.Position(line, col), types.Position(end_line, end_col)), text)]))
+
+
+def replace_all(client: LanguageClient, uri: str, version: int, text: str) -> None:
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(version=version, uri=uri), [types.TextDocumentContentChangeWholeDocument(text)]))
+
+
+def doc(uri: str) -> types.TextDocumentIdentifier:
+    return types.TextDocumentIdentifier(uri)
