@@ -44,15 +44,10 @@ def _module(text: str, path: str, sources: SourceManager | None):
 
 
 def _func_name(module, name: str | None) -> str:
-    from lpu.dsl import dialect as D
+    """The function to compile: the one named, else ``@main``, else the first (as ``lpu run``)."""
+    from lpu.dsl.run import choose_function
 
-    funcs = [op.sym_name.data for op in module.ops if isinstance(op, D.FuncOp)]
-    if name is not None:
-        return name
-    if len(funcs) != 1:
-        raise DiagnosticError(error(f"several functions in this file ({', '.join('@' + f for f in funcs)}); name one "
-                                    "with --function" if funcs else "no function to compile in this file"))
-    return funcs[0]
+    return choose_function(module, name).sym_name.data
 
 
 def compile_source(text: str, path: str, func: str | None = None, config: str | None = None,
@@ -114,7 +109,7 @@ def add_compile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", dest="output", metavar="FILE", help="output: a linked system image (.lpx), or with -S "
                    "the scheduled assembly ('-' for stdout)")
     p.add_argument("-S", dest="assembly", action="store_true", help="write the scheduled .lpu assembly")
-    p.add_argument("--function", metavar="NAME", help="the function to compile (default: the only one)")
+    p.add_argument("--function", "-f", metavar="NAME", help="the function to compile (default: @main, else the first)")
     p.add_argument("--config", metavar="FILE|NAME", default=None, help="chip configuration (default: lpu-v1)")
 
 

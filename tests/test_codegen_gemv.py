@@ -116,7 +116,8 @@ func @f(%a: tensor<320xi8>) -> tensor<320xi8> {
         compile_function(module, "f", CFG)
     (d,) = e.value.diagnostics
     assert d.message == ("the code generator does not handle a function without a matmul yet (supported: "
-                         "'y = matmul x, W' with x a vector argument and W a 'data' tensor, i8, f16 or bf16)")
+                         "'y = matmul x, W' with x a vector argument and W an argument or a 'data' tensor, i8, "
+                         "f16 or bf16)")
 
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402

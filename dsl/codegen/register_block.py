@@ -71,8 +71,8 @@ def plane_order(cfg) -> list[str]:
 
 def _unsupported(what: str, op) -> DiagnosticError:
     return DiagnosticError(error(f"the code generator does not handle {what} yet "
-                                 "(supported: 'y = matmul x, W' with x a vector argument and W a 'data' tensor, "
-                                 "i8, f16 or bf16)", loc_of(op)))
+                                 "(supported: 'y = matmul x, W' with x a vector argument and W an argument or a 'data' "
+                                 "tensor, i8, f16 or bf16)", loc_of(op)))
 
 
 def register_block(module: ModuleOp, name: str, cfg, weights_of, max_planes: int | None = None) -> GemvPlan:
