@@ -114,12 +114,12 @@ class LpuLanguageServer(LanguageServer):
             pass
 
 
-_DATAFLOW_RE = re.compile(r"^[ \t]*(?:func|tensor)\b", re.M)
+_DATAFLOW_RE = re.compile(r"^[ \t]*func\b", re.M)
 
 
 def is_dataflow(text: str) -> bool:
-    """A file with dataflow ``func``/``tensor`` items is read by the dataflow front end (which
-    also reads any assembly kernels in it); otherwise it is assembly, read by lpu-as."""
+    """A file with a dataflow ``func`` is read by the dataflow front end, as lpu-opt reads it
+    (its kernels too); otherwise it is assembly, read as lpu-as reads it."""
     return _DATAFLOW_RE.search(text) is not None
 
 
