@@ -115,6 +115,9 @@ class _Build(Transformer):
         t = c[0]
         return ("extern", t.value[1:], t.line, t.column)
 
+    def func(self, c):  # a dataflow function: the assembler skips it
+        return None
+
     def placement(self, c):
         name = c[0]
         addr = int(c[1].value, 0) if len(c) > 1 and c[1] is not None else None
@@ -433,6 +436,8 @@ def parse(text: str, file: str = "<input>") -> tuple[RawModule, list[Diagnostic]
             lines[line - 1] = ""
     mod = RawModule(file)
     for it in items:
+        if it is None:
+            continue
         if isinstance(it, RawKernel):
             if any(type(x) is RawError for x in it.insts):
                 diags.extend(error(x.message, SourceLoc(file, x.line, x.col, x.length))
