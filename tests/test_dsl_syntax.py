@@ -119,3 +119,16 @@ def test_fuzzed_text_gives_diagnostics_not_tracebacks(pos, cut, insert):
         parse_module(text, "fuzz.lpu")
     except DiagnosticError as e:
         assert e.diagnostics and all(d.message for d in e.diagnostics)
+
+
+def test_doc_examples_parse_and_run():
+    import re
+    with open(os.path.join(os.path.dirname(EXAMPLES), "docs", "dataflow.md")) as f:
+        blocks = re.findall(r"```lpu\n(.*?)```", f.read(), re.S)
+    assert len(blocks) == 2
+    check_module(blocks[0], "doc0.lpu")  # names a .npy that is not there: parsing is enough
+    m = parse_module(blocks[1], "doc1.lpu")
+    from lpu.dsl.interpreter import run_function
+    x = np.arange(8, dtype=np.float16)
+    (r,) = run_function(m, "main", {"x": x})
+    assert np.array_equal(r, (4 * 0.5 * x).astype(np.float32))
