@@ -1,0 +1,178 @@
+"""The editor packages: the VS Code extension's manifest and TextMate grammar (checked against a
+JSON schema and tokenized over every example), and the Pygments lexer."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
+from pygments.token import Error
+from textmate import Grammar, tokenize
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VSCODE = os.path.join(ROOT, "editors", "vscode")
+EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "**", "*.lpu"), recursive=True)
+                  + glob.glob(os.path.join(ROOT, "tests", "lit", "**", "*.lpu"), recursive=True))
+
+
+def load(*parts):
+    with open(os.path.join(VSCODE, *parts), encoding="utf-8") as f:
+        return json.load(f)
+
+
+# A JSON schema for the part of the TextMate grammar format the grammar uses: every rule is a
+# match, a begin/end pair, an include or a list of patterns, and nothing else.
+_CAPTURES = {"type": "object", "patternProperties": {"^[0-9]+$": {
+    "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
+    "additionalProperties": False}}, "additionalProperties": False}
+_RULE = {
+    "type": "object",
+    "oneOf": [
+        {"required": ["match"], "not": {"anyOf": [{"required": ["begin"]}, {"required": ["include"]}]}},
+        {"required": ["begin", "end"], "not": {"anyOf": [{"required": ["match"]}, {"required": ["include"]}]}},
+        {"required": ["include"], "maxProperties": 1},
+        {"required": ["patterns"], "not": {"anyOf": [{"required": ["match"]}, {"required": ["begin"]},
+                                                     {"required": ["include"]}]}},
+    ],
+    "properties": {
+        "match": {"type": "string"}, "begin": {"type": "string"}, "end": {"type": "string"},
+        "name": {"type": "string", "pattern": r"^[a-z][a-z0-9.-]*\.lpu$"},
+        "include": {"type": "string", "pattern": r"^(#[a-z_]+|\$self)$"},
+        "captures": _CAPTURES, "beginCaptures": _CAPTURES, "endCaptures": _CAPTURES,
+        "patterns": {"type": "array", "items": {"$ref": "#/$defs/rule"}},
+        "comment": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+GRAMMAR_SCHEMA = {
+    "$defs": {"rule": _RULE},
+    "type": "object",
+    "required": ["name", "scopeName", "patterns", "repository"],
+    "properties": {
+        "$schema": {"type": "string"}, "name": {"type": "string"}, "comment": {"type": "string"},
+        "scopeName": {"const": "source.lpu"},
+        "fileTypes": {"type": "array", "items": {"type": "string"}},
+        "patterns": {"type": "array", "items": {"$ref": "#/$defs/rule"}},
+        "repository": {"type": "object", "additionalProperties": {"$ref": "#/$defs/rule"}},
+    },
+    "additionalProperties": False,
+}
+MANIFEST_SCHEMA = {
+    "type": "object",
+    "required": ["name", "publisher", "version", "engines", "main", "activationEvents", "contributes",
+                 "dependencies"],
+    "properties": {
+        "engines": {"type": "object", "required": ["vscode"]},
+        "main": {"type": "string"},
+        "contributes": {
+            "type": "object",
+            "required": ["languages", "grammars", "configuration"],
+            "properties": {
+                "languages": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["id", "extensions", "configuration"]}},
+                "grammars": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["language", "scopeName", "path"]}},
+            },
+        },
+        "dependencies": {"type": "object", "required": ["vscode-languageclient"]},
+    },
+}
+
+
+def test_grammar_matches_its_schema_and_every_regex_compiles():
+    grammar = load("syntaxes", "lpu.tmLanguage.json")
+    jsonschema.validate(grammar, GRAMMAR_SCHEMA)
+    g = Grammar(grammar)
+
+    def walk(rule):
+        for key in ("match", "begin", "end"):
+            if key in rule:
+                re.compile(rule[key])
+        if "include" in rule and rule["include"] != "$self":
+            assert rule["include"][1:] in grammar["repository"], rule["include"]
+        for p in rule.get("patterns", []):
+            walk(p)
+
+    for rule in [*grammar["patterns"], *grammar["repository"].values()]:
+        walk(rule)
+    assert g.rules(grammar["patterns"])
+
+
+def test_manifest_and_language_configuration():
+    manifest = load("package.json")
+    jsonschema.validate(manifest, MANIFEST_SCHEMA)
+    lang = manifest["contributes"]["languages"][0]
+    assert (lang["id"], lang["extensions"]) == ("lpu", [".lpu"])
+    grammar = manifest["contributes"]["grammars"][0]
+    assert (grammar["language"], grammar["scopeName"]) == ("lpu", "source.lpu")
+    assert os.path.exists(os.path.join(VSCODE, grammar["path"]))
+    assert os.path.exists(os.path.join(VSCODE, manifest["main"]))
+    config = load(lang["configuration"])
+    assert config["comments"] == {"lineComment": "//"}
+    assert ["{", "}"] in config["brackets"]
+    props = manifest["contributes"]["configuration"]["properties"]
+    assert props["lpu.server.path"]["default"] == "lpu-lsp"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_every_example_tokenizes_without_an_invalid_scope(path):
+    g = Grammar(load("syntaxes", "lpu.tmLanguage.json"))
+    text = open(path, encoding="utf-8").read()
+    bad = [(t.line + 1, t.start + 1, t.text) for t in tokenize(g, text) if any("invalid" in s for s in t.scopes)]
+    assert bad == []
+
+
+def _scopes(text: str) -> list[tuple[str, str]]:
+    g = Grammar(load("syntaxes", "lpu.tmLanguage.json"))
+    return [(t.text, t.scopes[-1]) for t in tokenize(g, text) if t.text.strip()]
+
+
+def test_tokenizer_scopes_of_an_instruction_and_of_a_dataflow_statement():
+    text = "kernel @k {\n  @3 VXM.0 add.i8 s0e, 5, s2e // sum\n  @9 MEM_E1 write.i8 [@b + 1], s2e\n}\n"
+    assert _scopes(text) == [
+        ("kernel", "keyword.other.kernel.lpu"), ("@k", "entity.name.function.kernel.lpu"),
+        ("{", "punctuation.section.block.begin.lpu"),
+        ("@3", "constant.numeric.cycle.lpu"), ("VXM.0", "entity.name.namespace.unit.lpu"),
+        ("add.i8", "keyword.other.mnemonic.lpu"), ("s0e", "variable.other.stream.lpu"),
+        (",", "punctuation.separator.lpu"), ("5", "constant.numeric.lpu"), (",", "punctuation.separator.lpu"),
+        ("s2e", "variable.other.stream.lpu"), ("// sum", "comment.line.double-slash.lpu"),
+        ("@9", "constant.numeric.cycle.lpu"), ("MEM_E1", "entity.name.namespace.unit.lpu"),
+        ("write.i8", "keyword.other.mnemonic.lpu"), ("[", "punctuation.separator.lpu"),
+        ("@b", "entity.name.function.symbol.lpu"), ("+", "punctuation.separator.lpu"),
+        ("1", "constant.numeric.lpu"), ("]", "punctuation.separator.lpu"), (",", "punctuation.separator.lpu"),
+        ("s2e", "variable.other.stream.lpu"), ("}", "punctuation.section.block.end.lpu")]
+    assert _scopes("  %y = matmul %x, @w : tensor<4xi32>\n") == [
+        ("%y", "variable.other.value.lpu"), ("=", "keyword.operator.assignment.lpu"),
+        ("matmul", "entity.name.function.op.lpu"), ("%x", "variable.other.value.lpu"),
+        (",", "punctuation.separator.lpu"), ("@w", "entity.name.function.symbol.lpu"),
+        (":", "punctuation.separator.lpu"), ("tensor<4xi32>", "storage.type.tensor.lpu")]
+    # what the language does not have is marked invalid
+    assert ("$", "invalid.illegal.lpu") in _scopes("data $x\n")
+    assert ("#", "invalid.illegal.lpu") in _scopes("kernel @k {\n  @0 MEM_W0 read.i8 #1\n}\n")
+
+
+# --- Pygments ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_pygments_lexes_every_example_without_errors(path):
+    lexer = get_lexer_by_name("lpu")
+    text = open(path, encoding="utf-8").read()
+    assert [v for t, v in lexer.get_tokens(text) if t is Error] == []
+    assert "".join(v for _t, v in lexer.get_tokens(text)) == text if text.endswith("\n") else True
+
+
+def test_pygments_entry_point_and_command():
+    assert get_lexer_for_filename("x.lpu").name == "LPU"
+    exe = shutil.which("pygmentize", path=os.path.dirname(sys.executable))
+    if exe is None:
+        pytest.skip("pygmentize is not installed beside this Python")
+    out = subprocess.run([exe, "-l", "lpu", "-f", "html", os.path.join(ROOT, "examples", "asm", "vadd.lpu")],
+                         capture_output=True, text=True, check=True).stdout
+    assert '<span class="nl">@3</span>' in out and '<span class="nb">add.i8</span>' in out
