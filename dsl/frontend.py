@@ -191,7 +191,7 @@ class _Build(Transformer):
         if placement is not None:
             attrs["placement"] = StringAttr(placement[0].value)
             if placement[1] is not None:
-                attrs["address"] = D.int_attr(int(placement[1].value, 0))
+                attrs["address"] = D.int_attr(_int(placement[1].value))
         if init is not None:
             kind, value, _ = init
             attrs["init_kind"] = StringAttr(kind)
@@ -448,7 +448,7 @@ class _Build(Transformer):
         self.define(iv, block.args[0])
         for (name, v, _t), arg in zip(iters or [], block.args[1:]):
             self.define(name, POISON if v is POISON else arg)
-        return iv, int(lo.value, 0), int(hi.value, 0), int(step.value, 0) if step else 1, inits, types
+        return iv, _int(lo.value), _int(hi.value), _int(step.value) if step else 1, inits, types
 
     def for_op(self, c):
         results, (iv, lo, hi, step, inits, types), _body = c
@@ -539,9 +539,13 @@ def _flatten(values):
             yield v
 
 
+def _int(text: str) -> int:
+    return int(text, 16) if text.startswith("0x") else int(text)  # "010" is ten, as in the assembler
+
+
 def _number(text: str):
     if text.startswith("0x") or text.isdigit():
-        return int(text, 0)
+        return _int(text)
     return float(text)
 
 
