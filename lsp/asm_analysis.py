@@ -84,6 +84,7 @@ class _Entry:
     diags: list[Diagnostic]
     context: tuple | None = None
     checked: _Checked | None = None
+    index: object | None = None  # what the language server's index derived from the block
 
 
 @dataclass(slots=True)
@@ -96,6 +97,7 @@ class KernelView:
     clean: bool = False  # its own instructions checked without an error
     checked: _Checked | None = None
     entry: _Entry | None = None  # the cache entry of its block (incremental parses only)
+    index: object | None = None  # the index's data for a kernel without an entry
 
 
 @dataclass

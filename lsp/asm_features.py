@@ -30,7 +30,7 @@ def hover(snap: AsmSnapshot, index: AsmIndex, line: int, col: int) -> tuple[str,
     if occ is not None:
         text = symbol_hover(snap, index, occ.name)
         return (text, (occ.line, occ.col, occ.length)) if text else None
-    at = index.inst_by_line.get(line)
+    at = index.inst_at(line)
     if at is None:
         return None
     ri = at.raw
@@ -438,7 +438,7 @@ def move_to_arrival(snap: AsmSnapshot, index: AsmIndex, line: int, message: str,
     Returns (title, [(line, col, length, new text)]) or None."""
     m = _EMPTY_READ_RE.match(message)
     n = _NEAREST_RE.search(note or "")
-    at = index.inst_by_line.get(line)
+    at = index.inst_at(line)
     if m is None or n is None or at is None:
         return None
     read_cycle, arrival_cycle = int(m.group(2)), int(n.group(1))
@@ -475,10 +475,10 @@ def semantic_tokens(snap: AsmSnapshot, index: AsmIndex) -> list[tuple[int, int, 
     """(line, col, length, type, modifiers) for the whole document, in order; 1-based."""
     out: list[tuple[int, int, int, str, int]] = []
     decl = 1
-    defs = {(o.line, o.col) for o in index.occurrences if o.is_definition}
+    defs = {(o.line, o.col) for occs in index.top.values() for o in occs if o.is_definition}
     kinds = {name: occ.kind for name, occ in index.definitions.items()}
     for n, text in enumerate(snap.lines, start=1):
-        at = index.inst_by_line.get(n)
+        at = index.inst_at(n)
         if at is not None:
             out += _inst_tokens(at, text, kinds)
             continue

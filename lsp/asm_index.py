@@ -1,5 +1,8 @@
 """What is at a position of an assembly document: instructions, their parts, and every
-occurrence of a symbol — built once per analysis from the parser's records."""
+occurrence of a symbol, from the parser's records.
+
+Built lazily, kernel by kernel, and kept with each kernel's cache entry: a hover after an edit
+indexes only the kernel it points into (and only if that kernel changed)."""
 
 from __future__ import annotations
 
@@ -32,15 +35,19 @@ class InstAt:
     raw: RawInst
 
 
+@dataclass(slots=True)
+class _KernelIndex:
+    by_line: dict[int, int]  # line -> index in raw.insts
+    uses: dict[int, list[Occurrence]]  # line -> symbols used on it
+
+
 class AsmIndex:
     def __init__(self, snap: AsmSnapshot) -> None:
         self.snap = snap
         self.kernel_starts = [v.start for v in snap.kernels]
-        self.inst_by_line: dict[int, InstAt] = {}
         self.tensor_by_line: dict[int, RawTensor] = {}
-        self.occurrences: list[Occurrence] = []
         self.definitions: dict[str, Occurrence] = {}
-        self._by_line: dict[int, list[Occurrence]] | None = None
+        self.top: dict[int, list[Occurrence]] = {}  # occurrences outside kernel bodies, by line
         raw = snap.raw
         for rt in raw.tensors:
             self.tensor_by_line[rt.line] = rt
@@ -50,16 +57,24 @@ class AsmIndex:
         for v in snap.kernels:
             rk = v.raw
             self._define(Occurrence(rk.name, rk.line, rk.name_col, len(rk.name) + 1, True, "kernel"))
-            for i, ri in enumerate(rk.insts):
-                self.inst_by_line[ri.line] = InstAt(v, i, ri)
+
+    def _define(self, occ: Occurrence) -> None:
+        self.top.setdefault(occ.line, []).append(occ)
+        self.definitions.setdefault(occ.name, occ)  # the first definition wins, as in the assembler
+
+    def _kernel(self, view: KernelView) -> _KernelIndex:
+        holder = view.entry if view.entry is not None else view
+        if holder.index is None:
+            by_line: dict[int, int] = {}
+            uses: dict[int, list[Occurrence]] = {}
+            for i, ri in enumerate(view.raw.insts):
+                by_line[ri.line] = i
                 for op in ri.operands:
                     occ = self._symbol_use(op)
                     if occ is not None:
-                        self.occurrences.append(occ)
-
-    def _define(self, occ: Occurrence) -> None:
-        self.occurrences.append(occ)
-        self.definitions.setdefault(occ.name, occ)  # the first definition wins, as in the assembler
+                        uses.setdefault(occ.line, []).append(occ)
+            holder.index = _KernelIndex(by_line, uses)
+        return holder.index
 
     def _symbol_use(self, op: RawOperand) -> Occurrence | None:
         if op.kind == "symref":
@@ -79,21 +94,34 @@ class AsmIndex:
             return self.snap.kernels[i]
         return None
 
+    def inst_at(self, line: int) -> InstAt | None:
+        view = self.kernel_at(line)
+        if view is None:
+            return None
+        i = self._kernel(view).by_line.get(line)
+        return InstAt(view, i, view.raw.insts[i]) if i is not None else None
+
+    def occurrences_on(self, line: int) -> list[Occurrence]:
+        out = list(self.top.get(line, ()))
+        view = self.kernel_at(line)
+        if view is not None:
+            out += self._kernel(view).uses.get(line, ())
+        return out
+
     def occurrence_at(self, line: int, col: int) -> Occurrence | None:
         """The symbol under (or just left of) the cursor at a 1-based column."""
-        if self._by_line is None:
-            self._by_line = {}
-            for occ in self.occurrences:
-                self._by_line.setdefault(occ.line, []).append(occ)
-        for occ in self._by_line.get(line, ()):
+        for occ in self.occurrences_on(line):
             if occ.col <= col <= occ.col + occ.length:
                 return occ
         return None
 
     def occurrences_of(self, name: str) -> list[Occurrence]:
-        """Every occurrence of a symbol that names something defined in this document (a peer
-        chip written ``@pong`` is not a symbol of the file)."""
-        return [o for o in self.occurrences if o.name == name]
+        """Every occurrence of a symbol, in document order."""
+        out = [o for occs in self.top.values() for o in occs if o.name == name]
+        for view in self.snap.kernels:
+            out += [o for occs in self._kernel(view).uses.values() for o in occs if o.name == name]
+        out.sort(key=lambda o: (o.line, o.col))
+        return out
 
     def operand_at(self, at: InstAt, col: int) -> tuple[int, RawOperand] | None:
         for i, op in enumerate(at.raw.operands):
