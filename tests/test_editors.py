@@ -176,3 +176,29 @@ def test_pygments_entry_point_and_command():
     out = subprocess.run([exe, "-l", "lpu", "-f", "html", os.path.join(ROOT, "examples", "asm", "vadd.lpu")],
                          capture_output=True, text=True, check=True).stdout
     assert '<span class="nl">@3</span>' in out and '<span class="nb">add.i8</span>' in out
+
+
+# --- docs/editors.md -------------------------------------------------------------------------------
+def render_inlay_hints(path: str) -> str:
+    """A kernel's lines as the editor shows them: each inlay hint written in at its position."""
+    from lsprotocol import types
+
+    from lpu.lsp.asm_analysis import AsmDocument
+    from lpu.lsp.asm_view import AsmView
+
+    text = open(path, encoding="utf-8").read()
+    view = AsmView(AsmDocument(path).analyze(text), "file://" + path)
+    lines = text.split("\n")
+    hints = view.inlay_hints(types.Range(types.Position(0, 0), types.Position(len(lines), 0)))
+    for h in sorted(hints, key=lambda h: (h.position.line, -h.position.character)):
+        line, col = h.position.line, h.position.character
+        lines[line] = lines[line][:col] + " " + h.label + lines[line][col:]
+    first = min(h.position.line for h in hints)
+    last = next(i for i in range(first, len(lines)) if lines[i].strip() == "}")
+    return "\n".join(lines[first:last + 1])
+
+
+def test_the_inlay_hint_example_in_the_docs_is_what_the_server_shows():
+    doc = open(os.path.join(ROOT, "docs", "editors.md"), encoding="utf-8").read()
+    block = doc.split("<!-- inlay-hints: examples/asm/vadd.lpu")[1].split("```\n", 1)[1].split("\n```")[0]
+    assert block == render_inlay_hints(os.path.join(ROOT, "examples", "asm", "vadd.lpu"))
