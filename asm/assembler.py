@@ -75,7 +75,7 @@ class _Assembler:
     # --- data -------------------------------------------------------------------------------
     def tensor(self, rt) -> Tensor | None:
         t = self._tensor(rt)
-        if t is None:  # keep the name defined, so its uses do not cascade into more errors
+        if t is None and rt.name not in self.symbols:  # keep the name defined: no cascade of errors
             self.define(rt.name, "broken", None, self.loc(rt.line, rt.name_col, len(rt.name) + 1))
         return t
 
@@ -163,7 +163,10 @@ class _Assembler:
         if dtype in INTS:
             info = np.iinfo(npdt)
             for v in flat:
-                if isinstance(v, float) or not info.min <= v <= info.max:
+                if isinstance(v, float):
+                    self.err(f"value {v} is not an integer, but @{rt.name} is {dtype}", loc)
+                    return None
+                if not info.min <= v <= info.max:
                     self.err(f"value {v} does not fit {dtype} ({info.min} to {info.max})", loc)
                     return None
         with np.errstate(over="ignore"):
@@ -252,7 +255,11 @@ class _Assembler:
             if raw.kind == "keyword":
                 key = raw.value[0]
                 op = spec.optional.get(key)
-                if op is None or op.kind.name == "flag":
+                if op is not None and op.kind.name == "flag":
+                    self.err(f"'{key}' is a flag of '{spec.mnemonic}': write it bare, without a value",
+                             self.loc(raw.line, raw.col, raw.length))
+                    return None
+                if op is None:
                     self.err(f"'{spec.mnemonic}' has no option '{key}'"
                              + (f" (options: {', '.join(spec.optional)})" if spec.optional else ""),
                              self.loc(raw.line, raw.col, raw.length))
@@ -345,8 +352,8 @@ class _Assembler:
             return False
         width = DTYPE_BYTES[dtype]
         if ref.offset < 0 or ref.offset + width > t.words:
-            self.err(f"offset {ref.offset} is outside '@{ref.symbol}' ({t.words} words; a {dtype} vector "
-                     f"takes {width})", loc)
+            self.err(f"offset {ref.offset} is outside '@{ref.symbol}' ({t.words} word{'s' if t.words != 1 else ''}; "
+                     f"{_a(dtype)} vector takes {width})", loc)
             return False
         return True
 
