@@ -120,7 +120,7 @@ class _Build(Transformer):
 
     def placement(self, c):
         name = c[0]
-        addr = int(c[1].value, 0) if len(c) > 1 and c[1] is not None else None
+        addr = _int(c[1].value) if len(c) > 1 and c[1] is not None else None
         return (name.value, name.column, addr)
 
     def init_load(self, c):
@@ -248,10 +248,10 @@ def _split_inst(text: str, line: int, col: int):
                 return _split_inst_general(text, line, col)
             sym = r.group(1)
             if sym is None:
-                ops.append(RawOperand("address", int(r.group(4), 0), line, c, len(tok)))
+                ops.append(RawOperand("address", _int(r.group(4)), line, c, len(tok)))
             else:
                 off = r.group(3)
-                offset = int(off, 0) if off is not None else 0
+                offset = _int(off) if off is not None else 0
                 ops.append(RawOperand("symref", (sym, -offset if r.group(2) == "-" else offset), line, c, len(tok)))
         elif first == "@":
             if _SYM_RE.fullmatch(tok) is None:
@@ -262,7 +262,7 @@ def _split_inst(text: str, line: int, col: int):
                 return _split_inst_general(text, line, col)
             ops.append(RawOperand("name", tok, line, c, len(tok)))
         elif _INT_RE.fullmatch(tok):
-            ops.append(RawOperand("number", int(tok, 0), line, c, len(tok)))
+            ops.append(RawOperand("number", _int(tok), line, c, len(tok)))
         else:
             return _split_inst_general(text, line, col)
     return RawInst(int(m.group(1)), m.group(2), m.group(3), ops, line, col + m.start(1) - 1, col + m.start(2),
@@ -319,10 +319,10 @@ def _split_inst_general(text: str, line: int, col: int):
             if first == "[":
                 sym = m.group(1)
                 if sym is None:
-                    ops.append(RawOperand("address", int(m.group(4), 0), line, c, length))
+                    ops.append(RawOperand("address", _int(m.group(4)), line, c, length))
                 else:
                     off = m.group(3)
-                    offset = int(off, 0) if off is not None else 0
+                    offset = _int(off) if off is not None else 0
                     ops.append(RawOperand("symref", (sym, -offset if m.group(2) == "-" else offset), line, c, length))
             elif first == "@":
                 ops.append(RawOperand("symbol", m.group(1), line, c, length))
@@ -348,9 +348,14 @@ def _signed(text: str):
     return _number(text)
 
 
+def _int(text: str) -> int:
+    # not int(text, 0): that rejects leading zeros ("08"); a literal is hex (0x) or decimal
+    return int(text, 16) if text[:2] == "0x" else int(text)
+
+
 def _number(text: str):
     if text.startswith("0x") or text.isdigit():
-        return int(text, 0)
+        return _int(text)
     return float(text)
 
 
@@ -421,11 +426,12 @@ def parse(text: str, file: str = "<input>") -> tuple[RawModule, list[Diagnostic]
         text += "\n"
     lines = text.split("\n")
     while True:
+        current = "\n".join(lines)  # the text as parsed: lines with errors are blanked
         try:
-            items = _parser().parse("\n".join(lines))
+            items = _parser().parse(current)
             break
         except UnexpectedInput as e:
-            d = _diagnose(e, file, text)
+            d = _diagnose(e, file, current)
             diags.append(d)
             line = d.loc.line if d.loc else 0
             if (isinstance(e, (UnexpectedEOF,)) or (isinstance(e, UnexpectedToken) and e.token.type == "$END")
