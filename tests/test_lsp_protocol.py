@@ -302,3 +302,18 @@ async def test_the_server_survives_any_content(client):
     uri2 = VADD.as_uri()
     assert (await open_document(client, uri2, VADD.read_text())).diagnostics == ()
     assert (await hover_text(client, uri2, 14, 16))[0] == "**@vadd** — kernel, global, 4 instructions, 8 cycles"
+
+
+async def test_an_edit_in_one_kernel_rechecks_that_kernel_only(client):
+    uri = "file:///tmp/lsp-test/stats.lpu"
+    kernels = "".join(f"kernel @k{i} {{\n  @0 MEM_W0 read.i8 [@a], s0e\n  @5 MEM_E1 write.i8 [@b], s0e\n}}\n"
+                      for i in range(4))
+    text = 'target "lpu-v1"\nreserve @a : tensor<320xi8> in MEM_W0\nreserve @b : tensor<320xi8> in MEM_E1\n' + kernels
+    await open_document(client, uri, text)
+    n = len(client.published)
+    change(client, uri, 2, 13, 3, 13, 4, "4")  # k2's write: @5 -> @4, a timing error
+    p = await published_after(client, n, uri)
+    assert [(d.range.start.line, d.message) for d in p.diagnostics] == [
+        (13, "no value on s0e at MEM_E1 (position 49) in cycle 4")]
+    stats = await client.workspace_execute_command_async(types.ExecuteCommandParams("lpu.stats", [uri]))
+    assert (stats["incremental"], stats["reparsed"], stats["rechecked"]) == (True, 1, 1)
