@@ -18,8 +18,8 @@ _BIND = {E.STB_LOCAL: "local", E.STB_GLOBAL: "global"}
 _STT = {E.STT_NOTYPE: "notype", E.STT_OBJECT: "tensor", E.STT_FUNC: "kernel"}
 
 
-def load(path: str) -> tuple[E.ElfFile, ObjectFile]:
-    data = read_bytes(path)
+def load(path: str, data: bytes | None = None) -> tuple[E.ElfFile, ObjectFile]:
+    data = read_bytes(path) if data is None else data
     try:
         elf = E.read_elf(data)
         return elf, read_object(data)
@@ -66,18 +66,16 @@ def relocations(elf: E.ElfFile) -> str:
     return "\n".join(out).rstrip() or "no relocations"
 
 
-def is_image(path: str) -> bool:
+def is_image(data: bytes) -> bool:
     """A linked system image (ELF ET_EXEC) rather than an object."""
-    data = read_bytes(path)
     return len(data) >= 18 and data[:4] == b"\x7fELF" and int.from_bytes(data[16:18], "little") == E.ET_EXEC
 
 
-def _image(path: str, args) -> str:
+def _image(path: str, args, data: bytes) -> str:
     # The linker owns the image format; the disassembler sees each chip as an object.
     from lpu.linker.dump import chip_objects
     from lpu.linker.imagefile import read_image
 
-    data = read_bytes(path)
     img = read_image(data, path)
     parts = [f"{path}:     file format elf64-lpu (system image, {len(img.chips)} chips)\n"]
     elf = E.read_elf(data)
@@ -115,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     def body(sources) -> int:
         parts = []
         for path in args.inputs:
-            if is_image(path):
-                parts.append(_image(path, args))
+            data = read_bytes(path)  # once: standard input cannot be read twice
+            if is_image(data):
+                parts.append(_image(path, args, data))
                 continue
-            elf, obj = load(path)
+            elf, obj = load(path, data)
             if len(args.inputs) > 1 or not args.disassemble:
                 parts.append(f"{path}:     file format elf64-lpu\n")
             if args.section_headers:
