@@ -62,3 +62,20 @@ def test_doc_block(index, monkeypatch):
         sm = SourceManager()
         sm.add("t.lpu", body)
         assert render(e.value.diagnostics[0], sm) + "\n" == following[1]
+
+
+# --- docs/object-format.md -------------------------------------------------------------------------
+def test_object_format_listing_is_what_objdump_prints(tmp_path, monkeypatch, capsysbinary):
+    from lpu.asm.cli import main as as_main
+    from lpu.asm.objdump import main as objdump_main
+
+    (listing,) = [b for lang, b, _l in blocks(os.path.join(ROOT, "docs", "object-format.md"))
+                  if lang == "text" and b.startswith("$ lpu-as")]
+    commands = [l[2:].split() for l in listing.splitlines() if l.startswith("$ ")]
+    assert commands == [["lpu-as", "examples/asm/vadd.lpu", "-o", "vadd.o"], ["lpu-objdump", "-h", "-t", "-r", "vadd.o"]]
+    monkeypatch.chdir(tmp_path)
+    assert as_main([os.path.join(ROOT, commands[0][1]), "-o", "vadd.o"]) == 0
+    capsysbinary.readouterr()
+    assert objdump_main(commands[1][1:]) == 0
+    shown = [l.rstrip() for l in capsysbinary.readouterr().out.decode().splitlines()]
+    assert shown == [l.rstrip() for l in listing.splitlines()[2:]]
