@@ -79,3 +79,33 @@ def test_object_format_listing_is_what_objdump_prints(tmp_path, monkeypatch, cap
     assert objdump_main(commands[1][1:]) == 0
     shown = [l.rstrip() for l in capsysbinary.readouterr().out.decode().splitlines()]
     assert shown == [l.rstrip() for l in listing.splitlines()[2:]]
+
+
+# --- docs/tools.md ---------------------------------------------------------------------------------
+TOOLS = blocks(os.path.join(ROOT, "docs", "tools.md"))
+
+
+def test_tools_arch_listing_is_what_lpu_arch_prints():
+    from lpu.arch.config import load_config
+    from lpu.driver import arch_report
+
+    (listing,) = [b for lang, b, _l in TOOLS if lang == "text" and b.startswith("floor plan")]
+    report = arch_report(load_config("lpu-v1")).splitlines()
+    start = report.index(listing.splitlines()[0])
+    assert report[start: start + len(listing.splitlines())] == listing.splitlines()
+
+
+def test_tools_disassembly_listing(tmp_path, monkeypatch, capsysbinary):
+    from lpu.asm.cli import main as as_main
+    from lpu.asm.objdump import main as objdump_main
+
+    (listing,) = [b for lang, b, _l in TOOLS if lang == "text" and b.startswith("$ lpu-as examples/asm/copy.lpu")]
+    monkeypatch.chdir(tmp_path)
+    assert as_main([os.path.join(ROOT, "examples", "asm", "copy.lpu"), "-o", "copy.o"]) == 0
+    capsysbinary.readouterr()
+    assert objdump_main(["-d", "--no-loc", "copy.o"]) == 0
+    shown = capsysbinary.readouterr().out.decode().splitlines()
+    want = listing.splitlines()[1:]
+    assert len(shown) == len(want)
+    for got, line in zip(shown, want):  # the page elides the 320 bytes of @src as "…"
+        assert re.fullmatch(re.escape(line).replace("…", '[0-9a-f]{640}'), got), (got, line)
