@@ -378,7 +378,8 @@ _NAMES = {
     "INT": "an integer", "FLOAT": "a number", "STRING": "a string", "TENSOR_TYPE": "a tensor type",
     "COMMA": "','", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COLON": "':'",
     "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "SIGN": "a sign", "HEX_BYTES": "hex bytes",
-    "GLOBAL": "'global'", "$END": "end of file",
+    "GLOBAL": "'global'", "$END": "end of file", "KERNEL_BODY": "a kernel body '{ ... }'",
+    "FUNC_REST": "a function body",
 }
 
 

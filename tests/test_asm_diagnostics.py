@@ -55,6 +55,9 @@ CASES = [
  ("syntax_bad_operand", K("@0 MEM_W0 read.i8 [@a, s0e")),
  ("syntax_instruction_without_mnemonic", K("@0 MEM_W0")),
  ("two_targets", 'target "lpu-v1"\ntarget "lpu-v1"\n'),
+ ("syntax_end_of_line", 'target\n'),
+ ("syntax_kernel_without_body", 'target "lpu-v1"\nkernel @k'),
+ ("syntax_text_after_operands", K("@0 MEM_W0 read.i8 [@a], s0e garbage")),
  # --- data
  ("zero_dimension", 'target "lpu-v1"\nreserve @z : tensor<0x320xi8> in MEM_W0\n'),
  ("at_on_hemisphere", 'target "lpu-v1"\nreserve @z : tensor<320xi8> in MEM_W at 3\n'),
@@ -160,6 +163,18 @@ t.lpu:5:21: error: unexpected '[@a', expected an operand
 t.lpu:5:12: error: unexpected end of line, expected a mnemonic
   @0 MEM_W0
            ^""",
+    "syntax_end_of_line": """\
+t.lpu:1:7: error: unexpected end of line, expected a string
+target
+      ^""",
+    "syntax_kernel_without_body": """\
+t.lpu:2:10: error: unexpected end of line, expected a kernel body '{ ... }'
+kernel @k
+         ^""",
+    "syntax_text_after_operands": """\
+t.lpu:5:31: error: unexpected 'garbage', expected ',' or end of line
+  @0 MEM_W0 read.i8 [@a], s0e garbage
+                              ^~~~~~~""",
     "two_targets": """\
 t.lpu:2:8: error: a file has one 'target' directive
 target "lpu-v1"
@@ -543,7 +558,7 @@ def test_diagnostic(case, npy_dir):
 
 
 def test_every_case_has_its_expected_text():
-    assert [c[0] for c in CASES] == list(EXPECTED)
+    assert sorted(c[0] for c in CASES) == sorted(EXPECTED) and len(CASES) == len(dict(CASES))
 
 
 # --- more than one error ---------------------------------------------------------------------------
