@@ -11,7 +11,7 @@ import re
 import struct
 
 from lpu.arch.isa import DTYPE_BYTES, FLOATS, InstrSpec, Operand
-from lpu.asm.records import PeerRef, SymRef
+from lpu.asm.records import HexInt, PeerRef, SymRef
 
 _STREAM_RE = re.compile(r"^s([0-9]+)([ew])$")
 _ACC_RE = re.compile(r"^acc([0-9]+)$")
@@ -61,7 +61,11 @@ def _shown(raw) -> str:
 def parse_imm(value, dtype: str) -> int:
     """A scalar immediate of an element type, as its 32-bit field."""
     if dtype in FLOATS:
-        if isinstance(value, int) and value >= 0 and isinstance(value, int) and value > 0xFFFFFFFF:
+        if type(value) is HexInt:  # written as bits (the disassembler's form for inf and nan)
+            if value > 0xFFFFFFFF:
+                raise OperandError(f"immediate 0x{value:x} out of range for {dtype} (32 bits)")
+            return int(value)
+        if isinstance(value, int) and value > 0xFFFFFFFF:
             raise OperandError(f"immediate {value} out of range for {dtype}")
         f = float(value)
         try:  # overflows only when it does not round to a finite f32 (FLT_MAX prints as 3.4028235e+38)

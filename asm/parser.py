@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from lpu.asm.records import HexInt
 from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error
 
 MAX_ERRORS = 20
@@ -350,7 +351,7 @@ def _signed(text: str):
 
 def _int(text: str) -> int:
     # not int(text, 0): that rejects leading zeros ("08"); a literal is hex (0x) or decimal
-    return int(text, 16) if text[:2] == "0x" else int(text)
+    return HexInt(text, 16) if text[:2] == "0x" else int(text)
 
 
 def _number(text: str):
@@ -411,6 +412,8 @@ def _diagnose(e: UnexpectedInput, file: str, text: str) -> Diagnostic:
                      SourceLoc(file, tok.line, tok.column, max(1, len(tok.value.strip()) if tok.type != "_NL" else 1)))
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        if ch == "{" and "KERNEL_BODY" in (e.allowed or ()):
+            return error("no '}' closes this kernel body", SourceLoc(file, e.line, e.column))
         return error(f"unexpected character {ch!r}", SourceLoc(file, e.line, e.column))
     if isinstance(e, UnexpectedEOF):
         lines = text.splitlines()

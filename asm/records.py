@@ -9,6 +9,13 @@ from lpu.arch.isa import InstrSpec
 from lpu.diagnostics import SourceLoc
 
 
+class HexInt(int):
+    """An integer literal written in hex (``0x7f800000``): as a float immediate it is the bit
+    pattern, not the value — how the disassembler writes infinities and NaNs."""
+
+    __slots__ = ()
+
+
 class SymRef(NamedTuple):
     """An SRAM address operand naming a symbol: ``[@name + offset]`` (offset in words)."""
 

@@ -609,11 +609,10 @@ def test_error_limit():
     assert lines[-1] == "error: too many errors emitted, stopping now"
 
 
-@pytest.mark.xfail(strict=True, reason="reported: since a kernel body became one terminal, a missing '}' "
-                   "is reported as \"unexpected character '{'\" on the kernel line, then errors on its lines")
 def test_missing_closing_brace_says_so():
     out = rendered('target "lpu-v1"\nkernel @k {\n  @0 MEM_W0 nop 1\n')
-    assert "'}'" in out.splitlines()[0]
+    assert out.splitlines()[:3] == ["t.lpu:2:11: error: no '}' closes this kernel body", "kernel @k {",
+                                    "          ^"]
 
 
 # --- configurations --------------------------------------------------------------------------------
