@@ -17,7 +17,7 @@ or a number); ``?`` marks an optional operand, written ``name=value`` or as a ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 # --- element types ---------------------------------------------------------------------------

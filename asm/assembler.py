@@ -16,7 +16,7 @@ from lpu.arch.config import ChipConfig, load_config
 from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES, DTYPES, INTS, group_width, runs_on
 from lpu.arch.layout import NUMPY_DTYPES, element_type_of, to_sram
 from lpu.arch.layout import words as tensor_words
-from lpu.asm.operands import OperandError, parse_operand, stride_of
+from lpu.asm.operands import OperandError, parse_operand
 from lpu.asm.parser import RawModule, parse
 from lpu.asm.records import Inst, Kernel, Placement, Program, SymRef, Tensor
 from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error

@@ -375,7 +375,7 @@ def _parser() -> Lark:
 
 
 _NAMES = {
-    "_NL": "end of line", "NAME": "a name", "SYMBOL": "a symbol (@name)", "CYCLE": "a cycle (@N)",
+    "_NL": "end of line", "NAME": "a name", "SYMBOL": "a symbol (@name)",
     "INT": "an integer", "FLOAT": "a number", "STRING": "a string", "TENSOR_TYPE": "a tensor type",
     "COMMA": "','", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COLON": "':'",
     "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "SIGN": "a sign", "HEX_BYTES": "hex bytes",

@@ -119,7 +119,7 @@ def arch_report(cfg: ChipConfig) -> str:
         # architecture page, section 4: say so wherever both figures appear
         out += ["",
                 f"* SRAM bandwidth: the seed's {seed['sram_tbps']:g} TB/s is a vendor figure that this model does",
-                f"  not claim; the model counts one read and one write of a vector per MEM slice per cycle",
+                "  not claim; the model counts one read and one write of a vector per MEM slice per cycle",
                 f"  ({len(cfg.mem_slices)} slices x {cfg.lanes} B x 2 x {cfg['clock.mhz']} MHz)."]
     return "\n".join(out) + "\n"
 
