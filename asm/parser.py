@@ -367,6 +367,10 @@ def _string(text: str) -> str:
         return text[1:-1]
 
 
+# The literal readers, shared with the dataflow level (one language, one reading of its literals).
+int_literal, number_literal, string_literal = _int, _number, _string
+
+
 @lru_cache(maxsize=None)
 def _parser() -> Lark:
     grammar = os.path.join(os.path.dirname(__file__), "asm.lark")

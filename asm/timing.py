@@ -98,10 +98,9 @@ def _stream_operands(inst: Inst, cfg) -> list[tuple]:
     return out
 
 
-def stream_events(kernel: Kernel, cfg) -> tuple[list[Write], list[Read]]:
-    """All stream writes and reads of a kernel, each read linked to the write it meets."""
-    writes: list[Write] = []
-    reads: list[Read] = []
+def _stream_issues(kernel: Kernel, cfg):
+    """(instruction, issue cycles, position, stream operands) for every instruction that touches
+    a stream; the operands are worked out once per distinct instruction fields."""
     queues = cfg.queues
     memo: dict[tuple, list[tuple]] = {}  # the same instruction fields recur at many cycles
     for inst, cycles in issues_of(kernel):
@@ -109,9 +108,15 @@ def stream_events(kernel: Kernel, cfg) -> tuple[list[Write], list[Read]]:
         ops = memo.get(key)
         if ops is None:
             ops = memo[key] = _stream_operands(inst, cfg)
-        if not ops:
-            continue
-        pos = queues[inst.queue].position
+        if ops:
+            yield inst, cycles, queues[inst.queue].position, ops
+
+
+def stream_events(kernel: Kernel, cfg) -> tuple[list[Write], list[Read]]:
+    """All stream writes and reads of a kernel, each read linked to the write it meets."""
+    writes: list[Write] = []
+    reads: list[Read] = []
+    for inst, cycles, pos, ops in _stream_issues(kernel, cfg):
         for is_write, i, west, base, width, lat in ops:
             if is_write:
                 writes.extend([Write(inst, c, c + lat, pos, west, base, width) for c in cycles])
@@ -126,16 +131,7 @@ def _all_reads_meet(kernel: Kernel, cfg) -> bool:
     events one by one to say what is wrong, and where."""
     w_rows: list[tuple] = []
     r_rows: list[tuple] = []
-    queues = cfg.queues
-    memo: dict[tuple, list[tuple]] = {}
-    for inst, cycles in issues_of(kernel):
-        key = (inst.spec.opcode, inst.dtype, inst.dtype2, inst.args)
-        ops = memo.get(key)
-        if ops is None:
-            ops = memo[key] = _stream_operands(inst, cfg)
-        if not ops:
-            continue
-        pos = queues[inst.queue].position
+    for _inst, cycles, pos, ops in _stream_issues(kernel, cfg):
         for is_write, _i, west, base, width, lat in ops:
             if is_write:
                 w_rows.extend([(c + lat, pos, west, base, width) for c in cycles])

@@ -11,7 +11,6 @@ Library API (docs/dataflow.md): ``parse_module``, ``verify_module``, ``source_in
 
 from __future__ import annotations
 
-import ast
 import difflib
 import os
 import re
@@ -35,6 +34,9 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
+from lpu.asm.parser import int_literal as _int
+from lpu.asm.parser import number_literal as _number
+from lpu.asm.parser import string_literal as _string
 from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, SourceManager, error
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
@@ -537,23 +539,6 @@ def _flatten(values):
             yield from _flatten(v)
         else:
             yield v
-
-
-def _int(text: str) -> int:
-    return int(text, 16) if text.startswith("0x") else int(text)  # "010" is ten, as in the assembler
-
-
-def _number(text: str):
-    if text.startswith("0x") or text.isdigit():
-        return _int(text)
-    return float(text)
-
-
-def _string(text: str) -> str:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text[1:-1]
 
 
 @lru_cache(maxsize=None)

@@ -35,7 +35,8 @@ def main() -> int:
     print("$ lpu-sim gemv.lpx --output y=y.npy")
     sys.stdout.write(stats_text(res.stats))
     x = np.load(os.path.join(EXAMPLES, "gemv_x.npy")).astype(np.int64)
-    w = np.stack([np.load(os.path.join(EXAMPLES, f"gemv_w{j}.npy")) for j in range(16)], axis=1).reshape(320, 320)
+    w = np.stack([np.load(os.path.join(EXAMPLES, f"gemv_w{j}.npy")) for j in range(16)], axis=1)
+    w = w.reshape(-1, w.shape[-1])  # W[j::16] striped over 16 slices, rows interleaved back
     ref = (x @ w.astype(np.int64)).astype(np.int32)
     same = np.array_equal(res.outputs["y"], ref)
     print(f"y == x . W (numpy): {'yes' if same else 'NO'}; cycles {res.machine.cycles} "

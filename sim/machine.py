@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from lpu.arch.config import config_from_text
+from lpu.arch.config import config_from_text, load_config
 from lpu.arch.isa import DTYPE_BYTES
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
 from lpu.linker.image import SystemImage
@@ -50,7 +50,7 @@ class Machine:
         lanes = {c.lanes for c in self.cfgs}
         if len(lanes) > 1:
             raise DiagnosticError(error("chips of one system must have the same vector width", SourceLoc(name)))
-        self.lanes = lanes.pop() if lanes else 320
+        self.lanes = lanes.pop() if lanes else load_config().lanes
         self.hazards: list[H.Hazard] = []
         self.limit = math.inf  # no instruction at or after this cycle executes (strict mode)
         self._programs: dict[tuple[int, int], object] = {}

@@ -7,12 +7,13 @@ import json
 
 import numpy as np
 
+from lpu.arch.config import load_config
 from lpu.arch.isa import UNIT_KINDS
 
 
 def stats(m) -> dict:
     cycles = max(1, m.cycles)
-    mhz = m.cfgs[0]["clock.mhz"] if m.cfgs else 900
+    mhz = (m.cfgs[0] if m.cfgs else load_config())["clock.mhz"]
     units: dict[str, dict] = {}
     per_queue = []
     for (ci, qi), busy in sorted(m.busy.items()):
