@@ -74,6 +74,9 @@ class _Assembler:
 
     # --- data -------------------------------------------------------------------------------
     def tensor(self, rt) -> Tensor | None:
+        if rt.placement is None:  # a dataflow tensor: the compiler places it (docs/language.md)
+            self.define(rt.name, "unplaced", None, self.loc(rt.line, rt.name_col, len(rt.name) + 1))
+            return None
         t = self._tensor(rt)
         if t is None and rt.name not in self.symbols:  # keep the name defined: no cascade of errors
             self.define(rt.name, "broken", None, self.loc(rt.line, rt.name_col, len(rt.name) + 1))
@@ -335,6 +338,11 @@ class _Assembler:
             return False
         kind, t, dloc = entry
         if kind == "broken":
+            return False
+        if kind == "unplaced":
+            self.err(f"'@{ref.symbol}' has no placement, so a kernel cannot address it; place it in a "
+                     f"slice ('in MEM_W3') or leave it to the dataflow level", loc) \
+                .note(f"'@{ref.symbol}' is defined here", dloc)
             return False
         if kind != "tensor":
             self.err(f"'@{ref.symbol}' is a kernel, not an SRAM tensor", loc)

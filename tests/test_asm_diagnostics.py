@@ -60,6 +60,7 @@ CASES = [
  ("syntax_text_after_operands", K("@0 MEM_W0 read.i8 [@a], s0e garbage")),
  # --- data
  ("zero_dimension", 'target "lpu-v1"\nreserve @z : tensor<0x320xi8> in MEM_W0\n'),
+ ("unplaced_tensor_in_kernel", 'target "lpu-v1"\ndata @d : tensor<320xi8> = [1]\nkernel @k {\n  @0 MEM_W0 read.i8 [@d], s0e\n}\n'),
  ("at_on_hemisphere", 'target "lpu-v1"\nreserve @z : tensor<320xi8> in MEM_W at 3\n'),
  ("at_past_end", 'target "lpu-v1"\nreserve @z : tensor<320xi16> in MEM_W0 at 8191\n'),
  ("unknown_slice", 'target "lpu-v1"\nreserve @z : tensor<320xi8> in MEM_W44\n'),
@@ -537,6 +538,13 @@ t.lpu:7:19: error: misaligned group read: s1e read at VXM in cycle 3, but the va
 t.lpu:6:3: note: the value is written here
   @0 MEM_W0 read.i16 [@w], s0e
   ^~""",
+    "unplaced_tensor_in_kernel": """\
+t.lpu:4:21: error: '@d' has no placement, so a kernel cannot address it; place it in a slice ('in MEM_W3') or leave it to the dataflow level
+  @0 MEM_W0 read.i8 [@d], s0e
+                    ^~~~
+t.lpu:2:6: note: '@d' is defined here
+data @d : tensor<320xi8> = [1]
+     ^~""",
     "mixed_group_read": """\
 t.lpu:9:29: error: misaligned group read: the streams of s0e..s1e at MEM_E1 in cycle 6 hold parts of different values
   @6 MEM_E1 write.i16 [@w], s0e
@@ -738,3 +746,10 @@ def test_syntax_error_shows_the_character_after_blanked_lines():
     assert out.splitlines()[::3] == ["t.lpu:2:1: error: unexpected character '?'",
                                      "t.lpu:3:1: error: unexpected character '?'",
                                      "t.lpu:4:1: error: unexpected character '?'"]
+
+
+def test_dataflow_tensors_are_left_to_the_compiler():
+    """A file with both levels assembles: unplaced tensors and functions are the compiler's."""
+    path = os.path.join(ROOT, "examples", "decoder.lpu")
+    prog = assemble(open(path, encoding="utf-8").read(), path)
+    assert (prog.tensors, prog.kernels) == ([], [])
