@@ -65,11 +65,9 @@ def parse_imm(value, dtype: str) -> int:
             if value > 0xFFFFFFFF:
                 raise OperandError(f"immediate 0x{value:x} out of range for {dtype} (32 bits)")
             return int(value)
-        if isinstance(value, int) and value > 0xFFFFFFFF:
-            raise OperandError(f"immediate {value} out of range for {dtype}")
-        f = float(value)
+        # a decimal integer is a value, rounded to f32 like a float literal (5000000000 is 5e9)
         try:  # overflows only when it does not round to a finite f32 (FLT_MAX prints as 3.4028235e+38)
-            return struct.unpack("<I", struct.pack("<f", f))[0]
+            return struct.unpack("<I", struct.pack("<f", float(value)))[0]
         except OverflowError:
             raise OperandError(f"immediate {value} out of range for {dtype} (beyond f32)") from None
     if isinstance(value, float):

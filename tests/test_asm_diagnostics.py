@@ -99,7 +99,7 @@ CASES = [
  ("immediate_range", K("@0 VXM.0 add.i8 s0e, 300, s2e")),
  ("immediate_float_for_int", K("@0 VXM.0 add.i16 s0e, 1.5, s2e")),
  ("immediate_beyond_f32", K("@0 VXM.0 add.f32 s0e, 1e39, s4e")),
- ("immediate_int_too_big_for_float", K("@0 VXM.0 add.f32 s0e, 4294967296, s4e")),
+ ("immediate_int_too_big_for_float", K("@0 VXM.0 add.f32 s0e, 1000000000000000000000000000000000000000, s4e")),
  ("address_range", K("@0 MEM_W0 read.i8 [8192], s0e")),
  ("expected_address", K("@0 MEM_W0 read.i8 @a, s0e")),
  ("lanes_range", K("@0 SXM_W shift.i8 s0e, 320, s1e")),
@@ -345,9 +345,9 @@ t.lpu:5:25: error: immediate 1e+39 out of range for f32 (beyond f32)
   @0 VXM.0 add.f32 s0e, 1e39, s4e
                         ^~~~""",
     "immediate_int_too_big_for_float": """\
-t.lpu:5:25: error: immediate 4294967296 out of range for f32
-  @0 VXM.0 add.f32 s0e, 4294967296, s4e
-                        ^~~~~~~~~~""",
+t.lpu:5:25: error: immediate 1000000000000000000000000000000000000000 out of range for f32 (beyond f32)
+  @0 VXM.0 add.f32 s0e, 1000000000000000000000000000000000000000, s4e
+                        ^~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~""",
     "address_range": """\
 t.lpu:5:21: error: address 8192 out of range (a slice has 8192 words)
   @0 MEM_W0 read.i8 [8192], s0e
@@ -753,3 +753,12 @@ def test_dataflow_tensors_are_left_to_the_compiler():
     path = os.path.join(ROOT, "examples", "decoder.lpu")
     prog = assemble(open(path, encoding="utf-8").read(), path)
     assert (prog.tensors, prog.kernels) == ([], [])
+
+
+def test_a_decimal_integer_immediate_of_a_float_type_is_its_value():
+    """5000000000 is 5e9 rounded to f32, as the literal 5e9 is; only hex gives raw bits."""
+    from lpu.asm.operands import parse_imm
+    from lpu.asm.records import HexInt
+
+    assert parse_imm(5000000000, "f32") == parse_imm(5e9, "f32") == 0x4F9502F9
+    assert parse_imm(HexInt(0x7F800000), "f32") == 0x7F800000
