@@ -88,11 +88,20 @@ class Machine:
             for b in stuck:
                 self.hazards.append(H.Hazard(H.DEADLOCK, ci, b.cycle, b.queue, b.word,
                                              f"barrier {b.barrier}"))
+        timing: dict[tuple, tuple[int, int, int]] = {}  # one lookup per kind of instruction
+        end = self.end_cycle
         for g in self.groups:
-            cfg = self.cfgs[g.chip]
-            spec = g.spec
-            tail = max(1, spec.latency_for(cfg, g.dtype) + (1 if spec.dsts else 0), spec.occupancy_for(cfg, g.dtype))
-            self.end_cycle = max(self.end_cycle, g.last + tail)
+            key = (g.chip, g.spec.opcode, g.dtype)
+            t = timing.get(key)
+            if t is None:
+                cfg, spec = self.cfgs[g.chip], g.spec
+                lat, occ = spec.latency_for(cfg, g.dtype), spec.occupancy_for(cfg, g.dtype)
+                t = timing[key] = (lat, occ, max(1, lat + (1 if spec.dsts else 0), occ))
+            g.latency, g.occupancy = t[0], t[1]
+            last = g.issue + (g.count - 1) * g.period + t[2]
+            if last > end:
+                end = last
+        self.end_cycle = end
 
     # --- step 2: streams, links, static hazards ----------------------------------------------------
     def _resolve(self) -> None:
@@ -101,18 +110,17 @@ class Machine:
         self.src_ops: dict[int, list[tuple[str, int]]] = {}
         self.dst_row0: dict[int, int] = {}
         self.dst_ops: dict[int, list[tuple[str, int]]] = {}
-        self.last_read: dict[int, np.ndarray] = {}
+        self.resolutions = {}
         by_chip: dict[int, list[Group]] = {}
         for g in self.groups:
             by_chip.setdefault(g.chip, []).append(g)
         for ci, groups in by_chip.items():
             cfg = self.cfgs[ci]
             positions = [q.position for q in cfg.queues]
-            latency = {g.id: g.spec.latency_for(cfg, g.dtype) for g in groups}
-            res = resolve(groups, positions, latency, cfg.positions, rows)
+            res = resolve(groups, positions, cfg.positions, rows)
             self.src_rows.update(res.src_rows)
             self.dst_row0.update(res.dst_row0)
-            self.last_read[ci] = res.last_read
+            self.resolutions[ci] = res
             for h in res.hazards:
                 self.hazards.append(self._stream_hazard(h, cfg))
         for g in self.groups:
@@ -373,7 +381,8 @@ class Machine:
         out = {}
         for ci in range(len(self.cfgs)):
             cfg = self.cfgs[ci]
-            last = self.last_read.get(ci)
+            res = self.resolutions.get(ci)
+            last = res.last_read(len(self.pool)) if res is not None else None
             intervals = []
             for g in self.groups:
                 if g.chip != ci or g.id not in self.dst_row0 or not self.executed.get(g.id):

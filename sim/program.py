@@ -34,6 +34,8 @@ class Group:
     count: int = 1  # 1 + repetitions
     period: int = 1
     id: int = -1  # index in the machine's group list
+    latency: int = 0  # issue to result on the stream (the chip configuration's, set by the machine)
+    occupancy: int = 0  # cycles an issue holds its unit
 
     @property
     def last(self) -> int:

@@ -80,8 +80,16 @@ class StreamHazard:
 class Resolution:
     src_rows: dict[int, np.ndarray]  # group id -> (count, planes read) pool rows (0 = nothing met)
     dst_row0: dict[int, int]  # group id -> first pool row of its results (count x planes written)
-    last_read: np.ndarray  # per pool row: the last cycle a reader met it (-1: never read)
     hazards: list[StreamHazard]
+    met: tuple[np.ndarray, np.ndarray]  # (pool row, cycle) of every read that met a value
+
+    def last_read(self, nrows: int) -> np.ndarray:
+        """Per pool row: the last cycle a reader met it (-1: never read); for the trace only."""
+        out = np.full(nrows, -1, np.int64)
+        rows, cycles = self.met
+        if len(rows):
+            np.maximum.at(out, rows, cycles)
+        return out
 
 
 class RowAllocator:
@@ -97,88 +105,95 @@ class RowAllocator:
         return first
 
 
-def resolve(groups: list[Group], positions: list[int], latency: dict[int, int], npos: int,
-            rows: RowAllocator, extra_writes: set[int] = frozenset()) -> Resolution:
+# columns of an operand record: one stream operand of one group, before expanding it into
+# one entry per (repetition, plane)
+_GID, _N, _ISSUE, _PERIOD, _POS, _LAT, _WEST, _BASE, _WIDTH, _UNIT, _OFF, _PLANES, _FIRST = range(13)
+
+
+def _expand(rec: np.ndarray):
+    """Operand records -> per entry: record index, repetition k, plane j (row-major (k, j))."""
+    size = rec[:, _N] * rec[:, _WIDTH]
+    total = int(size.sum())
+    start = np.cumsum(size) - size
+    r = np.repeat(np.arange(len(rec)), size)
+    local = np.arange(total) - start[r]
+    width = rec[r, _WIDTH]
+    return r, local // width, local % width
+
+
+def _keys(rec, r, k, j, cycle, npos, span):
+    """The (stream, direction, diagonal, upstream position) key of every entry: a reader at
+    (q, c) meets the largest key at or below its own with the same (stream, diagonal)."""
+    west = rec[r, _WEST]
+    p = rec[r, _POS]
+    diag = cycle + np.where(west == 1, p, -p)
+    pk = np.where(west == 1, npos - 1 - p, p)
+    ds = west * 32 + rec[r, _BASE] + j
+    return (ds * span + (diag + npos)) * npos + pk
+
+
+def resolve(groups: list[Group], positions: list[int], npos: int, rows: RowAllocator) -> Resolution:
     """Match every stream read of one chip's groups with the write it meets.
 
-    ``positions[g.queue]`` is a queue's floor-plan position, ``latency[g.id]`` a group's
-    issue-to-result latency."""
-    wk, wrow, winst, wbase, wwidth, wg, wkk = [], [], [], [], [], [], []
-    rk, rg, rkk, rsub, rbase, rwidth, rplane, rstream, rwest, rcycle = [], [], [], [], [], [], [], [], [], []
+    ``positions[g.queue]`` is a queue's floor-plan position; ``g.latency`` a group's
+    issue-to-result latency. The work is a handful of array operations over every
+    (repetition, plane) of every operand; Python only walks the groups once to list operands."""
+    wrec: list[tuple] = []
+    rrec: list[tuple] = []
     dst_row0: dict[int, int] = {}
-    read_slices: list[tuple[int, int, int, int]] = []  # (group id, start, count, planes)
+    src_at: list[tuple[int, int, int, int]] = []  # (group id, offset in the flat read table, count, planes)
     n_reads = 0
-    inst_next = 0
-    sub_next = 0
-    max_cycle = max((g.last + latency.get(g.id, 0) for g in groups), default=0) + 1
-    span = max_cycle + 2 * npos + 2
+    inst_next = sub_next = 0
+    max_cycle = 0
     for g in groups:
         ops = stream_ops(g.spec, g.dtype, g.dtype2, g.fields)
         if not ops:
             continue
         n = g.count
-        cyc = g.cycles()
+        last = g.issue + (n - 1) * g.period + g.latency
+        if last > max_cycle:
+            max_cycle = last
         p = positions[g.queue]
-        wplanes = sum(o.width for o in ops if o.write)
-        rplanes = sum(o.width for o in ops if not o.write)
+        wplanes = rplanes = 0
+        for o in ops:
+            if o.write:
+                wplanes += o.width
+            else:
+                rplanes += o.width
         if wplanes:
             row0 = rows.take(n * wplanes)
             dst_row0[g.id] = row0
-            ready = cyc + latency[g.id]
-            off = 0
-            for o in ops:
-                if not o.write:
-                    continue
-                diag = ready + p if o.west else ready - p
-                pk = (npos - 1 - p) if o.west else p
-                j = np.arange(o.width)
-                ds = (int(o.west) * 32 + o.base + j)  # (w,)
-                key = ((ds[None, :] * span + (diag[:, None] + npos)) * npos + pk)
-                wk.append(key.ravel())
-                wrow.append((row0 + np.arange(n)[:, None] * wplanes + off + j[None, :]).ravel())
-                subs = o.width // o.unit  # separate values in the group (transpose: 16)
-                winst.append((inst_next + np.arange(n)[:, None] * subs + (j // o.unit)[None, :]).ravel())
-                inst_next += n * subs
-                wbase.append(np.tile(o.base + (j // o.unit) * o.unit, n).astype(np.int16))
-                wwidth.append(np.full(n * o.width, o.unit, np.int16))
-                wg.append(np.full(n * o.width, g.id, np.int64))
-                wkk.append(np.repeat(np.arange(n), o.width))
-                off += o.width
         if rplanes:
-            read_slices.append((g.id, n_reads, n, rplanes))
-            n_reads += n * rplanes
-            for o in ops:
-                if o.write:
-                    continue
-                diag = cyc + p if o.west else cyc - p
-                pk = (npos - 1 - p) if o.west else p
-                j = np.arange(o.width)
-                ds = int(o.west) * 32 + o.base + j
-                rk.append(((ds[None, :] * span + (diag[:, None] + npos)) * npos + pk).ravel())
-                rg.append(np.full(n * o.width, g.id, np.int64))
-                rkk.append(np.repeat(np.arange(n), o.width))
-                subs_per = o.width // o.unit
-                sub = sub_next + np.arange(n)[:, None] * subs_per + (j // o.unit)[None, :]
-                rsub.append(sub.ravel())
-                sub_next += n * subs_per
-                rbase.append(np.tile(o.base + (j // o.unit) * o.unit, n))
-                rwidth.append(np.full(n * o.width, o.unit, np.int16))
-                rplane.append(np.tile(j % o.unit, n))
-                rstream.append(np.tile(o.base + j, n))
-                rwest.append(np.full(n * o.width, o.west))
-                rcycle.append(np.repeat(cyc, o.width))
-    # the reads of a group are laid out operand by operand; regroup them instance-major
-    cat = lambda parts, dt=np.int64: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
+            src_at.append((g.id, n_reads, n, rplanes))
+        woff = roff = 0
+        for o in ops:
+            subs = o.width // o.unit
+            if o.write:
+                wrec.append((g.id, n, g.issue, g.period, p, g.latency, o.west, o.base, o.width, o.unit,
+                             row0 + woff, wplanes, inst_next))
+                inst_next += n * subs
+                woff += o.width
+            else:
+                rrec.append((g.id, n, g.issue, g.period, p, 0, o.west, o.base, o.width, o.unit,
+                             n_reads + roff, rplanes, sub_next))
+                sub_next += n * subs
+                roff += o.width
+        n_reads += n * rplanes
+    span = max_cycle + 1 + 2 * npos + 2
     hazards: list[StreamHazard] = []
-    W = cat(wk)
-    order = np.argsort(W, kind="stable")
-    Ws = W[order]
-    Wrow = cat(wrow)[order]
-    Winst = cat(winst)[order]
-    Wbase = cat(wbase, np.int16)[order]
-    Wwidth = cat(wwidth, np.int16)[order]
-    Wg = cat(wg)[order]
-    Wk = cat(wkk)[order]
+    # writes: key, pool row, value instance, the group base and width it was written with
+    W = np.array(wrec, np.int64).reshape(-1, 13)
+    wr, wk, wj = _expand(W)
+    wcycle = W[wr, _ISSUE] + W[wr, _PERIOD] * wk + W[wr, _LAT]
+    Wkey = _keys(W, wr, wk, wj, wcycle, npos, span)
+    order = np.argsort(Wkey, kind="stable")
+    Ws = Wkey[order]
+    wr, wk, wj = wr[order], wk[order], wj[order]
+    Wunit = W[wr, _UNIT]
+    wsub = wj // Wunit
+    Wrow = W[wr, _OFF] + wk * W[wr, _PLANES] + wj
+    Winst = W[wr, _FIRST] + wk * (W[wr, _WIDTH] // Wunit) + wsub
+    Wbase = W[wr, _BASE] + wsub * Wunit
     dup = np.nonzero(Ws[1:] == Ws[:-1])[0]
     seen = set()
     for i in dup.tolist():
@@ -187,42 +202,43 @@ def resolve(groups: list[Group], positions: list[int], latency: dict[int, int], 
         if pair in seen:
             continue
         seen.add(pair)
-        key = int(Ws[b])
-        ds = key // npos // span
-        hazards.append(StreamHazard("conflict", int(Wg[b]), int(Wk[b]), ds >= 32, ds % 32,
-                                    int(Wg[a]), int(Wk[a])))
-    R = cat(rk)
+        ds = int(Ws[b]) // npos // span
+        hazards.append(StreamHazard("conflict", int(W[wr[b], _GID]), int(wk[b]), ds >= 32, ds % 32,
+                                    int(W[wr[a], _GID]), int(wk[a])))
     src_rows: dict[int, np.ndarray] = {}
-    last_read = np.full(rows.next, -1, np.int64)
+    R = np.array(rrec, np.int64).reshape(-1, 13)
+    met = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     if len(R):
-        idx = np.searchsorted(Ws, R, side="right") - 1
+        rr, rk, rj = _expand(R)
+        rcycle = R[rr, _ISSUE] + R[rr, _PERIOD] * rk
+        Rkey = _keys(R, rr, rk, rj, rcycle, npos, span)
+        # sorted queries walk the sorted writes in order: far fewer cache misses
+        rorder = np.argsort(Rkey)
+        idx = np.empty(len(Rkey), np.int64)
+        idx[rorder] = np.searchsorted(Ws, Rkey[rorder], side="right") - 1
         hit = idx >= 0
         idxc = np.where(hit, idx, 0)
         if len(Ws):
-            hit &= (Ws[idxc] // npos) == (R // npos)
+            hit &= (Ws[idxc] // npos) == (Rkey // npos)
         else:
             hit[:] = False
-        met_row = np.where(hit, Wrow[idxc] if len(Ws) else 0, 0)
-        met_inst = np.where(hit, Winst[idxc] if len(Ws) else -1, -1)
-        Rsub = cat(rsub)
-        Rbase = cat(rbase, np.int16)
-        Rwidth = cat(rwidth, np.int16)
-        Rplane = cat(rplane, np.int16)
-        Rcycle = cat(rcycle)
-        rows_hit, cyc_hit = met_row[hit], Rcycle[hit]
-        order = np.lexsort((cyc_hit, rows_hit))
-        last_read[rows_hit[order]] = cyc_hit[order]  # the latest reader of a row is assigned last
-        mb = np.where(hit, Wbase[idxc] if len(Ws) else -1, -1)
-        mw = np.where(hit, Wwidth[idxc] if len(Ws) else -1, -1)
+        zero = np.zeros(1, np.int64)
+        pick = lambda a, fill: np.where(hit, a[idxc] if len(Ws) else zero, fill)  # noqa: E731
+        met_row = pick(Wrow, 0)
+        met = (met_row[hit], rcycle[hit])
+        met_inst = pick(Winst, -1)
+        Runit = R[rr, _UNIT]
+        rsubj = rj // Runit
+        Rsub = R[rr, _FIRST] + rk * (R[rr, _WIDTH] // Runit) + rsubj
+        Rbase = R[rr, _BASE] + rsubj * Runit
+        mb, mw = pick(Wbase, -1), pick(Wunit, -1)
         # a subgroup is aligned when every plane met the same instance at its own plane
-        nsub = int(Rsub.max()) + 1 if len(Rsub) else 0
+        nsub = sub_next
         bad_empty = np.bincount(Rsub, weights=~hit, minlength=nsub) > 0
         first_inst = np.full(nsub, -2, np.int64)
         first_inst[Rsub[::-1]] = met_inst[::-1]
-        mis = hit & ((met_inst != first_inst[Rsub]) | (mb != Rbase) | (mw != Rwidth))
+        mis = hit & ((met_inst != first_inst[Rsub]) | (mb != Rbase) | (mw != Runit))
         bad_mis = (np.bincount(Rsub, weights=mis, minlength=nsub) > 0) & ~bad_empty
-        Rg, Rk = cat(rg), cat(rkk)
-        Rstream, Rwest = cat(rstream), cat(rwest, bool)
         for kind, bad in (("empty", bad_empty), ("misaligned", bad_mis)):
             if not bad.any():
                 continue
@@ -233,36 +249,15 @@ def resolve(groups: list[Group], positions: list[int], latency: dict[int, int], 
                 if s not in first:
                     first[s] = e
             for e in first.values():
-                h = StreamHazard(kind, int(Rg[e]), int(Rk[e]), bool(Rwest[e]), int(Rstream[e]),
-                                 base=int(Rbase[e]), width=int(Rwidth[e]))
+                rec = R[rr[e]]
+                h = StreamHazard(kind, int(rec[_GID]), int(rk[e]), bool(rec[_WEST]), int(rec[_BASE] + rj[e]),
+                                 base=int(Rbase[e]), width=int(Runit[e]))
                 if kind == "misaligned":
                     h.other_base, h.other_width = int(mb[e]), int(mw[e])
                 hazards.append(h)
-        # reads in entry order are operand-major within a group; reorder to (instance, plane)
-        pos = 0
-        for gid, start, n, planes in read_slices:
-            block = met_row[start:start + n * planes]
-            # operands were appended one after another, each (n, width)
-            parts = []
-            o_off = 0
-            g = groups_by_id(groups, gid)
-            for o in stream_ops(g.spec, g.dtype, g.dtype2, g.fields):
-                if o.write:
-                    continue
-                parts.append(block[o_off:o_off + n * o.width].reshape(n, o.width))
-                o_off += n * o.width
-            src_rows[gid] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-            pos += n * planes
-    return Resolution(src_rows, dst_row0, last_read, hazards)
-
-
-def groups_by_id(groups: list[Group], gid: int) -> Group:
-    # groups carry their machine-wide id; the chip's list is ordered by it
-    lo, hi = 0, len(groups)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if groups[mid].id < gid:
-            lo = mid + 1
-        else:
-            hi = mid
-    return groups[lo]
+        # each group's reads as (repetition, plane): operands side by side, in operand order
+        flat = np.empty(n_reads, np.int64)
+        flat[R[rr, _OFF] + rk * R[rr, _PLANES] + rj] = met_row
+        for gid, start, n, planes in src_at:
+            src_rows[gid] = flat[start:start + n * planes].reshape(n, planes)
+    return Resolution(src_rows, dst_row0, hazards, met)
