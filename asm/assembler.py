@@ -150,7 +150,7 @@ class _Assembler:
                          f"is {want}", loc)
                 return None
             return array
-        loc = self.loc(line, col) if kind == "hex" else self.loc(rt.line, rt.name_col, len(rt.name) + 1)
+        loc = self.loc(line, col, value.length if kind == "list" else 1)
         if kind == "hex":
             raw = bytes.fromhex(value) if len(value) % 2 == 0 else None
             n = math.prod(shape) * DTYPE_BYTES[dtype]
@@ -159,18 +159,20 @@ class _Assembler:
                          f"not {len(value) / 2:g}", loc)
                 return None
             return np.frombuffer(raw, dtype=npdt).reshape(shape)
-        flat = list(_flatten(value))
-        if len(flat) != math.prod(shape):
-            self.err(f"@{rt.name} has {math.prod(shape)} elements, but {len(flat)} values are given", loc)
+        elements = list(_flatten(value))
+        if len(elements) != math.prod(shape):
+            self.err(f"@{rt.name} has {math.prod(shape)} elements, but {len(elements)} values are given", loc)
             return None
+        flat = [e.value for e in elements]
         if dtype in INTS:
             info = np.iinfo(npdt)
-            for v in flat:
+            for e in elements:
+                v, eloc = e.value, self.loc(e.line, e.column, e.length)
                 if isinstance(v, float):
-                    self.err(f"value {v} is not an integer, but @{rt.name} is {dtype}", loc)
+                    self.err(f"value {v} is not an integer, but @{rt.name} is {dtype}", eloc)
                     return None
                 if not info.min <= v <= info.max:
-                    self.err(f"value {v} does not fit {dtype} ({info.min} to {info.max})", loc)
+                    self.err(f"value {v} does not fit {dtype} ({info.min} to {info.max})", eloc)
                     return None
         with np.errstate(over="ignore"):
             return np.array(flat, dtype=np.float64 if dtype not in INTS else np.int64).astype(npdt).reshape(shape)

@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -19,6 +20,23 @@ from lpu.asm.records import HexInt
 from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error
 
 MAX_ERRORS = 20
+
+
+class ListElement(NamedTuple):
+    """A number of a list initializer and where it is written."""
+
+    value: int | float
+    line: int
+    column: int
+    length: int
+
+
+class ListValue(list):
+    """A (nested) list initializer: its elements, and the position of its '['."""
+
+    line: int
+    column: int
+    length: int
 
 
 @dataclass(slots=True)
@@ -131,13 +149,17 @@ class _Build(Transformer):
         return ("hex", c[0].value[4:-1], c[0].line, c[0].column)
 
     def init_list(self, c):
-        return ("list", c[0], 0, 0)
+        return ("list", c[0], c[0].line, c[0].column)
 
     def number(self, c):  # an element of a list initializer: [1, -2, 3.5]
-        return _signed("".join(t.value for t in c))
+        text = "".join(t.value for t in c)
+        return ListElement(_signed(text), c[0].line, c[0].column, c[-1].end_column - c[0].column)
 
     def list(self, c):
-        return [x[0] if isinstance(x, tuple) else x for x in c if x is not None]
+        out = ListValue(x for x in c[1:-1] if x is not None)
+        out.line, out.column = c[0].line, c[0].column
+        out.length = c[-1].end_column - c[0].column if c[-1].line == c[0].line else 1
+        return out
 
     def _tensor(self, c, has_init):
         is_global = c[0].type == "GLOBAL" if isinstance(c[0], Token) else False

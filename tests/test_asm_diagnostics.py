@@ -228,17 +228,17 @@ t.lpu:2:37: error: hex contents of @z must be 4 bytes (2 i16 elements), not 2
 data @z : tensor<2xi16> in MEM_W0 = hex"0102"
                                     ^""",
     "list_count": """\
-t.lpu:2:6: error: @z has 4 elements, but 3 values are given
+t.lpu:2:38: error: @z has 4 elements, but 3 values are given
 data @z : tensor<2x2xi8> in MEM_W0 = [[1, 2], [3]]
-     ^~""",
+                                     ^~~~~~~~~~~~~""",
     "list_value_range": """\
-t.lpu:2:6: error: value -129 does not fit i8 (-128 to 127)
+t.lpu:2:40: error: value -129 does not fit i8 (-128 to 127)
 data @z : tensor<3xi8> in MEM_W0 = [1, -129, 3]
-     ^~""",
+                                       ^~~~""",
     "list_float_for_int": """\
-t.lpu:2:6: error: value 2.5 is not an integer, but @z is i32
+t.lpu:2:41: error: value 2.5 is not an integer, but @z is i32
 data @z : tensor<2xi32> in MEM_W0 = [1, 2.5]
-     ^~""",
+                                        ^~~""",
     "redefinition": """\
 t.lpu:4:9: error: redefinition of '@a'
 reserve @a : tensor<320xi8> in MEM_W1
