@@ -52,26 +52,37 @@ class Compiled:
     def assembly(self, source: str = "") -> str:
         """The scheduled program as ``.lpu`` assembly (``lpu compile -S``); ``lpu-as`` reads
         it back to the same code. Data tensors are written as their exact bytes."""
-        from lpu.arch.layout import from_sram
+        return assembly_text(self.func, self.program, self.kernel, self.cycles, source)
 
-        cfg = self.program.config
-        out = [f"// {self.func}: compiled from {source or 'a df function'}; {self.cycles} cycles",
-               f'target "{cfg.name}"', ""]
-        for t in self.program.tensors:
-            head = ("global " if t.is_global else "") + ("data" if t.image is not None else "reserve")
-            line = f"{head} @{t.name} : {tensor_type(t.shape, t.dtype)} in {t.placement}"
-            if t.image is not None:
-                line += f' = hex"{from_sram(t.image, t.shape, t.dtype, cfg.lanes).tobytes().hex()}"'
-            out.append(line)
-        out.append("")
-        return "\n".join(out) + kernel_text(self.kernel, cfg)
+
+def assembly_text(func: str, program: Program, kernel: KernelOp, cycles: int, source: str = "") -> str:
+    from lpu.arch.layout import from_sram
+
+    cfg = program.config
+    out = [f"// {func}: compiled from {source or 'a df function'}; {cycles} cycles",
+           f'target "{cfg.name}"', ""]
+    for t in program.tensors:
+        head = ("global " if t.is_global else "") + ("data" if t.image is not None else "reserve")
+        line = f"{head} @{t.name} : {tensor_type(t.shape, t.dtype)} in {t.placement}"
+        if t.image is not None:
+            line += f' = hex"{from_sram(t.image, t.shape, t.dtype, cfg.lanes).tobytes().hex()}"'
+        out.append(line)
+    out.append("")
+    return "\n".join(out) + kernel_text(kernel, cfg)
 
 
 def compile_function(module: ModuleOp, name: str, cfg, base_dir: str = ".", max_planes: int | None = None,
                      file: str = "<codegen>") -> Compiled:
-    """Compile ``@name`` of a parsed ``df`` module for chip ``cfg``; raises ``DiagnosticError``."""
+    """Compile ``@name`` of a parsed ``df`` module for chip ``cfg``; raises ``DiagnosticError``.
+
+    A lone ``y = x · W`` takes the GEMV path (register-block, sram-layout, schedule); every
+    other function the general path (``general.compile_general``)."""
     from lpu.dsl.interpreter import _State
 
+    if not is_gemv(module, name):
+        from lpu.dsl.codegen.general import compile_general
+
+        return compile_general(module, name, cfg, base_dir if os.path.isdir(base_dir) else ".", file)
     t0 = time.perf_counter()
     state = _State(module, base_dir if os.path.isdir(base_dir) else ".", {})
     weights = lambda d: state.tensor(d.sym_name.data, d)  # noqa: E731
@@ -88,6 +99,17 @@ def compile_function(module: ModuleOp, name: str, cfg, base_dir: str = ".", max_
 
 
 SMALL_BLOCKS = 16
+
+
+def is_gemv(module: ModuleOp, name: str) -> bool:
+    """The function is one ``matmul`` (``get`` ops aside) and returns it: GEMV (and GEMM)
+    blocking handles it as a whole."""
+    from lpu.dsl import dialect as D
+    from lpu.dsl.interpreter import function
+
+    ops = [op for op in function(module, name).body.block.ops if not isinstance(op, D.GetOp)]
+    return (len(ops) == 2 and isinstance(ops[0], D.MatmulOp) and isinstance(ops[1], D.ReturnOp)
+            and ops[1].operands[0] is ops[0].results[0])
 
 
 def _compile(plan: GemvPlan, cfg, name: str, file: str, t0: float) -> Compiled:

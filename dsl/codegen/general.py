@@ -1,0 +1,98 @@
+"""The general path: any function of vector ops (and, through ``lower``, views of them).
+
+``compile_general`` runs the ``df`` pipeline (``inline, unroll, df-decompose, canonicalize,
+cse, dce``) on a copy of the module, lowers the function's primitives to snippets
+(``lower.py``) over vectors laid out in SRAM (``vector.py``), list-schedules them with
+stream allocation (``snippets.py``, ``streams.py``), and emits the ``lpu`` kernel op through
+the assembler's checks to an object — the same back end as the GEMV path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lpu.asm.emit import emit
+from lpu.asm.objfile import ObjectFile
+from lpu.asm.records import Program
+from lpu.dsl.codegen.lower import Lowering
+from lpu.dsl.codegen.snippets import schedule_snippets
+from lpu.dsl.codegen.vector import Storage, VValue
+from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, to_kernel
+
+PIPELINE = "inline,unroll,df-decompose,canonicalize,cse,dce"
+
+
+@dataclass
+class VectorCompiled:
+    """One compiled function of the general path (the interface of ``Compiled``)."""
+
+    func: str
+    storage: Storage
+    args: dict[str, VValue]
+    outs: list[VValue]
+    kernel: KernelOp
+    program: Program
+    obj: ObjectFile
+    cycles: int
+    snippets: int = 0
+    times: dict[str, float] = field(default_factory=dict)
+
+    def inputs(self, args: dict[str, np.ndarray], lanes: int | None = None) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for name, v in self.args.items():
+            self.storage.write_value(v, args[name], out)
+        return out
+
+    def output_symbols(self) -> list[str]:
+        return sorted({vec.symbol for v in self.outs for vec in v.vecs})
+
+    def results(self, parts: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [self.storage.read_value(v, parts) for v in self.outs]
+
+    def result(self, parts: dict[str, np.ndarray], lanes: int | None = None) -> np.ndarray:
+        return self.results(parts)[0]
+
+    def assembly(self, source: str = "") -> str:
+        from lpu.dsl.codegen import assembly_text
+
+        return assembly_text(self.func, self.program, self.kernel, self.cycles, source)
+
+
+def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<codegen>") -> VectorCompiled:
+    from lpu.dsl import types as T
+    from lpu.dsl.interpreter import _State, arg_names, function
+    from lpu.dsl.passes import run_pipeline
+
+    t0 = time.perf_counter()
+    module = module.clone()
+    run_pipeline(module, PIPELINE)
+    t1 = time.perf_counter()
+    fn = function(module, name)
+    state = _State(module, base_dir, {})
+    storage = Storage.for_chip(cfg)
+    low = Lowering(storage, cfg, lambda sym: state.tensor(sym, state.symbols[sym]))
+    args = {}
+    for aname, arg in zip(arg_names(fn), fn.body.block.args):
+        v = storage.alloc(f"in_{aname}", tuple(T.shape_of(arg.type)), T.elem_of(arg.type), None, True)
+        low.values[arg] = args[aname] = v
+    outs = []
+    for op in fn.body.block.ops:
+        if op.name == "df.return":
+            outs = [low.values[v] for v in op.operands]
+            break
+        low.lower(op)
+    t2 = time.perf_counter()
+    sched = schedule_snippets(low.snips, cfg)
+    sched.insts.sort(key=lambda x: (x.cycle, x.queue))
+    kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in sched.insts])
+    t3 = time.perf_counter()
+    kernel = to_kernel(kop, cfg, file)
+    prog = Program(cfg.name, cfg, storage.tensors(), [], [kernel], file)
+    obj = emit(prog)
+    t4 = time.perf_counter()
+    times = {"passes": t1 - t0, "lower": t2 - t1, "schedule": t3 - t2, "emit": t4 - t3}
+    return VectorCompiled(name, storage, args, outs, kop, prog, obj, max(kernel.length, sched.length),
+                          len(low.snips), times)

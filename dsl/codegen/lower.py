@@ -1,0 +1,324 @@
+"""Lowering of primitive ``df`` ops to snippets (``snippets.py``) over vectors (``vector.py``).
+
+The function has been through ``inline, unroll, df-decompose, canonicalize, cse, dce``, so
+what is left are primitives. Each becomes one snippet per output vector:
+
+- elementwise ``add sub mul max min`` and the unary ops: one VXM instruction per vector, with
+  numpy broadcasting (a broadcast row is re-read; a ``[..., 1]`` operand is splat, so its one
+  vector per row serves every vector of the row; a scalar constant is the instruction's
+  immediate);
+- ``cast``: ``cvt``; ``quantize``: ``x · (1/scale) + zero_point`` in f32, then a saturating
+  ``cvt``; ``dequantize``: ``(q − zero_point) · scale`` in f32, then ``cvt``;
+- ``reduce_sum``/``reduce_max`` over the last axis: the row's vectors combined on the VXM (the
+  ragged one first masked with ``select``), then a rotate tree — ``v ∘ rotate(v, k)`` for
+  ``k = L/2, L/4, …`` while even, then the odd remainder ``m`` by doubling windows — which
+  leaves the total in every lane (splat). Sums run in the accumulator type (i32/f32).
+  Over another axis: elementwise across the rows;
+- ``reshape`` keeping the last dimension, ``slice``/``concat`` on whole vectors: no code, the
+  result is a list of the operand's vectors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lpu.asm.operands import parse_imm
+from lpu.diagnostics import DiagnosticError, error
+from lpu.dsl import dialect as D
+from lpu.dsl import types as T
+from lpu.dsl.codegen.snippets import Snippet, Src
+from lpu.dsl.codegen.vector import Storage, VValue
+from lpu.dsl.frontend import loc_of
+
+_COMMUTATIVE = ("add", "mul", "max", "min")
+
+
+def unsupported(op, what: str) -> DiagnosticError:
+    return DiagnosticError(error(f"the code generator does not compile {what} yet", loc_of(op)))
+
+
+class Lowering:
+    def __init__(self, storage: Storage, cfg, weights_of):
+        self.st = storage
+        self.cfg = cfg
+        self.lanes = cfg.lanes
+        self.weights_of = weights_of  # data/reserve op -> its initial contents
+        self.values: dict = {}  # SSA value -> VValue
+        self.scalars: dict = {}  # SSA value of a rank-0 (or one-element) constant -> its value
+        self.snips: list[Snippet] = []
+        self._n = 0
+
+    # --- values ----------------------------------------------------------------------------
+    def temp(self, shape, elem, loc=None) -> VValue:
+        self._n += 1
+        return self.st.alloc(f"t{self._n}", tuple(shape), elem, None, True, loc)
+
+    def const(self, a: np.ndarray, elem: str, loc=None) -> VValue:
+        self._n += 1
+        return self.st.alloc(f"c{self._n}", a.shape, elem, a, False, loc)
+
+    def emit(self, m, dtype, srcs, dst, dst_dtype=None, imm=None, dtype2=None, loc=None):
+        # two different operands in one slice would need its read port in one cycle (their
+        # routes to the VXM are equally long): copy one of them to another slice first
+        for i, s in enumerate(srcs):
+            if any(p.vec.slice == s.vec.slice and p != s and (p.sxm is None) == (s.sxm is None) for p in srcs[:i]):
+                busy = {p.vec.slice for p in srcs}
+                copy = self.st.alloc_vec(f"t{self._n + 1}", s.dtype, busy, loc)
+                self._n += 1
+                self.snips.append(Snippet("mov", s.dtype, [Src(s.vec, s.dtype)], copy, s.dtype, None, None, 0, loc))
+                srcs = srcs[:i] + [Src(copy, s.dtype, s.sxm)] + srcs[i + 1:]
+        self.snips.append(Snippet(m, dtype, srcs, dst, dst_dtype or dtype, imm, dtype2, 0, loc))
+
+    # --- ops -------------------------------------------------------------------------------
+    def lower(self, op) -> None:
+        loc = loc_of(op)
+        name = op.name.removeprefix("df.")
+        if isinstance(op, D.ConstantOp):
+            a = D.dense_value(op.value)
+            elem = T.elem_of(op.result.type)
+            if a.size == 1:
+                self.scalars[op.result] = a.reshape(()).item()
+            self.values[op.result] = self.const(np.asarray(a).reshape(T.shape_of(op.result.type)), elem, loc)
+        elif isinstance(op, D.GetOp):
+            sym = D.get_sym(op, "tensor")
+            a = self.weights_of(sym)
+            self.values[op.result] = self.const(a, T.elem_of(op.result.type), loc)
+        elif name in D.BINARY_OPS:
+            self.binary(op, name, loc)
+        elif name in D.UNARY_OPS and name not in D.COMPOSITE_UNARY:
+            x = self.values[op.input]
+            out = self.temp(x.shape, x.elem, loc)
+            self.map1(name, x, out, loc)
+            self.values[op.result] = out
+        elif isinstance(op, D.CastOp):
+            self.values[op.result] = self.convert(self.values[op.input], T.elem_of(op.result.type), loc)
+        elif isinstance(op, D.QuantizeOp):
+            self.values[op.result] = self.quantize(op, loc)
+        elif isinstance(op, D.DequantizeOp):
+            self.values[op.result] = self.dequantize(op, loc)
+        elif isinstance(op, (D.ReduceSumOp, D.ReduceMaxOp)):
+            self.values[op.result] = self.reduce(op, loc)
+        elif isinstance(op, D.ReshapeOp):
+            self.values[op.result] = self.reshape(op)
+        elif isinstance(op, D.SliceOp):
+            self.values[op.result] = self.slice(op)
+        elif isinstance(op, D.ConcatOp):
+            self.values[op.result] = self.concat(op)
+        else:
+            raise unsupported(op, f"'{op.name}' in a function of vector ops")
+
+    def binary(self, op, kind, loc) -> None:
+        a_v, b_v = op.lhs, op.rhs
+        elem = T.elem_of(op.result.type)
+        shape = T.shape_of(op.result.type)
+        if a_v in self.scalars and b_v not in self.scalars and kind in _COMMUTATIVE:
+            a_v, b_v = b_v, a_v
+        out = self.temp(shape, elem, loc)
+        imm = None
+        if b_v in self.scalars and len(T.shape_of(b_v.type)) == 0:
+            imm = parse_imm(self.scalars[b_v], elem) if elem in T.FLOATS else \
+                parse_imm(int(self.scalars[b_v]), elem)
+        a, b = self.values[a_v], self.values[b_v]
+        ra, rb = _row_map(shape, a.shape), _row_map(shape, b.shape)
+        C = out.cols(self.lanes)
+        for r in range(out.rows):
+            for c in range(C):
+                srcs = [Src(a.vec(int(ra[r]), 0 if a.splat else c, self.lanes), elem)]
+                if imm is None:
+                    srcs.append(Src(b.vec(int(rb[r]), 0 if b.splat else c, self.lanes), elem))
+                self.emit(kind, elem, srcs, out.vec(r, c, self.lanes), imm=imm, loc=loc)
+        self.values[op.result] = out
+
+    def map1(self, m, x: VValue, out: VValue, loc, imm=None, dtype2=None) -> None:
+        """One instruction per vector: ``out = m(x)`` (``imm``: the b operand)."""
+        for vi, vo in zip(x.vecs, out.vecs):
+            self.emit(m, x.elem, [Src(vi, x.elem)], vo, out.elem, imm, dtype2, loc)
+
+    def convert(self, x: VValue, elem: str, loc) -> VValue:
+        if elem == x.elem:
+            return x
+        out = self.temp(x.shape, elem, loc)
+        self.map1("cvt", x, out, loc, dtype2=elem)
+        return out
+
+    def scaled(self, x: VValue, m: str, value: float, loc) -> VValue:
+        out = self.temp(x.shape, x.elem, loc)
+        self.map1(m, x, out, loc, imm=parse_imm(float(value), x.elem))
+        return out
+
+    def quantize(self, op, loc) -> VValue:
+        x = self.convert(self.values[op.input], "f32", loc)
+        scale, zp = D.get_float(op, "scale"), D.get_int(op, "zero_point", 0)
+        y = self.scaled(x, "mul", float(np.float32(1.0 / scale)), loc)
+        if zp:
+            y = self.scaled(y, "add", float(zp), loc)
+        return self.convert(y, T.elem_of(op.result.type), loc)
+
+    def dequantize(self, op, loc) -> VValue:
+        x = self.convert(self.values[op.input], "f32", loc)
+        scale, zp = D.get_float(op, "scale"), D.get_int(op, "zero_point", 0)
+        if zp:
+            x = self.scaled(x, "sub", float(zp), loc)
+        y = self.scaled(x, "mul", scale, loc)
+        return self.convert(y, T.elem_of(op.result.type), loc)
+
+    # --- reductions ------------------------------------------------------------------------
+    def reduce(self, op, loc) -> VValue:
+        x = self.values[op.input]
+        rank = len(x.shape)
+        axis = D.get_int(op, "axis", -1) % max(rank, 1)
+        kind = "add" if isinstance(op, D.ReduceSumOp) else "max"
+        elem = T.elem_of(op.result.type)
+        if kind == "add":
+            x = self.convert(x, elem, loc)  # sums run in the accumulator type
+        if rank == 0:
+            return x
+        shape = tuple(T.shape_of(op.result.type))
+        if axis != rank - 1:
+            return self.reduce_rows(x, axis, kind, shape, loc)
+        if x.splat:
+            return x
+        L = self.lanes
+        C = x.cols(L)
+        valid = x.N - (C - 1) * L
+        mask = neutral = None
+        if valid < L:
+            mask = self.const(np.where(np.arange(L) < valid, 1, 0).astype(T.dtype(elem)), elem, loc)
+            if kind == "add":
+                fill = 0
+            elif elem in T.FLOATS:
+                fill = -np.inf
+            else:
+                fill = np.iinfo(T.dtype(elem)).min
+            neutral = self.const(np.full(L, fill).astype(T.dtype(elem)), elem, loc)
+        out = self.temp(shape, elem, loc)
+        for r in range(x.rows):
+            vecs = [x.vec(r, c, L) for c in range(C)]
+            if mask is not None:
+                t = self.temp((L,), elem, loc)
+                self.emit("select", elem, [Src(mask.vecs[0], elem), Src(vecs[-1], elem), Src(neutral.vecs[0], elem)],
+                          t.vecs[0], loc=loc)
+                vecs[-1] = t.vecs[0]
+            acc = vecs[0]
+            for v in vecs[1:]:
+                t = self.temp((L,), elem, loc)
+                self.emit(kind, elem, [Src(acc, elem), Src(v, elem)], t.vecs[0], loc=loc)
+                acc = t.vecs[0]
+            self.rotate_tree(acc, kind, elem, out.vecs[r], loc)
+        return out
+
+    def rotate_tree(self, v, kind, elem, dst, loc) -> None:
+        """Every lane of ``dst`` = the ``kind``-reduction of all lanes of ``v``."""
+        L = self.lanes
+        ops: list[tuple[int, int, int]] = []  # (a, b, n): vals[a] op rotate(vals[b], n)
+
+        def step(a, b, n):
+            ops.append((a, b, n))
+            return len(ops)
+
+        cur, k = 0, L
+        while k % 2 == 0:  # lane i: the sum over lanes i mod k
+            k //= 2
+            cur = step(cur, cur, k)
+        m = k
+        if m > 1:  # windows of m consecutive lanes: P_j covers 2^j of them, the result `covered`
+            P, result, covered = cur, None, 0
+            top = m.bit_length() - 1
+            for j in range(top + 1):
+                if m >> j & 1:
+                    if result is None:
+                        result, covered = P, 1 << j
+                    else:
+                        result = step(result, P, covered)
+                        covered += 1 << j
+                if j < top:
+                    P = step(P, P, 1 << j)
+            cur = result
+        if not ops:
+            self.emit("mov", elem, [Src(v, elem)], dst, loc=loc)
+            return
+        assert cur == len(ops)
+        vals = [v]
+        for i, (a, b, n) in enumerate(ops):
+            t = dst if i == len(ops) - 1 else self.temp((L,), elem, loc).vecs[0]
+            self.emit(kind, elem, [Src(vals[a], elem), Src(vals[b], elem, ("rotate", n))], t, loc=loc)
+            vals.append(t)
+
+    def reduce_rows(self, x: VValue, axis, kind, shape, loc) -> VValue:
+        out = self.temp(shape, x.elem, loc)
+        lead = x.shape[:-1]
+        idx = np.arange(x.rows).reshape(lead)
+        groups = np.moveaxis(idx, axis, -1).reshape(-1, lead[axis])
+        L = self.lanes
+        C = x.cols(L)
+        for r, rows in enumerate(groups):
+            for c in range(C):
+                acc = x.vec(int(rows[0]), c, L)
+                for i, rr in enumerate(rows[1:]):
+                    last = i == len(rows) - 2
+                    t = out.vec(r, c, L) if last else self.temp((L,), x.elem, loc).vecs[0]
+                    self.emit(kind, x.elem, [Src(acc, x.elem), Src(x.vec(int(rr), c, L), x.elem)], t, loc=loc)
+                    acc = t
+                if len(rows) == 1:
+                    self.emit("mov", x.elem, [Src(acc, x.elem)], out.vec(r, c, L), loc=loc)
+        return out
+
+    # --- views -------------------------------------------------------------------------------
+    def reshape(self, op) -> VValue:
+        x = self.values[op.input]
+        shape = tuple(T.shape_of(op.result.type))
+        n = shape[-1] if shape else 1
+        if n != x.N:
+            raise unsupported(op, "a reshape that changes the last dimension")
+        return VValue(shape, x.elem, x.vecs)
+
+    def slice(self, op) -> VValue:
+        x = self.values[op.input]
+        if len(op.operands) > 1:
+            raise unsupported(op, "a slice with a dynamic index")
+        offsets, sizes = D.get_ints(op, "offsets"), D.get_ints(op, "sizes")
+        L = self.lanes
+        o, s = offsets[-1], sizes[-1]
+        if not x.splat and (o % L or (s % L and o + s != x.N)) or (x.splat and s != 1):
+            raise unsupported(op, "a slice that is not lane-aligned in the last dimension")
+        lead = x.shape[:-1]
+        idx = np.arange(x.rows).reshape(lead) if lead else np.zeros((), int)
+        sel = idx[tuple(slice(a, a + b) for a, b in zip(offsets[:-1], sizes[:-1]))].reshape(-1) if lead else [0]
+        C = x.cols(L)
+        c0, c1 = (0, 1) if x.splat else (o // L, math.ceil((o + s) / L))
+        vecs = [x.vecs[int(r) * C + c] for r in sel for c in range(c0, c1)]
+        return VValue(tuple(T.shape_of(op.result.type)), x.elem, vecs)
+
+    def concat(self, op) -> VValue:
+        xs = [self.values[v] for v in op.operands]
+        shape = tuple(T.shape_of(op.result.type))
+        rank = len(shape)
+        axis = D.get_int(op, "axis", 0) % rank
+        L = self.lanes
+        if axis == rank - 1:
+            if any(x.N % L for x in xs[:-1]):
+                raise unsupported(op, "a concat along the last dimension of pieces that are not whole vectors")
+            rows = xs[0].rows
+            vecs = [v for r in range(rows) for x in xs for v in x.vecs[r * x.cols(L):(r + 1) * x.cols(L)]]
+            return VValue(shape, xs[0].elem, vecs)
+        parts, base = [], 0
+        for x in xs:
+            parts.append(np.arange(x.rows).reshape(x.shape[:-1]) + base)
+            base += x.rows
+        rows = np.concatenate(parts, axis=axis).reshape(-1)
+        flat = [v for x in xs for v in x.vecs]
+        C = xs[0].cols(L)
+        return VValue(shape, xs[0].elem, [flat[int(r) * C + c] for r in rows for c in range(C)])
+
+
+def _row_map(out_shape, shape) -> np.ndarray:
+    """For each row of the result, the row of an operand under numpy broadcasting."""
+    lead_out = tuple(out_shape[:-1])
+    lead = tuple(shape[:-1]) if len(shape) > 1 else ()
+    rows = int(np.prod(lead)) if lead else 1
+    idx = np.arange(rows).reshape(lead) if lead else np.zeros((), int)
+    if not lead_out:
+        return np.zeros(1, int)
+    return np.broadcast_to(idx, lead_out).reshape(-1)

@@ -1,0 +1,229 @@
+"""Snippets and their list scheduler: the general path's unit of work.
+
+A *snippet* makes one vector: it reads its operand vectors from their slices, at cycles such
+that they pass the VXM in the cycle its ALU issues (each operand may turn through an SXM on
+the way: a rotate or shift), and writes the result to its own slice as it passes. All the
+timing follows the architecture page:
+
+- a ``read`` issued at ``r`` in a slice at position ``q`` puts the vector on its stream at
+  ``r + read_latency``; it passes position ``p`` at ``r + read_latency + |p − q|``;
+- an SXM issued at ``s`` at position ``x`` reads its operand there at ``s`` and its result is
+  on the stream at ``x`` at ``s + sxm_latency``;
+- the VXM op issued at ``t`` reads at the VXM's position at ``t``; its result leaves at
+  ``t + latency``; the ``write`` at position ``q'`` issues at ``t + latency + |q' − V|``.
+
+``schedule_snippets`` places snippets in program order, each at the earliest VXM cycle where
+its operands are in SRAM, every queue slot and MEM port it needs is free, and stream-alloc
+finds a group for each of its in-flight values (``streams.py``). Nothing is ever re-used in
+SRAM, so only read-after-write orders snippets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
+from lpu.asm.operands import stream_field
+from lpu.asm.records import Inst, SymRef
+from lpu.diagnostics import DiagnosticError, SourceLoc, error
+from lpu.dsl.codegen.streams import Resources, Segment, Streams
+from lpu.dsl.codegen.vector import Vec
+
+IMM = 1 << 32  # the src_or_imm bit: a scalar broadcast to every lane
+
+
+@dataclass(frozen=True, slots=True)
+class Src:
+    vec: Vec
+    dtype: str
+    sxm: tuple[str, int] | None = None  # ("rotate", n) on the way to the VXM
+
+
+@dataclass(slots=True)
+class Snippet:
+    mnemonic: str  # the VXM instruction
+    dtype: str
+    srcs: list[Src]
+    dst: Vec
+    dst_dtype: str
+    imm: int | None = None  # the b operand's immediate field (binary ops)
+    dtype2: str | None = None  # cvt's target type
+    shift: int = 0
+    loc: SourceLoc | None = None
+    cycle: int = -1  # the VXM issue cycle, once scheduled
+
+
+@dataclass
+class Scheduled:
+    insts: list[Inst] = field(default_factory=list)
+    length: int = 0
+
+
+def schedule_snippets(snips: list[Snippet], cfg, ready: dict[Vec, int] | None = None,
+                      horizon: int = 200_000) -> Scheduled:
+    qidx = {q.name: q.index for q in cfg.queues}
+    pos = {q.name: q.position for q in cfg.queues}
+    vxm = [q.name for q in cfg.queues if q.kind == "vxm"]
+    V = pos[vxm[0]]
+    sxm = {q.slice.hemisphere: (q.name, q.position) for q in cfg.queues if q.kind == "sxm"}
+    RL = cfg["mem.read_latency"]
+    SL = BY_MNEMONIC["rotate"].latency_for(cfg, "i8")
+    res, streams = Resources(), Streams(cfg.streams)
+    ready = dict(ready or {})
+    out = Scheduled()
+
+    def add(cycle, unit, m, dtype, args, dtype2=None, loc=None):
+        out.insts.append(Inst(cycle, qidx[unit], BY_MNEMONIC[m], dtype, dtype2, tuple(args), loc))
+
+    for sn in snips:
+        lat = BY_MNEMONIC[sn.mnemonic].latency_for(cfg, sn.dtype)
+        # the earliest VXM cycle the operands allow: each read no earlier than its vector lands
+        routes = []
+        t_min = 0
+        for s in sn.srcs:
+            q = pos[s.vec.slice]
+            if s.sxm is None:
+                lead = RL + abs(q - V)
+                routes.append((q, None, lead))
+            else:
+                unit, x = sxm["W" if q < V else "E"]
+                lead = RL + abs(q - x) + SL + abs(x - V)
+                routes.append((q, (unit, x), lead))
+            t_min = max(t_min, ready.get(s.vec, 0) + lead)
+        qd = pos[sn.dst.slice]
+        wd = DTYPE_BYTES[sn.dst_dtype]
+        t = t_min
+        while True:
+            if t > t_min + horizon:
+                raise DiagnosticError(error("the scheduler found no cycle for this op's vectors "
+                                            f"(searched {horizon} cycles)", sn.loc))
+            plan = _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm)
+            if plan is not None:
+                break
+            t += 1
+        _commit(sn, t, plan, res, streams, add, wd)
+        sn.cycle = t
+        w = plan["write"]
+        ready[sn.dst] = w + wd
+        out.length = max(out.length, w + wd)
+    return out
+
+
+def _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm):
+    """Everything the snippet needs if its VXM op issues at ``t``, or None."""
+    plan = {"reads": [], "sxm": [], "segs": []}
+    used_queue: dict[tuple[str, int], bool] = {}
+
+    def slot(unit, c):
+        if (unit, c) in used_queue or not res.free("queue", unit, c):
+            return False
+        used_queue[(unit, c)] = True
+        return True
+
+    taken: list[tuple[list[Segment], int, int]] = []  # provisional stream groups of this snippet
+
+    def group(segs, width):
+        avoid = set()
+        while True:
+            base = streams.find(segs, width, avoid)
+            if base is None:
+                return None
+            if all(not _overlap(segs, width, base, s2, w2, b2) for s2, w2, b2 in taken):
+                taken.append((segs, width, base))
+                return base
+            avoid.add(base)
+
+    seen: dict[Src, int] = {}
+    for s, (q, sx, lead) in zip(sn.srcs, routes):
+        if s in seen:  # the same vector twice (x * x): one read feeds both operands
+            plan["sxm"].append(None)
+            plan["reads"].append(None)
+            plan["segs"].append(seen[s])
+            continue
+        seen[s] = len(plan["segs"])
+        w = DTYPE_BYTES[s.dtype]
+        r = t - lead
+        if r < 0 or not slot(s.vec.slice, r) or not res.free("read", s.vec.slice, r, w):
+            return None
+        if any(rd and rd[0] == s.vec.slice and abs(r - rd[1]) < max(w, rd[2]) for rd in plan["reads"]):
+            return None
+        if sx is None:
+            segs = [Segment(q > V, q, r + RL, V)]
+        else:
+            unit, x = sx
+            sc = r + RL + abs(q - x)
+            if not slot(unit, sc):
+                return None
+            segs = [Segment(x < q, q, r + RL, x), Segment(x > V, x, sc + SL, V)]
+        base = group(segs, w)
+        if base is None:
+            return None
+        plan["sxm"].append((sx[0], sc) if sx is not None else None)
+        plan["reads"].append((s.vec.slice, r, w))
+        plan["segs"].append((segs, base, w))
+    alu = next((a for a in vxm if (a, t) not in used_queue and res.free("queue", a, t)), None)
+    if alu is None:
+        return None
+    plan["alu"] = alu
+    wcycle = t + lat + abs(qd - V)
+    if not slot(sn.dst.slice, wcycle) or not res.free("write", sn.dst.slice, wcycle, wd):
+        return None
+    out_seg = [Segment(qd < V, V, t + lat, qd)]
+    base = group(out_seg, wd)
+    if base is None:
+        return None
+    plan["out"] = (out_seg, base)
+    plan["write"] = wcycle
+    return plan
+
+
+def _overlap(segs, width, base, segs2, width2, base2) -> bool:
+    if base + width <= base2 or base2 + width2 <= base:
+        return False
+    for a in segs:
+        for b in segs2:
+            if a.west == b.west and a.diagonal == b.diagonal:
+                (lo, hi), (lo2, hi2) = a.span, b.span
+                if lo <= hi2 and lo2 <= hi:
+                    return True
+    return False
+
+
+def _commit(sn: Snippet, t: int, plan, res: Resources, streams: Streams, add, wd: int) -> None:
+    fields = []
+    for s, rd, sg, at in zip(sn.srcs, plan["reads"], plan["segs"], plan["sxm"]):
+        if rd is None:
+            fields.append(fields[sg])
+            continue
+        (slice_, r, w), (segs, base, _) = rd, sg
+        res.take("queue", slice_, r)
+        res.take("read", slice_, r, w)
+        for seg in segs:
+            streams.take(seg, base, w)
+        first = stream_field(base, segs[0].west)
+        add(r, slice_, "read", s.dtype, (SymRef(s.vec.symbol, s.vec.row * w), first, 0), loc=sn.loc)
+        if s.sxm is not None:
+            kind, n = s.sxm
+            unit, sc = at
+            res.take("queue", unit, sc)
+            last = stream_field(base, segs[1].west)
+            add(sc, unit, kind, s.dtype, (first, n, last), loc=sn.loc)
+            fields.append(last)
+        else:
+            fields.append(first)
+    res.take("queue", plan["alu"], t)
+    out_seg, obase = plan["out"]
+    streams.take(out_seg[0], obase, wd)
+    dst = stream_field(obase, out_seg[0].west)
+    m = sn.mnemonic
+    if m == "cvt":
+        args = (fields[0], dst, sn.shift)
+    elif sn.imm is not None:
+        args = (fields[0], IMM | sn.imm, dst)
+    else:
+        args = (*fields, dst)
+    add(t, plan["alu"], m, sn.dtype, args, sn.dtype2, sn.loc)
+    w = plan["write"]
+    res.take("queue", sn.dst.slice, w)
+    res.take("write", sn.dst.slice, w, wd)
+    add(w, sn.dst.slice, "write", sn.dst_dtype, (SymRef(sn.dst.symbol, sn.dst.row * wd), dst, 0), loc=sn.loc)

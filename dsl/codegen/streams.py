@@ -1,0 +1,81 @@
+"""stream-alloc and the resource tables of the general (vector) code generator.
+
+A value in flight occupies, on each stream of its group, the cells of one space–time
+diagonal from its writer's position to its last reader's position (architecture page,
+section 2: a reader sees the nearest writer upstream on its diagonal). Two values may share a
+stream and a diagonal only if their position intervals are disjoint; an overlap means one
+reader would meet the other value (or two writes land on one cell). ``Streams`` keeps those
+intervals per (direction, stream, diagonal) and gives a value the first aligned group whose
+cells are all free — or ``None``, and the scheduler tries a later cycle.
+
+``Resources`` is the rest of the machine a snippet needs in given cycles: each queue's one
+issue slot a cycle, each MEM slice's read and write ports (held ``w`` cycles for a ``w``-word
+vector).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A value on a stream from ``start`` (ready there at ``cycle``) to ``end`` (inclusive)."""
+
+    west: bool
+    start: int
+    cycle: int
+    end: int
+
+    @property
+    def diagonal(self) -> int:
+        return self.cycle + self.start if self.west else self.cycle - self.start
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return (min(self.start, self.end), max(self.start, self.end))
+
+
+class Streams:
+    """stream-alloc: (west, stream, diagonal) -> position intervals taken."""
+
+    def __init__(self, streams: int) -> None:
+        self.n = streams
+        self.cells: dict[tuple[bool, int, int], list[tuple[int, int]]] = {}
+
+    def free(self, seg: Segment, base: int, width: int) -> bool:
+        lo, hi = seg.span
+        d = seg.diagonal
+        for s in range(base, base + width):
+            for a, b in self.cells.get((seg.west, s, d), ()):
+                if a <= hi and lo <= b:
+                    return False
+        return True
+
+    def take(self, seg: Segment, base: int, width: int) -> None:
+        d = seg.diagonal
+        for s in range(base, base + width):
+            self.cells.setdefault((seg.west, s, d), []).append(seg.span)
+
+    def find(self, segs: list[Segment], width: int, avoid: set[int] = frozenset()) -> int | None:
+        """The first group (base index, aligned to ``width``) free on every segment."""
+        for base in range(0, self.n, width):
+            if base in avoid:
+                continue
+            if all(self.free(s, base, width) for s in segs):
+                return base
+        return None
+
+
+class Resources:
+    """Queue issue slots and MEM ports: key -> busy cycles."""
+
+    def __init__(self) -> None:
+        self.busy: dict[tuple[str, str], set[int]] = {}
+
+    def free(self, kind: str, unit: str, start: int, n: int = 1) -> bool:
+        b = self.busy.get((kind, unit))
+        return b is None or all(c not in b for c in range(start, start + n))
+
+    def take(self, kind: str, unit: str, start: int, n: int = 1) -> None:
+        self.busy.setdefault((kind, unit), set()).update(range(start, start + n))

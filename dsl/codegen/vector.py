@@ -1,0 +1,175 @@
+"""How the general code generator keeps tensors in SRAM: rows of 320-lane vectors.
+
+A tensor of shape ``(..., N)`` is ``R = prod(...)`` rows of ``C = ⌈N/L⌉`` vectors (``L`` lanes;
+the ragged edge of each row is padded with zeros); vector ``r·C + c`` holds lanes
+``c·L … c·L + L − 1`` of row ``r``. A tensor whose last dimension is 1 (or a scalar) is kept
+*splat*: its one element in every lane of the row's vector. That is what a lane reduction
+produces (the rotate tree leaves the total in every lane) and what broadcasting wants (a
+``[R, 1]`` operand of a ``[R, N]`` op is just re-read for every vector of the row).
+
+Every vector has its own place: ``(slice, symbol, row)``, a row of a per-(value, slice) SRAM
+tensor. Vectors are dealt round-robin over the MEM slices nearest the VXM (both
+hemispheres), so the operands of an elementwise op and its consecutive vectors sit in
+different slices and their reads and writes proceed in parallel. Slicing, concatenation and
+reshapes that keep lane alignment are just lists of the same places.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lpu.arch.isa import DTYPE_BYTES
+from lpu.arch.layout import to_sram
+from lpu.asm.records import Placement, Tensor
+from lpu.diagnostics import DiagnosticError, error
+from lpu.dsl import types as T
+
+
+@dataclass(frozen=True, slots=True)
+class Vec:
+    """Where one vector lives: a row of a per-(value, slice) SRAM tensor."""
+
+    slice: str
+    symbol: str
+    row: int
+
+
+@dataclass
+class VValue:
+    """A tensor value as vectors."""
+
+    shape: tuple[int, ...]
+    elem: str
+    vecs: list[Vec]
+
+    @property
+    def N(self) -> int:
+        return self.shape[-1] if self.shape else 1
+
+    @property
+    def rows(self) -> int:
+        return int(np.prod(self.shape[:-1])) if len(self.shape) > 1 else 1
+
+    @property
+    def splat(self) -> bool:
+        return self.N == 1
+
+    def cols(self, lanes: int) -> int:
+        return 1 if self.splat else math.ceil(self.N / lanes)
+
+    def vec(self, r: int, c: int, lanes: int) -> Vec:
+        return self.vecs[r * self.cols(lanes) + c]
+
+
+def vector_count(shape: tuple[int, ...], lanes: int) -> int:
+    n = shape[-1] if shape else 1
+    rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    return rows * (1 if n == 1 else math.ceil(n / lanes))
+
+
+def pack(a: np.ndarray, lanes: int) -> np.ndarray:
+    """A tensor as its (vectors, lanes) array: rows padded with zeros, or splat."""
+    shape = a.shape
+    n = shape[-1] if shape else 1
+    rows = a.reshape(-1, n)
+    if n == 1:
+        return np.repeat(rows, lanes, axis=1)
+    c = math.ceil(n / lanes)
+    out = np.zeros((rows.shape[0], c * lanes), dtype=a.dtype)
+    out[:, :n] = rows
+    return out.reshape(-1, lanes)
+
+
+def unpack(vectors: np.ndarray, shape: tuple[int, ...], lanes: int) -> np.ndarray:
+    n = shape[-1] if shape else 1
+    if n == 1:
+        return np.ascontiguousarray(vectors[:, 0]).reshape(shape)
+    c = math.ceil(n / lanes)
+    return np.ascontiguousarray(vectors.reshape(-1, c * lanes)[:, :n]).reshape(shape)
+
+
+@dataclass
+class _Sym:
+    slice: str
+    dtype: str
+    rows: int = 0
+    image: list | None = None  # the rows' contents for data tensors
+    is_global: bool = False
+
+
+@dataclass
+class Storage:
+    """sram-layout of the general path: deals vectors over slices, names their tensors."""
+
+    cfg: object
+    pool: list[str] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)
+    symbols: dict[str, _Sym] = field(default_factory=dict)
+    words: dict[str, int] = field(default_factory=dict)
+    _next: int = 0
+
+    @classmethod
+    def for_chip(cls, cfg, per_side: int = 16) -> "Storage":
+        west = sorted((s for s in cfg.mem_slices if s.hemisphere == "W"), key=lambda s: -s.position)
+        east = sorted((s for s in cfg.mem_slices if s.hemisphere == "E"), key=lambda s: s.position)
+        pool = []
+        for i in range(per_side):
+            pool += [west[i].name, east[i].name]
+        return cls(cfg, pool, {s.name: s.position for s in cfg.mem_slices})
+
+    def alloc(self, name: str, shape: tuple[int, ...], elem: str, data: np.ndarray | None = None,
+              is_global: bool = False, loc=None) -> VValue:
+        lanes = self.cfg.lanes
+        n = vector_count(shape, lanes)
+        width = DTYPE_BYTES[elem]
+        rows = pack(np.asarray(data), lanes) if data is not None else None
+        vecs = []
+        for k in range(n):
+            sl = self.pool[self._next % len(self.pool)]
+            self._next += 1
+            sym = f"{name}_{sl.lower()}"
+            s = self.symbols.get(sym)
+            if s is None:
+                s = self.symbols[sym] = _Sym(sl, elem, 0, [] if rows is not None else None, is_global)
+            vecs.append(Vec(sl, sym, s.rows))
+            s.rows += 1
+            if rows is not None:
+                s.image.append(rows[k])
+            self.words[sl] = self.words.get(sl, 0) + width
+            if self.words[sl] > self.cfg.words:
+                raise DiagnosticError(error(f"the values of this function need more than the {self.cfg.words} words "
+                                            f"of slice {sl}", loc))
+        return VValue(tuple(shape), elem, vecs)
+
+    def alloc_vec(self, name: str, elem: str, avoid: set[str], loc=None) -> Vec:
+        """One vector in the next slice of the rotation that is not in ``avoid``."""
+        while self.pool[self._next % len(self.pool)] in avoid:
+            self._next += 1
+        return self.alloc(name, (self.cfg.lanes,), elem, None, True, loc).vecs[0]
+
+    def tensors(self) -> list[Tensor]:
+        lanes = self.cfg.lanes
+        out = []
+        for name, s in self.symbols.items():
+            image = None
+            if s.image is not None:
+                image = to_sram(np.stack(s.image).astype(T.dtype(s.dtype)), s.dtype, lanes)
+            out.append(Tensor(name, s.dtype, (s.rows, lanes), Placement(s.slice), image, s.is_global, None,
+                              s.rows * DTYPE_BYTES[s.dtype]))
+        return out
+
+    def write_value(self, v: VValue, a: np.ndarray, out: dict[str, np.ndarray]) -> None:
+        """The host's view of an input: ``a`` into the symbols of ``v``."""
+        rows = pack(np.asarray(a), self.cfg.lanes)
+        for k, vec in enumerate(v.vecs):
+            buf = out.get(vec.symbol)
+            if buf is None:
+                buf = out[vec.symbol] = np.zeros((self.symbols[vec.symbol].rows, self.cfg.lanes), dtype=rows.dtype)
+            buf[vec.row] = rows[k]
+
+    def read_value(self, v: VValue, parts: dict[str, np.ndarray]) -> np.ndarray:
+        rows = np.stack([np.asarray(parts[vec.symbol])[vec.row] for vec in v.vecs])
+        return unpack(rows, v.shape, self.cfg.lanes)
