@@ -48,13 +48,13 @@ def write_input(machine, name: str, array: np.ndarray, source: str = "") -> None
                                     f"is {'x'.join(map(str, s.shape))}"))
     data = np.frombuffer(to_sram(array, s.dtype, machine.lanes), np.uint8).reshape(-1, machine.lanes)
     sl, addr = _span(machine, ci, s)
-    sl.data[addr:addr + len(data)] = data
+    sl.preload(addr, data)
 
 
 def read_output(machine, name: str) -> np.ndarray:
     ci, s = find_symbol(machine, name)
     sl, addr = _span(machine, ci, s)
-    return from_sram(sl.data[addr:addr + s.words].tobytes(), tuple(s.shape), s.dtype, machine.lanes)
+    return from_sram(sl.span(addr, s.words).tobytes(), tuple(s.shape), s.dtype, machine.lanes)
 
 
 def dump(machine) -> str:

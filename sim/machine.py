@@ -23,6 +23,7 @@ from lpu.arch.config import config_from_text, load_config
 from lpu.arch.isa import DTYPE_BYTES
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
 from lpu.linker.image import SystemImage
+from lpu.perf import without_gc
 from lpu.sim import hazards as H
 from lpu.sim.links import resolve_links
 from lpu.sim.program import Group, schedule_chip
@@ -221,7 +222,7 @@ class Machine:
             for init in chip.sram:
                 pos = cfg.slice_by_name[init.slice].position
                 data = np.frombuffer(init.data, np.uint8).reshape(-1, self.lanes)
-                self.slice_state(ci, pos).data[init.address:init.address + len(data)] = data
+                self.slice_state(ci, pos).preload(init.address, data)
 
     def lane_map(self, g: Group) -> np.ndarray:
         table = g.field("map")
@@ -234,7 +235,7 @@ class Machine:
         from lpu.arch.layout import from_sram
 
         w = DTYPE_BYTES[dtype]
-        raw = self.slice_state(g.chip, pos).data[addr:addr + w]
+        raw = self.slice_state(g.chip, pos).span(addr, w)
         m = from_sram(raw.tobytes(), (self.lanes,), dtype, self.lanes).astype(np.int64)
         return np.where((m >= 0) & (m < self.lanes), m, 0)
 
@@ -272,6 +273,7 @@ class Machine:
         if self.strict:
             self.limit = min(self.limit, c)
 
+    @without_gc  # the run builds few objects, and none in cycles: nothing for the collector to find
     def run(self, progress: bool = False) -> "Machine":
         assert not self.ran
         self.ran = True
@@ -290,7 +292,8 @@ class Machine:
         t_start = time.perf_counter()
         shown = False
         steps = 0
-        ready, pool = self.ready, self.pool
+        ready, src_rows, executed = self.ready, self.src_rows, self.executed
+        plans: list = [None] * len(self.groups)
         while heap:
             c, ci, qi, i = heap[0]
             if c >= self.limit:
@@ -300,19 +303,21 @@ class Machine:
             gi, k0 = cursor[i]
             g = groups[gi]
             k1 = g.count
-            src = self.src_rows.get(g.id)
-            if src is not None:
+            src = src_rows.get(g.id)
+            if src is not None and not ready[src[k0:]].all():
+                # run the repetitions whose operands are computed; the rest wait for their producers
                 ok = ready[src[k0:]].all(axis=1)
                 if not ok[0]:
                     raise AssertionError(f"operands of group {g.id} not computed at cycle {c}")
-                if not ok.all():
-                    k1 = k0 + int(np.argmin(ok))
+                k1 = k0 + int(np.argmin(ok))
             if self.limit != math.inf and g.issue + (k1 - 1) * g.period >= self.limit:
                 k1 = k0 + max(1, -(-(int(self.limit) - c) // g.period))
-            self._execute(g, k0, k1, src)
-            self.executed[g.id] = k1
-            occ = max(1, g.spec.occupancy_for(self.cfgs[ci], g.dtype))
-            busy[(ci, qi)] += (k1 - k0) * occ
+            plan = plans[g.id]
+            if plan is None:
+                plan = plans[g.id] = self._plan(g)
+            self._execute(g, k0, k1, src, plan)
+            executed[g.id] = k1
+            busy[(ci, qi)] += (k1 - k0) * max(1, g.occupancy)
             if k1 < g.count:
                 cursor[i][1] = k1
                 heapq.heappush(heap, (g.issue + k1 * g.period, ci, qi, i))
@@ -335,37 +340,50 @@ class Machine:
         self.hazards.sort(key=lambda h: h.order)
         return self
 
-    def _execute(self, g: Group, k0: int, k1: int, src) -> None:
-        sem = SEMANTICS[g.spec.mnemonic]
-        n = k1 - k0
-        ks = np.arange(k0, k1)
-        planes = {}
-        if src is not None:
-            block = self.pool[src[k0:k1]]
-            off = 0
-            for name, width in self.src_ops[g.id]:
-                planes[name] = block[:, off:off + width]
-                off += width
+    def _plan(self, g: Group) -> tuple:
+        """What executing a group needs, worked out once: its semantics, its unit's state, where
+        its operands sit in a row of planes, and where its results go."""
         cfg = self.cfgs[g.chip]
-        kind = cfg.queues[g.queue].kind
+        q = cfg.queues[g.queue]
         unit = None
-        if kind == "mem":
-            unit = self.slice_state(g.chip, cfg.queues[g.queue].position)
-        elif kind == "mxm":
+        if q.kind == "mem":
+            unit = self.slice_state(g.chip, q.position)
+        elif q.kind == "mxm":
             unit = self.planes.get((g.chip, g.queue))
             if unit is None:
                 unit = self.planes[(g.chip, g.queue)] = Plane(cfg["mxm.rows"], cfg["mxm.cols"], cfg["mxm.acc_slots"])
-        out = sem.fn(Exec(g, ks, g.issue + g.period * ks, planes, unit, self, self.lanes))
+        srcs, off = [], 0
+        for name, width in self.src_ops[g.id]:
+            srcs.append((name, off, off + width))
+            off += width
+        dsts, off = [], 0
+        for name, width in self.dst_ops[g.id]:
+            dsts.append((name, off, off + width))
+            off += width
+        return SEMANTICS[g.spec.mnemonic].fn, unit, srcs, dsts, off, self.dst_row0.get(g.id)
+
+    def _execute(self, g: Group, k0: int, k1: int, src, plan) -> None:
+        fn, unit, srcs, dsts, width, row0 = plan
+        n = k1 - k0
+        planes = {}
+        if src is not None:
+            block = np.take(self.pool, src[k0:k1], axis=0)  # (n, planes, lanes)
+            if len(srcs) == 1:
+                planes[srcs[0][0]] = block
+            else:
+                for name, a, b in srcs:
+                    planes[name] = block[:, a:b]
+        out = fn(Exec(g, k0, k1, planes, unit, self, self.lanes))
         self.instructions += n
-        row0 = self.dst_row0.get(g.id)
         if row0 is not None:
-            ops = self.dst_ops[g.id]
-            width = sum(w for _, w in ops)
             a, b = row0 + k0 * width, row0 + k1 * width
             if out:
-                parts = [out[name] for name, _ in ops]
-                arr = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-                self.pool[a:b] = arr.reshape(-1, self.lanes)
+                rows = self.pool[a:b].reshape(n, width, self.lanes)
+                if len(dsts) == 1:
+                    rows[...] = out[dsts[0][0]]
+                else:
+                    for name, lo, hi in dsts:
+                        rows[:, lo:hi] = out[name]
             self.ready[a:b] = True
 
     # --- results -----------------------------------------------------------------------------------

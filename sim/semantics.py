@@ -68,14 +68,13 @@ def imm_value(field: int, dtype: str):
 
 
 class Exec:
-    """One batch of repetitions of a group, as the semantics see it."""
+    """One batch of repetitions k0 .. k1-1 of a group, as the semantics see it."""
 
-    __slots__ = ("group", "ks", "cycles", "planes", "unit", "machine", "lanes")
+    __slots__ = ("group", "k0", "k1", "planes", "unit", "machine", "lanes")
 
-    def __init__(self, group, ks, cycles, planes, unit, machine, lanes):
+    def __init__(self, group, k0, k1, planes, unit, machine, lanes):
         self.group = group
-        self.ks = ks  # (n,) repetition indices
-        self.cycles = cycles  # (n,) issue cycles
+        self.k0, self.k1 = k0, k1
         self.planes = planes  # operand name -> (n, streams, lanes) uint8
         self.unit = unit
         self.machine = machine
@@ -83,7 +82,18 @@ class Exec:
 
     @property
     def n(self) -> int:
-        return len(self.ks)
+        return self.k1 - self.k0
+
+    @property
+    def ks(self) -> np.ndarray:
+        """(n,) repetition indices."""
+        return np.arange(self.k0, self.k1)
+
+    @property
+    def cycles(self) -> np.ndarray:
+        """(n,) issue cycles."""
+        g = self.group
+        return g.issue + g.period * np.arange(self.k0, self.k1)
 
     @property
     def dtype(self) -> str:
@@ -244,6 +254,10 @@ def _addresses(ex: Exec, base: np.ndarray | int) -> np.ndarray:
 
 @semantics("read", port="read")
 def _read(ex: Exec):
+    w = DTYPE_BYTES[ex.dtype]
+    first = ex.field("addr") + stride_of(ex.field("stride"), w) * ex.k0
+    if stride_of(ex.field("stride"), w) == w and 0 <= first and first + ex.n * w <= ex.unit.words:
+        return {"dst": ex.unit.load_run(first, ex.n, w)}  # a sweep of consecutive words: a view
     return {"dst": ex.unit.load(_addresses(ex, ex.field("addr")))}
 
 

@@ -7,30 +7,64 @@ import numpy as np
 
 
 class SramSlice:
-    """One MEM slice: ``words`` words of ``lanes`` bytes, allocated on first touch."""
+    """One MEM slice: ``words`` words of ``lanes`` bytes, allocated on first write.
+
+    Until then the slice is its initial contents: segments of the system image's bytes (and
+    ``--input`` tensors), kept as read-only views. A read inside one segment is a view of the
+    image, so streaming a weight matrix copies it once (into the value pool), not three times."""
 
     def __init__(self, words: int, lanes: int) -> None:
         self.words, self.lanes = words, lanes
         self._data: np.ndarray | None = None
+        self._init: list[tuple[int, np.ndarray]] = []  # (first word, (n, lanes) uint8), later wins
         self.bytes_read = 0
         self.bytes_written = 0
 
     @property
     def data(self) -> np.ndarray:
+        """The whole slice as a writable array (materialized on first use)."""
         if self._data is None:
             self._data = np.zeros((self.words, self.lanes), np.uint8)
+            for addr, seg in self._init:
+                self._data[addr:addr + len(seg)] = seg
+            self._init = []
         return self._data
 
     @property
     def touched(self) -> bool:
-        return self._data is not None
+        return self._data is not None or bool(self._init)
+
+    def preload(self, addr: int, words: np.ndarray) -> None:
+        """Initial contents (image data, inputs): no copy until the slice is written."""
+        if self._data is not None:
+            self._data[addr:addr + len(words)] = words
+        else:
+            self._init.append((addr, words))
+
+    def span(self, addr: int, n: int) -> np.ndarray:
+        """Words addr .. addr+n-1 (in range) as a read-only (n, lanes) array, a view when it can."""
+        if self._data is not None:
+            return self._data[addr:addr + n]
+        end = addr + n
+        for a, seg in reversed(self._init):
+            b = a + len(seg)
+            if a <= addr and end <= b:
+                return seg[addr - a:end - a]
+            if a < end and addr < b:  # straddles a segment boundary: build the slice
+                return self.data[addr:end]
+        return np.zeros((n, self.lanes), np.uint8)
 
     def load(self, index: np.ndarray) -> np.ndarray:
         """(n, w) word addresses → (n, w, lanes) byte planes."""
         self.bytes_read += index.size * self.lanes
-        if self._data is None:
+        if self._data is None and not self._init:
             return np.zeros(index.shape + (self.lanes,), np.uint8)
-        return self._data[index]
+        return np.take(self.data, index, axis=0)
+
+    def load_run(self, addr: int, n: int, w: int) -> np.ndarray:
+        """n vectors of w words at consecutive addresses from ``addr`` (in range): (n, w, lanes)."""
+        self.bytes_read += n * w * self.lanes
+        return self.span(addr, n * w).reshape(n, w, self.lanes)
 
     def store(self, index: np.ndarray, planes: np.ndarray) -> None:
         self.bytes_written += index.size * self.lanes
