@@ -111,12 +111,17 @@ def register_block(module: ModuleOp, name: str, cfg, weights_of, max_planes: int
         w = np.asarray(weights_of(data))
         K, N = w.shape
     xshape, elem = T.shape_of(mm.lhs.type), T.elem_of(mm.lhs.type)
-    if len(xshape) != 1 or elem not in ("i8", "f16", "bf16"):
+    if len(xshape) not in (1, 2) or elem not in ("i8", "f16", "bf16"):
         raise _unsupported(f"a matmul of {T.type_text(mm.lhs.type)}", mm)
     lanes = cfg.lanes
     k, n = -(-K // lanes), -(-N // lanes)
     padded = None if w is None else pad(w, k, n, lanes)
     order = plane_order(cfg)[:max_planes]
+    if len(xshape) == 2:  # GEMM: several rows of x through each installed block
+        from lpu.dsl.codegen.gemm import block_gemm
+
+        return block_gemm(name, names[args.index(mm.lhs)], T.elem_of(mm.result.type), xshape[0], K, N, k, n,
+                          padded, elem, order, w_arg, cfg)
     planes = [PlaneWork(p) for p in order[:min(len(order), k * n)]]
     split_blocks(planes, k, n)
     return GemvPlan(name, names[args.index(mm.lhs)], T.elem_of(mm.result.type), K, N, k, n, padded, elem, planes,

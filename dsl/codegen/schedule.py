@@ -54,6 +54,11 @@ class _Ports:
 
 
 def schedule(plan: GemvPlan, layout: Layout, cfg, name: str = "main") -> KernelOp:
+    from lpu.dsl.codegen.gemm import GemmPlan
+    from lpu.dsl.codegen.gemm_schedule import schedule_gemm
+
+    if isinstance(plan, GemmPlan):
+        return schedule_gemm(plan, layout, cfg, name)
     width, rows_per_lw, groups = weight_geometry(cfg, plan.elem)
     period = groups + 2  # lw x groups, iw, mm
     occ = BY_MNEMONIC["mm"].occupancy_for(cfg, plan.elem)  # acc waits for the last mm

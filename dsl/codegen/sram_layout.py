@@ -65,6 +65,10 @@ def weight_geometry(cfg, elem: str) -> tuple[int, int, int]:
 
 
 def sram_layout(plan: GemvPlan, cfg) -> Layout:
+    from lpu.dsl.codegen.gemm import GemmPlan, gemm_layout
+
+    if isinstance(plan, GemmPlan):
+        return gemm_layout(plan, cfg)
     stripe_slices = cfg["mxm.max_rows_per_lw"]  # slices (and streams) feeding one plane
     width, rows_per_lw, groups = weight_geometry(cfg, plan.elem)
     lanes = cfg.lanes
@@ -143,6 +147,10 @@ def stripe_rows(weights: np.ndarray, blocks, s: int, width: int, rows_per_lw: in
 def pack_inputs(plan: GemvPlan, layout: Layout, args: dict[str, np.ndarray], cfg) -> dict[str, np.ndarray]:
     """The SRAM symbols the arguments are written to: one padded copy of ``x`` per plane, and
     ``W`` (when it is an argument) striped as ``sram_layout`` lays constant weights out."""
+    from lpu.dsl.codegen.gemm import GemmPlan, pack_gemm_inputs
+
+    if isinstance(plan, GemmPlan):
+        return pack_gemm_inputs(plan, layout, args, cfg)
     lanes = cfg.lanes
     x = args[plan.x_arg]
     padded = np.zeros(plan.k * lanes, dtype=x.dtype)
@@ -161,7 +169,12 @@ def pack_inputs(plan: GemvPlan, layout: Layout, args: dict[str, np.ndarray], cfg
 
 
 def result_rows(layout: Layout) -> dict[int, tuple[str, int]]:
-    """Where output column j ends up: its part's row, or for a split column its row of ``y_sum``."""
+    """Where output column j ends up: its part's row, or for a split column its row of ``y_sum``.
+    For a GEMM layout: (row m, column block j) -> (symbol, row)."""
+    from lpu.dsl.codegen.gemm import GemmLayout, gemm_result_rows
+
+    if isinstance(layout, GemmLayout):
+        return gemm_result_rows(layout)
     out: dict[int, tuple[str, int]] = {j: (layout.sum_symbol, r) for j, r in layout.sum_rows.items()}
     for pl in layout.planes:
         for (j, _, _), where in zip(pl.parts, pl.part_rows):
@@ -171,6 +184,10 @@ def result_rows(layout: Layout) -> dict[int, tuple[str, int]]:
 
 def unpack_y(plan: GemvPlan, layout: Layout, parts: dict[str, np.ndarray], lanes: int) -> np.ndarray:
     """``y`` from the planes' output symbols, padding dropped."""
+    from lpu.dsl.codegen.gemm import GemmPlan, unpack_gemm
+
+    if isinstance(plan, GemmPlan):
+        return unpack_gemm(plan, layout, parts, lanes)
     y = np.zeros((plan.n, lanes), dtype=next(iter(parts.values())).dtype)
     for j, (sym, row) in result_rows(layout).items():
         y[j] = parts[sym][row]
