@@ -152,9 +152,20 @@ class Lowering:
         x = self.convert(self.values[op.input], "f32", loc)
         scale, zp = D.get_float(op, "scale"), D.get_int(op, "zero_point", 0)
         y = self.scaled(x, "mul", float(np.float32(1.0 / scale)), loc)
-        if zp:
-            y = self.scaled(y, "add", float(zp), loc)
+        if not zp:
+            return self.convert(y, T.elem_of(op.result.type), loc)
+        # round first (rint(a) + zp, not rint(a + zp): they differ at ties when zp is odd),
+        # then clamp so that adding zp cannot wrap, then add and narrow with saturation
+        y = self.convert(y, "i32", loc)
+        lo, hi = -(1 << 31), (1 << 31) - 1
+        y = self.scaled_int(y, "min", hi - zp, loc) if zp > 0 else self.scaled_int(y, "max", lo - zp, loc)
+        y = self.scaled_int(y, "add", zp, loc)
         return self.convert(y, T.elem_of(op.result.type), loc)
+
+    def scaled_int(self, x: VValue, m: str, value: int, loc) -> VValue:
+        out = self.temp(x.shape, x.elem, loc)
+        self.map1(m, x, out, loc, imm=parse_imm(int(value), x.elem))
+        return out
 
     def dequantize(self, op, loc) -> VValue:
         x = self.convert(self.values[op.input], "f32", loc)

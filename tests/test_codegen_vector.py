@@ -1,0 +1,226 @@
+"""The general code generator path: vector functions compiled, linked, simulated and compared
+with the reference interpreter (elementwise ops, casts, quantization, broadcasting, lane
+reductions, views). Elementwise results must be bit-identical (the VXM rounds once, as the
+interpreter does); sums over lanes run in another order, so float reductions are compared with
+``lpu.compile.matches``'s stated tolerance. Every run must be free of simulator hazards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lpu.compile import matches, run_source
+from lpu.diagnostics import DiagnosticError
+
+TYPES = ["i8", "i16", "i32", "f16", "bf16", "f32"]
+FLOATS = ["f16", "bf16", "f32"]
+
+
+def run(src: str, **inputs):
+    out = run_source(src, "t.lpu", inputs=inputs or None, check=True)
+    assert out.hazards == []
+    return out
+
+
+def same_bits(out) -> bool:
+    got, want = out.result, out.reference
+    return got.dtype == want.dtype and got.shape == want.shape and got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("kind", ["add", "sub", "mul", "max", "min"])
+@pytest.mark.parametrize("t", TYPES)
+def test_binary_with_broadcasting(kind, t):
+    # a row operand ([330], re-read for each row) and a column operand ([3, 1], splat)
+    src = f'''target "lpu-v1"
+func @main(%x: tensor<3x330x{t}>, %b: tensor<330x{t}>, %c: tensor<3x1x{t}>) -> tensor<3x330x{t}> {{
+  %y = {kind} %x, %b
+  %z = {kind} %c, %y
+  return %z
+}}
+'''
+    assert same_bits(run(src))
+
+
+@pytest.mark.parametrize("kind", ["neg", "abs", "relu"])
+@pytest.mark.parametrize("t", TYPES)
+def test_unary_any_type(kind, t):
+    src = f'''target "lpu-v1"
+func @main(%x: tensor<2x650x{t}>) -> tensor<2x650x{t}> {{
+  %y = {kind} %x
+  return %y
+}}
+'''
+    assert same_bits(run(src))
+
+
+@pytest.mark.parametrize("kind", ["exp", "tanh", "sigmoid", "rsqrt", "recip"])
+@pytest.mark.parametrize("t", FLOATS)
+def test_unary_float(kind, t):
+    src = f'''target "lpu-v1"
+func @main(%x: tensor<400x{t}>) -> tensor<400x{t}> {{
+  %a = abs %x
+  %y = {kind} %a
+  return %y
+}}
+'''
+    assert same_bits(run(src))
+
+
+@pytest.mark.parametrize("src_t", TYPES)
+@pytest.mark.parametrize("dst_t", TYPES)
+def test_cast(src_t, dst_t):
+    # scaled by 40 so that narrowing conversions saturate and floats have fractions to round
+    k = "40.25" if src_t in FLOATS else "40"
+    src = f'''target "lpu-v1"
+func @main(%x: tensor<2x330x{src_t}>) -> tensor<2x330x{dst_t}> {{
+  %k = constant {{value = {k}}} : tensor<{src_t}>
+  %s = mul %x, %k
+  %y = cast %s : tensor<2x330x{dst_t}>
+  return %y
+}}
+'''
+    assert same_bits(run(src))
+
+
+@pytest.mark.parametrize("t", FLOATS)
+@pytest.mark.parametrize("q", ["i8", "i16", "i32"])
+def test_quantize_dequantize(t, q):
+    # a power-of-two scale: x / scale and x · (1/scale) agree, so the integers are exact
+    src = f'''target "lpu-v1"
+func @main(%x: tensor<3x340x{t}>) -> tensor<3x340x{t}> {{
+  %q = quantize %x {{scale = 0.0625, zero_point = 3}} : tensor<3x340x{q}>
+  %y = dequantize %q {{scale = 0.0625, zero_point = 3}} : tensor<3x340x{t}>
+  return %y
+}}
+'''
+    assert same_bits(run(src))
+
+
+def test_quantize_saturates_exactly():
+    src = '''target "lpu-v1"
+func @main(%x: tensor<330xf32>) -> tensor<330xi8> {
+  %q = quantize %x {scale = 0.0078125, zero_point = -5} : tensor<330xi8>
+  return %q
+}
+'''
+    out = run(src)
+    assert same_bits(out)
+    assert out.result.min() == -128 and out.result.max() == 127
+
+
+@pytest.mark.parametrize("t,n", [("i8", 330), ("i16", 700), ("i32", 320), ("f16", 650), ("bf16", 100), ("f32", 960)])
+@pytest.mark.parametrize("kind", ["reduce_sum", "reduce_max"])
+def test_lane_reductions(kind, t, n):
+    acc = {"i8": "i32", "i16": "i32", "i32": "i32", "f16": "f32", "bf16": "f32", "f32": "f32"}[t]
+    rt = acc if kind == "reduce_sum" else t
+    src = f'''target "lpu-v1"
+func @main(%x: tensor<3x{n}x{t}>) -> tensor<3x1x{rt}> {{
+  %y = {kind} %x {{axis = -1}}
+  return %y
+}}
+'''
+    out = run(src)
+    assert out.matches
+    if t not in FLOATS or kind == "reduce_max":
+        assert same_bits(out)
+
+
+def test_reduction_over_rows_and_broadcast_back():
+    src = '''target "lpu-v1"
+func @main(%x: tensor<4x2x330xi16>) -> tensor<4x2x330xi32> {
+  %s = reduce_sum %x {axis = 0}
+  %m = reduce_max %x {axis = 2}
+  %w = cast %x : tensor<4x2x330xi32>
+  %a = add %w, %s
+  %m32 = cast %m : tensor<4x2x1xi32>
+  %y = sub %a, %m32
+  return %y
+}
+'''
+    assert same_bits(run(src))
+
+
+def test_views_slice_concat_reshape():
+    src = '''target "lpu-v1"
+func @main(%x: tensor<4x700xi8>, %y: tensor<2x700xi8>) -> tensor<3x640xi8> {
+  %c = concat %x, %y {axis = 0}
+  %s = slice %c {offsets = [2, 0], sizes = [3, 640]}
+  %r = reshape %s : tensor<1x3x640xi8>
+  %k = constant {value = 1} : tensor<i8>
+  %a = add %r, %k
+  %f = reshape %a : tensor<3x640xi8>
+  return %f
+}
+'''
+    assert same_bits(run(src))
+
+
+def test_composites_rmsnorm_gelu_silu():
+    src = '''target "lpu-v1"
+func @main(%x: tensor<2x330xf16>, %g: tensor<330xf16>) -> tensor<2x330xf16> {
+  %n = rmsnorm %x, %g {eps = 1e-05}
+  %a = gelu %n
+  %b = silu %a
+  return %b
+}
+'''
+    out = run(src)
+    assert out.matches
+
+
+@pytest.mark.parametrize("name,cycles", [("softmax", 1949), ("layernorm", 2182)])
+def test_examples_softmax_layernorm(name, cycles):
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", f"{name}.lpu")
+    out = run_source(open(path).read(), path, check=True)
+    assert out.hazards == [] and out.matches
+    assert out.cycles == cycles
+
+
+def test_constant_lhs_of_a_non_commutative_op_and_integer_immediates():
+    src = '''target "lpu-v1"
+func @main(%x: tensor<330xi32>) -> tensor<330xi32> {
+  %k = constant {value = 100000} : tensor<i32>
+  %a = sub %k, %x
+  %m = constant {value = -3} : tensor<i32>
+  %b = mul %a, %m
+  return %b
+}
+'''
+    out = run(src)
+    assert same_bits(out)
+    assert out.cycles == 32
+
+
+def test_unsupported_view_is_a_diagnostic_at_the_op():
+    src = '''target "lpu-v1"
+func @main(%x: tensor<2x330xi8>) -> tensor<2x10xi8> {
+  %s = slice %x {offsets = [0, 5], sizes = [2, 10]}
+  return %s
+}
+'''
+    with pytest.raises(DiagnosticError) as e:
+        run_source(src, "t.lpu")
+    (d,) = e.value.diagnostics
+    assert (d.loc.line, d.loc.col) == (3, 8)
+    assert d.message == "the code generator does not compile a slice that is not lane-aligned in the last dimension yet"
+
+
+def test_deterministic():
+    src = '''target "lpu-v1"
+func @main(%x: tensor<4x400xf16>) -> tensor<4x400xf16> {
+  %y = softmax %x
+  return %y
+}
+'''
+    a = run_source(src, "t.lpu")
+    b = run_source(src, "t.lpu")
+    assert a.compiled.assembly() == b.compiled.assembly()
+    assert a.cycles == b.cycles and a.result.tobytes() == b.result.tobytes()
+
+
+def test_tolerance_is_per_type():
+    want = np.array([1.0, 2.0], np.float16)
+    assert matches(np.array([1.0, 2.0 + 2 ** -9], np.float16), want)
+    assert not matches(np.array([1.0, 2.03], np.float16), want)
