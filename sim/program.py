@@ -19,6 +19,9 @@ from lpu.arch.isa import BY_MNEMONIC, DecodeError, InstrSpec, decode
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
 
 
+_FIELD: dict[tuple[int, str], int] = {}  # (opcode, operand name) -> index in the fields
+
+
 @dataclass(slots=True)
 class Group:
     """One instruction of a queue and its repetitions."""
@@ -45,10 +48,10 @@ class Group:
         return self.issue + self.period * np.arange(self.count, dtype=np.int64)
 
     def field(self, name: str) -> int:
-        for op, v in zip(self.spec.operands, self.fields):
-            if op.name == name:
-                return v
-        raise KeyError(name)
+        i = _FIELD.get((self.spec.opcode, name))
+        if i is None:
+            i = _FIELD[(self.spec.opcode, name)] = [o.name for o in self.spec.operands].index(name)
+        return self.fields[i]
 
 
 @dataclass(slots=True)

@@ -294,8 +294,7 @@ def _mm(ex: Exec):
         ex.hazard("mm with no installed weights", 0)
         return {}
     act = ex.operand("src")
-    ex.unit.multiply(act, g.dtype, g.field("slot"), g.field("mode"), ex.cycles,
-                     g.spec.occupancy_for(ex.machine.cfgs[g.chip], g.dtype))
+    ex.unit.multiply(act, g.dtype, g.field("slot"), g.field("mode"), g.issue + (ex.k1 - 1) * g.period, g.occupancy)
     return {}
 
 

@@ -120,28 +120,30 @@ class Plane:
         self.loaded[:] = False
         self.next_row = 0
 
-    def multiply(self, act: np.ndarray, dtype: str, slot: int, add: int, cycles: np.ndarray, occupancy: int):
+    def multiply(self, act: np.ndarray, dtype: str, slot: int, add: int, last_cycle: int, occupancy: int):
         products = act.astype(np.float32) @ self.active  # (n, cols)
-        self.mm_cycles += len(act) * occupancy
+        n = len(products)
+        self.mm_cycles += n * occupancy
         value = self.acc[slot]
         if dtype == "i8":
-            ints = products.astype(np.int64)
+            # exact integers below 2^24 in f32; int32 sums wrap, as i32 accumulation does
+            steps = products.astype(np.int32)
             if add:
-                steps = value.view(np.int32).astype(np.int64) + np.cumsum(ints, axis=0)
-            else:
-                steps = ints
-            steps = steps.astype(np.int32).view(np.uint32)  # wraps, as i32 accumulation does
+                if n > 1:
+                    steps = np.cumsum(steps, axis=0, dtype=np.int32)
+                steps += value.view(np.int32)
+            steps = steps.view(np.uint32)
         else:
             f = products.astype(np.float32)
             steps = np.empty_like(f)
             cur = value.view(np.float32).copy()
-            for i in range(len(f)):
+            for i in range(n):
                 cur = (cur + f[i]).astype(np.float32) if add else f[i]
                 steps[i] = cur
             steps = steps.view(np.uint32)
-        self.prev[slot] = steps[-2] if len(steps) > 1 else value
+        self.prev[slot] = steps[-2] if n > 1 else value
         self.acc[slot] = steps[-1]
-        self.lands[slot] = int(cycles[-1]) + occupancy
+        self.lands[slot] = last_cycle + occupancy
 
     def emit(self, slot: int, cycles: np.ndarray, clear: bool) -> np.ndarray:
         """The slot as each ``acc`` of the batch sees it (an mm lands ``occupancy`` after issue)."""
