@@ -40,6 +40,7 @@ from lpu.asm.parser import string_literal as _string
 from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, SourceManager, error
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
+from lpu.dsl.fastpath import STMTS_PATTERN, split_statements
 
 MAX_ERRORS = 20
 
@@ -96,11 +97,16 @@ POISON = _Poison()
 class _Build(Transformer):
     def __init__(self, file: str):
         super().__init__(visit_tokens=False)
+        # statement shape -> (op class, attributes, result types), for lpu.dsl.fastpath; kept
+        # across parses (a shape means the same op in every file)
+        self.shapes: dict[tuple, tuple] = {}
         self.reset(file)
 
     def reset(self, file: str) -> None:
         self.file = file
         self.file_attr = StringAttr(file)
+        if len(self.shapes) > 50_000:
+            self.shapes.clear()
         self._pending = None
         self.diags: list[Diagnostic] = []
         self.index = SourceIndex(file)
@@ -109,6 +115,7 @@ class _Build(Transformer):
         self.scopes: list[dict[str, SSAValue | _Poison]] = []
         self.target_decl: tuple | None = None
         self.signatures: dict[str, list[str]] = {}
+        self.last_built: tuple | None = None  # (cls, values, attributes, result types) of the last op
 
     # --- helpers -----------------------------------------------------------------------------
     def loc(self, t: Token, length: int | None = None) -> SourceLoc:
@@ -120,8 +127,25 @@ class _Build(Transformer):
         return d
 
     def at(self, op: Operation, t: Token) -> Operation:
-        op.location = FileLineColLoc(self.file_attr, IntAttr(t.line), IntAttr(t.column))
+        op.location = self.location(t.line, t.column)
         return op
+
+    def location(self, line: int, col: int) -> FileLineColLoc:
+        # built without re-verifying its parameters (a file name and two ints, made here)
+        loc = FileLineColLoc.__new__(FileLineColLoc)
+        object.__setattr__(loc, "filename", self.file_attr)
+        object.__setattr__(loc, "line", _int_attr(line))
+        object.__setattr__(loc, "column", _int_attr(col))
+        return loc
+
+    def peek(self, name: str):
+        """The value ``%name`` (without the ``%``) stands for here, with no side effect; None
+        when undefined or poisoned."""
+        for scope in reversed(self.scopes):
+            if name in scope:
+                v = scope[name]
+                return None if v is POISON else v
+        return None
 
     def lookup(self, t: Token):
         name = t.value[1:]
@@ -291,6 +315,10 @@ class _Build(Transformer):
     def body(self, c):
         return None
 
+    def stmts(self, c):
+        split_statements(self, c[0])
+        return None
+
     def results(self, c):
         return c
 
@@ -343,6 +371,7 @@ class _Build(Transformer):
     # --- statements ---------------------------------------------------------------------
     def op(self, c):
         results, name, operands, attrs, types = c
+        self.last_built = None
         cls = _op_class(name.value)
         if cls is None or cls in (D.FuncOp, D.ForOp, D.DataOp, D.ReserveOp, D.ExternOp, D.KernelOp):
             d = self.err(f"unknown operation '{name.value}'", name)
@@ -380,7 +409,9 @@ class _Build(Transformer):
             self.err(f"'{cls.name}' gives {len(types)} result{'s' if len(types) != 1 else ''} but "
                      f"{nres} name{'s are' if nres != 1 else ' is'} bound", name)
             return self._poison(results)
-        op = self.at(cls.create(operands=values, result_types=types, attributes=attributes), name)
+        self.last_built = (cls, values, attributes, types)
+        op = cls.create(operands=values, result_types=types, attributes=attributes,
+                        location=self.location(name.line, name.column))
         self.blocks[-1].add_op(op)
         self.index.op_locs[op] = self.loc(name)
         for t, r in zip(results or [], op.results):
@@ -475,11 +506,17 @@ class _Build(Transformer):
         return None
 
 
+@lru_cache(maxsize=4096)
+def _int_attr(v: int) -> IntAttr:
+    return IntAttr(v)
+
+
 @lru_cache(maxsize=None)
 def _has_results(cls) -> bool:
     return bool(cls.get_irdl_definition().results)
 
 
+_MISSING = object()
 _STATEMENT_OPS = sorted(n[3:] for n in D.BY_NAME)
 
 
@@ -542,17 +579,22 @@ def _flatten(values):
 
 
 @lru_cache(maxsize=None)
-def _grammar() -> str:
+def _grammar(fast: bool = True) -> str:
+    """The grammar, with the STMTS terminal of the fast path (``fast=False``: without it, every
+    statement goes through ``stmt``; the tests compare the two)."""
     with open(os.path.join(os.path.dirname(__file__), "dataflow.lark"), encoding="utf-8") as f:
-        return f.read()
+        text = f.read()
+    if not fast:
+        return text.replace("body: (stmt | stmts | _NL)*", "body: (stmt | _NL)*").replace("stmts: STMTS\n", "")
+    return text + "\nSTMTS.3: /" + STMTS_PATTERN.replace("/", "\\/") + "/\n"
 
 
 @lru_cache(maxsize=None)
-def _parser() -> tuple[Lark, _Build]:
+def _parser(fast: bool = True) -> tuple[Lark, _Build]:
     """The LALR parser, built once, and the transformer it calls during parsing; the
     transformer's state is reset before each parse (parsing is not re-entrant)."""
     build = _Build("<input>")
-    return Lark(_grammar(), parser="lalr", lexer="contextual", transformer=build,
+    return Lark(_grammar(fast), parser="lalr", lexer="contextual", transformer=build,
                 propagate_positions=False, maybe_placeholders=True, cache=True), build
 
 
@@ -565,8 +607,13 @@ _NAMES = {
 }
 
 
+_FIRST_TOKEN = re.compile(r"%[A-Za-z0-9_$.-]+|[A-Za-z_][A-Za-z0-9_.]*")
+
+
 def _describe(terminals) -> str:
-    names = sorted({_NAMES.get(t, f"'{t.lower()}'" if t.isalpha() and t.isupper() else t) for t in terminals})
+    # (STMTS, the fast path's run of statements, is expected wherever VALUE and NAME are)
+    names = sorted({_NAMES.get(t, f"'{t.lower()}'" if t.isalpha() and t.isupper() else t)
+                    for t in terminals if t != "STMTS"})
     if len(names) > 6:
         names = names[:6] + ["..."]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
@@ -576,6 +623,9 @@ def _diagnose(e: UnexpectedInput, file: str, lines: list[str]) -> Diagnostic:
     from lark import UnexpectedCharacters, UnexpectedToken
     if isinstance(e, UnexpectedToken) and e.token.type != "$END":
         tok = e.token
+        if tok.type == "STMTS":  # (the root lexer's token where a statement may not start): its first token
+            first = _FIRST_TOKEN.match(tok.value).group()
+            tok = Token("VALUE" if first[0] == "%" else "NAME", first, line=tok.line, column=tok.column)
         shown = "end of line" if tok.type == "_NL" else f"'{tok.value}'"
         return error(f"unexpected {shown}, expected {_describe(e.accepts or e.expected)}",
                      SourceLoc(file, tok.line, tok.column, 1 if tok.type == "_NL" else max(1, len(tok.value))))
@@ -592,8 +642,8 @@ def _diagnose(e: UnexpectedInput, file: str, lines: list[str]) -> Diagnostic:
 _SIGNATURE = re.compile(r"^[ \t]*func[ \t]+@([A-Za-z_][A-Za-z0-9_.$]*)[ \t]*\([^)]*\)[ \t]*(?:->([^{\n]*))?\{", re.M)
 
 
-def _parse(text: str, file: str) -> tuple[ModuleOp | None, _Build, list[Diagnostic]]:
-    parser, build = _parser()
+def _parse(text: str, file: str, fast: bool = True) -> tuple[ModuleOp | None, _Build, list[Diagnostic]]:
+    parser, build = _parser(fast)
     if not text.endswith("\n"):
         text += "\n"
     lines = text.split("\n")
@@ -643,18 +693,50 @@ def check_module(text: str, filename: str = "<input>") -> tuple[ModuleOp | None,
     return module, diags
 
 
+#: traits whose verifiers (if any) look at nothing but the op itself
+_LOCAL_TRAITS = ("Pure", "DfCanonicalization", "ConstantLike", "HasFolder")
+
+
+@lru_cache(maxsize=None)
+def _verifies_locally(cls) -> bool:
+    """Whether an op's verifier depends only on its class, operand and result types and
+    attributes: no regions, no symbol lookups, no parent or position checks (terminators)."""
+    return (issubclass(cls, D.DfOp) and cls.SYMBOL is None and not cls.get_irdl_definition().regions
+            and cls not in (D.CallOp, D.GetOp) and all(type(t).__name__ in _LOCAL_TRAITS for t in cls.traits))
+
+
+def _verify_message(op: Operation) -> str | None:
+    try:
+        op.verify_()
+    except VerifyException as e:
+        message = str(e)
+        if not message.startswith(f"'{op.name}'"):
+            message = f"'{op.name}' op {message}"
+        return message
+    return None
+
+
 def verify_diagnostics(module: ModuleOp) -> list[Diagnostic]:
-    """Every op's verifier, each failure a diagnostic at the op's ``.lpu`` location."""
+    """Every op's verifier, each failure a diagnostic at the op's ``.lpu`` location.
+
+    A module of 50,000 ops has a few dozen distinct op signatures (class, operand and result
+    types, attributes): an op whose verifier looks at nothing else is verified once per
+    signature, and the outcome reused for every op that shares it."""
     diags: list[Diagnostic] = []
+    outcome: dict[tuple, str | None] = {}
     for op in module.walk():
         if op is module:
             continue
-        try:
-            op.verify_()
-        except VerifyException as e:
-            message = str(e)
-            if not message.startswith(f"'{op.name}'"):
-                message = f"'{op.name}' op {message}"
+        cls = type(op)
+        if _verifies_locally(cls):
+            key = (cls, tuple(v.type for v in op.operands), tuple(r.type for r in op.results),
+                   tuple(op.attributes.items()), tuple(op.properties.items()))
+            message = outcome.get(key, _MISSING)
+            if message is _MISSING:
+                message = outcome[key] = _verify_message(op)
+        else:
+            message = _verify_message(op)
+        if message is not None:
             diags.append(error(message, loc_of(op)))
             if len(diags) >= MAX_ERRORS:
                 diags.append(error("too many errors emitted, stopping now"))
