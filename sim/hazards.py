@@ -22,7 +22,7 @@ PLANE_BUSY = "MXM plane busy"
 LINK_BUSY = "link busy"
 EMPTY_RECV = "receive from an empty buffer"
 OVERFLOW = "receive-buffer overflow"
-UNCONNECTED = "send on an unconnected link"
+UNCONNECTED = "unconnected link"
 DEADLOCK = "sync that can never be released (deadlock)"
 
 

@@ -5,7 +5,8 @@ cycle) cycles, [t, t + busy); the vector lands in the peer's receive buffer at
 t + busy + latency (the wire's latency from the system image, else ``c2c.link_latency``).
 A ``recv`` at r takes the oldest vector that has landed by r (a vector landing in cycle r can
 be taken in cycle r). Receiving from an empty buffer, a buffer holding more than
-``c2c.recv_buffer_depth`` vectors, and a send or ``deskew`` on a busy link are hazards.
+``c2c.recv_buffer_depth`` vectors, a send or ``deskew`` on a busy link, and any of the three on a
+link the system image does not wire are hazards (a recv there puts zeros on its stream).
 """
 
 from __future__ import annotations
@@ -56,8 +57,13 @@ def resolve_links(groups: list[Group], cfgs: list, chip_names: list[str], wires:
             continue
         cfg = cfgs[g.chip]
         link = g.field("link")
-        occ = g.spec.occupancy_for(cfg, g.dtype)
+        occ = g.occupancy
         cyc = g.cycles().tolist()
+        p = peer.get((g.chip, link))
+        if p is None:  # whatever it sends goes nowhere; whatever it receives comes from nowhere
+            out.hazards.append(LinkHazard("unconnected", g.id, 0, g.issue,
+                                          f"L{link} of chip {chip_names[g.chip]} is not wired to any chip"))
+            continue
         if m == "recv":
             for k, c in enumerate(cyc):
                 recvs.setdefault((g.chip, link), []).append((c, g.id, k))
@@ -66,11 +72,6 @@ def resolve_links(groups: list[Group], cfgs: list, chip_names: list[str], wires:
             busy.setdefault((g.chip, link), []).append((c, c + occ, g.id, k))
         if m == "send":
             out.bytes_sent[g.chip] = out.bytes_sent.get(g.chip, 0) + g.count * cfg.lanes * len(send_src[g.id][0])
-            p = peer.get((g.chip, link))
-            if p is None:
-                out.hazards.append(LinkHazard("unconnected", g.id, 0, g.issue,
-                                              f"L{link} of chip {chip_names[g.chip]} is not connected"))
-                continue
             b, lb, lat = p
             lat = cfg["c2c.link_latency"] if lat is None else lat
             for k, c in enumerate(cyc):

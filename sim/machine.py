@@ -354,6 +354,8 @@ class Machine:
         self.wall_seconds = time.perf_counter() - t_start
         self.busy = busy
         self.hazards.sort(key=lambda h: h.order)
+        if self.strict:  # the run stopped at the first hazard: what lies beyond was never reached
+            self.hazards = [h for h in self.hazards if h.cycle <= self.limit]
         return self
 
     def _plan(self, g: Group) -> tuple:
