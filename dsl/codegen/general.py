@@ -74,9 +74,13 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     state = _State(module, base_dir, {})
     storage = Storage.for_chip(cfg)
     low = Lowering(storage, cfg, lambda sym: state.tensor(sym, state.symbols[sym]))
+    from lpu.dsl import dialect as D
+
+    low.weights = {op.rhs for op in fn.body.block.ops if isinstance(op, D.MatmulOp)}
     args = {}
     for aname, arg in zip(arg_names(fn), fn.body.block.args):
-        v = storage.alloc(f"in_{aname}", tuple(T.shape_of(arg.type)), T.elem_of(arg.type), None, True)
+        v = storage.alloc(f"in_{aname}", tuple(T.shape_of(arg.type)), T.elem_of(arg.type), None, True,
+                          weights=arg in low.weights)
         low.values[arg] = args[aname] = v
     outs = []
     for op in fn.body.block.ops:

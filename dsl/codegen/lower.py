@@ -47,7 +47,8 @@ class Lowering:
         self.weights_of = weights_of  # data/reserve op -> its initial contents
         self.values: dict = {}  # SSA value -> VValue
         self.scalars: dict = {}  # SSA value of a rank-0 (or one-element) constant -> its value
-        self.snips: list[Snippet] = []
+        self.snips: list = []  # Snippet, or mxm.MatmulJob
+        self.weights: set = set()  # values used as a matmul's right operand (laid out for lw)
         self._n = 0
 
     # --- values ----------------------------------------------------------------------------
@@ -84,7 +85,9 @@ class Lowering:
         elif isinstance(op, D.GetOp):
             sym = D.get_sym(op, "tensor")
             a = self.weights_of(sym)
-            self.values[op.result] = self.const(a, T.elem_of(op.result.type), loc)
+            self._n += 1
+            self.values[op.result] = self.st.alloc(f"c{self._n}", a.shape, T.elem_of(op.result.type), a, False, loc,
+                                                   weights=op.result in self.weights)
         elif name in D.BINARY_OPS:
             self.binary(op, name, loc)
         elif name in D.UNARY_OPS and name not in D.COMPOSITE_UNARY:
@@ -100,6 +103,8 @@ class Lowering:
             self.values[op.result] = self.dequantize(op, loc)
         elif isinstance(op, (D.ReduceSumOp, D.ReduceMaxOp)):
             self.values[op.result] = self.reduce(op, loc)
+        elif isinstance(op, D.MatmulOp):
+            self.values[op.result] = self.matmul(op, loc)
         elif isinstance(op, D.ReshapeOp):
             self.values[op.result] = self.reshape(op)
         elif isinstance(op, D.SliceOp):
@@ -174,6 +179,44 @@ class Lowering:
             x = self.scaled(x, "sub", float(zp), loc)
         y = self.scaled(x, "mul", scale, loc)
         return self.convert(y, T.elem_of(op.result.type), loc)
+
+    # --- matmul ------------------------------------------------------------------------------
+    def matmul(self, op, loc) -> VValue:
+        from lpu.dsl.codegen.mxm import MatmulJob
+
+        x, W = self.values[op.lhs], self.values[op.rhs]
+        L = self.lanes
+        if x.splat or W.splat or len(W.shape) != 2:
+            raise unsupported(op, "a matmul with a contraction or output dimension of 1")
+        K, N = W.shape
+        elem = x.elem
+        acc = T.elem_of(op.result.type)
+        rows_per_lw = self.cfg["mxm.max_rows_per_lw"] // T.dtype(elem).itemsize
+        C = W.cols(L)
+        if not all(len({W.vec(i, c, L).slice for i in range(g, min(K, g + rows_per_lw))}) == min(K, g + rows_per_lw) - g
+                   for g in range(0, K, rows_per_lw) for c in range(C)):
+            # a computed matrix: copy it into the weight layout first
+            self._n += 1
+            Wl = self.st.alloc(f"t{self._n}", W.shape, elem, None, True, loc, weights=True)
+            for a, b in zip(W.vecs, Wl.vecs):
+                self.emit("mov", elem, [Src(a, elem)], b, loc=loc)
+            W = Wl
+        kc = x.cols(L)
+        valid = K - (kc - 1) * L
+        xs = [[x.vec(r, c, L) for c in range(kc)] for r in range(x.rows)]
+        if valid < L:  # zero x's padding lanes: the plane's rows past K hold stale weights
+            mask = self.const(np.where(np.arange(L) < valid, 1, 0).astype(T.dtype(elem)), elem, loc)
+            zero = self.const(np.zeros(L, T.dtype(elem)), elem, loc)
+            for row in xs:
+                t = self.temp((L,), elem, loc).vecs[0]
+                self.emit("select", elem, [Src(mask.vecs[0], elem), Src(row[-1], elem), Src(zero.vecs[0], elem)], t,
+                          loc=loc)
+                row[-1] = t
+        y = self.temp(T.shape_of(op.result.type), acc, loc)
+        nc = y.cols(L)
+        self.snips.append(MatmulJob(elem, acc, xs, [[W.vec(i, c, L) for c in range(C)] for i in range(K)],
+                                    [[y.vec(r, c, L) for c in range(nc)] for r in range(y.rows)], K, loc))
+        return y
 
     # --- reductions ------------------------------------------------------------------------
     def reduce(self, op, loc) -> VValue:

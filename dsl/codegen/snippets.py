@@ -59,23 +59,46 @@ class Scheduled:
     length: int = 0
 
 
-def schedule_snippets(snips: list[Snippet], cfg, ready: dict[Vec, int] | None = None,
+class _Context:
+    """What every placement shares: the chip, the resource tables, the emitted instructions."""
+
+    def __init__(self, cfg, ready):
+        self.cfg = cfg
+        self.qidx = {q.name: q.index for q in cfg.queues}
+        self.pos = {q.name: q.position for q in cfg.queues}
+        self.RL = cfg["mem.read_latency"]
+        self.res, self.streams = Resources(), Streams(cfg.streams)
+        self.ready = dict(ready or {})
+        self.insts: list[Inst] = []
+        self.length = 0
+
+    def add(self, cycle, unit, m, dtype, args, dtype2=None, loc=None):
+        self.insts.append(Inst(cycle, self.qidx[unit], BY_MNEMONIC[m], dtype, dtype2, tuple(args), loc))
+
+    def take_read(self, v: Vec, r: int, w: int, segs, base: int) -> None:
+        self.res.take("queue", v.slice, r)
+        self.res.take("read", v.slice, r, w)
+        for seg in segs:
+            self.streams.take(seg, base, w)
+
+
+def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
                       horizon: int = 200_000) -> Scheduled:
-    qidx = {q.name: q.index for q in cfg.queues}
-    pos = {q.name: q.position for q in cfg.queues}
+    from lpu.dsl.codegen.mxm import MatmulJob, schedule_matmul
+
+    ctx = _Context(cfg, ready)
+    pos = ctx.pos
     vxm = [q.name for q in cfg.queues if q.kind == "vxm"]
     V = pos[vxm[0]]
     sxm = {q.slice.hemisphere: (q.name, q.position) for q in cfg.queues if q.kind == "sxm"}
-    RL = cfg["mem.read_latency"]
+    RL = ctx.RL
     SL = BY_MNEMONIC["rotate"].latency_for(cfg, "i8")
-    res, streams = Resources(), Streams(cfg.streams)
-    ready = dict(ready or {})
-    out = Scheduled()
-
-    def add(cycle, unit, m, dtype, args, dtype2=None, loc=None):
-        out.insts.append(Inst(cycle, qidx[unit], BY_MNEMONIC[m], dtype, dtype2, tuple(args), loc))
+    res, streams, ready, add = ctx.res, ctx.streams, ctx.ready, ctx.add
 
     for sn in snips:
+        if isinstance(sn, MatmulJob):
+            schedule_matmul(sn, ctx, horizon)
+            continue
         lat = BY_MNEMONIC[sn.mnemonic].latency_for(cfg, sn.dtype)
         # the earliest VXM cycle the operands allow: each read no earlier than its vector lands
         routes = []
@@ -105,8 +128,8 @@ def schedule_snippets(snips: list[Snippet], cfg, ready: dict[Vec, int] | None = 
         sn.cycle = t
         w = plan["write"]
         ready[sn.dst] = w + wd
-        out.length = max(out.length, w + wd)
-    return out
+        ctx.length = max(ctx.length, w + wd)
+    return Scheduled(ctx.insts, ctx.length)
 
 
 def _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm):

@@ -121,15 +121,21 @@ class Storage:
         return cls(cfg, pool, {s.name: s.position for s in cfg.mem_slices})
 
     def alloc(self, name: str, shape: tuple[int, ...], elem: str, data: np.ndarray | None = None,
-              is_global: bool = False, loc=None) -> VValue:
+              is_global: bool = False, loc=None, weights: bool = False) -> VValue:
+        """``weights``: a matrix the MXM loads — row ``i``'s vectors go to pool slice ``i + c``,
+        so the rows one ``lw`` takes (consecutive ``i``) are read from different slices."""
         lanes = self.cfg.lanes
         n = vector_count(shape, lanes)
+        cols = n // max(1, int(np.prod(shape[:-1])) if len(shape) > 1 else 1)
         width = DTYPE_BYTES[elem]
         rows = pack(np.asarray(data), lanes) if data is not None else None
         vecs = []
         for k in range(n):
-            sl = self.pool[self._next % len(self.pool)]
-            self._next += 1
+            if weights:
+                sl = self.pool[(k // cols + k % cols) % len(self.pool)]
+            else:
+                sl = self.pool[self._next % len(self.pool)]
+                self._next += 1
             sym = f"{name}_{sl.lower()}"
             s = self.symbols.get(sym)
             if s is None:

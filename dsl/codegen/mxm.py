@@ -1,0 +1,201 @@
+"""Matmuls inside a larger function: ``x[R, K] · W[K, N]`` as one job of the list scheduler.
+
+Column blocks (320 output lanes) go round-robin to the MXM planes, so no column is split and
+no partial sums need adding. For each column block a plane runs its K blocks: the block's
+rows enter the shadow buffer through ``lw`` (16 i8 rows or 8 f16/bf16 rows a cycle, each row
+read from its slice so that it passes the plane in the ``lw`` cycle), ``iw`` makes them
+active, and one ``mm`` per row of ``x`` (``x``'s vector read to pass the plane in that cycle)
+sets (first K block) or adds into accumulator slot ``r``. After the last K block one ``acc``
+per row sends the sums (i32/f32, a 4-stream group) to the result's slice. The next block's
+``lw``s overlap the current block's ``mm``s (the shadow buffer), as on the real chip.
+
+Every instruction goes to the earliest cycle where its queue slot, the MEM ports, the plane
+(an ``mm`` holds it ``occupancy`` cycles) and stream-alloc's groups are free — the same
+tables the vector snippets use (``snippets.py``), so matmuls and vector work overlap.
+Rows of the last K block beyond K are not loaded; ``x``'s padding lanes are zeroed by the
+lowering (``select``), so the weights left in those rows multiply zeros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
+from lpu.asm.operands import stream_field
+from lpu.asm.records import SymRef
+from lpu.diagnostics import DiagnosticError, SourceLoc, error
+from lpu.dsl.codegen.streams import Segment
+from lpu.dsl.codegen.vector import Vec
+
+_SET, _ADD = 0, 1
+
+
+@dataclass
+class MatmulJob:
+    elem: str  # i8, f16 or bf16
+    acc: str  # i32 or f32
+    x: list[list[Vec]]  # x[r][kb]
+    w: list[list[Vec]]  # w[i][nb]: row i of W, column block nb
+    y: list[list[Vec]]  # y[r][nb]
+    K: int
+    loc: SourceLoc | None = None
+
+
+def plane_order(cfg) -> list[tuple[str, int]]:
+    west = [(q.name, q.position) for q in cfg.queues if q.kind == "mxm" and q.slice.hemisphere == "W"]
+    east = [(q.name, q.position) for q in cfg.queues if q.kind == "mxm" and q.slice.hemisphere == "E"]
+    out = []
+    for i in range(max(len(west), len(east))):
+        out += west[i:i + 1] + east[i:i + 1]
+    return out
+
+
+class _Plane:
+    def __init__(self, name: str, position: int):
+        self.name, self.P = name, position
+        self.lw_from = 0  # the next lw may issue here (after the previous iw)
+        self.mm_free = 0  # the plane is free of mm work from here
+        self.acc_done = 0  # accumulators emitted: the next column block may set them
+
+
+def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
+    """Place ``job`` using the scheduler context ``s`` (``snippets._Context``)."""
+    cfg = s.cfg
+    w = DTYPE_BYTES[job.elem]
+    rows_per_lw = cfg["mxm.max_rows_per_lw"] // w
+    R = len(job.x)
+    if R > cfg["mxm.acc_slots"]:
+        raise DiagnosticError(error(f"a matmul of {R} rows needs more than the plane's {cfg['mxm.acc_slots']} "
+                                    "accumulator slots (not split yet)", job.loc))
+    occ = BY_MNEMONIC["mm"].occupancy_for(cfg, job.elem)
+    acc_lat = BY_MNEMONIC["acc"].latency_for(cfg, job.acc)
+    wa = DTYPE_BYTES[job.acc]
+    # a plane's state carries over from one matmul to the next (its shadow buffer and slots)
+    planes = s.__dict__.setdefault("planes", [_Plane(n, p) for n, p in plane_order(cfg)])
+    L = cfg["mxm.rows"]
+    kc = len(job.x[0])
+    nc = len(job.y[0])
+
+    def search(start, fits, what):
+        c = start
+        while not fits(c):
+            c += 1
+            if c > start + horizon:
+                raise DiagnosticError(error(f"the scheduler found no cycle for a matmul's {what}", job.loc))
+        return c
+
+    for nb in range(nc):
+        pl = planes[nb % len(planes)]
+        P = pl.P
+        last_mm = [0] * R
+        for kb in range(kc):
+            rows = list(range(kb * L, min(job.K, kb * L + L)))
+            c = pl.lw_from
+            for g in range(0, len(rows), rows_per_lw):
+                chunk = [job.w[i][nb] for i in rows[g:g + rows_per_lw]]
+                holder = {}
+                c = search(c, lambda t: _lw_fits(s, pl, t, chunk, w, holder), "weight loads")
+                _lw_commit(s, pl, c, chunk, w, holder["plan"], job)
+                c += 1
+            iw = search(max(c, pl.mm_free), lambda t: s.res.free("queue", pl.name, t), "iw")
+            s.res.take("queue", pl.name, iw)
+            s.add(iw, pl.name, "iw", None, (), loc=job.loc)
+            pl.lw_from = iw + 1
+            m = iw + 1
+            for r in range(R):
+                xv = job.x[r][kb]
+                holder = {}
+                start = max(m, pl.mm_free, pl.acc_done if kb == 0 else 0)
+                m = search(start, lambda t: _mm_fits(s, pl, t, xv, w, occ, holder), "products")
+                segs, base, rd = holder["plan"]
+                s.take_read(xv, rd, w, segs, base)
+                s.add(rd, xv.slice, "read", job.elem, (SymRef(xv.symbol, xv.row * w), stream_field(base, segs[0].west), 0),
+                      loc=job.loc)
+                s.res.take("queue", pl.name, m)
+                s.res.take("plane", pl.name, m, occ)
+                s.add(m, pl.name, "mm", job.elem, (stream_field(base, segs[0].west), r, _SET if kb == 0 else _ADD),
+                      loc=job.loc)
+                last_mm[r] = m
+                pl.mm_free = m + occ
+                m += occ
+        a = 0
+        for r in range(R):
+            yv = job.y[r][nb]
+            holder = {}
+            a = search(max(a, last_mm[r] + occ), lambda t: _acc_fits(s, pl, t, yv, wa, acc_lat, holder), "results")
+            seg, base, wc = holder["plan"]
+            s.res.take("queue", pl.name, a)
+            s.streams.take(seg, base, wa)
+            f = stream_field(base, seg.west)
+            s.add(a, pl.name, "acc", job.acc, (r, f, 0), loc=job.loc)
+            s.res.take("queue", yv.slice, wc)
+            s.res.take("write", yv.slice, wc, wa)
+            s.add(wc, yv.slice, "write", job.acc, (SymRef(yv.symbol, yv.row * wa), f, 0), loc=job.loc)
+            s.ready[yv] = wc + wa
+            s.length = max(s.length, wc + wa)
+            pl.acc_done = max(pl.acc_done, a + 1)
+            a += 1
+
+
+def _toward(s, q: int, P: int, ready_at: int, end: int | None = None) -> Segment:
+    return Segment(P < q, q, ready_at, P if end is None else end)
+
+
+def _lw_fits(s, pl: _Plane, c: int, chunk: list[Vec], w: int, holder) -> bool:
+    if not s.res.free("queue", pl.name, c):
+        return False
+    reads = []
+    for v in chunk:
+        q = s.pos[v.slice]
+        r = c - s.RL - abs(q - pl.P)
+        if r < s.ready.get(v, 0) or not s.res.free("queue", v.slice, r) or not s.res.free("read", v.slice, r, w):
+            return False
+        if any(v.slice == v2.slice and abs(r - r2) < w for v2, r2, _ in reads):
+            return False
+        reads.append((v, r, _toward(s, q, pl.P, r + s.RL)))
+    span = len(chunk) * w
+    for base in range(0, s.streams.n - span + 1, w):
+        if all(s.streams.free(seg, base + j * w, w) for j, (_, _, seg) in enumerate(reads)):
+            holder["plan"] = (reads, base)
+            return True
+    return False
+
+
+def _lw_commit(s, pl: _Plane, c: int, chunk, w: int, plan, job: MatmulJob) -> None:
+    reads, base = plan
+    for j, (v, r, seg) in enumerate(reads):
+        s.take_read(v, r, w, [seg], base + j * w)
+        s.add(r, v.slice, "read", job.elem, (SymRef(v.symbol, v.row * w), stream_field(base + j * w, seg.west), 0),
+              loc=job.loc)
+    s.res.take("queue", pl.name, c)
+    s.add(c, pl.name, "lw", job.elem, (stream_field(base, reads[0][2].west), len(chunk)), loc=job.loc)
+
+
+def _mm_fits(s, pl: _Plane, m: int, xv: Vec, w: int, occ: int, holder) -> bool:
+    if not s.res.free("queue", pl.name, m) or not s.res.free("plane", pl.name, m, occ):
+        return False
+    q = s.pos[xv.slice]
+    r = m - s.RL - abs(q - pl.P)
+    if r < s.ready.get(xv, 0) or not s.res.free("queue", xv.slice, r) or not s.res.free("read", xv.slice, r, w):
+        return False
+    seg = _toward(s, q, pl.P, r + s.RL)
+    base = s.streams.find([seg], w)
+    if base is None:
+        return False
+    holder["plan"] = ([seg], base, r)
+    return True
+
+
+def _acc_fits(s, pl: _Plane, a: int, yv: Vec, wa: int, acc_lat: int, holder) -> bool:
+    if not s.res.free("queue", pl.name, a):
+        return False
+    qd = s.pos[yv.slice]
+    wc = a + acc_lat + abs(qd - pl.P)
+    if not s.res.free("queue", yv.slice, wc) or not s.res.free("write", yv.slice, wc, wa):
+        return False
+    seg = Segment(qd < pl.P, pl.P, a + acc_lat, qd)
+    base = s.streams.find([seg], wa)
+    if base is None:
+        return False
+    holder["plan"] = (seg, base, wc)
+    return True
