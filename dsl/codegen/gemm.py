@@ -63,8 +63,9 @@ class GemmPlan:
         return self.k * self.n
 
 
-def block_gemm(func, x_arg, y_dtype, M, K, N, k, n, padded, elem, order, w_arg, cfg) -> GemmPlan:
-    slots = cfg["mxm.acc_slots"]
+def block_gemm(func, x_arg, y_dtype, M, K, N, k, n, padded, elem, order, w_arg, cfg,
+               tile_rows: int | None = None) -> GemmPlan:
+    slots = min(cfg["mxm.acc_slots"], tile_rows or cfg["mxm.acc_slots"])
     tiles_n = max(-(-M // slots), min(M, -(-len(order) // n)))
     tiles = [(t * M // tiles_n, (t + 1) * M // tiles_n) for t in range(tiles_n)]
     units = [(j, m0, m1) for j in range(n) for m0, m1 in tiles]

@@ -75,8 +75,11 @@ def _unsupported(what: str, op) -> DiagnosticError:
                                  "tensor, i8, f16 or bf16)", loc_of(op)))
 
 
-def register_block(module: ModuleOp, name: str, cfg, weights_of, max_planes: int | None = None) -> GemvPlan:
+def register_block(module: ModuleOp, name: str, cfg, weights_of, max_planes: int | None = None,
+                   tile_rows: int | None = None) -> GemvPlan:
     """Match ``@name`` against the forms the code generator handles and block it.
+    ``tile_rows`` caps the rows of ``X`` sharing one weight load (GEMM; default: the
+    accumulator slots).
 
     ``weights_of(data_op)`` gives a ``data`` tensor's contents (the interpreter's loader)."""
     from lpu.dsl.interpreter import arg_names, function
@@ -121,7 +124,7 @@ def register_block(module: ModuleOp, name: str, cfg, weights_of, max_planes: int
         from lpu.dsl.codegen.gemm import block_gemm
 
         return block_gemm(name, names[args.index(mm.lhs)], T.elem_of(mm.result.type), xshape[0], K, N, k, n,
-                          padded, elem, order, w_arg, cfg)
+                          padded, elem, order, w_arg, cfg, tile_rows)
     planes = [PlaneWork(p) for p in order[:min(len(order), k * n)]]
     split_blocks(planes, k, n)
     return GemvPlan(name, names[args.index(mm.lhs)], T.elem_of(mm.result.type), K, N, k, n, padded, elem, planes,

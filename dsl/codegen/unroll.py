@@ -59,3 +59,28 @@ def compact(insts: list[Inst]) -> list[Inst]:
             i += run
     out.sort(key=lambda x: (x.cycle, x.queue))
     return out
+
+
+def expand(insts: list[Inst]) -> list[Inst]:
+    """The inverse of ``compact``: every ``repeat`` written out as the instructions it issues
+    (what a schedule is without this pass; used to measure what the pass buys)."""
+    queues: dict[int, list[Inst]] = {}
+    for x in sorted(insts, key=lambda x: (x.queue, x.cycle)):
+        queues.setdefault(x.queue, []).append(x)
+    out: list[Inst] = []
+    for q in queues.values():
+        last = None
+        for x in q:
+            if x.spec is _REPEAT and last is not None:
+                n, d = x.args
+                step = DTYPE_BYTES.get(last.dtype, 1) if last.dtype else 1
+                for k in range(1, n + 1):
+                    args = tuple(SymRef(a.symbol, a.offset + k * step) if isinstance(a, SymRef) else a
+                                 for a in last.args)
+                    out.append(Inst(last.cycle + k * d, last.queue, last.spec, last.dtype, last.dtype2, args))
+                last = None
+                continue
+            out.append(x)
+            last = x
+    out.sort(key=lambda x: (x.cycle, x.queue))
+    return out

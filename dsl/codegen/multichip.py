@@ -1,0 +1,518 @@
+"""Multi-chip compilation: a ``df`` function whose ops carry ``chip = N`` becomes one object per
+chip, its ``send``/``recv`` lowered to C2C instructions timed against the topology's links,
+plus the system file for ``lpu-ld``.
+
+**Partitioning.** Chip ``c``'s part of the function is a function of its own (``chip_function``):
+the ops placed on ``c``, with every ``recv`` on ``c`` turned into an argument and every value
+``c`` sends made a result (plus the function's results computed on ``c``). Each part goes
+through the one-chip compiler (``compile_function``), whatever it supports. A value used on
+another chip than the one computing it must travel by ``send``/``recv`` (an error otherwise);
+arguments are written by the host to every chip that uses them.
+
+**Kernels of a chip's object**, run end to end (lpu-ld): ``recv-in`` (the received values its
+computation reads, written into the compiled part's input slices), the part's own kernel,
+``send`` (each vector of a sent value read from its result slice onto a stream toward the
+C2C slice wired to the peer, and sent), ``recv-out`` (received values that are only results,
+kept in a reserved tensor near the C2C slice). All chips start at cycle 0 together, so every
+cycle is global: a send issued at ``t`` lands at ``t + busy + latency`` (busy: the vector's
+bytes over ``c2c.link_bytes_per_cycle``; latency: the wire's, else ``c2c.link_latency``), and
+the receiver's ``recv`` is placed no earlier. Chips are scheduled in dependence order, so a
+pipeline (chip 0 → chip 1 → …) and a gather (chips → chip 0) both work; a cycle of
+dependences between chips is an error.
+
+What travels is a compiled value's vectors as they lie in SRAM (for a GEMV: its ``result_rows``,
+one i32/f32 vector per 320 columns, padding included); a received value can feed a GEMV's
+``x`` (every plane's copy is written from the one stream as it passes) or be a result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.dialects.builtin import ArrayAttr, FunctionType, ModuleOp, StringAttr
+
+from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
+from lpu.asm.emit import emit
+from lpu.asm.operands import stream_field
+from lpu.asm.records import Inst, PeerRef, Placement, Program, SymRef, Tensor
+from lpu.diagnostics import DiagnosticError, error
+from lpu.dsl import dialect as D
+from lpu.dsl import types as T
+from lpu.dsl.frontend import loc_of
+from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, kernel_text, to_kernel
+
+
+def chip_of(op) -> int:
+    return D.get_int(op, "chip", 0)
+
+
+def chips_used(func: D.FuncOp) -> list[int]:
+    return sorted({chip_of(op) for op in func.body.block.ops if not isinstance(op, D.ReturnOp)}
+                  | {D.get_int(op, "to") for op in func.body.block.ops if isinstance(op, D.SendOp)})
+
+
+def is_multichip(module: ModuleOp, name: str) -> bool:
+    from lpu.dsl.interpreter import function
+
+    return len(chips_used(function(module, name))) > 1
+
+
+def check_placement(func: D.FuncOp) -> None:
+    """Every operand is an argument or a value of the op's own chip."""
+    args = set(func.body.block.args)
+    for op in func.body.block.ops:
+        if isinstance(op, D.ReturnOp):
+            continue
+        for v in op.operands:
+            if v in args:
+                continue
+            if chip_of(v.owner) != chip_of(op):
+                raise DiagnosticError(error(
+                    f"'{op.name.removeprefix('df.')}' on chip {chip_of(op)} uses a value computed on chip "
+                    f"{chip_of(v.owner)}: send it ('send ... {{to = {chip_of(op)}}}' and 'recv')", loc_of(op)))
+
+
+@dataclass
+class Part:
+    """Chip ``c``'s share of the function, as a function of its own."""
+
+    chip: int
+    module: ModuleOp | None  # None: the chip only forwards or receives
+    name: str
+    recv_args: list[tuple[int, str]] = field(default_factory=list)  # (recv op index, argument name)
+    results: list[int] = field(default_factory=list)  # original op index of each result's producer (-1: arg)
+    result_values: list = field(default_factory=list)
+
+
+def chip_function(module: ModuleOp, name: str, chip: int) -> Part:
+    """Clone ``module`` and cut ``@name`` down to the ops on ``chip`` (module doc)."""
+    from lpu.dsl.interpreter import function
+
+    orig = function(module, name)
+    ops = list(orig.body.block.ops)
+    index = {op: i for i, op in enumerate(ops)}
+    mine = [i for i, op in enumerate(ops) if not isinstance(op, D.ReturnOp) and chip_of(op) == chip]
+    wanted = []  # values of chip's ops the part must produce
+    for i in mine:
+        if isinstance(ops[i], D.SendOp):
+            wanted.append(ops[i].operands[0])
+    for v in ops[-1].operands:
+        if v.owner in index and chip_of(v.owner) == chip and not isinstance(v.owner, D.RecvOp):
+            wanted.append(v)
+    wanted = list(dict.fromkeys(wanted))
+    compute = [i for i in mine if not isinstance(ops[i], (D.SendOp, D.RecvOp))]
+    part = Part(chip, None, name)
+    if not compute:
+        return part
+    m2 = module.clone()
+    f2 = function(m2, name)
+    ops2 = list(f2.body.block.ops)
+    block = f2.body.block
+    names = [a.data for a in orig.arg_names.data] if orig.arg_names is not None else \
+        [a.name_hint or f"arg{i}" for i, a in enumerate(orig.body.block.args)]
+    for i in mine:
+        if isinstance(ops[i], D.RecvOp) and any(not isinstance(u.operation, (D.ReturnOp, D.SendOp))
+                                                for u in ops[i].results[0].uses):
+            arg = block.insert_arg(ops2[i].results[0].type, len(block.args))
+            ops2[i].results[0].replace_all_uses_with(arg)
+            part.recv_args.append((i, f"recv{i}"))
+            names.append(f"recv{i}")
+    results = [ops2[index[v.owner]].results[v.index] for v in wanted]
+    part.results = [index[v.owner] for v in wanted]
+    part.result_values = wanted
+    ret = ops2[-1]
+    new_ret = D.ReturnOp.create(operands=results)
+    block.insert_op_before(new_ret, ret)
+    ret.detach()
+    ret.erase()
+    for i in reversed(range(len(ops2) - 1)):
+        if i not in compute:
+            ops2[i].detach()
+            ops2[i].erase(safe_erase=False)
+    f2.function_type = FunctionType.from_lists([a.type for a in block.args], [v.type for v in results])
+    f2.arg_names = ArrayAttr([StringAttr(n) for n in names])
+    part.module = m2
+    return part
+
+
+# --- C2C: links, transfers and the kernels around each chip's part --------------------------------
+@dataclass
+class Transfer:
+    """The k-th send from chip ``src`` to chip ``dst`` and the k-th recv there."""
+
+    send: int  # op index
+    recv: int
+    src: int
+    dst: int
+    dtype: str
+    rows: list[tuple[str, int]] = field(default_factory=list)  # (symbol, word offset) of each vector on src
+    arrivals: list[int] = field(default_factory=list)  # global cycle each vector lands in dst's buffer
+
+
+@dataclass
+class ChipCode:
+    chip: int
+    part: Part
+    compiled: object | None  # the part's Compiled
+    kernels: list = field(default_factory=list)  # KernelOp, in run order
+    tensors: list[Tensor] = field(default_factory=list)
+    start: dict[str, int] = field(default_factory=dict)  # kernel name -> global start cycle
+    length: int = 0
+    obj: object = None
+    recv_symbols: dict[int, str] = field(default_factory=dict)  # recv op index -> reserve tensor (results)
+    cfg: object = None
+
+
+def chip_name(c: int) -> str:
+    return f"chip{c}"
+
+
+def _link(system, cfg, a: str, b: str) -> tuple[str, int]:
+    """The C2C queue of chip ``a`` whose lowest link is wired to ``b`` (what lpu-ld's peer
+    relocation picks), and the wire's latency."""
+    per = cfg["c2c.links_per_slice"]
+    ends = []
+    for w in system.wires:
+        for x, lx, y, ly in ((w.chip_a, w.link_a, w.chip_b, w.link_b), (w.chip_b, w.link_b, w.chip_a, w.link_a)):
+            if x == a and y == b:
+                ends.append((lx, w.latency if w.latency is not None else cfg["c2c.link_latency"]))
+    if not ends:
+        raise DiagnosticError(error(f"the system '{system.source}' has no link from '{a}' to '{b}'"))
+    link, lat = min(ends)
+    c2c = [q for q in cfg.queues if q.kind == "c2c"]
+    return c2c[link // per].name, lat
+
+
+def _slice_of(tensors, sym: str) -> str:
+    return next(t.placement.slice for t in tensors if t.name == sym)
+
+
+def _result_rows(c, k: int) -> list[tuple[str, int]]:
+    """The vectors of the compiled part's ``k``-th result, as (symbol, word offset)."""
+    if hasattr(c, "result_vectors"):  # a compiler path that says where its results lie
+        return c.result_vectors(k)
+    from lpu.dsl.codegen.sram_layout import result_rows
+
+    if k != 0 or not hasattr(c.plan, "n") or isinstance(next(iter(result_rows(c.layout))), tuple):
+        raise DiagnosticError(error("multi-chip: only a GEMV's result can be sent yet"))
+    w = DTYPE_BYTES[c.plan.y_dtype]
+    return [(sym, row * w) for _, (sym, row) in sorted(result_rows(c.layout).items())]
+
+
+def _arg_rows(c, arg: str) -> list[list[tuple[str, int]]]:
+    """For each vector of argument ``arg`` of the compiled part, the (symbol, word offset)s it
+    must be written to (a GEMV's x: one copy per plane)."""
+    plan = getattr(c, "plan", None)
+    if plan is None or getattr(plan, "x_arg", None) != arg or hasattr(plan, "M"):
+        raise DiagnosticError(error("multi-chip: a received value can only feed a GEMV's vector yet"))
+    w = DTYPE_BYTES[plan.elem]
+    return [[(pl.x_symbol, i * w) for pl in c.layout.planes] for i in range(plan.k)]
+
+
+class _Timeline:
+    """Queue issue cycles and port cycles taken on one chip, for one kernel (local cycles)."""
+
+    def __init__(self) -> None:
+        self.busy: dict[tuple[str, str], set[int]] = {}
+
+    def free(self, key, c: int, n: int = 1) -> bool:
+        b = self.busy.get(key, ())
+        return all(x not in b for x in range(c, c + n))
+
+    def take(self, key, c: int, n: int = 1) -> None:
+        self.busy.setdefault(key, set()).update(range(c, c + n))
+
+
+def _recv_kernel(name, cfg, system, me: str, items, start: int) -> tuple[KernelOp, int]:
+    """``recv`` every vector of ``items`` [(transfer, vector, [(symbol, offset)], tensors)] no
+    earlier than it lands, and write it into each of its destinations as it passes them."""
+    qidx = {q.name: q.index for q in cfg.queues}
+    tl = _Timeline()
+    insts = []
+    recv_lat = cfg["c2c.recv_latency"]
+    for tr, v, dests, tensors in items:
+        peer = chip_name(tr.src)
+        qname, _ = _link(system, cfg, me, peer)
+        pc = cfg.queue_by_name[qname].position
+        west_edge = pc == min(q.position for q in cfg.queues)
+        w = DTYPE_BYTES[tr.dtype]
+        places = [(sym, off, cfg.queue_by_name[_slice_of(tensors, sym)].position, _slice_of(tensors, sym))
+                  for sym, off in dests]
+        r = max(0, tr.arrivals[v] - start)
+        while not (tl.free(("queue", qname), r) and all(
+                tl.free(("queue", sl), r + recv_lat + abs(q - pc)) and tl.free(("write", sl), r + recv_lat + abs(q - pc), w)
+                for _, _, q, sl in places)):
+            r += 1
+        grp = stream_field(0, not west_edge)  # away from the edge the link is on
+        insts.append(Inst(r, qidx[qname], BY_MNEMONIC["recv"], tr.dtype, None, (PeerRef(peer), grp)))
+        tl.take(("queue", qname), r)
+        for sym, off, q, sl in places:
+            at = r + recv_lat + abs(q - pc)
+            tl.take(("queue", sl), at)
+            tl.take(("write", sl), at, w)
+            insts.append(Inst(at, qidx[sl], BY_MNEMONIC["write"], tr.dtype, None, (SymRef(sym, off), grp, 0)))
+    insts.sort(key=lambda x: (x.cycle, x.queue))
+    kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
+    return kop, to_kernel(kop, cfg).length
+
+
+def _send_kernel(name, cfg, system, me: str, transfers, tensors, start: int) -> tuple[KernelOp, int]:
+    """Read each vector of each transfer from its slice so that it passes the C2C slice in the
+    cycle its ``send`` issues; sends on one link end are ``busy`` cycles apart."""
+    qidx = {q.name: q.index for q in cfg.queues}
+    tl = _Timeline()
+    insts = []
+    read_lat = cfg["mem.read_latency"]
+    link_free: dict[str, int] = {}
+    for tr in transfers:
+        peer = chip_name(tr.dst)
+        qname, lat = _link(system, cfg, me, peer)
+        pc = cfg.queue_by_name[qname].position
+        toward_west = pc == min(q.position for q in cfg.queues)
+        w = DTYPE_BYTES[tr.dtype]
+        busy = math.ceil(cfg.lanes * w / cfg["c2c.link_bytes_per_cycle"])
+        grp = stream_field(0, toward_west)
+        tr.arrivals = []
+        for sym, off in tr.rows:
+            sl = _slice_of(tensors, sym)
+            q = cfg.queue_by_name[sl].position
+            r = 0
+            while True:
+                s = r + read_lat + abs(q - pc)
+                if (s >= link_free.get(qname, 0) and tl.free(("queue", qname), s) and tl.free(("queue", sl), r)
+                        and tl.free(("read", sl), r, w)):
+                    break
+                r += 1
+            tl.take(("queue", qname), s)
+            tl.take(("queue", sl), r)
+            tl.take(("read", sl), r, w)
+            link_free[qname] = s + busy
+            insts.append(Inst(r, qidx[sl], BY_MNEMONIC["read"], tr.dtype, None, (SymRef(sym, off), grp, 0)))
+            insts.append(Inst(s, qidx[qname], BY_MNEMONIC["send"], tr.dtype, None, (grp, PeerRef(peer))))
+            tr.arrivals.append(start + s + busy + lat)
+    insts.sort(key=lambda x: (x.cycle, x.queue))
+    kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
+    return kop, to_kernel(kop, cfg).length
+
+
+# --- the whole program --------------------------------------------------------------------------
+@dataclass
+class MultiCompiled:
+    """One object per chip, the system they link in, and how arguments and results map onto
+    each chip's SRAM symbols (``chipN:symbol``)."""
+
+    func: str
+    chips: dict[int, ChipCode]
+    system_text: str
+    system_source: str
+    results: list[tuple[int, object]]  # per function result: (chip, ("part", k) | ("recv", op index))
+    result_types: list
+    arg_names: list[str]
+    cycles: int = 0
+
+    def objects(self) -> list[tuple[str, object]]:
+        return [(chip_name(c), code.obj) for c, code in sorted(self.chips.items())]
+
+    def system(self):
+        from lpu.linker.system import system_from_text
+
+        return system_from_text(self.system_text, self.system_source)
+
+    def link(self):
+        from lpu.linker.link import link_objects
+
+        return link_objects(self.objects(), self.system())
+
+    def inputs(self, args: dict[str, np.ndarray], lanes: int | None = None) -> dict[str, np.ndarray]:
+        out = {}
+        for c, code in self.chips.items():
+            if code.compiled is None:
+                continue
+            sub = dict(args)
+            for i, name in code.part.recv_args:  # written by the recv-in kernel; zeros until then
+                sub[name] = np.zeros(T.shape_of(self._recv_type(code, i)), T.dtype(T.elem_of(self._recv_type(code, i))))
+            for sym, a in code.compiled.inputs(sub, lanes).items():
+                out[f"{chip_name(c)}:{sym}"] = a
+        return out
+
+    def _recv_type(self, code, i):
+        from lpu.dsl.interpreter import function
+
+        f = function(code.part.module, self.func)
+        names = [a.data for a in f.arg_names.data]
+        return f.body.block.args[names.index(f"recv{i}")].type
+
+    def output_symbols(self) -> list[str]:
+        out = []
+        for c, (kind, k) in self.results:
+            code = self.chips[c]
+            if kind == "part":
+                out += [f"{chip_name(c)}:{s}" for s in code.compiled.output_symbols()]
+            else:
+                out.append(f"{chip_name(c)}:{code.recv_symbols[k]}")
+        return list(dict.fromkeys(out))
+
+    def result_list(self, parts: dict[str, np.ndarray], lanes: int) -> list[np.ndarray]:
+        out = []
+        for (c, (kind, k)), ty in zip(self.results, self.result_types):
+            code = self.chips[c]
+            prefix = f"{chip_name(c)}:"
+            if kind == "part":
+                mine = {s[len(prefix):]: a for s, a in parts.items() if s.startswith(prefix)}
+                out.append(code.compiled.result(mine, lanes))
+            else:
+                rows = parts[prefix + code.recv_symbols[k]]
+                n = int(np.prod(T.shape_of(ty)))
+                out.append(rows.reshape(-1)[:n].reshape(T.shape_of(ty)))
+        return out
+
+    def result(self, parts: dict[str, np.ndarray], lanes: int) -> np.ndarray:
+        return self.result_list(parts, lanes)[0]
+
+    def assembly(self, source: str = "") -> str:
+        """Every chip's kernels as ``.lpu`` assembly, in run order (``lpu compile -S``)."""
+        out = []
+        for c, code in sorted(self.chips.items()):
+            out.append(f"// {chip_name(c)}: {len(code.kernels)} kernel(s), {code.length} cycles")
+            for k in code.kernels:
+                out.append(kernel_text(k, code.cfg))
+        return "\n".join(out)
+
+
+def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None, base_dir: str = ".",
+                      file: str = "<codegen>") -> MultiCompiled:
+    """Compile ``@name`` whose ops are placed on several chips (module doc)."""
+    from lpu.dsl.codegen import compile_function
+    from lpu.dsl.interpreter import arg_names, function
+    from lpu.linker.system import load_system
+
+    import os
+
+    func = function(module, name)
+    check_placement(func)
+    chips = chips_used(func)
+    topo = system_path or ("node" if max(chips) < 8 else "two-nodes")
+    system = load_system(topo)
+    for c in chips:
+        if chip_name(c) not in system.chips:
+            raise DiagnosticError(error(f"the function places ops on chip {c}, but the system '{topo}' has no "
+                                        f"chip '{chip_name(c)}'", loc_of(func)))
+    ops = list(func.body.block.ops)
+    # pair the k-th send from a to b with the k-th recv on b from a
+    sends: dict[tuple[int, int], list[int]] = {}
+    recvs: dict[tuple[int, int], list[int]] = {}
+    for i, op in enumerate(ops):
+        if isinstance(op, D.SendOp):
+            sends.setdefault((chip_of(op), D.get_int(op, "to")), []).append(i)
+        elif isinstance(op, D.RecvOp):
+            recvs.setdefault((D.get_int(op, "from"), chip_of(op)), []).append(i)
+    transfers: list[Transfer] = []
+    for key in sorted(set(sends) | set(recvs)):
+        s, r = sends.get(key, []), recvs.get(key, [])
+        if len(s) != len(r):
+            op = ops[(s or r)[-1]]
+            raise DiagnosticError(error(f"chip {key[0]} sends {len(s)} value(s) to chip {key[1]}, which receives "
+                                        f"{len(r)}", loc_of(op)))
+        for a, b in zip(s, r):
+            transfers.append(Transfer(a, b, key[0], key[1], T.elem_of(ops[a].operands[0].type)))
+    codes: dict[int, ChipCode] = {}
+    for c in chips:
+        part = chip_function(module, name, c)
+        compiled = compile_function(part.module, name, cfg, base_dir, file=file) if part.module is not None else None
+        code = ChipCode(c, part, compiled)
+        code.cfg = cfg
+        if compiled is not None:
+            code.tensors = list(compiled.program.tensors)
+        codes[c] = code
+    for tr in transfers:
+        code = codes[tr.src]
+        producer = ops[tr.send].operands[0].owner
+        if isinstance(producer, D.RecvOp):
+            raise DiagnosticError(error("multi-chip: forwarding a received value is not supported yet",
+                                        loc_of(ops[tr.send])))
+        k = code.part.results.index(ops.index(producer))
+        tr.rows = _result_rows(code.compiled, k)
+    # schedule chips in dependence order: a chip's computation starts once its inputs landed
+    done: set[int] = set()
+    for _ in range(len(chips) + 1):
+        for c in chips:
+            if c in done:
+                continue
+            code = codes[c]
+            incoming = [tr for tr in transfers if tr.dst == c and (tr.recv, f"recv{tr.recv}") in code.part.recv_args]
+            if any(not tr.arrivals for tr in incoming):
+                continue
+            t = 0
+            if incoming:
+                items = []
+                for tr in incoming:
+                    dests = _arg_rows(code.compiled, f"recv{tr.recv}")
+                    items += [(tr, v, dests[v], code.tensors) for v in range(len(tr.arrivals))]
+                kop, n = _recv_kernel(f"{name}_recv_in", cfg, system, chip_name(c), items, t)
+                code.kernels.append(kop)
+                code.start[kop.sym_name.data] = t
+                t += n
+            if code.compiled is not None:
+                code.kernels.append(code.compiled.kernel)
+                code.start[name] = t
+                t += code.compiled.cycles
+            outgoing = [tr for tr in transfers if tr.src == c]
+            if outgoing:
+                kop, n = _send_kernel(f"{name}_send", cfg, system, chip_name(c), outgoing, code.tensors, t)
+                code.kernels.append(kop)
+                code.start[kop.sym_name.data] = t
+                t += n
+            code.length = t
+            done.add(c)
+    if len(done) != len(chips):
+        raise DiagnosticError(error("multi-chip: the chips wait on each other in a cycle (a value must be received "
+                                    "before the chip can compute what it sends)", loc_of(func)))
+    # received values that are results only: one reserve tensor each, after the chip's other kernels
+    for c in chips:
+        code = codes[c]
+        items = []
+        for tr in transfers:
+            if tr.dst != c or (tr.recv, f"recv{tr.recv}") in code.part.recv_args:
+                continue
+            ty = ops[tr.recv].results[0].type
+            w = DTYPE_BYTES[tr.dtype]
+            vecs = len(tr.arrivals)
+            c2c, _ = _link(system, cfg, chip_name(c), chip_name(tr.src))
+            pc = cfg.queue_by_name[c2c].position
+            near = min((s for s in cfg.mem_slices), key=lambda s: abs(s.position - pc))
+            sym = f"recv{tr.recv}"
+            code.tensors.append(Tensor(sym, tr.dtype, (vecs, cfg.lanes), Placement(near.name), None, True, None,
+                                       vecs * w))
+            code.recv_symbols[tr.recv] = sym
+            items += [(tr, v, [(sym, v * w)], code.tensors) for v in range(vecs)]
+            del ty
+        if items:
+            kop, n = _recv_kernel(f"{name}_recv_out", cfg, system, chip_name(c), items, code.length)
+            code.kernels.append(kop)
+            code.start[kop.sym_name.data] = code.length
+            code.length += n
+    for c in chips:
+        code = codes[c]
+        kernels = [code.compiled.program.kernels[0] if (code.compiled is not None and k is code.compiled.kernel)
+                   else to_kernel(k, cfg, file) for k in code.kernels]
+        code.obj = emit(Program(cfg.name, cfg, code.tensors, [], kernels, file))
+    results = []
+    for v in ops[-1].operands:
+        if v in func.body.block.args:
+            raise DiagnosticError(error("multi-chip: returning an argument is not supported", loc_of(ops[-1])))
+        c = chip_of(v.owner)
+        if isinstance(v.owner, D.RecvOp):
+            results.append((c, ("recv", ops.index(v.owner))))
+        else:
+            results.append((c, ("part", codes[c].part.results.index(ops.index(v.owner)))))
+    src = topo if os.sep not in topo and not topo.endswith(".toml") else os.path.abspath(topo)
+    text = (f"# written by lpu compile for @{name}: one object per chip\n"
+            f"topology = {src!r}\n".replace("'", '"'))
+    for c in chips:
+        text += f'\n[chips.{chip_name(c)}]\nobjects = ["{chip_name(c)}"]\n'
+    mc = MultiCompiled(name, codes, text, "<lpu compile system>", results,
+                       [v.type for v in ops[-1].operands], arg_names(func),
+                       max(code.length for code in codes.values()))
+    return mc
