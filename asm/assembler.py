@@ -123,7 +123,9 @@ class _Assembler:
             if array is None:
                 return None
             image = to_sram(array, dtype, cfg.lanes)
-        t = Tensor(rt.name, dtype, shape, placement, image, rt.is_global, name_loc, nwords)
+        # the object records where the tensor was first written: a loc(...) annotation says so
+        t = Tensor(rt.name, dtype, shape, placement, image, rt.is_global,
+                   SourceLoc(*rt.loc, len(rt.name) + 1) if rt.loc else name_loc, nwords)
         return t if self.define(rt.name, "tensor", t, name_loc) else None
 
     def contents(self, rt, shape, dtype) -> np.ndarray | None:
@@ -179,7 +181,8 @@ class _Assembler:
 
     # --- kernels ----------------------------------------------------------------------------
     def kernel(self, rk) -> Kernel:
-        k = Kernel(rk.name, [], rk.is_global, self.loc(rk.line, rk.name_col, len(rk.name) + 1))
+        k = Kernel(rk.name, [], rk.is_global, SourceLoc(*rk.loc, len(rk.name) + 1) if rk.loc
+                   else self.loc(rk.line, rk.name_col, len(rk.name) + 1))
         for ri in rk.insts:
             inst = self.inst(ri)
             if inst is not None:

@@ -25,11 +25,16 @@ def emit(prog: Program) -> ObjectFile:
     cfg = prog.config
     obj = ObjectFile(cfg.text, cfg.source)
     files: dict[str, int] = {}
+
+    def where(loc) -> tuple[int, int, int]:
+        return (files.setdefault(loc.file, len(files)), loc.line, loc.col) if loc else (0, 0, 0)
+
     for t in prog.tensors:
-        obj.sram.append(SramSection(t.name, t.dtype, t.shape, t.placement, t.words, t.image, t.is_global))
+        obj.sram.append(SramSection(t.name, t.dtype, t.shape, t.placement, t.words, t.image, t.is_global,
+                                    where(t.loc)))
     obj.externs = list(prog.externs)
     for k in prog.kernels:
-        obj.kernels.append(KernelInfo(k.name, k.length, k.is_global))
+        obj.kernels.append(KernelInfo(k.name, k.length, k.is_global, where(k.loc)))
         by_queue: dict[int, list[Inst]] = {}
         for inst in k.insts:
             by_queue.setdefault(inst.queue, []).append(inst)

@@ -67,6 +67,7 @@ class SramSection:
     words: int
     image: bytes | None  # None: a reservation (no contents)
     is_global: bool = False
+    where: tuple[int, int, int] = (0, 0, 0)  # (file index, line, column) of the definition; line 0: unknown
 
     @property
     def section_name(self) -> str:
@@ -78,6 +79,7 @@ class KernelInfo:
     name: str
     length: int  # cycles
     is_global: bool = False
+    where: tuple[int, int, int] = (0, 0, 0)  # (file index, line, column) of the definition; line 0: unknown
 
 
 @dataclass
@@ -154,6 +156,9 @@ def to_elf(obj: ObjectFile, etype: int = E.ET_REL) -> E.ElfFile:
     for c in obj.code:
         lines.append(struct.pack("<I", len(c.words)))
         lines.append(np.ascontiguousarray(c.lines, dtype="<u4").tobytes())
+    # where each kernel, then each tensor, is defined (the linker's duplicate-symbol notes)
+    defs = [k.where for k in obj.kernels] + [t.where for t in obj.sram]
+    lines.append(struct.pack(f"<I{3 * len(defs)}I", len(defs), *(x for d in defs for x in d)))
     elf.sections.append(E.ElfSection(".lpu.lines", SHT_LPU_LINES, 0, b"".join(lines), align=4))
 
     sram_index = {}
@@ -264,6 +269,12 @@ def from_elf(elf: E.ElfFile) -> ObjectFile:
                 name = name[len(PEER_PREFIX):]
             relocs.append(Reloc(rel.offset // 8, rel.type, name, rel.addend))
         obj.code.append(QueueCode(kernel, queue, words, lines.copy(), relocs))
+    if r.pos < len(r.data):  # definition lines (absent from objects written before they existed)
+        defs = r.array(3 * r.u32()).reshape(-1, 3)
+        if len(defs) != len(obj.kernels) + len(obj.sram):
+            raise E.ElfError(".lpu.lines: definition lines do not match the kernels and tensors")
+        for rec, d in zip(obj.kernels + obj.sram, defs):
+            rec.where = tuple(int(x) for x in d)
     return obj
 
 

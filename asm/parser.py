@@ -22,6 +22,14 @@ from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error
 MAX_ERRORS = 20
 
 
+def _def_loc(tok) -> tuple | None:
+    """A definition's ``loc("FILE":LINE:COL)`` token, as (file, line, col)."""
+    if tok is None:
+        return None
+    m = _LOC_RE.fullmatch(tok.value)
+    return (_string(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+
 class ListElement(NamedTuple):
     """A number of a list initializer and where it is written."""
 
@@ -83,6 +91,7 @@ class RawTensor:
     col: int
     name_col: int
     type_col: int
+    loc: tuple | None = None  # (file, line, col) from a loc(...) annotation
 
 
 @dataclass(slots=True)
@@ -94,6 +103,7 @@ class RawKernel:
     col: int
     name_col: int
     end_line: int = 0
+    loc: tuple | None = None  # (file, line, col) from a loc(...) annotation
 
 
 @dataclass(slots=True)
@@ -119,10 +129,10 @@ class _Build(Transformer):
     # --- everything else ---
     def kernel(self, c):
         is_global = c[0].type == "GLOBAL"
-        name, body = (c[1], c[2]) if is_global else (c[0], c[1])
+        name, loc, body = c[1:4] if is_global else c[0:3]
         first = c[0]
         k = RawKernel(name.value[1:], split_body(body.value, body.line, body.column), is_global, first.line,
-                      first.column, name.column)
+                      first.column, name.column, loc=_def_loc(loc))
         k.end_line = body.end_line if body.end_line is not None else body.line + body.value.count("\n")
         return k
 
@@ -168,7 +178,7 @@ class _Build(Transformer):
         init = rest[3] if has_init else None
         first = c[0]
         return RawTensor(sym.value[1:], ty.value, placement, init, is_global, first.line, first.column,
-                         sym.column, ty.column)
+                         sym.column, ty.column, _def_loc(rest[-1]))
 
     def data(self, c):
         return self._tensor(c, True)
@@ -406,12 +416,15 @@ _NAMES = {
     "COMMA": "','", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COLON": "':'",
     "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "SIGN": "a sign", "HEX_BYTES": "hex bytes",
     "GLOBAL": "'global'", "$END": "end of file", "KERNEL_BODY": "a kernel body '{ ... }'",
-    "FUNC_REST": "a function body",
+    "FUNC_REST": "a function body", "LIST_OPEN": "'['", "LIST_CLOSE": "']'",
 }
+# machine-written annotations (the disassembler's): not worth naming in "expected ..." lists
+_UNNAMED = {"LOC"}
 
 
 def _describe(terminals) -> str:
     names = []
+    terminals = set(terminals) - _UNNAMED or set(terminals)
     for t in sorted(terminals):
         if t in _NAMES:
             names.append(_NAMES[t])

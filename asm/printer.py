@@ -34,6 +34,11 @@ def _quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _def_loc(obj: ObjectFile, where) -> str:
+    f, line, col = where
+    return f" loc({_quote(obj.files[f])}:{line}:{col})" if line > 0 and f < len(obj.files) else ""
+
+
 def tensor_type(shape, dtype) -> str:
     return "tensor<" + "".join(f"{d}x" for d in shape) + dtype + ">"
 
@@ -52,7 +57,7 @@ def disassemble(obj: ObjectFile, with_loc: bool = True, source: str = "") -> str
         if s.image is not None:
             elems = from_sram(s.image, s.shape, s.dtype, cfg.lanes)
             line += f' = hex"{elems.tobytes().hex()}"'
-        out.append(line)
+        out.append(line + (_def_loc(obj, s.where) if with_loc else ""))
     for name in obj.externs:
         out.append(f"extern @{name}")
     by_kernel: dict[str, list] = {}
@@ -60,7 +65,8 @@ def disassemble(obj: ObjectFile, with_loc: bool = True, source: str = "") -> str
         by_kernel.setdefault(code.kernel, []).append(code)
     for k in obj.kernels:
         out.append("")
-        out.append(f"{'global ' if k.is_global else ''}kernel @{k.name} {{  // {k.length} cycles")
+        out.append(f"{'global ' if k.is_global else ''}kernel @{k.name}"
+                   f"{_def_loc(obj, k.where) if with_loc else ''} {{  // {k.length} cycles")
         insts: list[tuple[int, int, Inst]] = []
         for code in by_kernel.get(k.name, []):
             q = cfg.queue_by_name.get(code.queue)

@@ -16,7 +16,7 @@ import numpy as np
 
 from lpu.arch.config import ChipConfig, config_from_text, load_config
 from lpu.asm.objfile import R_LPU_PEER, ObjectFile
-from lpu.diagnostics import Diagnostic, DiagnosticError, error
+from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error
 from lpu.linker import c2c
 from lpu.linker.code import Segment, build_queue, check_code, word_loc
 from lpu.linker.image import ChipImage, LinkWire, PhaseInfo, QueueProgram, SramInit, SymbolInfo, SystemImage
@@ -236,17 +236,20 @@ class _Linker:
         by_obj = {(p.object, p.section.symbol): p for p in placed}
         local: dict[tuple[str, str], Target] = {}
         globals_: dict[str, list[tuple[str, Target]]] = defaultdict(list)
+        defined_at: dict[tuple[str, str], SourceLoc | None] = {}  # (object, global) -> its definition
         for o in objs:
             for s in o.obj.sram:
                 t = Target(by_obj.get((o.name, s.symbol)))
                 local[(o.name, s.symbol)] = t
                 if s.is_global:
                     globals_[s.symbol].append((o.name, t))
+                    defined_at[(o.name, s.symbol)] = word_loc(o.obj.files, np.array([s.where]), 0)
             for k in o.obj.kernels:
                 t = Target(None, o.name)
                 local.setdefault((o.name, k.name), t)
                 if k.is_global:
                     globals_[k.name].append((o.name, t))
+                    defined_at.setdefault((o.name, k.name), word_loc(o.obj.files, np.array([k.where]), 0))
         refs: dict[str, list[tuple[str, object]]] = defaultdict(list)  # symbol -> (object, loc) of references
         for o in objs:
             for code in o.obj.code:
@@ -257,6 +260,9 @@ class _Linker:
             if len(defs) > 1:
                 d = error(f"duplicate symbol '@{name}' on chip '{chip}': defined as global in objects "
                           + ", ".join(f"'{o}'" for o, _t in defs))
+                for o, _t in defs:
+                    if defined_at.get((o, name)) is not None:
+                        d.note(f"defined in object '{o}' here", defined_at[(o, name)])
                 for o, where in refs.get(name, []):
                     d.note(f"referenced from object '{o}' here", word_loc(*where))
                 self.diags.append(d)

@@ -94,7 +94,7 @@ Idx Name                                 Type               Size Flags
   1 .lpu.config                          LPU_CONFIG         1551 
   2 .lpu.kernels                         LPU_KERNELS          38 
   3 .lpu.tensors                         LPU_TENSORS         134 
-  4 .lpu.lines                           LPU_LINES           172 
+  4 .lpu.lines                           LPU_LINES           236 
   5 .lpu.sram.lut                        PROGBITS           1280 WA
   6 .lpu.sram.x                          PROGBITS            640 WA
   7 .lpu.bss.y                           NOBITS             1280 WA
@@ -284,3 +284,23 @@ def test_objdump_needs_an_action(capsys):
         objdump_main(["x.o"])
     assert e.value.code == 1
     assert "lpu-objdump: error: one of -d, -h, -t or -r is required" in capsys.readouterr().err
+
+
+def test_definition_lines(obj_path):
+    """Where each kernel and tensor is defined, in table order, and printed by the
+    disassembler so that reassembly keeps it (an object without them reads as unknown)."""
+    obj = read_object(obj_path.read_bytes())
+    assert obj.files == ["prog.lpu"]
+    assert [(k.name, k.where) for k in obj.kernels] == [("main", (0, 8, 15)), ("helper", (0, 16, 8))]
+    assert [(s.symbol, s.where) for s in obj.sram] == [("lut", (0, 3, 6)), ("x", (0, 4, 13)), ("y", (0, 5, 16))]
+    listing = objdump("-d", str(obj_path))
+    assert 'global kernel @main loc("prog.lpu":8:15) {' in listing
+    assert 'global reserve @y : tensor<320xf32> in MEM_E1 loc("prog.lpu":5:16)' in listing
+    data = obj_path.read_bytes()
+    sec = next(s for s in E.read_elf(data).sections if s.name == ".lpu.lines")
+    old = E.read_elf(data)
+    for s in old.sections:
+        if s.name == ".lpu.lines":
+            s.data = sec.data[:-(4 + 5 * 12)]  # as written before definition lines existed
+    from lpu.asm.objfile import from_elf
+    assert [k.where for k in from_elf(old).kernels] == [(0, 0, 0), (0, 0, 0)]

@@ -65,6 +65,8 @@ def test_symbol_errors():
     u = obj("extern @t\nglobal kernel @k {\n  @0 MEM_W3 read.i8 [@t], s0e\n}\n", "u.lpu")
     assert errors(link_objects, [("d1", d1), ("d2", d2), ("u", u)]) == [
         "error: duplicate symbol '@t' on chip 'chip0': defined as global in objects 'd1', 'd2'\n"
+        "d1.lpu:2:16: note: defined in object 'd1' here\n"
+        "d2.lpu:2:16: note: defined in object 'd2' here\n"
         "u.lpu:4:3: note: referenced from object 'u' here"]
     # a symbol in another slice than the instruction's, and one only local elsewhere
     wrong = obj("extern @t\nglobal kernel @k {\n  @0 MEM_W4 read.i8 [@t], s0e\n}\n", "wrong.lpu")
