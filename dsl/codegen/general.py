@@ -77,6 +77,9 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     from lpu.dsl import dialect as D
 
     low.weights = {op.rhs for op in fn.body.block.ops if isinstance(op, D.MatmulOp)}
+    for op in reversed(list(fn.body.block.ops)):  # views of a weight matrix: its source is laid out for lw too
+        if isinstance(op, (D.SliceOp, D.ReshapeOp, D.ConcatOp)) and op.results[0] in low.weights:
+            low.weights.update(op.operands)
     args = {}
     for aname, arg in zip(arg_names(fn), fn.body.block.args):
         v = storage.alloc(f"in_{aname}", tuple(T.shape_of(arg.type)), T.elem_of(arg.type), None, True,

@@ -49,6 +49,7 @@ class Lowering:
         self.scalars: dict = {}  # SSA value of a rank-0 (or one-element) constant -> its value
         self.snips: list = []  # Snippet, or mxm.MatmulJob
         self.weights: set = set()  # values used as a matmul's right operand (laid out for lw)
+        self.transposed: dict = {}  # transpose results only used as matmul right operands
         self._n = 0
 
     # --- values ----------------------------------------------------------------------------
@@ -105,6 +106,8 @@ class Lowering:
             self.values[op.result] = self.reduce(op, loc)
         elif isinstance(op, D.MatmulOp):
             self.values[op.result] = self.matmul(op, loc)
+        elif isinstance(op, D.TransposeOp):
+            self.transpose(op)
         elif isinstance(op, D.ReshapeOp):
             self.values[op.result] = self.reshape(op)
         elif isinstance(op, D.SliceOp):
@@ -180,10 +183,77 @@ class Lowering:
         y = self.scaled(x, "mul", scale, loc)
         return self.convert(y, T.elem_of(op.result.type), loc)
 
+    # --- transposes ---------------------------------------------------------------------------
+    def transpose(self, op) -> None:
+        x = self.values[op.input]
+        perm = D.get_ints(op, "perm") or list(reversed(range(len(x.shape))))
+        uses = [u.operation for u in op.result.uses]
+        if perm == [1, 0] and uses and all(isinstance(u, D.MatmulOp) and u.rhs is op.result and u.lhs is not op.result
+                                           for u in uses):
+            self.transposed[op.result] = x  # matmul(a, transpose(b)): lane dot products
+            return
+        raise unsupported(op, "a transpose other than the right operand of a matmul")
+
+    def matmul_transposed(self, op, B: VValue, loc) -> VValue:
+        """``y[r, n] = Σ_k x[r, k] · B[n, k]``: each product row on the VXM in the accumulator
+        type (exact for f16/bf16 and i8 products), summed over its lanes by the rotate tree
+        (a splat), and the splats merged into ``y``'s vectors by ``select`` on lane masks."""
+        x = self.values[op.lhs]
+        L = self.lanes
+        acc = T.elem_of(op.result.type)
+        xa = self.convert(x, acc, loc)
+        Ba = self.convert(B, acc, loc)
+        K = x.N
+        kc = x.cols(L)
+        valid = K - (kc - 1) * L
+        y = self.temp(T.shape_of(op.result.type), acc, loc)
+        Nn = B.rows
+        for r in range(x.rows):
+            splats = []
+            for n in range(Nn):
+                vecs = []
+                for c in range(kc):
+                    t = self.temp((L,), acc, loc).vecs[0]
+                    self.emit("mul", acc, [Src(xa.vec(r, c, L), acc), Src(Ba.vec(n, c, L), acc)], t, loc=loc)
+                    vecs.append(t)
+                if valid < L:
+                    t = self.temp((L,), acc, loc).vecs[0]
+                    zero = self.lane_mask(0, acc, loc)
+                    self.emit("select", acc, [Src(self.lane_mask(valid, acc, loc), acc), Src(vecs[-1], acc),
+                                              Src(zero, acc)], t, loc=loc)
+                    vecs[-1] = t
+                total = vecs[0]
+                for v in vecs[1:]:
+                    t = self.temp((L,), acc, loc).vecs[0]
+                    self.emit("add", acc, [Src(total, acc), Src(v, acc)], t, loc=loc)
+                    total = t
+                sp = self.temp((L,), acc, loc).vecs[0]
+                self.rotate_tree(total, "add", acc, sp, loc)
+                splats.append(sp)
+            for c in range(y.cols(L)):
+                self.merge(splats[c * L:(c + 1) * L], 0, acc, y.vec(r, c, L), loc)
+        return y
+
+    def merge(self, splats, lo: int, elem: str, dst, loc):
+        """``dst`` lane ``lo + i`` = ``splats[i]``'s (a tree of selects on lane masks)."""
+        if len(splats) == 1:
+            if dst is not None:
+                self.emit("mov", elem, [Src(splats[0], elem)], dst, loc=loc)
+            return splats[0]
+        half = len(splats) // 2
+        a = self.merge(splats[:half], lo, elem, None, loc)
+        b = self.merge(splats[half:], lo + half, elem, None, loc)
+        out = dst if dst is not None else self.temp((self.lanes,), elem, loc).vecs[0]
+        self.emit("select", elem, [Src(self.lane_mask(lo + half, elem, loc, lo), elem), Src(a, elem), Src(b, elem)],
+                  out, loc=loc)
+        return out
+
     # --- matmul ------------------------------------------------------------------------------
     def matmul(self, op, loc) -> VValue:
         from lpu.dsl.codegen.mxm import MatmulJob
 
+        if op.rhs in self.transposed:
+            return self.matmul_transposed(op, self.transposed[op.rhs], loc)
         x, W = self.values[op.lhs], self.values[op.rhs]
         L = self.lanes
         if x.splat or W.splat or len(W.shape) != 2:
@@ -335,15 +405,46 @@ class Lowering:
         offsets, sizes = D.get_ints(op, "offsets"), D.get_ints(op, "sizes")
         L = self.lanes
         o, s = offsets[-1], sizes[-1]
-        if not x.splat and (o % L or (s % L and o + s != x.N)) or (x.splat and s != 1):
-            raise unsupported(op, "a slice that is not lane-aligned in the last dimension")
+        shape = tuple(T.shape_of(op.result.type))
         lead = x.shape[:-1]
         idx = np.arange(x.rows).reshape(lead) if lead else np.zeros((), int)
         sel = idx[tuple(slice(a, a + b) for a, b in zip(offsets[:-1], sizes[:-1]))].reshape(-1) if lead else [0]
         C = x.cols(L)
-        c0, c1 = (0, 1) if x.splat else (o // L, math.ceil((o + s) / L))
-        vecs = [x.vecs[int(r) * C + c] for r in sel for c in range(c0, c1)]
-        return VValue(tuple(T.shape_of(op.result.type)), x.elem, vecs)
+        if x.splat or (o % L == 0 and (s % L == 0 or o + s == x.N)):  # whole vectors: a view
+            c0, c1 = (0, 1) if x.splat else (o // L, math.ceil((o + s) / L))
+            vecs = [x.vecs[int(r) * C + c] for r in sel for c in range(c0, c1)]
+            return VValue(shape, x.elem, vecs)
+        if s == 1:
+            raise unsupported(op, "a slice of one lane of a wider tensor")
+        # lanes o + 320c + j: the tail of vector a shifted down, the head of vector a + 1 up
+        loc = loc_of(op)
+        out = self.temp(shape, x.elem, loc)
+        oc = out.cols(L)
+        e = x.elem
+        for k, r in enumerate(sel):
+            for c in range(oc):
+                base = o + c * L
+                a, off = divmod(base, L)
+                src = x.vecs[int(r) * C + a]
+                need = min(L, s - c * L)  # valid lanes of this output vector
+                dst = out.vecs[k * oc + c]
+                if off + need <= L:
+                    self.emit("mov", e, [Src(src, e, ("shift", -off))], dst, loc=loc)
+                else:
+                    mask = self.lane_mask(L - off, e, loc)
+                    self.emit("select", e, [Src(mask, e), Src(src, e, ("shift", -off)),
+                                            Src(x.vecs[int(r) * C + a + 1], e, ("shift", L - off))], dst, loc=loc)
+        return out
+
+    def lane_mask(self, n: int, elem: str, loc, lo: int = 0):
+        """A constant vector: 1 in lanes [lo, n), 0 elsewhere (one per shape, shared)."""
+        key = (lo, n, elem)
+        cache = self.__dict__.setdefault("_masks", {})
+        if key not in cache:
+            lanes = np.arange(self.lanes)
+            cache[key] = self.const(np.where((lanes >= lo) & (lanes < n), 1, 0).astype(T.dtype(elem)), elem,
+                                    loc).vecs[0]
+        return cache[key]
 
     def concat(self, op) -> VValue:
         xs = [self.values[v] for v in op.operands]

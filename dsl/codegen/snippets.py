@@ -103,13 +103,18 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
         # the earliest VXM cycle the operands allow: each read no earlier than its vector lands
         routes = []
         t_min = 0
+        used_sxm: set[str] = set()
         for s in sn.srcs:
             q = pos[s.vec.slice]
             if s.sxm is None:
                 lead = RL + abs(q - V)
                 routes.append((q, None, lead))
             else:
-                unit, x = sxm["W" if q < V else "E"]
+                # the operand's own hemisphere's SXM; a second operand through an SXM would
+                # need it in the same cycle, so it crosses to the other one
+                near, far = ("W", "E") if q < V else ("E", "W")
+                unit, x = sxm[near] if near not in used_sxm else sxm[far]
+                used_sxm.add(near if near not in used_sxm else far)
                 lead = RL + abs(q - x) + SL + abs(x - V)
                 routes.append((q, (unit, x), lead))
             t_min = max(t_min, ready.get(s.vec, 0) + lead)
