@@ -108,9 +108,7 @@ class Machine:
     def _resolve(self) -> None:
         rows = RowAllocator()
         self.src_rows: dict[int, np.ndarray] = {}
-        self.src_ops: dict[int, list[tuple[str, int]]] = {}
         self.dst_row0: dict[int, int] = {}
-        self.dst_ops: dict[int, list[tuple[str, int]]] = {}
         self.resolutions = {}
         by_chip: dict[int, list[Group]] = {}
         for g in self.groups:
@@ -124,10 +122,6 @@ class Machine:
             self.resolutions[ci] = res
             for h in res.hazards:
                 self.hazards.append(self._stream_hazard(h, cfg))
-        for g in self.groups:
-            ops = stream_ops(g.spec, g.dtype, g.dtype2, g.fields)
-            self.src_ops[g.id] = [(o.name, o.width) for o in ops if not o.write]
-            self.dst_ops[g.id] = [(o.name, o.width) for o in ops if o.write]
         # links: a recv's planes come from the rows its send read
         sends = {g.id: self.src_rows[g.id] for g in self.groups
                  if (s := SEMANTICS.get(g.spec.mnemonic)) and s.link == "send"}
@@ -145,7 +139,6 @@ class Machine:
         self.c2c_bytes = lr.bytes_sent
         for gid, src in lr.recv_src.items():
             self.src_rows[gid] = src
-            self.src_ops[gid] = [("link", src.shape[1])]
         for h in lr.hazards:
             g = self.groups[h.group]
             hz = H.Hazard(_LINK_KIND[h.kind], g.chip, h.cycle, g.queue, g.word, h.detail)
@@ -309,7 +302,7 @@ class Machine:
         shown = False
         steps = 0
         ready, src_rows, executed = self.ready, self.src_rows, self.executed
-        plans: list = [None] * len(self.groups)
+        self._plans: dict[tuple, tuple] = {}
         while heap:
             c, ci, qi, i = heap[0]
             if c >= self.limit:
@@ -328,10 +321,7 @@ class Machine:
                 k1 = k0 + int(np.argmin(ok))
             if self.limit != math.inf and g.issue + (k1 - 1) * g.period >= self.limit:
                 k1 = k0 + max(1, -(-(int(self.limit) - c) // g.period))
-            plan = plans[g.id]
-            if plan is None:
-                plan = plans[g.id] = self._plan(g)
-            self._execute(g, k0, k1, src, plan)
+            self._execute(g, k0, k1, src, self._plan(g))
             executed[g.id] = k1
             busy[(ci, qi)] += (k1 - k0) * max(1, g.occupancy)
             if k1 < g.count:
@@ -359,8 +349,13 @@ class Machine:
         return self
 
     def _plan(self, g: Group) -> tuple:
-        """What executing a group needs, worked out once: its semantics, its unit's state, where
-        its operands sit in a row of planes, and where its results go."""
+        """What executing a group needs, worked out once per kind of instruction word and queue:
+        its semantics, its unit's state, where its operands sit in a row of planes, where its
+        results go."""
+        key = (g.chip, g.queue, g.spec.opcode, g.dtype, g.dtype2, g.fields)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
         cfg = self.cfgs[g.chip]
         q = cfg.queues[g.queue]
         unit = None
@@ -370,18 +365,31 @@ class Machine:
             unit = self.planes.get((g.chip, g.queue))
             if unit is None:
                 unit = self.planes[(g.chip, g.queue)] = Plane(cfg["mxm.rows"], cfg["mxm.cols"], cfg["mxm.acc_slots"])
-        srcs, off = [], 0
-        for name, width in self.src_ops[g.id]:
-            srcs.append((name, off, off + width))
-            off += width
-        dsts, off = [], 0
-        for name, width in self.dst_ops[g.id]:
-            dsts.append((name, off, off + width))
-            off += width
-        return SEMANTICS[g.spec.mnemonic].fn, unit, srcs, dsts, off, self.dst_row0.get(g.id)
+        sem = SEMANTICS[g.spec.mnemonic]
+        srcs, dsts = self._operands(g)
+        plan = self._plans[key] = (sem.fn, unit, srcs, dsts, dsts[-1][2] if dsts else 0)
+        return plan
+
+    def _operands(self, g: Group) -> tuple[list, list]:
+        """(name, first plane, end plane) of the stream operands read and written: a recv
+        reads the planes its link delivers (``links.py``)."""
+        ops = stream_ops(g.spec, g.dtype, g.dtype2, g.fields)
+        if SEMANTICS[g.spec.mnemonic].link == "recv":
+            reads = [("link", DTYPE_BYTES[g.dtype])]
+        else:
+            reads = [(o.name, o.width) for o in ops if not o.write]
+        out = []
+        for part in (reads, [(o.name, o.width) for o in ops if o.write]):
+            spans, off = [], 0
+            for name, width in part:
+                spans.append((name, off, off + width))
+                off += width
+            out.append(spans)
+        return out[0], out[1]
 
     def _execute(self, g: Group, k0: int, k1: int, src, plan) -> None:
-        fn, unit, srcs, dsts, width, row0 = plan
+        fn, unit, srcs, dsts, width = plan
+        row0 = self.dst_row0.get(g.id)
         n = k1 - k0
         planes = {}
         if src is not None:
@@ -416,7 +424,6 @@ class Machine:
 
         out = {}
         for ci in range(len(self.cfgs)):
-            cfg = self.cfgs[ci]
             res = self.resolutions.get(ci)
             last = res.last_read(len(self.pool)) if res is not None else None
             intervals = []
@@ -424,13 +431,13 @@ class Machine:
                 if g.chip != ci or g.id not in self.dst_row0 or not self.executed.get(g.id):
                     continue
                 n = self.executed[g.id]
-                width = sum(w for _, w in self.dst_ops[g.id])
-                ready = g.issue + g.period * np.arange(n) + g.spec.latency_for(cfg, g.dtype)
+                dsts = self._operands(g)[1]
+                width = dsts[-1][2]
+                ready = g.issue + g.period * np.arange(n) + g.latency
                 rows = self.dst_row0[g.id] + np.arange(n)[:, None] * width + np.arange(width)[None, :]
                 lr = last[rows] if last is not None and rows.max() < len(last) else np.full(rows.shape, -1)
                 stop = np.maximum(ready[:, None], lr)
-                west = self.dst_ops[g.id] and bool(g.fields[next(i for i, o in enumerate(g.spec.operands)
-                                                                 if o.role == "dst")] & 32)
+                west = bool(g.fields[next(i for i, o in enumerate(g.spec.operands) if o.role == "dst")] & 32)
                 intervals.append((np.repeat(ready, width), stop.ravel(), west))
             out[ci] = occupancy_series(intervals, self.end_cycle)
         return out
