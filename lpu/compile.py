@@ -51,19 +51,22 @@ def _func_name(module, name: str | None) -> str:
 
 
 def compile_source(text: str, path: str, func: str | None = None, config: str | None = None,
-                   max_planes: int | None = None, sources: SourceManager | None = None):
-    """Compile the df function of a ``.lpu`` file to a ``Compiled`` (object, kernel, bindings)."""
-    from lpu.dsl.codegen import compile_function
+                   max_planes: int | None = None, sources: SourceManager | None = None, system: str | None = None):
+    """Compile the df function of a ``.lpu`` file to a ``Compiled`` (object, kernel, bindings);
+    a function placed on several chips to a ``MultiCompiled`` (an object per chip, ``system``)."""
+    from lpu.dsl.codegen.multichip import compile_any
 
     module = _module(text, path, sources)
     cfg = load_config(config)
     base = os.path.dirname(os.path.abspath(path)) if path not in ("-", "<input>") else os.getcwd()
-    return compile_function(module, _func_name(module, func), cfg, base, max_planes, path), module
+    return compile_any(module, _func_name(module, func), cfg, base, path, system, max_planes), module
 
 
 def link_compiled(c):
     from lpu.linker.link import link_objects
 
+    if hasattr(c, "link"):  # multi-chip: its objects on the system it was compiled for
+        return c.link()
     return link_objects([(c.func, c.obj)])
 
 
@@ -111,6 +114,10 @@ def add_compile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-S", dest="assembly", action="store_true", help="write the scheduled .lpu assembly")
     p.add_argument("--function", "-f", metavar="NAME", help="the function to compile (default: @main, else the first)")
     p.add_argument("--config", metavar="FILE|NAME", default=None, help="chip configuration (default: lpu-v1)")
+    p.add_argument("--system", metavar="FILE|NAME", default=None, help="multi-chip: the system (topology) the "
+                   "chips run on, a system file or a built-in name (default: node)")
+    p.add_argument("--objects", metavar="DIR", default=None, help="multi-chip: also write one object per chip and "
+                   "the system file for lpu-ld into DIR")
 
 
 def _read_input(path: str) -> str:
@@ -122,7 +129,9 @@ def run_compile(args: argparse.Namespace, sources: SourceManager) -> int:
 
     text = _read_input(args.input)
     name = "<stdin>" if args.input == "-" else args.input
-    c, _ = compile_source(text, name, args.function, args.config, sources=sources)
+    c, _ = compile_source(text, name, args.function, args.config, sources=sources, system=args.system)
+    if args.objects and hasattr(c, "write_objects"):
+        c.write_objects(args.objects)
     if args.assembly:
         data: bytes | str = c.assembly(name)
         out = args.output or "-"
@@ -186,7 +195,9 @@ def simulate_function(module, name: str, inputs: dict[str, np.ndarray]) -> list[
     loc = loc_of(function(module, name))
     file = loc.file if loc is not None else "<input>"
     cfg = load_config(None)
-    c = compile_function(module, name, cfg, os.path.dirname(os.path.abspath(file)), file=file)
+    from lpu.dsl.codegen.multichip import compile_any
+
+    c = compile_any(module, name, cfg, os.path.dirname(os.path.abspath(file)), file=file)
     r = simulate(link_compiled(c), file, inputs=c.inputs(inputs, cfg.lanes), outputs=c.output_symbols())
     LAST.clear()
     LAST.update(cycles=r.machine.cycles, hazards=list(r.hazards))

@@ -96,7 +96,7 @@ def chip_function(module: ModuleOp, name: str, chip: int) -> Part:
     mine = [i for i, op in enumerate(ops) if not isinstance(op, D.ReturnOp) and chip_of(op) == chip]
     wanted = []  # values of chip's ops the part must produce
     for i in mine:
-        if isinstance(ops[i], D.SendOp):
+        if isinstance(ops[i], D.SendOp) and ops[i].operands[0].owner in index:
             wanted.append(ops[i].operands[0])
     for v in ops[-1].operands:
         if v.owner in index and chip_of(v.owner) == chip and not isinstance(v.owner, D.RecvOp):
@@ -163,6 +163,7 @@ class ChipCode:
     obj: object = None
     recv_symbols: dict[int, str] = field(default_factory=dict)  # recv op index -> reserve tensor (results)
     cfg: object = None
+    sent_args: dict[str, str] = field(default_factory=dict)  # tensor -> argument the host writes there
 
 
 def chip_name(c: int) -> str:
@@ -307,9 +308,10 @@ class MultiCompiled:
     chips: dict[int, ChipCode]
     system_text: str
     system_source: str
-    results: list[tuple[int, object]]  # per function result: (chip, ("part", k) | ("recv", op index))
+    result_at: list[tuple[int, object]]  # per function result: (chip, ("part", k) | ("recv", op index))
     result_types: list
     arg_names: list[str]
+    lanes: int
     cycles: int = 0
 
     def objects(self) -> list[tuple[str, object]]:
@@ -328,6 +330,11 @@ class MultiCompiled:
     def inputs(self, args: dict[str, np.ndarray], lanes: int | None = None) -> dict[str, np.ndarray]:
         out = {}
         for c, code in self.chips.items():
+            for sym, name in code.sent_args.items():
+                a = np.asarray(args[name]).reshape(-1)
+                rows = np.zeros(-(-a.size // self.lanes) * self.lanes, a.dtype)
+                rows[:a.size] = a
+                out[f"{chip_name(c)}:{sym}"] = rows.reshape(-1, self.lanes)
             if code.compiled is None:
                 continue
             sub = dict(args)
@@ -346,7 +353,7 @@ class MultiCompiled:
 
     def output_symbols(self) -> list[str]:
         out = []
-        for c, (kind, k) in self.results:
+        for c, (kind, k) in self.result_at:
             code = self.chips[c]
             if kind == "part":
                 out += [f"{chip_name(c)}:{s}" for s in code.compiled.output_symbols()]
@@ -354,9 +361,15 @@ class MultiCompiled:
                 out.append(f"{chip_name(c)}:{code.recv_symbols[k]}")
         return list(dict.fromkeys(out))
 
-    def result_list(self, parts: dict[str, np.ndarray], lanes: int) -> list[np.ndarray]:
+    @property
+    def program(self):  # for callers that read the chip configuration from a one-chip Compiled
+        return next(code.compiled.program for code in self.chips.values() if code.compiled is not None)
+
+    def results(self, parts: dict[str, np.ndarray], lanes: int | None = None) -> list[np.ndarray]:
+        """Every result of the function, in order."""
+        lanes = lanes or self.program.config.lanes
         out = []
-        for (c, (kind, k)), ty in zip(self.results, self.result_types):
+        for (c, (kind, k)), ty in zip(self.result_at, self.result_types):
             code = self.chips[c]
             prefix = f"{chip_name(c)}:"
             if kind == "part":
@@ -369,7 +382,23 @@ class MultiCompiled:
         return out
 
     def result(self, parts: dict[str, np.ndarray], lanes: int) -> np.ndarray:
-        return self.result_list(parts, lanes)[0]
+        return self.results(parts, lanes)[0]
+
+    def write_objects(self, directory: str) -> list[str]:
+        """``chipN.o`` per chip and ``system.toml`` (the input of ``lpu-ld``) into ``directory``."""
+        import os
+
+        from lpu.asm.objfile import write_object
+        from lpu.files import write_atomic
+
+        os.makedirs(directory, exist_ok=True)
+        paths = []
+        for name, obj in self.objects():
+            paths.append(os.path.join(directory, name + ".o"))
+            write_atomic(paths[-1], write_object(obj))
+        paths.append(os.path.join(directory, "system.toml"))
+        write_atomic(paths[-1], self.system_text)
+        return paths
 
     def assembly(self, source: str = "") -> str:
         """Every chip's kernels as ``.lpu`` assembly, in run order (``lpu compile -S``)."""
@@ -379,6 +408,16 @@ class MultiCompiled:
             for k in code.kernels:
                 out.append(kernel_text(k, code.cfg))
         return "\n".join(out)
+
+
+def compile_any(module: ModuleOp, name: str, cfg, base_dir: str = ".", file: str = "<codegen>",
+                system: str | None = None, max_planes: int | None = None):
+    """``compile_multichip`` when ``@name`` places ops on several chips, else ``compile_function``."""
+    from lpu.dsl.codegen import compile_function
+
+    if is_multichip(module, name):
+        return compile_multichip(module, name, cfg, system, base_dir, file)
+    return compile_function(module, name, cfg, base_dir, max_planes, file)
 
 
 def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None, base_dir: str = ".",
@@ -393,7 +432,7 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
     func = function(module, name)
     check_placement(func)
     chips = chips_used(func)
-    topo = system_path or ("node" if max(chips) < 8 else "two-nodes")
+    topo = system_path or ("two-chips" if max(chips) < 2 else "node" if max(chips) < 8 else "two-nodes")
     system = load_system(topo)
     for c in chips:
         if chip_name(c) not in system.chips:
@@ -428,7 +467,23 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
         codes[c] = code
     for tr in transfers:
         code = codes[tr.src]
-        producer = ops[tr.send].operands[0].owner
+        value = ops[tr.send].operands[0]
+        producer = value.owner
+        if value in func.body.block.args:  # an argument forwarded: the host writes it to a tensor here
+            shape = T.shape_of(value.type)
+            if len(shape) != 1:
+                raise DiagnosticError(error("multi-chip: only vector arguments can be sent yet", loc_of(ops[tr.send])))
+            w = DTYPE_BYTES[tr.dtype]
+            vecs = -(-shape[0] // cfg.lanes)
+            c2c, _ = _link(system, cfg, chip_name(tr.src), chip_name(tr.dst))
+            pc = cfg.queue_by_name[c2c].position
+            near = min(cfg.mem_slices, key=lambda s: abs(s.position - pc))
+            sym = f"send{tr.send}"
+            code.tensors.append(Tensor(sym, tr.dtype, (vecs, cfg.lanes), Placement(near.name), None, True, None,
+                                       vecs * w))
+            code.sent_args[sym] = arg_names(func)[func.body.block.args.index(value)]
+            tr.rows = [(sym, v * w) for v in range(vecs)]
+            continue
         if isinstance(producer, D.RecvOp):
             raise DiagnosticError(error("multi-chip: forwarding a received value is not supported yet",
                                         loc_of(ops[tr.send])))
@@ -454,16 +509,20 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
                 code.kernels.append(kop)
                 code.start[kop.sym_name.data] = t
                 t += n
-            if code.compiled is not None:
-                code.kernels.append(code.compiled.kernel)
-                code.start[name] = t
-                t += code.compiled.cycles
-            outgoing = [tr for tr in transfers if tr.src == c]
-            if outgoing:
-                kop, n = _send_kernel(f"{name}_send", cfg, system, chip_name(c), outgoing, code.tensors, t)
-                code.kernels.append(kop)
-                code.start[kop.sym_name.data] = t
-                t += n
+            # arguments are sent first (they need no computation), computed values after it
+            early = [tr for tr in transfers if tr.src == c and tr.rows and tr.rows[0][0] in code.sent_args]
+            late = [tr for tr in transfers if tr.src == c and tr not in early]
+            for outgoing, kname in ((early, f"{name}_send_args"), (None, name), (late, f"{name}_send")):
+                if outgoing is None:
+                    if code.compiled is not None:
+                        code.kernels.append(code.compiled.kernel)
+                        code.start[name] = t
+                        t += code.compiled.cycles
+                elif outgoing:
+                    kop, n = _send_kernel(kname, cfg, system, chip_name(c), outgoing, code.tensors, t)
+                    code.kernels.append(kop)
+                    code.start[kname] = t
+                    t += n
             code.length = t
             done.add(c)
     if len(done) != len(chips):
@@ -513,6 +572,6 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
     for c in chips:
         text += f'\n[chips.{chip_name(c)}]\nobjects = ["{chip_name(c)}"]\n'
     mc = MultiCompiled(name, codes, text, "<lpu compile system>", results,
-                       [v.type for v in ops[-1].operands], arg_names(func),
+                       [v.type for v in ops[-1].operands], arg_names(func), cfg.lanes,
                        max(code.length for code in codes.values()))
     return mc
