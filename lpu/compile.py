@@ -187,7 +187,7 @@ LAST: dict = {}  # the last simulated run: cycles, hazards (for --check and the 
 
 def simulate_function(module, name: str, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     """``lpu.dsl.run.SIMULATE``: compile ``@name``, link, simulate; its results."""
-    from lpu.dsl.codegen import compile_function
+    from lpu.dsl.codegen.multichip import compile_any
     from lpu.dsl.frontend import loc_of
     from lpu.dsl.interpreter import function
     from lpu.sim.cli import simulate
@@ -195,7 +195,6 @@ def simulate_function(module, name: str, inputs: dict[str, np.ndarray]) -> list[
     loc = loc_of(function(module, name))
     file = loc.file if loc is not None else "<input>"
     cfg = load_config(None)
-    from lpu.dsl.codegen.multichip import compile_any
 
     c = compile_any(module, name, cfg, os.path.dirname(os.path.abspath(file)), file=file)
     r = simulate(link_compiled(c), file, inputs=c.inputs(inputs, cfg.lanes), outputs=c.output_symbols())
