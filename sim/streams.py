@@ -110,26 +110,48 @@ class RowAllocator:
 _GID, _N, _ISSUE, _PERIOD, _POS, _LAT, _WEST, _BASE, _WIDTH, _UNIT, _OFF, _PLANES, _FIRST = range(13)
 
 
-def _expand(rec: np.ndarray):
-    """Operand records -> per entry: record index, repetition k, plane j (row-major (k, j))."""
-    size = rec[:, _N] * rec[:, _WIDTH]
-    total = int(size.sum())
-    start = np.cumsum(size) - size
-    r = np.repeat(np.arange(len(rec)), size)
-    local = np.arange(total) - start[r]
-    width = rec[r, _WIDTH]
-    return r, local // width, local % width
+class _Entries:
+    """Operand records expanded into one entry per (repetition k, plane j), ordered by (record,
+    j, k). In that order each record's keys ascend (the plane picks the stream, the highest
+    part of a key; the diagonal grows with k), so sorting them merges runs. A per-entry value
+    of a record column is that column repeated, never a gather."""
 
+    def __init__(self, recs: list[tuple]) -> None:
+        self.cols = np.array(recs, np.int64).reshape(-1, 13).T.copy()
+        self.size = self.cols[_N] * self.cols[_WIDTH]
+        start = np.cumsum(self.size) - self.size
+        local = np.arange(int(self.size.sum())) - self.rep(start)
+        n = self.rep(self.cols[_N])
+        self.k, self.j = local % n, local // n
 
-def _keys(rec, r, k, j, cycle, npos, span):
-    """The (stream, direction, diagonal, upstream position) key of every entry: a reader at
-    (q, c) meets the largest key at or below its own with the same (stream, diagonal)."""
-    west = rec[r, _WEST]
-    p = rec[r, _POS]
-    diag = cycle + np.where(west == 1, p, -p)
-    pk = np.where(west == 1, npos - 1 - p, p)
-    ds = west * 32 + rec[r, _BASE] + j
-    return (ds * span + (diag + npos)) * npos + pk
+    def rep(self, column: np.ndarray) -> np.ndarray:
+        return np.repeat(column, self.size)
+
+    def col(self, c: int) -> np.ndarray:
+        return np.repeat(self.cols[c], self.size)
+
+    def record(self) -> np.ndarray:
+        return self.rep(np.arange(len(self.size)))
+
+    def keys(self, npos: int, span: int) -> np.ndarray:
+        """The (stream, direction, diagonal, upstream position) key of every entry: a reader at
+        (q, c) meets the largest key at or below its own with the same (stream, diagonal).
+        A value ready at t at position p lies on diagonal t - p eastward, t + p westward."""
+        c = self.cols
+        west = c[_WEST] == 1
+        diag0 = c[_ISSUE] + c[_LAT] + np.where(west, c[_POS], -c[_POS])
+        pk = np.where(west, npos - 1 - c[_POS], c[_POS])
+        base = ((c[_WEST] * 32 + c[_BASE]) * span + diag0 + npos) * npos + pk
+        return self.rep(base) + self.j * (span * npos) + self.k * self.col(_PERIOD) * npos
+
+    def values(self, r: np.ndarray, k: np.ndarray, j: np.ndarray):
+        """(pool row or read slot, value instance, group base, group width) of entries given by
+        their record, repetition and plane."""
+        c = self.cols
+        unit = c[_UNIT][r]
+        sub = j // unit
+        return (c[_OFF][r] + k * c[_PLANES][r] + j, c[_FIRST][r] + k * (c[_WIDTH][r] // unit) + sub,
+                c[_BASE][r] + sub * unit, unit)
 
 
 def resolve(groups: list[Group], positions: list[int], npos: int, rows: RowAllocator) -> Resolution:
@@ -181,57 +203,50 @@ def resolve(groups: list[Group], positions: list[int], npos: int, rows: RowAlloc
         n_reads += n * rplanes
     span = max_cycle + 1 + 2 * npos + 2
     hazards: list[StreamHazard] = []
-    # writes: key, pool row, value instance, the group base and width it was written with
-    W = np.array(wrec, np.int64).reshape(-1, 13)
-    wr, wk, wj = _expand(W)
-    wcycle = W[wr, _ISSUE] + W[wr, _PERIOD] * wk + W[wr, _LAT]
-    Wkey = _keys(W, wr, wk, wj, wcycle, npos, span)
+    src_rows: dict[int, np.ndarray] = {}
+    met = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    # writes, sorted by key
+    W = _Entries(wrec)
+    Wkey = W.keys(npos, span)
     order = np.argsort(Wkey, kind="stable")
     Ws = Wkey[order]
-    wr, wk, wj = wr[order], wk[order], wj[order]
-    Wunit = W[wr, _UNIT]
-    wsub = wj // Wunit
-    Wrow = W[wr, _OFF] + wk * W[wr, _PLANES] + wj
-    Winst = W[wr, _FIRST] + wk * (W[wr, _WIDTH] // Wunit) + wsub
-    Wbase = W[wr, _BASE] + wsub * Wunit
+    wr = W.record()
     dup = np.nonzero(Ws[1:] == Ws[:-1])[0]
-    seen = set()
-    for i in dup.tolist():
-        a, b = i, i + 1
-        pair = (int(Winst[a]), int(Winst[b]))
-        if pair in seen:
-            continue
-        seen.add(pair)
-        ds = int(Ws[b]) // npos // span
-        hazards.append(StreamHazard("conflict", int(W[wr[b], _GID]), int(wk[b]), ds >= 32, ds % 32,
-                                    int(W[wr[a], _GID]), int(wk[a])))
-    src_rows: dict[int, np.ndarray] = {}
-    R = np.array(rrec, np.int64).reshape(-1, 13)
-    met = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    if len(R):
-        rr, rk, rj = _expand(R)
-        rcycle = R[rr, _ISSUE] + R[rr, _PERIOD] * rk
-        Rkey = _keys(R, rr, rk, rj, rcycle, npos, span)
+    if len(dup):
+        a, b = order[dup], order[dup + 1]
+        inst_a = W.values(wr[a], W.k[a], W.j[a])[1].tolist()
+        inst_b = W.values(wr[b], W.k[b], W.j[b])[1].tolist()
+        seen = set()
+        for i, ea, eb, ia, ib in zip(dup.tolist(), a.tolist(), b.tolist(), inst_a, inst_b):
+            if (ia, ib) in seen:
+                continue
+            seen.add((ia, ib))
+            ds = int(Ws[i + 1]) // npos // span
+            hazards.append(StreamHazard("conflict", int(W.cols[_GID][wr[eb]]), int(W.k[eb]), ds >= 32, ds % 32,
+                                        int(W.cols[_GID][wr[ea]]), int(W.k[ea])))
+    if rrec:
+        R = _Entries(rrec)
+        Rkey = R.keys(npos, span)
         # sorted queries walk the sorted writes in order: far fewer cache misses
-        rorder = np.argsort(Rkey)
+        rorder = np.argsort(Rkey, kind="stable")
         idx = np.empty(len(Rkey), np.int64)
         idx[rorder] = np.searchsorted(Ws, Rkey[rorder], side="right") - 1
         hit = idx >= 0
         idxc = np.where(hit, idx, 0)
         if len(Ws):
             hit &= (Ws[idxc] // npos) == (Rkey // npos)
+            m = order[idxc]  # the write entry each read meets (where hit)
+            m_row, m_inst, m_base, m_unit = W.values(wr[m], W.k[m], W.j[m])
         else:
             hit[:] = False
-        zero = np.zeros(1, np.int64)
-        pick = lambda a, fill: np.where(hit, a[idxc] if len(Ws) else zero, fill)  # noqa: E731
-        met_row = pick(Wrow, 0)
+            m_row = m_inst = m_base = m_unit = np.zeros(len(Rkey), np.int64)
+        met_row = np.where(hit, m_row, 0)
+        rr = R.record()
+        rcycle = R.col(_ISSUE) + R.col(_PERIOD) * R.k
         met = (met_row[hit], rcycle[hit])
-        met_inst = pick(Winst, -1)
-        Runit = R[rr, _UNIT]
-        rsubj = rj // Runit
-        Rsub = R[rr, _FIRST] + rk * (R[rr, _WIDTH] // Runit) + rsubj
-        Rbase = R[rr, _BASE] + rsubj * Runit
-        mb, mw = pick(Wbase, -1), pick(Wunit, -1)
+        met_inst = np.where(hit, m_inst, -1)
+        mb, mw = np.where(hit, m_base, -1), np.where(hit, m_unit, -1)
+        slot, Rsub, Rbase, Runit = R.values(rr, R.k, R.j)
         # a subgroup is aligned when every plane met the same instance at its own plane
         nsub = sub_next
         bad_empty = np.bincount(Rsub, weights=~hit, minlength=nsub) > 0
@@ -239,6 +254,7 @@ def resolve(groups: list[Group], positions: list[int], npos: int, rows: RowAlloc
         first_inst[Rsub[::-1]] = met_inst[::-1]
         mis = hit & ((met_inst != first_inst[Rsub]) | (mb != Rbase) | (mw != Runit))
         bad_mis = (np.bincount(Rsub, weights=mis, minlength=nsub) > 0) & ~bad_empty
+        rk, rj = R.k, R.j
         for kind, bad in (("empty", bad_empty), ("misaligned", bad_mis)):
             if not bad.any():
                 continue
@@ -246,10 +262,11 @@ def resolve(groups: list[Group], positions: list[int], npos: int, rows: RowAlloc
             first = {}
             for e in np.nonzero(flag)[0].tolist():
                 s = int(Rsub[e])
-                if s not in first:
-                    first[s] = e
-            for e in first.values():
-                rec = R[rr[e]]
+                if s not in first or rj[e] < rj[first[s]]:
+                    first[s] = e  # the lowest plane of the value
+            # in program order: operand record, repetition, plane
+            for e in sorted(first.values(), key=lambda e: (rr[e], rk[e], rj[e])):
+                rec = R.cols[:, rr[e]]
                 h = StreamHazard(kind, int(rec[_GID]), int(rk[e]), bool(rec[_WEST]), int(rec[_BASE] + rj[e]),
                                  base=int(Rbase[e]), width=int(Runit[e]))
                 if kind == "misaligned":
@@ -257,7 +274,7 @@ def resolve(groups: list[Group], positions: list[int], npos: int, rows: RowAlloc
                 hazards.append(h)
         # each group's reads as (repetition, plane): operands side by side, in operand order
         flat = np.empty(n_reads, np.int64)
-        flat[R[rr, _OFF] + rk * R[rr, _PLANES] + rj] = met_row
+        flat[slot] = met_row
         for gid, start, n, planes in src_at:
             src_rows[gid] = flat[start:start + n * planes].reshape(n, planes)
     return Resolution(src_rows, dst_row0, hazards, met)
