@@ -37,6 +37,7 @@ from xdsl.utils.exceptions import VerifyException
 from lpu.asm.parser import int_literal as _int
 from lpu.asm.parser import number_literal as _number
 from lpu.asm.parser import string_literal as _string
+from lpu.perf import without_gc
 from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, SourceManager, error
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
@@ -682,6 +683,7 @@ def parse_module(text: str, filename: str = "<input>") -> ModuleOp:
     return module
 
 
+@without_gc
 def check_module(text: str, filename: str = "<input>") -> tuple[ModuleOp | None, list[Diagnostic]]:
     """Like ``parse_module``, but returns what it could build together with every diagnostic
     (the language server shows both)."""
@@ -724,13 +726,14 @@ def verify_diagnostics(module: ModuleOp) -> list[Diagnostic]:
     signature, and the outcome reused for every op that shares it."""
     diags: list[Diagnostic] = []
     outcome: dict[tuple, str | None] = {}
+    intern = T.Interner()
     for op in module.walk():
         if op is module:
             continue
         cls = type(op)
         if _verifies_locally(cls):
-            key = (cls, tuple(v.type for v in op.operands), tuple(r.type for r in op.results),
-                   tuple(op.attributes.items()), tuple(op.properties.items()))
+            key = (cls, tuple(intern(v.type) for v in op.operands), tuple(intern(r.type) for r in op.results),
+                   intern.attrs(op.attributes), intern.attrs(op.properties))
             message = outcome.get(key, _MISSING)
             if message is _MISSING:
                 message = outcome[key] = _verify_message(op)

@@ -95,3 +95,35 @@ def dtype(elem: str) -> np.dtype:
 
 def index_type() -> TensorType:
     return parse_type(INDEX_TYPE_TEXT)
+
+
+class Interner:
+    """Small integers for attributes, equal numbers for equal attributes: a key made of them
+    hashes in constant time, where hashing an xDSL attribute walks its parameters. Each
+    distinct attribute *object* is hashed once (most ops share their type objects: the type
+    caches above hand out one object per type). Keeps what it has seen alive, so an ``id`` is
+    never reused while the interner lives: make one per pass or per verification."""
+
+    __slots__ = ("_ids", "_values", "_keep")
+
+    def __init__(self) -> None:
+        self._ids: dict[int, int] = {}
+        self._values: dict = {}
+        self._keep: list = []
+
+    def __call__(self, attr) -> int:
+        n = self._ids.get(id(attr))
+        if n is None:
+            n = self._values.setdefault(attr, len(self._values))
+            self._ids[id(attr)] = n
+            self._keep.append(attr)
+        return n
+
+    def attrs(self, attributes: dict) -> tuple:
+        if not attributes:
+            return ()
+        return tuple((k, self(v)) for k, v in sorted(attributes.items(), key=_first))
+
+
+def _first(item):
+    return item[0]

@@ -10,19 +10,18 @@ from typing import Callable
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass, PassPipeline
-from xdsl.transforms.canonicalize import CanonicalizePass
-from xdsl.transforms.common_subexpression_elimination import CommonSubexpressionElimination
-from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
 from lpu.diagnostics import DiagnosticError, error
+from lpu.perf import without_gc
 from lpu.dsl.passes.decompose import DecomposePass
 from lpu.dsl.passes.loops import InlinePass, UnrollPass
+from lpu.dsl.passes.walk import CanonicalizePass, CsePass, DcePass
 
 PASSES: dict[str, type[ModulePass]] = {
     "df-decompose": DecomposePass,
     "canonicalize": CanonicalizePass,
-    "cse": CommonSubexpressionElimination,
-    "dce": DeadCodeElimination,
+    "cse": CsePass,
+    "dce": DcePass,
     "unroll": UnrollPass,
     "inline": InlinePass,
 }
@@ -66,5 +65,5 @@ def run_pipeline(module: ModuleOp, spec: str,
         if after_pass is not None:
             after_pass(previous, mod)
 
-    parse_pipeline(spec, callback).apply(context(), module)
+    without_gc(parse_pipeline(spec, callback).apply)(context(), module)
     return module

@@ -3,6 +3,7 @@ the op it replaces (so diagnostics after a pass still point at the user's line).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from types import SimpleNamespace
 
 import numpy as np
@@ -23,10 +24,8 @@ class Emitter:
         attrs = dict(attrs or {})
         if self.chip is not None:
             attrs.setdefault("chip", self.chip)
-        types = [result_type] if result_type is not None else \
-            cls.infer([v.type for v in operands], SimpleNamespace(attributes=attrs))
-        new = cls.create(operands=list(operands), result_types=types, attributes=attrs)
-        new.location = self.location
+        types = [result_type] if result_type is not None else _infer(cls, [v.type for v in operands], attrs)
+        new = cls.create(operands=list(operands), result_types=types, attributes=attrs, location=self.location)
         self.ops.append(new)
         return new.results[0] if new.results else None
 
@@ -42,12 +41,39 @@ class Emitter:
         return self.op(D.CastOp, [a], result_type=T.tensor_type(T.shape_of(a.type), elem))
 
     def constant(self, array: np.ndarray, elem: str) -> SSAValue:
-        attr = D.dense_attr(array, elem)
+        return self._constant(D.dense_attr(array, elem))
+
+    def _constant(self, attr) -> SSAValue:
         return self.op(D.ConstantOp, [], {"value": attr}, result_type=attr.type)
 
     def scalar(self, value: float, elem: str) -> SSAValue:
         """A rank-0 constant, rounded exactly as lpu.dsl.numerics.scalar rounds it."""
-        return self.constant(N.scalar(value, elem), elem)
+        return self._constant(_scalar_attr(float(value).hex(), elem))  # (hex: -0.0 is not 0.0)
 
     def reduce(self, kind: str, a: SSAValue) -> SSAValue:
         return self.op(D.ReduceSumOp if kind == "sum" else D.ReduceMaxOp, [a], {"axis": D.int_attr(-1)})
+
+
+# A decomposition makes the same few scalars (1/N, eps, 0.5) and infers the same few types
+# thousands of times: each is computed once (attributes are immutable, so ops may share them).
+# Keyed by the identity of the (shared, immutable) type and attribute objects, which the entry
+# keeps alive so that no id is reused while it exists.
+_INFERRED: dict[tuple, tuple] = {}
+
+
+def _infer(cls, operand_types: list, attrs: dict) -> list:
+    key = (cls, *map(id, operand_types), *((k, id(v)) for k, v in attrs.items()))
+    hit = _INFERRED.get(key)
+    if hit is not None:
+        return list(hit[0])
+    types = cls.infer(operand_types, SimpleNamespace(attributes=attrs))
+    if cls.SYMBOL is None and cls is not D.CallOp:  # (those read the module: never cached)
+        if len(_INFERRED) > 10_000:
+            _INFERRED.clear()
+        _INFERRED[key] = (list(types), operand_types, list(attrs.values()))
+    return list(types)
+
+
+@lru_cache(maxsize=1024)
+def _scalar_attr(value_hex: str, elem: str):
+    return D.dense_attr(N.scalar(float.fromhex(value_hex), elem), elem)

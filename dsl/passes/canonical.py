@@ -29,6 +29,8 @@ def _constant(v):
 class FoldConstants(RewritePattern):
     """An elementwise op or cast of constants becomes a constant."""
 
+    ROOTS = (D.BinaryOp, D.UnaryOp, D.CastOp)  # the ops it can match (the pass driver skips the others)
+
     def match_and_rewrite(self, op, rewriter: PatternRewriter):
         if not isinstance(op, (D.BinaryOp, D.UnaryOp, D.CastOp)):
             return
@@ -50,6 +52,8 @@ class FoldConstants(RewritePattern):
 
 
 class CastToSameType(RewritePattern):
+    ROOTS = D.CastOp  # the ops it can match (the pass driver skips the others)
+
     def match_and_rewrite(self, op, rewriter: PatternRewriter):
         if isinstance(op, D.CastOp) and op.input.type == op.result.type:
             rewriter.replace(op, [], [op.input])
@@ -57,6 +61,8 @@ class CastToSameType(RewritePattern):
 
 class ReshapeChain(RewritePattern):
     """reshape(reshape(x)) is one reshape; a reshape to the same type is nothing."""
+
+    ROOTS = D.ReshapeOp  # the ops it can match (the pass driver skips the others)
 
     def match_and_rewrite(self, op, rewriter: PatternRewriter):
         if not isinstance(op, D.ReshapeOp):
@@ -70,6 +76,8 @@ class ReshapeChain(RewritePattern):
 
 class TransposeChain(RewritePattern):
     """transpose(transpose(x)) is one transpose, or nothing when the permutations cancel."""
+
+    ROOTS = D.TransposeOp  # the ops it can match (the pass driver skips the others)
 
     def match_and_rewrite(self, op, rewriter: PatternRewriter):
         if not isinstance(op, D.TransposeOp) or not isinstance(op.input.owner, D.TransposeOp):
@@ -88,6 +96,8 @@ class TransposeChain(RewritePattern):
 
 class StaticSlice(RewritePattern):
     """A slice whose index is a constant (an unrolled loop's counter) is a static slice."""
+
+    ROOTS = D.SliceOp  # the ops it can match (the pass driver skips the others)
 
     def match_and_rewrite(self, op, rewriter: PatternRewriter):
         if not isinstance(op, D.SliceOp) or op.index is None:

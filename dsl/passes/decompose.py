@@ -10,18 +10,13 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
-    PatternRewriter,
-    PatternRewriteWalker,
-    RewritePattern,
-    op_type_rewrite_pattern,
-)
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
 
 from lpu.dsl import dialect as D
 from lpu.dsl import numerics as N
 from lpu.dsl import types as T
 from lpu.dsl.passes.build import Emitter
+from lpu.dsl.passes.walk import rewrite_in_order
 
 
 def _replace(rewriter: PatternRewriter, op, e: Emitter, result) -> None:
@@ -29,6 +24,8 @@ def _replace(rewriter: PatternRewriter, op, e: Emitter, result) -> None:
 
 
 class Softmax(RewritePattern):
+    ROOTS = D.SoftmaxOp
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: D.SoftmaxOp, rewriter: PatternRewriter):
         e, x, elem = Emitter(op), op.input, T.elem_of(op.input.type)
@@ -40,6 +37,8 @@ class Softmax(RewritePattern):
 
 
 class Layernorm(RewritePattern):
+    ROOTS = D.LayernormOp
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: D.LayernormOp, rewriter: PatternRewriter):
         e, x, elem = Emitter(op), op.input, T.elem_of(op.input.type)
@@ -54,6 +53,8 @@ class Layernorm(RewritePattern):
 
 
 class Rmsnorm(RewritePattern):
+    ROOTS = D.RmsnormOp
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: D.RmsnormOp, rewriter: PatternRewriter):
         e, x, elem = Emitter(op), op.input, T.elem_of(op.input.type)
@@ -64,6 +65,8 @@ class Rmsnorm(RewritePattern):
 
 
 class Gelu(RewritePattern):
+    ROOTS = D.UNARY_OPS["gelu"]
+
     def match_and_rewrite(self, op, rewriter: PatternRewriter):
         if not isinstance(op, D.UNARY_OPS["gelu"]):
             return
@@ -76,6 +79,8 @@ class Gelu(RewritePattern):
 
 
 class Silu(RewritePattern):
+    ROOTS = D.UNARY_OPS["silu"]
+
     def match_and_rewrite(self, op, rewriter: PatternRewriter):
         if not isinstance(op, D.UNARY_OPS["silu"]):
             return
@@ -90,5 +95,9 @@ class DecomposePass(ModulePass):
     name = "df-decompose"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(GreedyRewritePatternApplier([Softmax(), Layernorm(), Rmsnorm(), Gelu(), Silu()]),
-                             apply_recursively=False).rewrite_module(op)
+        # one walk in block order (what xDSL's PatternRewriteWalker with apply_recursively=False
+        # does, without its per-op worklist and trait queries): unused pure ops met are erased
+        rewrite_in_order(op, _PATTERNS, recurse_into_new=False, drop_dead=True)
+
+
+_PATTERNS = (Softmax(), Layernorm(), Rmsnorm(), Gelu(), Silu())
