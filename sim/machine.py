@@ -39,6 +39,14 @@ def _sname(west: bool, s: int) -> str:
     return f"s{s}{'w' if west else 'e'}"
 
 
+def _computed(ready: np.ndarray, src: np.ndarray, k0: int, k1: int) -> int:
+    """The end of the run of repetitions from k0 (before k1) whose operand rows are all ready."""
+    ok = ready[src[k0:k1]]
+    if ok.all():
+        return k1
+    return k0 + int(np.argmin(ok.all(axis=1)))
+
+
 class Machine:
     """Every chip of a system image, ready to run."""
 
@@ -313,12 +321,15 @@ class Machine:
             g = groups[gi]
             k1 = g.count
             src = src_rows.get(g.id)
-            if src is not None and not ready[src[k0:]].all():
-                # run the repetitions whose operands are computed; the rest wait for their producers
-                ok = ready[src[k0:]].all(axis=1)
-                if not ok[0]:
+            if src is not None:
+                # run the repetitions whose operands are computed; the rest wait for their
+                # producers. A short window first: when a group feeds itself one repetition at
+                # a time, checking every remaining repetition each time would be quadratic.
+                k1 = _computed(ready, src, k0, min(k1, k0 + 64))
+                if k1 == k0 + 64 and k1 < g.count:
+                    k1 = _computed(ready, src, k1, g.count)
+                if k1 == k0:
                     raise AssertionError(f"operands of group {g.id} not computed at cycle {c}")
-                k1 = k0 + int(np.argmin(ok))
             if self.limit != math.inf and g.issue + (k1 - 1) * g.period >= self.limit:
                 k1 = k0 + max(1, -(-(int(self.limit) - c) // g.period))
             self._execute(g, k0, k1, src, self._plan(g))

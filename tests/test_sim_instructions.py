@@ -201,3 +201,22 @@ def test_sync_waits_for_every_notifying_queue(tmp_path, monkeypatch):
     res = run_text(tmp_path, text, outputs=["b"], npys={"a.npy": a}, monkeypatch=monkeypatch)
     assert res.hazards == [] and np.array_equal(res.outputs["b"], a)
     assert next(g for g in res.machine.groups if g.spec.mnemonic == "read").issue == 13
+
+
+# --- a repeat group that feeds itself ------------------------------------------------------------
+def test_repeat_group_reading_its_own_results(tmp_path):
+    """add.i32 s0e, 1, s0e every 2 cycles at the VXM: each repetition reads the previous one's
+    result (latency 2), so the group runs one repetition at a time: a running count."""
+    a = np.arange(320, dtype=np.int32) * 1000
+    text = HEAD + """data @a : tensor<320xi32> in MEM_W0 = load("a.npy")
+reserve @out : tensor<320xi32> in MEM_E1
+kernel @k {
+  @0 MEM_W0 read.i32 [@a], s0e
+  @3 VXM.0 add.i32 s0e, 1, s0e
+  @5 VXM.0 repeat 99, 2
+  @205 MEM_E1 write.i32 [@out], s0e
+}
+"""
+    res = run_text(tmp_path, text, outputs=["out"], npys={"a.npy": a})
+    assert res.hazards == [] and np.array_equal(res.outputs["out"], a + 100)
+    assert res.machine.instructions == 102 and res.machine.cycles == 209
