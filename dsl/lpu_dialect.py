@@ -168,7 +168,14 @@ class KernelOp(IRDLOperation):
     sym_name = attr_def(StringAttr)
     body = region_def("single_block")
     is_global = opt_attr_def(IntegerAttr)
+    target = opt_attr_def(StringAttr)  # the chip configuration, when the kernel stands in a df module
     traits = traits_def(NoTerminator())
+
+    def print_lpu(self) -> str:
+        """The kernel as ``.lpu`` assembly (what the df printer writes for it in a module)."""
+        from lpu.arch.config import load_config
+
+        return kernel_text(self, load_config(self.target.data if self.target is not None else None))
 
     @classmethod
     def build_from(cls, name: str, ops: list[LpuInstOp], is_global: bool = True) -> "KernelOp":

@@ -90,6 +90,9 @@ def _op_line(op: Operation, names: _Names) -> str:
         parts.append(" {" + ", ".join(f"{k} = {format_attr(v)}" for k, v in attrs) + "}")
     if op.results:
         parts.append(" : " + ", ".join(T.type_text(r.type) for r in op.results))
+    notes = [(k, v) for k, v in op.attributes.items() if k.startswith("lpu.")]  # code generator's annotations
+    if notes:
+        parts.append("  // " + "; ".join(f"{k} = {format_attr(v)}" for k, v in notes))
     return "".join(parts)
 
 
@@ -151,6 +154,8 @@ def print_module(module: ModuleOp) -> str:
             out += ["", f"func @{op.sym_name.data}({args}){ret} {{"]
             _block(op.body.block, names, "  ", out)
             out.append("}")
+        elif hasattr(op, "print_lpu"):  # an lpu.kernel the schedule pass made
+            out += ["", op.print_lpu(), ""]
         else:
             out.append(f"// (unprintable op {op.name})")
     text = "\n".join(out).strip("\n") + "\n"

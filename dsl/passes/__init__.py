@@ -26,6 +26,18 @@ PASSES: dict[str, type[ModulePass]] = {
     "inline": InlinePass,
 }
 
+
+def _codegen_passes() -> None:
+    """The code generator's stages (``lpu.dsl.codegen.passes``; it imports the rest of the code
+    generator only when a pass runs)."""
+    from lpu.dsl.codegen.passes import RegisterBlockPass, SchedulePass, SramLayoutPass
+
+    for cls in (RegisterBlockPass, SramLayoutPass, SchedulePass):
+        PASSES.setdefault(cls.name, cls)
+
+
+_codegen_passes()
+
 #: what ``lpu-opt`` runs with ``-p default`` and what the benchmark times
 DEFAULT_PIPELINE = "inline,unroll,df-decompose,canonicalize,cse,dce"
 
