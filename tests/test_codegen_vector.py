@@ -168,8 +168,8 @@ func @main(%x: tensor<2x330xf16>, %g: tensor<330xf16>) -> tensor<2x330xf16> {
     assert out.matches
 
 
-@pytest.mark.parametrize("name,cycles", [("softmax", 1949), ("layernorm", 2182), ("mlp", 3233),
-                                         ("attention", 6345)])
+@pytest.mark.parametrize("name,cycles", [("softmax", 1151), ("layernorm", 621), ("mlp", 1715),
+                                         ("attention", 5538)])
 def test_examples(name, cycles):
     import os
 

@@ -295,6 +295,9 @@ class Lowering:
         axis = D.get_int(op, "axis", -1) % max(rank, 1)
         kind = "add" if isinstance(op, D.ReduceSumOp) else "max"
         elem = T.elem_of(op.result.type)
+        if (kind == "add" and rank and axis == rank - 1 and not x.splat and x.elem in ("i8", "f16", "bf16")
+                and self.__dict__.setdefault("sum_elem", x.elem) == x.elem):
+            return self.lane_sum_mxm(x, elem, tuple(T.shape_of(op.result.type)), loc)
         if kind == "add":
             x = self.convert(x, elem, loc)  # sums run in the accumulator type
         if rank == 0:
@@ -331,6 +334,32 @@ class Lowering:
                 self.emit(kind, elem, [Src(acc, elem), Src(v, elem)], t.vecs[0], loc=loc)
                 acc = t.vecs[0]
             self.rotate_tree(acc, kind, elem, out.vecs[r], loc)
+        return out
+
+    def lane_sum_mxm(self, x: VValue, acc: str, shape, loc) -> VValue:
+        """Lane sums of i8/f16/bf16 rows on the MXM: products with an all-ones matrix held by
+        one plane (loaded once), one ``mm`` per vector, the total splat in the slot."""
+        from lpu.dsl.codegen.mxm import LaneSumJob
+
+        L = self.lanes
+        e = x.elem
+        if "ones" not in self.__dict__:
+            self._n += 1
+            self.ones = self.st.alloc(f"ones{self._n}", (L, L), e, np.ones((L, L), T.dtype(e)), False, loc,
+                                      weights=True)
+        C = x.cols(L)
+        valid = x.N - (C - 1) * L
+        rows = []
+        for r in range(x.rows):
+            vecs = [x.vec(r, c, L) for c in range(C)]
+            if valid < L:  # zero the padding lanes: they would be summed
+                t = self.temp((L,), e, loc).vecs[0]
+                self.emit("select", e, [Src(self.lane_mask(valid, e, loc), e), Src(vecs[-1], e),
+                                        Src(self.lane_mask(0, e, loc), e)], t, loc=loc)
+                vecs[-1] = t
+            rows.append(vecs)
+        out = self.temp(shape, acc, loc)
+        self.snips.append(LaneSumJob(e, acc, rows, list(out.vecs), list(self.ones.vecs), loc))
         return out
 
     def rotate_tree(self, v, kind, elem, dst, loc) -> None:

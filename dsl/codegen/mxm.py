@@ -70,8 +70,9 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
     occ = BY_MNEMONIC["mm"].occupancy_for(cfg, job.elem)
     acc_lat = BY_MNEMONIC["acc"].latency_for(cfg, job.acc)
     wa = DTYPE_BYTES[job.acc]
-    # a plane's state carries over from one matmul to the next (its shadow buffer and slots)
-    planes = s.__dict__.setdefault("planes", [_Plane(n, p) for n, p in plane_order(cfg)])
+    planes = _planes(s)
+    if s.__dict__.get("sum_plane") is not None:  # one plane keeps the ones matrix of lane sums
+        planes = [p for p in planes if p is not s.sum_plane]
     L = cfg["mxm.rows"]
     kc = len(job.x[0])
     nc = len(job.y[0])
@@ -135,6 +136,91 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
             s.length = max(s.length, wc + wa)
             pl.acc_done = max(pl.acc_done, a + 1)
             a += 1
+
+
+def _planes(s) -> list[_Plane]:
+    """The planes' state, carried from one job to the next (shadow buffers, slots)."""
+    if "planes" not in s.__dict__:
+        s.planes = [_Plane(n, p) for n, p in plane_order(s.cfg)]
+    return s.planes
+
+
+@dataclass
+class LaneSumJob:
+    """``reduce_sum`` over the lanes of rows of vectors through the MXM: ``mm`` of each vector
+    by an all-ones matrix (set, then add) leaves the row's total in every lane of the slot
+    (a splat), exactly like a matmul with a ones vector — which is what the interpreter's
+    numerics say a lane sum is."""
+
+    elem: str
+    acc: str
+    rows: list[list[Vec]]  # the vectors of each row (padding lanes zeroed)
+    y: list[Vec]
+    ones: list[Vec]  # the all-ones matrix, one vector a row, in the weight layout
+    loc: SourceLoc | None = None
+
+
+def schedule_lane_sum(job: LaneSumJob, s, horizon: int = 200_000) -> None:
+    cfg = s.cfg
+    w = DTYPE_BYTES[job.elem]
+    rows_per_lw = cfg["mxm.max_rows_per_lw"] // w
+    occ = BY_MNEMONIC["mm"].occupancy_for(cfg, job.elem)
+    acc_lat = BY_MNEMONIC["acc"].latency_for(cfg, job.acc)
+    wa = DTYPE_BYTES[job.acc]
+    slots = cfg["mxm.acc_slots"]
+
+    def search(start, fits, what):
+        c = start
+        while not fits(c):
+            c += 1
+            if c > start + horizon:
+                raise DiagnosticError(error(f"the scheduler found no cycle for a lane sum's {what}", job.loc))
+        return c
+
+    pl = s.sum_plane
+    if not s.__dict__.get("ones_loaded"):
+        s.ones_loaded = True
+        c = pl.lw_from
+        for g in range(0, len(job.ones), rows_per_lw):
+            chunk = job.ones[g:g + rows_per_lw]
+            holder = {}
+            c = search(c, lambda t: _lw_fits(s, pl, t, chunk, w, holder), "ones matrix")
+            _lw_commit(s, pl, c, chunk, w, holder["plan"], job)
+            c += 1
+        iw = search(c, lambda t: s.res.free("queue", pl.name, t), "iw")
+        s.res.take("queue", pl.name, iw)
+        s.add(iw, pl.name, "iw", None, (), loc=job.loc)
+        pl.mm_free = max(pl.mm_free, iw + 1)
+    free_at = s.__dict__.setdefault("sum_slots", [0] * slots)
+    for vecs, yv in zip(job.rows, job.y):
+        slot = min(range(slots), key=lambda k: free_at[k])
+        m = max(pl.mm_free, free_at[slot])
+        for k, xv in enumerate(vecs):
+            holder = {}
+            m = search(m, lambda t: _mm_fits(s, pl, t, xv, w, occ, holder), "products")
+            segs, base, rd = holder["plan"]
+            s.take_read(xv, rd, w, segs, base)
+            s.add(rd, xv.slice, "read", job.elem, (SymRef(xv.symbol, xv.row * w), stream_field(base, segs[0].west), 0),
+                  loc=job.loc)
+            s.res.take("queue", pl.name, m)
+            s.res.take("plane", pl.name, m, occ)
+            s.add(m, pl.name, "mm", job.elem, (stream_field(base, segs[0].west), slot, _SET if k == 0 else _ADD),
+                  loc=job.loc)
+            pl.mm_free = m + occ
+            m += occ
+        holder = {}
+        a = search(m, lambda t: _acc_fits(s, pl, t, yv, wa, acc_lat, holder), "result")
+        seg, base, wc = holder["plan"]
+        s.res.take("queue", pl.name, a)
+        s.streams.take(seg, base, wa)
+        f = stream_field(base, seg.west)
+        s.add(a, pl.name, "acc", job.acc, (slot, f, 0), loc=job.loc)
+        s.res.take("queue", yv.slice, wc)
+        s.res.take("write", yv.slice, wc, wa)
+        s.add(wc, yv.slice, "write", job.acc, (SymRef(yv.symbol, yv.row * wa), f, 0), loc=job.loc)
+        s.ready[yv] = wc + wa
+        s.length = max(s.length, wc + wa)
+        free_at[slot] = a + 1
 
 
 def _toward(s, q: int, P: int, ready_at: int, end: int | None = None) -> Segment:

@@ -84,9 +84,10 @@ class _Context:
 
 def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
                       horizon: int = 200_000) -> Scheduled:
-    from lpu.dsl.codegen.mxm import MatmulJob, schedule_matmul
+    from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob, _planes, schedule_lane_sum, schedule_matmul
 
     ctx = _Context(cfg, ready)
+    ctx.sum_plane = _planes(ctx)[-1] if any(isinstance(sn, LaneSumJob) for sn in snips) else None
     pos = ctx.pos
     vxm = [q.name for q in cfg.queues if q.kind == "vxm"]
     V = pos[vxm[0]]
@@ -98,6 +99,9 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
     for sn in snips:
         if isinstance(sn, MatmulJob):
             schedule_matmul(sn, ctx, horizon)
+            continue
+        if isinstance(sn, LaneSumJob):
+            schedule_lane_sum(sn, ctx, horizon)
             continue
         lat = BY_MNEMONIC[sn.mnemonic].latency_for(cfg, sn.dtype)
         # the earliest VXM cycle the operands allow: each read no earlier than its vector lands
