@@ -5,8 +5,9 @@ striped over 16 slices (slice s, at position 3 + s, holds the rows r ≡ s mod 1
 20 a block plus 2 unused words) so that each slice streams its whole share with one ``read`` and
 one ``repeat``; the plane loads 16 rows a cycle for 20 cycles, installs, multiplies (22 cycles a
 block), and finally emits 13 accumulator slots. Prints simulated instructions and cycles per
-second, the ratio of simulation time to numpy's time for the same GEMV, and riscemu's rate
-measured in the same run when its tool is available.
+second (each repetition of a ``repeat`` counts), the ratio of simulation time to numpy's time
+for the same GEMV (best of 7 runs each), and riscemu's rate measured in the same run when its
+tool is available.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ KB = NB = -(-K // L)  # 13 blocks each way
 ROWS_PER_SLICE = L // 16  # 20
 WORDS_PER_BLOCK = ROWS_PER_SLICE + 2  # the plane spends 2 more cycles a block on iw and mm
 T0 = 20  # the first lw
+RUNS = 7
 
 
 def _stream(i: int, west: bool) -> int:
@@ -110,15 +112,16 @@ def main() -> int:
     obj = emit(prog)
     image = link_objects([("gemv", obj)])
     build = time.perf_counter() - t
-    best = None
-    for _ in range(3):
-        t = time.perf_counter()
+    best = best_cpu = None
+    for _ in range(RUNS):  # the best of several: the machine is shared, the minimum is the cost
+        t, c = time.perf_counter(), time.process_time()
         res = simulate(image, "gemv4096", outputs=["y"])
-        dt = time.perf_counter() - t
+        dt, dc = time.perf_counter() - t, time.process_time() - c
         best = dt if best is None else min(best, dt)
+        best_cpu = dc if best_cpu is None else min(best_cpu, dc)
     y = res.outputs["y"][:N]
     ref_t = None
-    for _ in range(5):
+    for _ in range(RUNS):
         t = time.perf_counter()
         ref = x.astype(np.int32) @ w.astype(np.int32)
         d = time.perf_counter() - t
@@ -138,6 +141,9 @@ def main() -> int:
     print(f"sim gemv cycles/weight-stream bound: {m.cycles / bound:.3f}x")
     print(f"sim gemv 4096x4096 time: {best * 1e3:.1f} ms")
     print(f"sim rate: {m.instructions / best:.0f} instructions/s")
+    # CPU time of this process: what the run costs when other work shares the cores
+    print(f"sim gemv 4096x4096 cpu time: {best_cpu * 1e3:.1f} ms")
+    print(f"sim rate by cpu time: {m.instructions / best_cpu:.0f} instructions/s")
     print(f"sim cycle rate: {m.cycles / best:.0f} cycles/s")
     print(f"numpy gemv 4096x4096 time: {ref_t * 1e3:.1f} ms")
     print(f"sim time/numpy time: {best / ref_t:.2f}x")
