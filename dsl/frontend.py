@@ -718,6 +718,23 @@ def _verify_message(op: Operation) -> str | None:
     return None
 
 
+def _nested_ops(root: Operation) -> list[Operation]:
+    """The ops inside ``root`` in ``walk()`` order (pre-order), without its nested generators."""
+    out: list[Operation] = []
+
+    def add(block: Block) -> None:
+        for op in block.ops:
+            out.append(op)
+            for region in op.regions:
+                for inner in region.blocks:
+                    add(inner)
+
+    for region in root.regions:
+        for block in region.blocks:
+            add(block)
+    return out
+
+
 def verify_diagnostics(module: ModuleOp) -> list[Diagnostic]:
     """Every op's verifier, each failure a diagnostic at the op's ``.lpu`` location.
 
@@ -727,12 +744,10 @@ def verify_diagnostics(module: ModuleOp) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     outcome: dict[tuple, str | None] = {}
     intern = T.Interner()
-    for op in module.walk():
-        if op is module:
-            continue
+    for op in _nested_ops(module):
         cls = type(op)
         if _verifies_locally(cls):
-            key = (cls, tuple(intern(v.type) for v in op.operands), tuple(intern(r.type) for r in op.results),
+            key = (cls, *[intern(v.type) for v in op.operands], None, *[intern(r.type) for r in op.results],
                    intern.attrs(op.attributes), intern.attrs(op.properties))
             message = outcome.get(key, _MISSING)
             if message is _MISSING:

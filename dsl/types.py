@@ -74,15 +74,33 @@ def type_text_of(shape: tuple[int, ...], elem: str) -> str:
     return "tensor<" + "".join(f"{d}x" for d in shape) + elem + ">"
 
 
-@lru_cache(maxsize=4096)
+# shape_of and elem_of run for every op a pass makes or checks. Hashing a type walks its
+# parameters, so these look types up by identity (nearly every type is one of the shared
+# objects parse_type hands out); an entry keeps its type alive, so no id is reused under it.
+_BY_ID: dict[int, tuple] = {}
+
+
+def _facts(t: Attribute) -> tuple:
+    hit = _BY_ID.get(id(t))
+    if hit is None:
+        if len(_BY_ID) > 4096:
+            _BY_ID.clear()
+        shape = tuple(t.get_shape()) if isinstance(t, TensorType) else None  # type: ignore[attr-defined]
+        elem = _NAME_OF.get(getattr(t, "element_type", None), "") if isinstance(t, TensorType) else ""
+        hit = _BY_ID[id(t)] = (t, shape, elem)
+    return hit
+
+
 def shape_of(t: Attribute) -> tuple[int, ...]:
-    return tuple(t.get_shape())  # type: ignore[attr-defined]
+    shape = _facts(t)[1]
+    if shape is None:
+        return tuple(t.get_shape())  # type: ignore[attr-defined]  (raises as before for a non-tensor)
+    return shape
 
 
-@lru_cache(maxsize=4096)
 def elem_of(t: Attribute) -> str:
     """The element type name of a tensor type ('' for anything else)."""
-    return _NAME_OF.get(getattr(t, "element_type", None), "") if isinstance(t, TensorType) else ""
+    return _facts(t)[2]
 
 
 def is_tensor(t: Attribute) -> bool:

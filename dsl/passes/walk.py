@@ -45,7 +45,10 @@ def _isolated(cls) -> bool:
 
 
 def _unused(op: Operation) -> bool:
-    return all(r.first_use is None for r in op.results)
+    for r in op.results:
+        if r.first_use is not None:
+            return False
+    return True
 
 
 class DirectRewriter:
