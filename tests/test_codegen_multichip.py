@@ -126,3 +126,26 @@ def test_placement_errors(body, message):
         compile_multichip(module, "main", CFG, "node", ".", "<t>")
     d = e.value.diagnostics[0]
     assert f"{d.loc.file}:{d.loc.line}:{d.loc.col}: error: {d.message}" == message
+
+
+@pytest.mark.slow
+def test_decoder_pipelined_over_two_chips(request):
+    """examples/decoder.lpu with its MLP half on chip 1: both shares through the general path,
+    x1 sent east; f16 result within the tolerance, zero hazards (about 25 s: only with -m slow)."""
+    from lpu.compile import matches
+
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("about 25 s: make test-slow (pytest -m slow) runs it")
+
+    module = load("decoder_2chips.lpu")
+    mc = compile_multichip(module, "main", CFG, None, EX, "decoder_2chips.lpu")
+    assert sorted(mc.chips) == [0, 1] and 'topology = "two-chips"' in mc.system_text
+    from lpu.dsl.interpreter import arg_names, function, random_input
+    fn = function(module, "main")
+    rng = np.random.default_rng(0)
+    args = {n: random_input(a.type, rng) for n, a in zip(arg_names(fn), fn.body.block.args)}
+    r = simulate(mc.link(), inputs=mc.inputs(args, CFG.lanes), outputs=mc.output_symbols())
+    (got,) = mc.results(r.outputs, CFG.lanes)
+    (want,) = run_function(module, "main", args, base_dir=EX)
+    assert r.hazards == [] and matches(got, want)
+    assert r.machine.cycles == mc.cycles == 7945

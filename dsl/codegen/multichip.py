@@ -194,6 +194,9 @@ def _result_rows(c, k: int) -> list[tuple[str, int]]:
     """The vectors of the compiled part's ``k``-th result, as (symbol, word offset)."""
     if hasattr(c, "result_vectors"):  # a compiler path that says where its results lie
         return c.result_vectors(k)
+    if hasattr(c, "outs"):  # the general path: each value's vectors, in order, as rows of symbols
+        v = c.outs[k]
+        return [(vec.symbol, vec.row * DTYPE_BYTES[v.elem]) for vec in v.vecs]
     from lpu.dsl.codegen.sram_layout import result_rows
 
     if k != 0 or not hasattr(c.plan, "n") or isinstance(next(iter(result_rows(c.layout))), tuple):
@@ -205,6 +208,9 @@ def _result_rows(c, k: int) -> list[tuple[str, int]]:
 def _arg_rows(c, arg: str) -> list[list[tuple[str, int]]]:
     """For each vector of argument ``arg`` of the compiled part, the (symbol, word offset)s it
     must be written to (a GEMV's x: one copy per plane)."""
+    if isinstance(getattr(c, "args", None), dict) and arg in c.args:  # the general path
+        v = c.args[arg]
+        return [[(vec.symbol, vec.row * DTYPE_BYTES[v.elem])] for vec in v.vecs]
     plan = getattr(c, "plan", None)
     if plan is None or getattr(plan, "x_arg", None) != arg or hasattr(plan, "M"):
         raise DiagnosticError(error("multi-chip: a received value can only feed a GEMV's vector yet"))
