@@ -129,3 +129,18 @@ def test_random_shapes(tmp_path, M, K, N, elem):
     y, r = simulate_compiled(c, {"x": x})
     assert r.hazards == [] and c.cycles == r.machine.cycles
     assert matches(y, run_function(module, "gemm", {"x": x}, base_dir=str(tmp_path))[0])
+
+
+def test_left_operand_too_large_for_a_slice(tmp_path):
+    """X is kept whole in one slice per plane: 1024 rows x 9 K blocks of i8 is 9216 words."""
+    from lpu.compile import compile_source
+    from lpu.diagnostics import DiagnosticError
+
+    text = ('target "lpu-v1"\nfunc @gemm(%x: tensor<1024x2700xi8>, %w: tensor<2700x320xi8>) -> tensor<1024x320xi32> {\n'
+            "  %y = matmul %x, %w : tensor<1024x320xi32>\n  return %y\n}\n")
+    with pytest.raises(DiagnosticError) as e:
+        compile_source(text, "g.lpu")
+    d = e.value.diagnostics[0]
+    assert (d.loc.line, d.loc.col) == (3, 8)
+    assert d.message == ("the left operand (1024 x 2700 i8) needs 9216 words in one slice per plane (MEM_W11 for "
+                         "MXM_W0); a slice holds 8192")

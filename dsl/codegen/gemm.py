@@ -57,6 +57,7 @@ class GemmPlan:
     planes: list[GemmPlaneWork]
     w_arg: str | None
     tiles: list[tuple[int, int]]  # (m0, m1): rows sharing one weight load
+    loc: object = None  # the matmul's SourceLoc, for diagnostics
 
     @property
     def blocks(self) -> int:
@@ -64,7 +65,7 @@ class GemmPlan:
 
 
 def block_gemm(func, x_arg, y_dtype, M, K, N, k, n, padded, elem, order, w_arg, cfg,
-               tile_rows: int | None = None) -> GemmPlan:
+               tile_rows: int | None = None, loc=None) -> GemmPlan:
     slots = min(cfg["mxm.acc_slots"], tile_rows or cfg["mxm.acc_slots"])
     tiles_n = max(-(-M // slots), min(M, -(-len(order) // n)))
     tiles = [(t * M // tiles_n, (t + 1) * M // tiles_n) for t in range(tiles_n)]
@@ -75,7 +76,7 @@ def block_gemm(func, x_arg, y_dtype, M, K, N, k, n, padded, elem, order, w_arg, 
         size = len(units) // len(planes) + (1 if p < len(units) % len(planes) else 0)
         work.units = units[start:start + size]
         start += size
-    return GemmPlan(func, x_arg, y_dtype, M, K, N, k, n, padded, elem, planes, w_arg, tiles)
+    return GemmPlan(func, x_arg, y_dtype, M, K, N, k, n, padded, elem, planes, w_arg, tiles, loc)
 
 
 @dataclass
@@ -128,7 +129,7 @@ def gemm_layout(plan: GemmPlan, cfg) -> GemmLayout:
         need = stripe + (1 + Y_SLICES) * len(same)
         if len(near) < need or stripe > cfg.streams:
             raise DiagnosticError(error(f"{cfg.name}: {work.plane} needs {need} MEM slices and "
-                                        f"{stripe} streams in its hemisphere for a GEMM"))
+                                        f"{stripe} streams in its hemisphere for a GEMM", plan.loc))
         mine = near[hi * stripe_slices:(hi + 1) * stripe_slices]
         x_sl = near[stripe + hi]
         y_sl = near[stripe + len(same) + Y_SLICES * hi:stripe + len(same) + Y_SLICES * (hi + 1)]
@@ -143,7 +144,7 @@ def gemm_layout(plan: GemmPlan, cfg) -> GemmLayout:
         tag = work.plane.removeprefix("MXM_").lower()
         if len(blocks) * groups > cfg.words:
             raise DiagnosticError(error(f"{work.plane}'s {len(blocks)} weight blocks need "
-                                        f"{len(blocks) * groups} words a slice, more than {cfg.words}"))
+                                        f"{len(blocks) * groups} words a slice, more than {cfg.words}", plan.loc))
         for s, (sname, _) in enumerate(pl.weight_slices):
             name = f"w_{tag}_{s}"
             shape = (len(blocks) * groups // width, lanes)
@@ -155,8 +156,9 @@ def gemm_layout(plan: GemmPlan, cfg) -> GemmLayout:
             pl.w_symbols.append(name)
         xrows = plan.k * plan.M
         if xrows * width > cfg.words:
-            raise DiagnosticError(error(f"X of {plan.M} x {plan.K} needs {xrows * width} words in {x_sl.name}, "
-                                        f"more than {cfg.words}"))
+            raise DiagnosticError(error(f"the left operand ({plan.M} x {plan.K} {plan.elem}) needs {xrows * width} "
+                                        f"words in one slice per plane ({x_sl.name} for {work.plane}); a slice "
+                                        f"holds {cfg.words}", plan.loc))
         pl.x_symbol = f"x_{tag}"
         tensors.append(Tensor(pl.x_symbol, plan.elem, (xrows, lanes), Placement(x_sl.name), None, True, None,
                               xrows * width))
@@ -166,7 +168,7 @@ def gemm_layout(plan: GemmPlan, cfg) -> GemmLayout:
             rows += -(-(m1 - m0) // Y_SLICES)
         if rows * ywords > cfg.words:
             raise DiagnosticError(error(f"{work.plane}'s results need {rows * ywords} words a slice, "
-                                        f"more than {cfg.words}"))
+                                        f"more than {cfg.words}", plan.loc))
         for r, (sname, _) in enumerate(pl.y_slices):
             pl.y_symbols.append(f"y_{tag}_{r}")
             tensors.append(Tensor(pl.y_symbols[-1], plan.y_dtype, (max(rows, 1), lanes), Placement(sname), None,

@@ -124,7 +124,7 @@ def register_block(module: ModuleOp, name: str, cfg, weights_of, max_planes: int
         from lpu.dsl.codegen.gemm import block_gemm
 
         return block_gemm(name, names[args.index(mm.lhs)], T.elem_of(mm.result.type), xshape[0], K, N, k, n,
-                          padded, elem, order, w_arg, cfg, tile_rows)
+                          padded, elem, order, w_arg, cfg, tile_rows, loc_of(mm))
     planes = [PlaneWork(p) for p in order[:min(len(order), k * n)]]
     split_blocks(planes, k, n)
     return GemvPlan(name, names[args.index(mm.lhs)], T.elem_of(mm.result.type), K, N, k, n, padded, elem, planes,
