@@ -114,7 +114,8 @@ def _statement(build, m: re.Match, line: int, line_start: int) -> None:
         _general(build, m, line, line_start)
         if build.last_built is not None:
             cls, values, attributes, types = build.last_built
-            build.shapes[_shape_key(m, values)] = (cls, attributes, types)
+            # (the key holds type ids: the entry keeps those types alive, so no id is reused)
+            build.shapes[_shape_key(m, values)] = (cls, attributes, types, [v.type for v in values])
         return
     _general(build, m, line, line_start)
 
@@ -122,7 +123,7 @@ def _statement(build, m: re.Match, line: int, line_start: int) -> None:
 def _shape_key(m: re.Match, values) -> tuple:
     results = m.group("results")
     return (m.group("name"), m.group("attrs"), m.group("types"), results.count(",") + 1 if results else 0,
-            tuple(v.type for v in values))
+            *[id(v.type) for v in values])
 
 
 def _known_shape(build, m: re.Match, line: int, line_start: int) -> bool:
@@ -152,7 +153,7 @@ def _known_shape(build, m: re.Match, line: int, line_start: int) -> bool:
             if t.group()[1:] in scope or any(t.group() == n for n, _ in names):
                 return False  # a redefinition: the general path reports it
             names.append((t.group(), base + t.start()))
-    cls, attributes, types = hit
+    cls, attributes, types, _operand_types = hit
     file, index = build.file, build.index
     for text, col, v in uses:
         index.value_uses.append((SourceLoc(file, line, col, len(text)), v))

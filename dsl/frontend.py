@@ -134,9 +134,7 @@ class _Build(Transformer):
     def location(self, line: int, col: int) -> FileLineColLoc:
         # built without re-verifying its parameters (a file name and two ints, made here)
         loc = FileLineColLoc.__new__(FileLineColLoc)
-        object.__setattr__(loc, "filename", self.file_attr)
-        object.__setattr__(loc, "line", _int_attr(line))
-        object.__setattr__(loc, "column", _int_attr(col))
+        loc.__dict__.update(filename=self.file_attr, line=_int_attr(line), column=_int_attr(col))
         return loc
 
     def peek(self, name: str):
