@@ -19,6 +19,7 @@ assembler's records (``to_inst``/``from_inst``), so a compiled kernel goes to th
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import ClassVar
 
 from xdsl.dialects.builtin import IntegerAttr, StringAttr, SymbolRefAttr, i64
@@ -36,8 +37,21 @@ _STREAM_KINDS = ("stream", "src_or_imm")
 _SYMBOL_KINDS = ("addr", "table")
 
 
+@lru_cache(maxsize=65536)
 def _int(v: int) -> IntegerAttr:
+    # attributes are immutable values, so one instance per value serves every op (a compiled
+    # GEMM builds ~10^5 of them; creating each costs more than the rest of the op)
     return IntegerAttr(v, i64)
+
+
+@lru_cache(maxsize=4096)
+def _str(v: str) -> StringAttr:
+    return StringAttr(v)
+
+
+@lru_cache(maxsize=4096)
+def _sym(v: str) -> SymbolRefAttr:
+    return SymbolRefAttr(v)
 
 
 def _stream_field(text: str) -> int:
@@ -59,11 +73,11 @@ class LpuInstOp(IRDLOperation):
     def from_inst(cls, inst: Inst, cfg) -> "LpuInstOp":
         spec = inst.spec
         op_cls = OP_BY_MNEMONIC[spec.mnemonic]
-        attrs: dict[str, Attribute] = {"unit": StringAttr(cfg.queues[inst.queue].name), "cycle": _int(inst.cycle)}
+        attrs: dict[str, Attribute] = {"unit": _str(cfg.queues[inst.queue].name), "cycle": _int(inst.cycle)}
         if inst.dtype is not None:
-            attrs["dtype"] = StringAttr(inst.dtype)
+            attrs["dtype"] = _str(inst.dtype)
         if inst.dtype2 is not None:
-            attrs["dtype2"] = StringAttr(inst.dtype2)
+            attrs["dtype2"] = _str(inst.dtype2)
         for o, v in zip(spec.operands, inst.args):
             if o.optional and not v:
                 continue
@@ -129,14 +143,14 @@ class LpuInstOp(IRDLOperation):
 def _operand_attrs(o, v) -> dict[str, Attribute]:
     kind = o.kind.name
     if isinstance(v, SymRef):
-        out: dict[str, Attribute] = {o.name: SymbolRefAttr(v.symbol)}
+        out: dict[str, Attribute] = {o.name: _sym(v.symbol)}
         if v.offset:
             out[o.name + "_offset"] = _int(v.offset)
         return out
     if isinstance(v, PeerRef):
-        return {o.name: SymbolRefAttr(v.chip)}
+        return {o.name: _sym(v.chip)}
     if kind in _STREAM_KINDS and not v >> 32:
-        return {o.name: StringAttr(stream_text(v))}
+        return {o.name: _str(stream_text(v))}
     if kind == "src_or_imm":
         return {o.name: _int(v)}
     if kind == "stride":
