@@ -28,6 +28,7 @@ one i32/f32 vector per 320 columns, padding included); a received value can feed
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -345,7 +346,8 @@ class MultiCompiled:
                 continue
             sub = dict(args)
             for i, name in code.part.recv_args:  # written by the recv-in kernel; zeros until then
-                sub[name] = np.zeros(T.shape_of(self._recv_type(code, i)), T.dtype(T.elem_of(self._recv_type(code, i))))
+                ty = self._recv_type(code, i)
+                sub[name] = np.zeros(T.shape_of(ty), T.dtype(T.elem_of(ty)))
             for sym, a in code.compiled.inputs(sub, lanes).items():
                 out[f"{chip_name(c)}:{sym}"] = a
         return out
@@ -392,8 +394,6 @@ class MultiCompiled:
 
     def write_objects(self, directory: str) -> list[str]:
         """``chipN.o`` per chip and ``system.toml`` (the input of ``lpu-ld``) into ``directory``."""
-        import os
-
         from lpu.asm.objfile import write_object
         from lpu.files import write_atomic
 
@@ -432,8 +432,6 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
     from lpu.dsl.codegen import compile_function
     from lpu.dsl.interpreter import arg_names, function
     from lpu.linker.system import load_system
-
-    import os
 
     func = function(module, name)
     check_placement(func)
@@ -541,7 +539,6 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
         for tr in transfers:
             if tr.dst != c or (tr.recv, f"recv{tr.recv}") in code.part.recv_args:
                 continue
-            ty = ops[tr.recv].results[0].type
             w = DTYPE_BYTES[tr.dtype]
             vecs = len(tr.arrivals)
             c2c, _ = _link(system, cfg, chip_name(c), chip_name(tr.src))
@@ -552,7 +549,6 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
                                        vecs * w))
             code.recv_symbols[tr.recv] = sym
             items += [(tr, v, [(sym, v * w)], code.tensors) for v in range(vecs)]
-            del ty
         if items:
             kop, n = _recv_kernel(f"{name}_recv_out", cfg, system, chip_name(c), items, code.length)
             code.kernels.append(kop)
