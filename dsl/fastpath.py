@@ -165,7 +165,7 @@ def _known_shape(build, m: re.Match, line: int, line_start: int) -> bool:
     for (text, col), r in zip(names, op.results):
         key = text[1:]
         scope[key] = r
-        if not key.isdigit():
+        if not key[0].isdigit():  # (xDSL names may not start with a digit)
             r.name_hint = key
         index.value_defs[r] = SourceLoc(file, line, col, len(text))
     return True

@@ -168,7 +168,7 @@ class _Build(Transformer):
             return
         scope[name] = v
         if v is not POISON:
-            if not v.name_hint and not name.isdigit():
+            if not v.name_hint and not name[0].isdigit():
                 v.name_hint = name
             self.index.value_defs[v] = self.loc(t)
 

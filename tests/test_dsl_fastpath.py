@@ -119,3 +119,13 @@ def test_errors_in_fast_lines_are_the_general_paths():
         (6, 12, "use of undefined value '%q'"),
         (7, 8, "unknown operation 'frob'"),
     ]
+
+
+def test_value_names_starting_with_a_digit_parse_and_print():
+    # (found by the parser fuzzer: such a name is not a valid xDSL name hint, and setting it raised)
+    text = "func @f(%0g1: tensor<4xf16>) -> tensor<4xf16> {\n  %1a = neg %0g1\n  return %1a\n}\n"
+    same_as_full_grammar(text)
+    module, diags = check_module(text, "t.lpu")
+    assert diags == []
+    again, diags = check_module(print_module(module), "p.lpu")
+    assert diags == [] and again.is_structurally_equivalent(module)
