@@ -168,8 +168,8 @@ func @main(%x: tensor<2x330xf16>, %g: tensor<330xf16>) -> tensor<2x330xf16> {
     assert out.matches
 
 
-@pytest.mark.parametrize("name,cycles", [("softmax", 1151), ("layernorm", 621), ("mlp", 1715),
-                                         ("attention", 5538)])
+@pytest.mark.parametrize("name,cycles", [("softmax", 535), ("layernorm", 621), ("mlp", 1711),
+                                         ("attention", 765), ("decoder", 3580)])
 def test_examples(name, cycles):
     import os
 

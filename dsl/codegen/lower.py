@@ -10,9 +10,10 @@ what is left are primitives. Each becomes one snippet per output vector:
 - ``cast``: ``cvt``; ``quantize``: ``x · (1/scale) + zero_point`` in f32, then a saturating
   ``cvt``; ``dequantize``: ``(q − zero_point) · scale`` in f32, then ``cvt``;
 - ``reduce_sum``/``reduce_max`` over the last axis: the row's vectors combined on the VXM (the
-  ragged one first masked with ``select``), then a rotate tree — ``v ∘ rotate(v, k)`` for
-  ``k = L/2, L/4, …`` while even, then the odd remainder ``m`` by doubling windows — which
-  leaves the total in every lane (splat). Sums run in the accumulator type (i32/f32).
+  ragged one first masked with ``select``), then rotated copies combined in two trips through
+  the SXM (``rotate_tree``), which leaves the total in every lane (splat); lane sums of
+  i8/f16/bf16 go through the MXM instead (an all-ones matrix, ``mxm.LaneSumJob``). Sums run
+  in the accumulator type (i32/f32).
   Over another axis: elementwise across the rows;
 - ``reshape`` keeping the last dimension, ``slice``/``concat`` on whole vectors: no code, the
   result is a list of the operand's vectors.
@@ -24,6 +25,7 @@ import math
 
 import numpy as np
 
+from lpu.arch.isa import BY_MNEMONIC
 from lpu.asm.operands import parse_imm
 from lpu.diagnostics import DiagnosticError, error
 from lpu.dsl import dialect as D
@@ -50,6 +52,7 @@ class Lowering:
         self.snips: list = []  # Snippet, or mxm.MatmulJob
         self.weights: set = set()  # values used as a matmul's right operand (laid out for lw)
         self.transposed: dict = {}  # transpose results only used as matmul right operands
+        self.arrays: dict = {}  # values known at compile time (constants, data tensors)
         self._n = 0
 
     # --- values ----------------------------------------------------------------------------
@@ -82,10 +85,12 @@ class Lowering:
             elem = T.elem_of(op.result.type)
             if a.size == 1:
                 self.scalars[op.result] = a.reshape(()).item()
+            self.arrays[op.result] = np.asarray(a).reshape(T.shape_of(op.result.type))
             self.values[op.result] = self.const(np.asarray(a).reshape(T.shape_of(op.result.type)), elem, loc)
         elif isinstance(op, D.GetOp):
             sym = D.get_sym(op, "tensor")
             a = self.weights_of(sym)
+            self.arrays[op.result] = a
             self._n += 1
             self.values[op.result] = self.st.alloc(f"c{self._n}", a.shape, T.elem_of(op.result.type), a, False, loc,
                                                    weights=op.result in self.weights)
@@ -187,6 +192,13 @@ class Lowering:
     def transpose(self, op) -> None:
         x = self.values[op.input]
         perm = D.get_ints(op, "perm") or list(reversed(range(len(x.shape))))
+        if op.input in self.arrays:  # a constant: transposed here, laid out like any other
+            a = np.ascontiguousarray(np.transpose(self.arrays[op.input], perm))
+            self._n += 1
+            self.arrays[op.result] = a
+            self.values[op.result] = self.st.alloc(f"c{self._n}", a.shape, x.elem, a, False, loc_of(op),
+                                                   weights=op.result in self.weights)
+            return
         uses = [u.operation for u in op.result.uses]
         if perm == [1, 0] and uses and all(isinstance(u, D.MatmulOp) and u.rhs is op.result and u.lhs is not op.result
                                            for u in uses):
@@ -201,20 +213,39 @@ class Lowering:
         x = self.values[op.lhs]
         L = self.lanes
         acc = T.elem_of(op.result.type)
-        xa = self.convert(x, acc, loc)
-        Ba = self.convert(B, acc, loc)
         K = x.N
         kc = x.cols(L)
         valid = K - (kc - 1) * L
         y = self.temp(T.shape_of(op.result.type), acc, loc)
         Nn = B.rows
+        # rows of B known at compile time (a KV cache in SRAM) are transposed here and go
+        # through the MXM as an ordinary matmul; the rest are lane dot products
+        known = 0
+        while known < Nn and all(self.st.content(B.vec(known, c, L)) is not None for c in range(kc)):
+            known += 1
+        yc = None
+        if known >= 2:
+            rows = np.stack([np.concatenate([self.st.content(B.vec(n, c, L)) for c in range(kc)])[:K]
+                             for n in range(known)])
+            self._n += 1
+            W = self.st.alloc(f"c{self._n}", (K, known), B.elem, np.ascontiguousarray(rows.T), False, loc,
+                              weights=True)
+            yc = self.mxm(x, W, acc, tuple(x.shape[:-1]) + (known,), loc)
+        else:
+            known = 0
+        xa = self.convert(x, acc, loc) if known < Nn else x
         for r in range(x.rows):
             splats = []
-            for n in range(Nn):
+            for n in range(known, Nn):
                 vecs = []
                 for c in range(kc):
+                    b = B.vec(n, c, L)
+                    if B.elem != acc:
+                        t = self.temp((L,), acc, loc).vecs[0]
+                        self.emit("cvt", B.elem, [Src(b, B.elem)], t, acc, dtype2=acc, loc=loc)
+                        b = t
                     t = self.temp((L,), acc, loc).vecs[0]
-                    self.emit("mul", acc, [Src(xa.vec(r, c, L), acc), Src(Ba.vec(n, c, L), acc)], t, loc=loc)
+                    self.emit("mul", acc, [Src(xa.vec(r, c, L), acc), Src(b, acc)], t, loc=loc)
                     vecs.append(t)
                 if valid < L:
                     t = self.temp((L,), acc, loc).vecs[0]
@@ -228,10 +259,19 @@ class Lowering:
                     self.emit("add", acc, [Src(total, acc), Src(v, acc)], t, loc=loc)
                     total = t
                 sp = self.temp((L,), acc, loc).vecs[0]
-                self.rotate_tree(total, "add", acc, sp, loc)
+                (self.pair_tree if (Nn - known) * x.rows > 4 else self.rotate_tree)(total, "add", acc, sp, loc)
                 splats.append(sp)
             for c in range(y.cols(L)):
-                self.merge(splats[c * L:(c + 1) * L], 0, acc, y.vec(r, c, L), loc)
+                lo = max(known, c * L)
+                part = splats[lo - known:min(Nn, (c + 1) * L) - known]
+                if yc is None or known <= c * L:
+                    self.merge(part, lo - c * L, acc, y.vec(r, c, L), loc)
+                elif not part:
+                    self.emit("mov", acc, [Src(yc.vec(r, c, L), acc)], y.vec(r, c, L), loc=loc)
+                else:
+                    m = self.merge(part, lo - c * L, acc, None, loc)
+                    self.emit("select", acc, [Src(self.lane_mask(lo - c * L, acc, loc), acc),
+                                              Src(yc.vec(r, c, L), acc), Src(m, acc)], y.vec(r, c, L), loc=loc)
         return y
 
     def merge(self, splats, lo: int, elem: str, dst, loc):
@@ -250,8 +290,6 @@ class Lowering:
 
     # --- matmul ------------------------------------------------------------------------------
     def matmul(self, op, loc) -> VValue:
-        from lpu.dsl.codegen.mxm import MatmulJob
-
         if op.rhs in self.transposed:
             return self.matmul_transposed(op, self.transposed[op.rhs], loc)
         x, W = self.values[op.lhs], self.values[op.rhs]
@@ -271,6 +309,16 @@ class Lowering:
             for a, b in zip(W.vecs, Wl.vecs):
                 self.emit("mov", elem, [Src(a, elem)], b, loc=loc)
             W = Wl
+        return self.mxm(x, W, acc, T.shape_of(op.result.type), loc)
+
+    def mxm(self, x: VValue, W: VValue, acc: str, shape, loc) -> VValue:
+        """``x · W`` on the MXM planes (``W`` in the weight layout)."""
+        from lpu.dsl.codegen.mxm import MatmulJob
+
+        L = self.lanes
+        K = W.shape[0]
+        C = W.cols(L)
+        elem = x.elem
         kc = x.cols(L)
         valid = K - (kc - 1) * L
         xs = [[x.vec(r, c, L) for c in range(kc)] for r in range(x.rows)]
@@ -282,7 +330,7 @@ class Lowering:
                 self.emit("select", elem, [Src(mask.vecs[0], elem), Src(row[-1], elem), Src(zero.vecs[0], elem)], t,
                           loc=loc)
                 row[-1] = t
-        y = self.temp(T.shape_of(op.result.type), acc, loc)
+        y = self.temp(shape, acc, loc)
         nc = y.cols(L)
         self.snips.append(MatmulJob(elem, acc, xs, [[W.vec(i, c, L) for c in range(C)] for i in range(K)],
                                     [[y.vec(r, c, L) for c in range(nc)] for r in range(y.rows)], K, loc))
@@ -363,7 +411,38 @@ class Lowering:
         return out
 
     def rotate_tree(self, v, kind, elem, dst, loc) -> None:
-        """Every lane of ``dst`` = the ``kind``-reduction of all lanes of ``v``."""
+        """Every lane of ``dst`` = the ``kind``-reduction of all lanes of ``v``, in two trips
+        through the SXM (``chain.py``): with ``L = a·b`` lanes, ``m = v ∘ rot(v, 1) ∘ … ∘
+        rot(v, a−1)`` combines windows of ``a`` lanes, then ``m ∘ rot(m, a) ∘ … ∘ rot(m,
+        a(b−1))`` windows of ``a·b = L``: every lane exactly once (so sums are exact too)."""
+        from lpu.dsl.codegen.chain import Chain
+
+        L = self.lanes
+        a = max(d for d in range(1, math.isqrt(L) + 1) if L % d == 0)
+        trips = [(a, 1), (L // a, a)] if a > 1 else [(L, 1)]
+        lat = BY_MNEMONIC[kind].latency_for(self.cfg, elem)
+        copies = -(-T.dtype(elem).itemsize // lat)  # reads of one slice a step apart need w <= lat
+        cur = v
+        for n, (count, stride) in enumerate(trips):
+            if count == 1:
+                continue
+            srcs = [cur]
+            for _ in range(copies - 1):  # copies of the vector in other slices, read in turn
+                c = self.st.alloc_vec(f"t{self._n + 1}", elem, {x.slice for x in srcs}, loc)
+                self._n += 1
+                self.emit("mov", elem, [Src(cur, elem)], c, loc=loc)
+                srcs.append(c)
+            out = dst if n == len(trips) - 1 else self.temp((L,), elem, loc).vecs[0]
+            rot = [Src(srcs[k % copies], elem, ("rotate", stride * k)) for k in range(1, count)]
+            self.snips.append(Chain(kind, elem, Src(cur, elem), rot, out, loc))
+            cur = out
+        if cur is v:
+            self.emit("mov", elem, [Src(v, elem)], dst, loc=loc)
+
+    def pair_tree(self, v, kind, elem, dst, loc) -> None:
+        """The same as ``rotate_tree`` in ``log2`` steps of two operands, each a trip to the
+        SXM: fewer SXM instructions (9 rather than 34 for 320 lanes), so it is the better
+        choice when many rows are reduced at once (lane dot products) and the SXMs bind."""
         L = self.lanes
         ops: list[tuple[int, int, int]] = []  # (a, b, n): vals[a] op rotate(vals[b], n)
 
@@ -457,6 +536,12 @@ class Lowering:
                 src = x.vecs[int(r) * C + a]
                 need = min(L, s - c * L)  # valid lanes of this output vector
                 dst = out.vecs[k * oc + c]
+                nxt = x.vecs[int(r) * C + a + 1] if off + need > L else None
+                known = [self.st.content(v) for v in (src, nxt) if v is not None]
+                if all(kn is not None for kn in known):  # constant lanes: shifted here
+                    lanes = np.concatenate(known + [np.zeros(L, known[0].dtype)])[off:off + L]
+                    out.vecs[k * oc + c] = self.const(lanes, e, loc).vecs[0]
+                    continue
                 if off + need <= L:
                     self.emit("mov", e, [Src(src, e, ("shift", -off))], dst, loc=loc)
                 else:

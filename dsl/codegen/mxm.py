@@ -1,7 +1,7 @@
 """Matmuls inside a larger function: ``x[R, K] · W[K, N]`` as one job of the list scheduler.
 
-Column blocks (320 output lanes) go round-robin to the MXM planes, so no column is split and
-no partial sums need adding. For each column block a plane runs its K blocks: the block's
+Each column block (320 output lanes) goes to the plane that is free soonest, so no column is
+split and no partial sums need adding, and independent matmuls run on different planes. For each column block a plane runs its K blocks: the block's
 rows enter the shadow buffer through ``lw`` (16 i8 rows or 8 f16/bf16 rows a cycle, each row
 read from its slice so that it passes the plane in the ``lw`` cycle), ``iw`` makes them
 active, and one ``mm`` per row of ``x`` (``x``'s vector read to pass the plane in that cycle)
@@ -86,7 +86,8 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
         return c
 
     for nb in range(nc):
-        pl = planes[nb % len(planes)]
+        # the plane free soonest: consecutive matmuls (heads of an attention) spread out
+        pl = min(planes, key=lambda p: max(p.lw_from, p.mm_free, p.acc_done))
         P = pl.P
         last_mm = [0] * R
         for kb in range(kc):

@@ -84,6 +84,7 @@ class _Context:
 
 def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
                       horizon: int = 200_000) -> Scheduled:
+    from lpu.dsl.codegen.chain import Chain, schedule_chain
     from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob, _planes, schedule_lane_sum, schedule_matmul
 
     ctx = _Context(cfg, ready)
@@ -96,12 +97,15 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
     SL = BY_MNEMONIC["rotate"].latency_for(cfg, "i8")
     res, streams, ready, add = ctx.res, ctx.streams, ctx.ready, ctx.add
 
-    for sn in snips:
+    for sn in _list_order(snips, ready):
         if isinstance(sn, MatmulJob):
             schedule_matmul(sn, ctx, horizon)
             continue
         if isinstance(sn, LaneSumJob):
             schedule_lane_sum(sn, ctx, horizon)
+            continue
+        if isinstance(sn, Chain):
+            schedule_chain(sn, ctx, horizon)
             continue
         lat = BY_MNEMONIC[sn.mnemonic].latency_for(cfg, sn.dtype)
         # the earliest VXM cycle the operands allow: each read no earlier than its vector lands
@@ -139,6 +143,49 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
         ready[sn.dst] = w + wd
         ctx.length = max(ctx.length, w + wd)
     return Scheduled(ctx.insts, ctx.length)
+
+
+def _io(sn) -> tuple[list[Vec], list[Vec]]:
+    """The vectors an item reads and writes."""
+    from lpu.dsl.codegen.chain import Chain
+    from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob
+
+    if isinstance(sn, MatmulJob):
+        return [v for row in sn.x for v in row] + [v for row in sn.w for v in row], [v for row in sn.y for v in row]
+    if isinstance(sn, LaneSumJob):
+        return [v for row in sn.rows for v in row] + sn.ones, list(sn.y)
+    if isinstance(sn, Chain):
+        return [sn.first.vec] + [x.vec for x in sn.srcs], [sn.dst]
+    return [x.vec for x in sn.srcs], [sn.dst]
+
+
+def _list_order(snips: list, ready: dict):
+    """List scheduling: of the items whose producers are placed, the one whose operands are
+    in SRAM first (program order breaks ties). Yields each item after its producers have
+    been placed, so ``ready`` (which the caller updates) is exact when it is keyed."""
+    import heapq
+
+    io = [_io(sn) for sn in snips]
+    producer: dict[Vec, int] = {}
+    for i, (_, outs) in enumerate(io):
+        for v in outs:
+            producer[v] = i
+    waiting = [0] * len(snips)
+    users: dict[int, list[int]] = {}
+    for i, (ins, _) in enumerate(io):
+        deps = {producer[v] for v in ins if v in producer and producer[v] != i}
+        waiting[i] = len(deps)
+        for d in deps:
+            users.setdefault(d, []).append(i)
+    heap = [(0, i) for i in range(len(snips)) if waiting[i] == 0]
+    heapq.heapify(heap)
+    while heap:
+        _, i = heapq.heappop(heap)
+        yield snips[i]
+        for u in users.get(i, ()):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(heap, (max((ready.get(v, 0) for v in io[u][0]), default=0), u))
 
 
 def _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm):

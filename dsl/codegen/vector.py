@@ -150,6 +150,11 @@ class Storage:
                                             f"of slice {sl}", loc))
         return VValue(tuple(shape), elem, vecs)
 
+    def content(self, v: Vec) -> np.ndarray | None:
+        """A vector's contents when known at compile time (a row of a data tensor)."""
+        s = self.symbols[v.symbol]
+        return s.image[v.row] if s.image is not None else None
+
     def alloc_vec(self, name: str, elem: str, avoid: set[str], loc=None) -> Vec:
         """One vector in the next slice of the rotation that is not in ``avoid``."""
         while self.pool[self._next % len(self.pool)] in avoid:

@@ -1,0 +1,88 @@
+"""Lower bounds in cycles for a whole ``df`` function on one chip (docs/codegen.md, "Lower
+bound for a function"): the throughput bounds of its matmuls (MXM compute, weight streams into
+the planes, SRAM read ports) and a dependency bound — the longest chain of dependent ops,
+each at the least latency the floor plan allows (``op_latency``). The largest is the bound.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
+from lpu.dsl import dialect as D
+from lpu.dsl import types as T
+
+_TRANSCENDENTAL = ("exp", "tanh", "sigmoid", "rsqrt", "recip")
+
+
+def _positions(cfg):
+    pos = {q.kind: q.position for q in cfg.queues if q.kind in ("vxm",)}
+    V = pos["vxm"]
+    sxm = min(abs(q.position - V) for q in cfg.queues if q.kind == "sxm")
+    mxm = min(abs(q.position - V) for q in cfg.queues if q.kind == "mxm")
+    return sxm, mxm
+
+
+def op_latency(op, cfg) -> int:
+    """The least cycles from an op's operands being ready to its result being ready, values
+    chained on streams at the VXM (no SRAM round trip counted)."""
+    sxm, mxm = _positions(cfg)
+    lat = BY_MNEMONIC["add"].latency_for(cfg, "f32")
+    name = op.name.removeprefix("df.")
+    if name in _TRANSCENDENTAL:
+        return BY_MNEMONIC["exp"].latency_for(cfg, "f32")
+    if name in D.BINARY_OPS or name in D.UNARY_OPS or isinstance(op, (D.CastOp, D.QuantizeOp, D.DequantizeOp)):
+        return lat
+    if isinstance(op, (D.ReduceSumOp, D.ReduceMaxOp)):
+        shape = T.shape_of(op.input.type)
+        axis = D.get_int(op, "axis", -1) % max(len(shape), 1)
+        n = shape[axis] if shape else 1
+        if axis != len(shape) - 1:
+            return lat * math.ceil(math.log2(max(n, 1))) if n > 1 else 0
+        # lanes only meet through the SXM or the MXM: one round trip from the VXM, and at
+        # least log2(n) two-input combining steps
+        return 2 * min(sxm, mxm) + lat * math.ceil(math.log2(max(n, 2)))
+    if isinstance(op, D.MatmulOp):
+        e = T.elem_of(op.lhs.type)
+        K = T.shape_of(op.lhs.type)[-1]
+        occ = BY_MNEMONIC["mm"].occupancy_for(cfg, e)
+        kc = math.ceil(K / cfg.lanes)
+        return 2 * mxm + kc * occ + BY_MNEMONIC["acc"].latency_for(cfg, "f32")
+    if isinstance(op, D.TransposeOp):
+        return 2 * sxm + BY_MNEMONIC["transpose"].latency_for(cfg, "i8")
+    return 0  # views, constants, get
+
+
+def function_bounds(module, name: str, cfg) -> dict[str, float]:
+    """The bounds of ``@name`` after the code generator's pipeline (decomposed, unrolled)."""
+    from lpu.dsl.codegen.general import PIPELINE
+    from lpu.dsl.interpreter import function
+    from lpu.dsl.passes import run_pipeline
+
+    module = module.clone()
+    run_pipeline(module, PIPELINE)
+    fn = function(module, name)
+    ready: dict = {a: 0 for a in fn.body.block.args}
+    planes = sum(1 for q in cfg.queues if q.kind == "mxm")
+    macs = wbytes = 0.0
+    chain = 0
+    for op in fn.body.block.ops:
+        start = max((ready.get(v, 0) for v in op.operands), default=0)
+        done = start + op_latency(op, cfg)
+        for r in op.results:
+            ready[r] = done
+        chain = max(chain, done)
+        if isinstance(op, D.MatmulOp):
+            e = T.elem_of(op.lhs.type)
+            (K, N), M = T.shape_of(op.rhs.type), math.prod(T.shape_of(op.lhs.type)[:-1])
+            occ = cfg["mxm.int_occupancy"] if e == "i8" else cfg["mxm.float_occupancy"]
+            macs += M * K * N * occ  # plane-cycles of MACs: f16 runs at a quarter rate
+            wbytes += K * N * DTYPE_BYTES[e]
+    lw_bytes = planes * cfg["mxm.max_rows_per_lw"] * cfg.lanes
+    stream_bytes = 2 * cfg.streams * cfg.lanes
+    return {
+        "mxm compute": macs / (planes * cfg["mxm.rows"] * cfg["mxm.cols"]),
+        "weight streams": wbytes / min(lw_bytes, stream_bytes),
+        "sram ports": wbytes / (len(cfg.mem_slices) * cfg.lanes),
+        "dependency chain": float(chain),
+    }
