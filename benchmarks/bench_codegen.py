@@ -160,6 +160,9 @@ def main(argv=None) -> int:
             print(f"{name} (unroll off) cycles: {flat_cycles} cycles")
             print(f"{name} (unroll off) instructions: {flat_words} instructions")
             print(f"{name} unroll instructions saved: {flat_words / words:.2f}x")
+    from codegen_functions import function_rows  # the decoder layer, on the general path
+
+    function_rows("decoder", cfg)
     return 0
 
 
