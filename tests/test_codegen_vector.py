@@ -283,3 +283,19 @@ def test_tolerance_is_per_type():
     want = np.array([1.0, 2.0], np.float16)
     assert matches(np.array([1.0, 2.0 + 2 ** -9], np.float16), want)
     assert not matches(np.array([1.0, 2.03], np.float16), want)
+
+
+def test_docs_general_path_example(tmp_path, capsys):
+    """docs/codegen.md's example of the general path runs as the page says."""
+    import os
+    import re
+
+    from lpu.driver import main
+
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "codegen.md")).read()
+    section = doc[doc.index("## The general path"):]
+    src = re.search(r"```lpu\n(.*?)```", section, re.S).group(1)
+    want = re.search(r"```sh\nlpu run example.lpu --check\n#   (.*?)\n```", section, re.S).group(1)
+    (tmp_path / "example.lpu").write_text(src)
+    assert main(["run", str(tmp_path / "example.lpu"), "--check"]) == 0
+    assert capsys.readouterr().out.strip() == want
