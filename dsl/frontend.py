@@ -641,17 +641,28 @@ def _diagnose(e: UnexpectedInput, file: str, lines: list[str]) -> Diagnostic:
 _SIGNATURE = re.compile(r"^[ \t]*func[ \t]+@([A-Za-z_][A-Za-z0-9_.$]*)[ \t]*\([^)]*\)[ \t]*(?:->([^{\n]*))?\{", re.M)
 
 
-def _parse(text: str, file: str, fast: bool = True) -> tuple[ModuleOp | None, _Build, list[Diagnostic]]:
+def signatures_of(text: str) -> dict[str, list[str]]:
+    """Each function's result types as its header writes them (``call`` of a function defined
+    further down takes its result types from here)."""
+    return {m.group(1): [t for t in re.split(r"[\s,]+", m.group(2) or "") if t] for m in _SIGNATURE.finditer(text)}
+
+
+def _parse(text: str, file: str, fast: bool = True, signatures: dict | None = None,
+           symbols: dict | None = None) -> tuple[ModuleOp | None, _Build, list[Diagnostic]]:
+    """``signatures`` and ``symbols`` (name -> op defined above) stand for the rest of a file
+    when ``text`` is one item of it (lpu.dsl.incremental)."""
     parser, build = _parser(fast)
     if not text.endswith("\n"):
         text += "\n"
     lines = text.split("\n")
     syntax: list[Diagnostic] = []
-    signatures = {m.group(1): [t for t in re.split(r"[\s,]+", m.group(2) or "") if t]
-                  for m in _SIGNATURE.finditer(text)}
+    if signatures is None:
+        signatures = signatures_of(text)
     while True:
         build.reset(file)
         build.signatures = signatures
+        if symbols:
+            build.symbols.update(symbols)
         try:
             items = parser.parse("\n".join(lines))
             break
@@ -739,10 +750,18 @@ def verify_diagnostics(module: ModuleOp) -> list[Diagnostic]:
     A module of 50,000 ops has a few dozen distinct op signatures (class, operand and result
     types, attributes): an op whose verifier looks at nothing else is verified once per
     signature, and the outcome reused for every op that shares it."""
+    diags = verify_ops(_nested_ops(module))
+    if len(diags) >= MAX_ERRORS:
+        diags.append(error("too many errors emitted, stopping now"))
+    return diags
+
+
+def verify_ops(ops: list[Operation], limit: int = MAX_ERRORS) -> list[Diagnostic]:
+    """The verifier diagnostics of ``ops`` (in order), at most ``limit`` of them."""
     diags: list[Diagnostic] = []
     outcome: dict[tuple, str | None] = {}
     intern = T.Interner()
-    for op in _nested_ops(module):
+    for op in ops:
         cls = type(op)
         if _verifies_locally(cls):
             key = (cls, *[intern(v.type) for v in op.operands], None, *[intern(r.type) for r in op.results],
@@ -754,8 +773,7 @@ def verify_diagnostics(module: ModuleOp) -> list[Diagnostic]:
             message = _verify_message(op)
         if message is not None:
             diags.append(error(message, loc_of(op)))
-            if len(diags) >= MAX_ERRORS:
-                diags.append(error("too many errors emitted, stopping now"))
+            if len(diags) >= limit:
                 break
     return diags
 

@@ -40,18 +40,28 @@ class DataflowSnapshot:
     index: object | None = None
     ops_by_line: dict[int, list] = field(default_factory=dict)  # line -> [(SourceLoc of name, op)]
     symbol_ops: dict[str, object] = field(default_factory=dict)
+    incremental: bool = False  # False when the whole text had to be checked
+    reparsed: int = 0  # functions parsed anew by this analysis
+    rechecked: int = 0  # functions verified anew
 
 
 class DataflowDocument:
+    """Analyses successive versions of one document; an edit re-parses and re-verifies only
+    the functions it can affect (lpu.dsl.incremental: the same results as check_module)."""
+
     def __init__(self, file: str) -> None:
+        from lpu.dsl.incremental import IncrementalChecker
+
         self.file = file
+        self.checker = IncrementalChecker(file)
 
     def analyze(self, text: str) -> DataflowSnapshot:
         from lpu.dsl import frontend
 
-        module, diags = frontend.check_module(text, self.file)
+        module, diags = self.checker.check(text)
         lines = (text if text.endswith("\n") else text + "\n").split("\n")[:-1]
-        snap = DataflowSnapshot(self.file, text, lines, module, list(diags))
+        snap = DataflowSnapshot(self.file, text, lines, module, list(diags), incremental=self.checker.incremental,
+                                reparsed=self.checker.reparsed, rechecked=self.checker.reverified)
         if module is not None:
             snap.index = frontend.source_index(module)
             if snap.index is not None:

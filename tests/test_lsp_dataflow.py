@@ -111,3 +111,21 @@ async def test_completion_outline_folding_hints(client):
     assert [(f.start_line, f.end_line) for f in folds] == [(4, 8), (10, 14)]
     hints = await client.text_document_inlay_hint_async(types.InlayHintParams(doc(URI), r(0, 0, 20, 0)))
     assert [(h.position, h.label) for h in hints] == [(P(6, 23), ": tensor<4xi32>"), (P(12, 17), ": tensor<4xi32>")]
+
+
+async def test_an_edit_in_one_function_rechecks_that_function_only(client):
+    uri = "file:///tmp/lsp-test/df-stats.lpu"
+    funcs = "".join(f"func @f{i}(%x: tensor<4xf16>, %y: tensor<4xf16>) -> tensor<4xf16> {{\n"
+                    f"  %a = add %x, %y\n  %b = mul %a, %x\n  return %b\n}}\n\n" for i in range(4))
+    assert (await open_document(client, uri, 'target "lpu-v1"\n\n' + funcs)).diagnostics == ()
+    n = len(client.published)
+    change(client, uri, 2, 15, 11, 15, 13, "%q")  # f2: add %q, %y
+    p = await published_after(client, n, uri)
+    assert [(d.range.start.line, d.message) for d in p.diagnostics] == [(15, "use of undefined value '%q'")]
+    stats = await client.workspace_execute_command_async(types.ExecuteCommandParams("lpu.stats", [uri]))
+    assert (stats["incremental"], stats["reparsed"], stats["rechecked"]) == (True, 1, 0)
+    n = len(client.published)
+    change(client, uri, 3, 15, 11, 15, 13, "%x")  # fixed: f2 parsed and verified again, alone
+    assert (await published_after(client, n, uri)).diagnostics == ()
+    stats = await client.workspace_execute_command_async(types.ExecuteCommandParams("lpu.stats", [uri]))
+    assert (stats["incremental"], stats["reparsed"], stats["rechecked"]) == (True, 1, 1)
