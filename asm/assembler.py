@@ -515,3 +515,20 @@ def _resolve_config(raw, config, target_loc, diags) -> ChipConfig:
         diags.append(error(f"this file targets '{raw.target[0]}', but the configuration given is '{cfg.name}'",
                            target_loc))
     return cfg
+
+
+# --- public hooks for tools that re-run the assembler's steps piecewise ---------------------
+# The language server (lpu.lsp.asm_analysis) checks a document kernel by kernel with exactly
+# these steps, so its diagnostics are assemble()'s: a Checker per file, ``run`` for the top level
+# (target, externs, tensors), ``kernel`` per kernel, ``define`` to enter it, ``sequence`` for the
+# queue check; ``diags``, ``symbols`` and ``externs`` hold what they found.
+Checker = _Assembler
+
+
+def resolve_config(raw: RawModule, config, target_loc, diags: list[Diagnostic]) -> ChipConfig:
+    """The chip configuration ``assemble`` would use for ``raw`` (its ``target``, or ``config``)."""
+    return _resolve_config(raw, config, target_loc, diags)
+
+
+#: how messages name a unit of each kind ("a MEM slice", "a VXM ALU", ...)
+UNIT_KIND_NAMES = _KIND_ONE

@@ -516,3 +516,14 @@ def parse_or_raise(text: str, file: str = "<input>") -> RawModule:
     if diags:
         raise DiagnosticError(diags)
     return mod
+
+
+def parses_without_recovery(text: str) -> bool:
+    """True when the grammar accepts ``text`` as it is: any diagnostics ``parse`` gives are about
+    the inside of instruction lines, reported without dropping lines (for tools that parse a
+    file piecewise and must know when a piece's errors could depend on what surrounds it)."""
+    try:
+        _parser().parse(text)
+    except UnexpectedInput:
+        return False
+    return True

@@ -10,8 +10,8 @@ line. When a block does not stand alone (an unclosed kernel, a syntax error outs
 instruction line), the whole file is parsed instead.
 
 Checking mirrors ``lpu.asm.assembler.assemble`` step by step with the same functions: the
-top level through ``_Assembler.run`` (externs, tensors), each kernel through
-``_Assembler.kernel`` (cached by its block and the symbols it can see), then the queue and
+top level through ``Checker.run`` (the assembler's public hooks) (externs, tensors), each kernel through
+``Checker.kernel`` (cached by its block and the symbols it can see), then the queue and
 stream-timing checks under the same gating as the assembler (they run only when nothing else
 failed). ``tests/test_lsp_analysis.py`` checks, on random edits, that the diagnostics are those
 of ``assemble`` on the whole text.
@@ -23,8 +23,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from lpu.asm.assembler import _Assembler, _resolve_config
-from lpu.asm.parser import MAX_ERRORS, RawKernel, RawModule, parse
+from lpu.asm.assembler import Checker, resolve_config
+from lpu.asm.parser import MAX_ERRORS, RawKernel, RawModule, parse, parses_without_recovery
 from lpu.asm.records import Inst, Kernel, Program
 from lpu.asm.timing import Read, Write, arrival, check_timing, stream_events
 from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc
@@ -128,7 +128,7 @@ class AsmSnapshot:
             return None
         if c.events is None:
             if c.sequence is None:
-                scratch = _Assembler(RawModule(self.file), self.config, "")
+                scratch = Checker(RawModule(self.file), self.config, "")
                 scratch.sequence(c.kernel)
                 c.sequence = scratch.diags
             if c.sequence:
@@ -233,7 +233,7 @@ class AsmDocument:
         if diags:
             if any(d.loc is None or not b.start < d.loc.line < b.end for d in diags):
                 return None
-            if not _parses_without_recovery(text):  # a grammar-level error: its message may quote
+            if not parses_without_recovery(text):  # a grammar-level error: its message may quote
                 return None  # text beyond the block, so only the whole file's parse says it right
         if not _accounts_for(lines, b.start, b.end, raw, diags):
             return None
@@ -241,15 +241,15 @@ class AsmDocument:
 
     # --- checking -----------------------------------------------------------------------------
     def _check(self, snap: AsmSnapshot) -> None:
-        """``assemble`` and ``_Assembler.run``, with each kernel's check taken from the cache
+        """``assemble`` and ``Checker.run``, with each kernel's check taken from the cache
         when its text and the symbols it can see are unchanged."""
         raw, diags, file = snap.raw, snap.diagnostics, self.file
         target_loc = SourceLoc(file, raw.target[1], raw.target[2], len(raw.target[0]) + 2) if raw.target else None
-        cfg = _resolve_config(raw, None, target_loc, diags)
+        cfg = resolve_config(raw, None, target_loc, diags)
         snap.config = cfg
         kernels = raw.kernels
         raw.kernels = []
-        a = _Assembler(raw, cfg, self.base_dir)
+        a = Checker(raw, cfg, self.base_dir)
         prog = a.run(target_loc)  # externs and tensors: the top level, without kernels
         raw.kernels = kernels
         snap.program = prog
@@ -296,21 +296,7 @@ class AsmDocument:
         diags.extend(a.diags)
 
 
-def _parses_without_recovery(text: str) -> bool:
-    """True when the grammar accepts ``text`` as it is: the parser's diagnostics, if any, are
-    all about the inside of instruction lines, which it reports without dropping lines."""
-    from lark import UnexpectedInput
-
-    from lpu.asm import parser as asm_parser
-
-    try:
-        asm_parser._parser().parse(text)
-    except UnexpectedInput:
-        return False
-    return True
-
-
-def _symbol_context(a: _Assembler) -> tuple:
+def _symbol_context(a: Checker) -> tuple:
     """Everything about the symbols defined before the kernels that a kernel's check reads."""
     out = []
     for name, (kind, record, loc) in a.symbols.items():

@@ -13,7 +13,7 @@ from lsprotocol import types
 
 from lpu.arch import isa
 from lpu.arch.isadoc import _cost, _syntax, _types, _units
-from lpu.asm.assembler import _KIND_ONE, parse_tensor_type
+from lpu.asm.assembler import UNIT_KIND_NAMES, parse_tensor_type
 from lpu.asm.operands import stream_text
 from lpu.asm.timing import Read, Write
 from lpu.lsp.asm_analysis import AsmSnapshot
@@ -83,7 +83,7 @@ def mnemonic_hover(spec: isa.InstrSpec, dtype: str | None, cfg, written: str) ->
 
 def unit_hover(q, cfg) -> str:
     kinds = [s.mnemonic for s in isa.ISA if isa.runs_on(s, q.kind) and "any" not in s.units]
-    out = [f"**{q.name}** — {_KIND_ONE[q.kind]} at position {q.position} (slice {q.slice.name}), "
+    out = [f"**{q.name}** — {UNIT_KIND_NAMES[q.kind]} at position {q.position} (slice {q.slice.name}), "
            f"queue {q.index} of {len(cfg.queues)}"]
     if q.links:
         out.append(f"links: {', '.join(f'L{n}' for n in q.links)}")
@@ -212,7 +212,7 @@ def completion(snap: AsmSnapshot, index: AsmIndex, line: int, col: int) -> list[
             return _mnemonic_items(cfg, m.group("unit"), m.group("mn") or "")
         if m.group("a") is not None:
             return [types.CompletionItem(q.name, kind=types.CompletionItemKind.Module,
-                                         detail=f"{_KIND_ONE[q.kind]} at position {q.position}")
+                                         detail=f"{UNIT_KIND_NAMES[q.kind]} at position {q.position}")
                     for q in cfg.queues]
         return []
     stripped = prefix.lstrip()
