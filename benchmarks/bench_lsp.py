@@ -1,8 +1,8 @@
 """Language server latency through the real protocol: ``lpu-lsp`` started over stdio, driven by
 a pygls client as an editor drives it.
 
-On a generated 5,000-line assembly file (50 kernels) and a 1,000-op dataflow function it
-measures, as medians over repeated trials:
+On a generated 5,000-line assembly file (50 kernels), a 1,000-op dataflow function and the
+same 1,000 ops in 20 functions it measures, as medians over repeated trials:
   - the baseline: opening the document (a full parse and check, published);
   - a one-character edit to published diagnostics (debounce included), alternating an edit that
     makes a timing error with one that fixes it, so each publish carries a real change;
@@ -53,6 +53,20 @@ def dataflow_text() -> str:
            "  %v0 = add %x, %y"]
     out += [f"  %v{i} = {ops[i % 5]} %v{i - 1}, %x" for i in range(1, DATAFLOW_OPS)]
     out += [f"  return %v{DATAFLOW_OPS - 1}", "}", ""]
+    return "\n".join(out)
+
+
+def dataflow_functions_text(funcs: int = 20) -> str:
+    """The same 1,000 ops in ``funcs`` functions, each calling the one before: an edit inside
+    one function re-checks that function only (lpu.dsl.incremental)."""
+    ops = ["add", "sub", "mul", "max", "min"]
+    per = DATAFLOW_OPS // funcs
+    out = ['target "lpu-v1"', ""]
+    for f in range(funcs):
+        out.append(f"func @f{f}(%x: tensor<320xi8>, %y: tensor<320xi8>) -> tensor<320xi8> {{")
+        out.append(f"  %v0 = call @f{f - 1}(%x, %y)" if f else "  %v0 = add %x, %y")
+        out += [f"  %v{i} = {ops[i % 5]} %v{i - 1}, %x" for i in range(1, per)]
+        out += [f"  return %v{per - 1}", "}", ""]
     return "\n".join(out)
 
 
@@ -142,7 +156,8 @@ async def run(tmp: str) -> None:
         text = dataflow_text()
         lines = text.split("\n")
         uri = "file://" + os.path.join(tmp, "big_df.lpu")
-        full = await b.open(uri, text)
+        full = statistics.median([await b.open(uri + f"?{i}", text) for i in range(3)])  # the first is cold
+        await b.open(uri, text)
         line = len(lines) // 2
         col = lines[line].index("%x")  # %x <-> %y: both defined, so the file stays valid
         edits = []
@@ -159,6 +174,23 @@ async def run(tmp: str) -> None:
         print(f"lsp dataflow edit to diagnostics: {ms(edit)}")
         print(f"lsp dataflow edit/full: {edit / full:.2f}x")
         print(f"lsp dataflow hover: {ms(statistics.median(hovers))}")
+        # the same ops in 20 functions: the edit re-checks one of them
+        text = dataflow_functions_text()
+        lines = text.split("\n")
+        uri = "file://" + os.path.join(tmp, "funcs_df.lpu")
+        full = statistics.median([await b.open(uri + f"?{i}", text) for i in range(3)])
+        await b.open(uri, text)
+        line = lines.index("func @f10(%x: tensor<320xi8>, %y: tensor<320xi8>) -> tensor<320xi8> {") + 25
+        col = lines[line].index("%x")
+        edits = []
+        for v in range(2, 2 + TRIALS):
+            edits.append(await b.edit(uri, v, line, col + 1, "y" if v % 2 == 0 else "x"))
+        edit = statistics.median(edits)
+        stats = await b.client.workspace_execute_command_async(types.ExecuteCommandParams("lpu.stats", [uri]))
+        print(f"lsp dataflow 20 functions full check (open, baseline): {ms(full)}")
+        print(f"lsp dataflow 20 functions re-parsed per edit: {stats['reparsed']} functions")
+        print(f"lsp dataflow 20 functions edit to diagnostics: {ms(edit)}")
+        print(f"lsp dataflow 20 functions edit/full: {edit / full:.2f}x")
     finally:
         await b.stop()
 
