@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from lpu.arch.isa import DTYPE_BYTES
+from lpu.arch.layout import NUMPY_DTYPES
+
 
 class SramSlice:
     """One MEM slice: ``words`` words of ``lanes`` bytes, allocated on first write.
@@ -79,14 +82,19 @@ class SramSlice:
 class Plane:
     """One MXM plane: a shadow and an active weight buffer, accumulator slots.
 
-    Weights are kept as float32 (exact for i8, f16 and bf16) so that one BLAS product serves
-    every type: an i8 dot product of 320 terms is an integer below 2^24 at every partial sum,
-    so it is exact in f32; f16/bf16 products are exact in f32 and summed in f32."""
+    The shadow buffer keeps each row's bytes as loaded (an ``lw`` is a byte copy) and the type
+    they were loaded as; a row keeps its bytes until it is loaded again, so rows not reloaded
+    since the last ``iw`` install their old weights again. ``iw`` widens the whole shadow to
+    float32 into the one active buffer (exact for i8, f16 and bf16), so that one BLAS product
+    serves every type: an i8 dot product of 320 terms is an integer below 2^24 at every partial
+    sum, so it is exact in f32; f16/bf16 products are exact in f32 and summed in f32. Keeping
+    one active buffer (not two swapped ones) keeps the plane's working set near the cache's size."""
 
     def __init__(self, rows: int, cols: int, slots: int) -> None:
         self.rows, self.cols = rows, cols
-        self.shadow = np.zeros((rows, cols), np.float32)
-        self.loaded = np.zeros(rows, bool)  # rows written since the last install
+        self.shadow = np.zeros((rows, cols * 2), np.uint8)  # row bytes (i8: the first half)
+        self.row_type: np.ndarray | None = None  # per row, the index in self.types; None: one type
+        self.types: list[str] = []  # the weight types loaded so far, in order
         self.next_row = 0
         self.active: np.ndarray | None = None
         self.acc = np.zeros((slots, cols), np.uint32)  # raw bits: i32 or f32
@@ -96,28 +104,31 @@ class Plane:
         self.mm_cycles = 0
 
     def load_rows(self, rows: np.ndarray, dtype: str) -> None:
-        """The next rows of the shadow buffer, wrapping after the last row."""
+        """The next rows of the shadow buffer (typed (n, cols)), wrapping after the last row."""
         n = len(rows)
         a = self.next_row
-        if a + n <= self.rows:
-            self.shadow[a:a + n] = rows
-            self.loaded[a:a + n] = True
-        else:
-            idx = (a + np.arange(n)) % self.rows
-            self.shadow[idx] = rows
-            self.loaded[idx] = True
+        raw = rows.view(np.uint8).reshape(n, -1)
+        if dtype not in self.types:
+            if self.types and self.row_type is None:  # a second type: remember each row's
+                self.row_type = np.zeros(self.rows, np.int8)
+            self.types.append(dtype)
+        idx = slice(a, a + n) if a + n <= self.rows else (a + np.arange(n)) % self.rows
+        self.shadow[idx, :raw.shape[1]] = raw
+        if self.row_type is not None:
+            self.row_type[idx] = self.types.index(dtype)
         self.next_row = int((a + n) % self.rows)
 
     def install(self) -> None:
-        # The shadow buffer keeps its contents: rows not reloaded since the last install still
-        # hold the active weights. Swapping buffers and copying only those rows avoids a copy
-        # of the whole matrix per block when programs reload every row.
-        if self.active is not None and not self.loaded.all():
-            self.shadow[~self.loaded] = self.active[~self.loaded]
-        old = self.active
-        self.active = self.shadow
-        self.shadow = old if old is not None else self.active.copy()
-        self.loaded[:] = False
+        if self.active is None:
+            self.active = np.zeros((self.rows, self.cols), np.float32)
+        for i, t in enumerate(self.types or ["i8"]):
+            w = DTYPE_BYTES[t]
+            typed = self.shadow[:, :w * self.cols].view(NUMPY_DTYPES[t])
+            if self.row_type is None:
+                self.active[...] = typed
+            else:
+                mine = self.row_type == i
+                self.active[mine] = typed[mine]
         self.next_row = 0
 
     def multiply(self, act: np.ndarray, dtype: str, slot: int, add: int, last_cycle: int, occupancy: int):

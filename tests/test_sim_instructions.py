@@ -220,3 +220,39 @@ kernel @k {
     res = run_text(tmp_path, text, outputs=["out"], npys={"a.npy": a})
     assert res.hazards == [] and np.array_equal(res.outputs["out"], a + 100)
     assert res.machine.instructions == 102 and res.machine.cycles == 209
+
+
+def test_rows_not_reloaded_keep_their_weights(tmp_path):
+    """lw fills the shadow buffer from row 0 after each iw; rows not reloaded keep their
+    weights: after reloading only row 0, y = c + b where the first block gave y = a + b."""
+    rng = np.random.default_rng(5)
+    w = rng.integers(-100, 100, (3, 320)).astype(np.int8)  # rows a, b, c
+    x = np.zeros((2, 320), np.int8)
+    x[:, :2] = 1
+    text = HEAD + """data @w : tensor<3x320xi8> in MEM_W43 = load("w.npy")
+data @x : tensor<2x320xi8> in MEM_W42 = load("x.npy")
+reserve @y1 : tensor<320xi32> in MEM_W41
+reserve @y2 : tensor<320xi32> in MEM_W40
+kernel @k {
+  @0 MEM_W43 read.i8 [@w], s0w
+  @1 MEM_W43 repeat 1, 1
+  @5 MEM_W43 read.i8 [@w + 2], s0w
+  @2 MEM_W42 read.i8 [@x], s1w
+  @6 MEM_W42 read.i8 [@x + 1], s1w
+  @4 MXM_W0 lw.i8 s0w, 1
+  @5 MXM_W0 repeat 1, 1
+  @6 MXM_W0 iw
+  @7 MXM_W0 mm.i8 s1w, acc0, set
+  @9 MXM_W0 lw.i8 s0w, 1
+  @10 MXM_W0 iw
+  @11 MXM_W0 mm.i8 s1w, acc1, set
+  @12 MXM_W0 acc.i32 acc0, s0e
+  @13 MXM_W0 acc.i32 acc1, s4e
+  @20 MEM_W41 write.i32 [@y1], s0e
+  @22 MEM_W40 write.i32 [@y2], s4e
+}
+"""
+    res = run_text(tmp_path, text, outputs=["y1", "y2"], npys={"w.npy": w, "x.npy": x})
+    assert res.hazards == []
+    a, b, c = w.astype(np.int32)
+    assert np.array_equal(res.outputs["y1"], a + b) and np.array_equal(res.outputs["y2"], c + b)
