@@ -77,6 +77,18 @@ def test_objects_and_system_file_link_with_lpu_ld(tmp_path):
     got, r = run(mc, x, image)
     ref = run_function(load("gemv_4chips.lpu"), "main", {"x": x}, base_dir=EX)
     assert r.hazards == [] and all(np.array_equal(g, w) for g, w in zip(got, ref))
+    # chipN.lpu: the same programs as assembly; lpu-as makes the same code and SRAM images
+    from lpu.asm.assembler import assemble
+    from lpu.linker.link import link_objects
+    from lpu.asm.emit import emit
+    objs = []
+    for c in range(4):
+        text = (tmp_path / f"chip{c}.lpu").read_text()
+        prog = assemble(text, f"chip{c}.lpu")
+        assert [k.name for k in prog.kernels] == [k.sym_name.data for k in mc.chips[c].kernels]
+        objs.append((f"chip{c}", emit(prog)))
+    got2, r2 = run(mc, x, link_objects(objs, mc.system()))
+    assert r2.hazards == [] and r2.machine.cycles == 378 and all(np.array_equal(g, w) for g, w in zip(got2, ref))
 
 
 def test_lpu_run_and_compile_commands(tmp_path):
@@ -90,7 +102,7 @@ def test_lpu_run_and_compile_commands(tmp_path):
                                 "-o", "p.lpx", "--objects", "objs"], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "p.lpx").stat().st_size > 0
-    assert sorted(os.listdir(tmp_path / "objs")) == ["chip0.o", "chip1.o", "system.toml"]
+    assert sorted(os.listdir(tmp_path / "objs")) == ["chip0.lpu", "chip0.o", "chip1.lpu", "chip1.o", "system.toml"]
 
 
 def test_chip_function_cuts_the_part_of_one_chip():

@@ -393,7 +393,8 @@ class MultiCompiled:
         return self.results(parts, lanes)[0]
 
     def write_objects(self, directory: str) -> list[str]:
-        """``chipN.o`` per chip and ``system.toml`` (the input of ``lpu-ld``) into ``directory``."""
+        """``chipN.o`` per chip and ``system.toml`` (the input of ``lpu-ld``) into ``directory``
+        (their paths); also ``chipN.lpu``, each chip's assembly."""
         from lpu.asm.objfile import write_object
         from lpu.files import write_atomic
 
@@ -402,18 +403,35 @@ class MultiCompiled:
         for name, obj in self.objects():
             paths.append(os.path.join(directory, name + ".o"))
             write_atomic(paths[-1], write_object(obj))
+        for c in sorted(self.chips):  # the same programs as assembly, for reading or lpu-as
+            write_atomic(os.path.join(directory, chip_name(c) + ".lpu"), self.chip_assembly(c))
         paths.append(os.path.join(directory, "system.toml"))
         write_atomic(paths[-1], self.system_text)
         return paths
 
+    def chip_assembly(self, c: int, source: str = "") -> str:
+        """Chip ``c``'s program as one ``.lpu`` assembly file (tensors with their placements and
+        bytes, then its kernels in run order): ``lpu-as`` makes the chip's object from it."""
+        from lpu.arch.layout import from_sram
+        from lpu.asm.printer import tensor_type
+
+        code = self.chips[c]
+        cfg = code.cfg
+        out = [f"// {chip_name(c)} of @{self.func}: compiled from {source or 'a df function'}; "
+               f"{len(code.kernels)} kernel(s), {code.length} cycles", f'target "{cfg.name}"', ""]
+        for t in code.tensors:
+            head = ("global " if t.is_global else "") + ("data" if t.image is not None else "reserve")
+            line = f"{head} @{t.name} : {tensor_type(t.shape, t.dtype)} in {t.placement}"
+            if t.image is not None:
+                line += f' = hex"{from_sram(t.image, t.shape, t.dtype, cfg.lanes).tobytes().hex()}"'
+            out.append(line)
+        return "\n".join(out) + "\n" + "\n".join("\n" + kernel_text(k, cfg) for k in code.kernels)
+
     def assembly(self, source: str = "") -> str:
-        """Every chip's kernels as ``.lpu`` assembly, in run order (``lpu compile -S``)."""
-        out = []
-        for c, code in sorted(self.chips.items()):
-            out.append(f"// {chip_name(c)}: {len(code.kernels)} kernel(s), {code.length} cycles")
-            for k in code.kernels:
-                out.append(kernel_text(k, code.cfg))
-        return "\n".join(out)
+        """Every chip's assembly (``lpu compile -S``), one after the other; ``--objects DIR``
+        writes them as separate ``chipN.lpu`` files."""
+        return "\n".join(f"// ===== {chip_name(c)} =====\n" + self.chip_assembly(c, source)
+                         for c in sorted(self.chips))
 
 
 def compile_any(module: ModuleOp, name: str, cfg, base_dir: str = ".", file: str = "<codegen>",
