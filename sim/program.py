@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from lpu.arch.isa import BY_MNEMONIC, DecodeError, InstrSpec, decode
-from lpu.diagnostics import DiagnosticError, SourceLoc, error
+from lpu.diagnostics import DiagnosticError, error
 
 
 _FIELD: dict[tuple[int, str], int] = {}  # (opcode, operand name) -> index in the fields
