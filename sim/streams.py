@@ -233,45 +233,57 @@ def resolve(groups: list[Group], positions: list[int], npos: int, rows: RowAlloc
         idx[rorder] = np.searchsorted(Ws, Rkey[rorder], side="right") - 1
         hit = idx >= 0
         idxc = np.where(hit, idx, 0)
+        rr, rk, rj = R.record(), R.k, R.j
+        Runit = R.col(_UNIT)
         if len(Ws):
             hit &= (Ws[idxc] // npos) == (Rkey // npos)
             m = order[idxc]  # the write entry each read meets (where hit)
-            m_row, m_inst, m_base, m_unit = W.values(wr[m], W.k[m], W.j[m])
+            mr = wr[m]
+            m_unit = W.cols[_UNIT][mr]
+            met_row = np.where(hit, W.cols[_OFF][mr] + W.k[m] * W.cols[_PLANES][mr] + W.j[m], 0)
         else:
             hit[:] = False
-            m_row = m_inst = m_base = m_unit = np.zeros(len(Rkey), np.int64)
-        met_row = np.where(hit, m_row, 0)
-        rr = R.record()
-        rcycle = R.col(_ISSUE) + R.col(_PERIOD) * R.k
+            m = m_unit = met_row = np.zeros(len(Rkey), np.int64)
+        rcycle = R.col(_ISSUE) + R.col(_PERIOD) * rk
         met = (met_row[hit], rcycle[hit])
-        met_inst = np.where(hit, m_inst, -1)
-        mb, mw = np.where(hit, m_base, -1), np.where(hit, m_unit, -1)
-        slot, Rsub, Rbase, Runit = R.values(rr, R.k, R.j)
-        # a subgroup is aligned when every plane met the same instance at its own plane
-        nsub = sub_next
-        bad_empty = np.bincount(Rsub, weights=~hit, minlength=nsub) > 0
-        first_inst = np.full(nsub, -2, np.int64)
-        first_inst[Rsub[::-1]] = met_inst[::-1]
-        mis = hit & ((met_inst != first_inst[Rsub]) | (mb != Rbase) | (mw != Runit))
-        bad_mis = (np.bincount(Rsub, weights=mis, minlength=nsub) > 0) & ~bad_empty
-        rk, rj = R.k, R.j
-        for kind, bad in (("empty", bad_empty), ("misaligned", bad_mis)):
-            if not bad.any():
-                continue
-            flag = (~hit if kind == "empty" else mis) & bad[Rsub]
-            first = {}
-            for e in np.nonzero(flag)[0].tolist():
-                s = int(Rsub[e])
-                if s not in first or rj[e] < rj[first[s]]:
-                    first[s] = e  # the lowest plane of the value
-            # in program order: operand record, repetition, plane
-            for e in sorted(first.values(), key=lambda e: (rr[e], rk[e], rj[e])):
-                rec = R.cols[:, rr[e]]
-                h = StreamHazard(kind, int(rec[_GID]), int(rk[e]), bool(rec[_WEST]), int(rec[_BASE] + rj[e]),
-                                 base=int(Rbase[e]), width=int(Runit[e]))
-                if kind == "misaligned":
-                    h.other_base, h.other_width = int(mb[e]), int(mw[e])
-                hazards.append(h)
+        # Empty and misaligned values. A one-plane value met by a one-plane value is aligned
+        # (same key, same stream); only the other entries are checked, each value's planes
+        # together: aligned when every plane met the same instance, written as the same group.
+        sel = np.nonzero(~hit | (Runit > 1) | (m_unit != Runit))[0]
+        if len(sel):
+            hs = hit[sel]
+            _, Rsub, Rbase, Runit_s = R.values(rr[sel], rk[sel], rj[sel])
+            if len(Ws):
+                ms = m[sel]
+                _, inst, base, unit = W.values(wr[ms], W.k[ms], W.j[ms])
+            else:
+                inst = base = unit = np.zeros(len(sel), np.int64)
+            met_inst, mb, mw = np.where(hs, inst, -1), np.where(hs, base, -1), np.where(hs, unit, -1)
+            nsub = sub_next
+            bad_empty = np.bincount(Rsub, weights=~hs, minlength=nsub) > 0
+            first_inst = np.full(nsub, -2, np.int64)
+            first_inst[Rsub[::-1]] = met_inst[::-1]
+            mis = hs & ((met_inst != first_inst[Rsub]) | (mb != Rbase) | (mw != Runit_s))
+            bad_mis = (np.bincount(Rsub, weights=mis, minlength=nsub) > 0) & ~bad_empty
+            for kind, bad in (("empty", bad_empty), ("misaligned", bad_mis)):
+                if not bad.any():
+                    continue
+                flag = (~hs if kind == "empty" else mis) & bad[Rsub]
+                first = {}
+                for i in np.nonzero(flag)[0].tolist():
+                    sub = int(Rsub[i])
+                    if sub not in first or rj[sel[i]] < rj[sel[first[sub]]]:
+                        first[sub] = i  # the lowest plane of the value
+                # in program order: operand record, repetition, plane
+                for i in sorted(first.values(), key=lambda i: (rr[sel[i]], rk[sel[i]], rj[sel[i]])):
+                    e = sel[i]
+                    rec = R.cols[:, rr[e]]
+                    h = StreamHazard(kind, int(rec[_GID]), int(rk[e]), bool(rec[_WEST]), int(rec[_BASE] + rj[e]),
+                                     base=int(Rbase[i]), width=int(Runit_s[i]))
+                    if kind == "misaligned":
+                        h.other_base, h.other_width = int(mb[i]), int(mw[i])
+                    hazards.append(h)
+        slot = R.col(_OFF) + rk * R.col(_PLANES) + rj
         # each group's reads as (repetition, plane): operands side by side, in operand order
         flat = np.empty(n_reads, np.int64)
         flat[slot] = met_row
