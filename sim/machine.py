@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from lpu.arch.config import config_from_text, load_config
-from lpu.arch.isa import DTYPE_BYTES
+from lpu.arch.isa import DTYPE_BYTES, ISA
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
 from lpu.linker.image import SystemImage
 from lpu.perf import without_gc
@@ -33,6 +33,11 @@ from lpu.sim.units import Plane, SramSlice
 
 _STREAM_KIND = {"empty": H.EMPTY_READ, "conflict": H.WRITE_CONFLICT, "misaligned": H.MISALIGNED}
 _LINK_KIND = {"busy": H.LINK_BUSY, "empty": H.EMPTY_RECV, "overflow": H.OVERFLOW, "unconnected": H.UNCONNECTED}
+
+
+# opcode -> "send", "recv" or "hold": the instructions the link model (links.py) pairs
+_LINK_ROLE = {spec.opcode: SEMANTICS[spec.mnemonic].link for spec in ISA
+              if spec.mnemonic in SEMANTICS and SEMANTICS[spec.mnemonic].link}
 
 
 def _sname(west: bool, s: int) -> str:
@@ -131,11 +136,10 @@ class Machine:
             for h in res.hazards:
                 self.hazards.append(self._stream_hazard(h, cfg))
         # links: a recv's planes come from the rows its send read
-        sends = {g.id: self.src_rows[g.id] for g in self.groups
-                 if (s := SEMANTICS.get(g.spec.mnemonic)) and s.link == "send"}
-        recvs = {g.id: DTYPE_BYTES[g.dtype] for g in self.groups
-                 if (s := SEMANTICS.get(g.spec.mnemonic)) and s.link == "recv"}
-        link_groups = [g for g in self.groups if (s := SEMANTICS.get(g.spec.mnemonic)) and s.link]
+        role = _LINK_ROLE
+        link_groups = [g for g in self.groups if g.spec.opcode in role]
+        sends = {g.id: self.src_rows[g.id] for g in link_groups if role[g.spec.opcode] == "send"}
+        recvs = {g.id: DTYPE_BYTES[g.dtype] for g in link_groups if role[g.spec.opcode] == "recv"}
         index = {n: i for i, n in enumerate(self.chip_names)}
         wires = []
         for w in self.image.links:
