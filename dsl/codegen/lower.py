@@ -332,8 +332,8 @@ class Lowering:
                 row[-1] = t
         y = self.temp(shape, acc, loc)
         nc = y.cols(L)
-        self.snips.append(MatmulJob(elem, acc, xs, [[W.vec(i, c, L) for c in range(C)] for i in range(K)],
-                                    [[y.vec(r, c, L) for c in range(nc)] for r in range(y.rows)], K, loc))
+        ys = [[y.vec(r, c, L) for c in range(nc)] for r in range(y.rows)]
+        self.snips.append(MatmulJob(elem, acc, xs, [[W.vec(i, c, L) for c in range(C)] for i in range(K)], ys, K, loc))
         return y
 
     # --- reductions ------------------------------------------------------------------------

@@ -40,6 +40,10 @@ class MatmulJob:
     K: int
     loc: SourceLoc | None = None
 
+    def work(self) -> list[tuple[int, int, int, list[Vec]]]:
+        """(column block, first K block, end K block, its result vector per row)."""
+        return [(nb, 0, len(self.x[0]), [row[nb] for row in self.y]) for nb in range(len(self.y[0]))]
+
 
 def plane_order(cfg) -> list[tuple[str, int]]:
     west = [(q.name, q.position) for q in cfg.queues if q.kind == "mxm" and q.slice.hemisphere == "W"]
@@ -85,12 +89,12 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
                 raise DiagnosticError(error(f"the scheduler found no cycle for a matmul's {what}", job.loc))
         return c
 
-    for nb in range(nc):
+    for nb, kb0, kb1, outs in job.work():
         # the plane free soonest: consecutive matmuls (heads of an attention) spread out
         pl = min(planes, key=lambda p: max(p.lw_from, p.mm_free, p.acc_done))
         P = pl.P
         last_mm = [0] * R
-        for kb in range(kc):
+        for kb in range(kb0, kb1):
             rows = list(range(kb * L, min(job.K, kb * L + L)))
             c = pl.lw_from
             for g in range(0, len(rows), rows_per_lw):
@@ -107,7 +111,7 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
             for r in range(R):
                 xv = job.x[r][kb]
                 holder = {}
-                start = max(m, pl.mm_free, pl.acc_done if kb == 0 else 0)
+                start = max(m, pl.mm_free, pl.acc_done if kb == kb0 else 0)
                 m = search(start, lambda t: _mm_fits(s, pl, t, xv, w, occ, holder), "products")
                 segs, base, rd = holder["plan"]
                 s.take_read(xv, rd, w, segs, base)
@@ -115,14 +119,14 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
                       loc=job.loc)
                 s.res.take("queue", pl.name, m)
                 s.res.take("plane", pl.name, m, occ)
-                s.add(m, pl.name, "mm", job.elem, (stream_field(base, segs[0].west), r, _SET if kb == 0 else _ADD),
+                s.add(m, pl.name, "mm", job.elem, (stream_field(base, segs[0].west), r, _SET if kb == kb0 else _ADD),
                       loc=job.loc)
                 last_mm[r] = m
                 pl.mm_free = m + occ
                 m += occ
         a = 0
         for r in range(R):
-            yv = job.y[r][nb]
+            yv = outs[r]
             holder = {}
             a = search(max(a, last_mm[r] + occ), lambda t: _acc_fits(s, pl, t, yv, wa, acc_lat, holder), "results")
             seg, base, wc = holder["plan"]

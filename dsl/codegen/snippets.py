@@ -151,7 +151,8 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
     from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob
 
     if isinstance(sn, MatmulJob):
-        return [v for row in sn.x for v in row] + [v for row in sn.w for v in row], [v for row in sn.y for v in row]
+        return ([v for row in sn.x for v in row] + [v for row in sn.w for v in row],
+                [v for *_, outs in sn.work() for v in outs])
     if isinstance(sn, LaneSumJob):
         return [v for row in sn.rows for v in row] + sn.ones, list(sn.y)
     if isinstance(sn, Chain):

@@ -28,6 +28,10 @@ from lpu.diagnostics import DiagnosticError, error
 from lpu.dsl import types as T
 
 
+#: each value's first vector goes to one of the NEAR slices nearest the VXM (0: plain round robin)
+NEAR = 6
+
+
 @dataclass(frozen=True, slots=True)
 class Vec:
     """Where one vector lives: a row of a per-(value, slice) SRAM tensor."""
@@ -110,6 +114,7 @@ class Storage:
     symbols: dict[str, _Sym] = field(default_factory=dict)
     words: dict[str, int] = field(default_factory=dict)
     _next: int = 0
+    _values: int = 0
 
     @classmethod
     def for_chip(cls, cfg, per_side: int = 16) -> "Storage":
@@ -121,18 +126,27 @@ class Storage:
         return cls(cfg, pool, {s.name: s.position for s in cfg.mem_slices})
 
     def alloc(self, name: str, shape: tuple[int, ...], elem: str, data: np.ndarray | None = None,
-              is_global: bool = False, loc=None, weights: bool = False) -> VValue:
-        """``weights``: a matrix the MXM loads — row ``i``'s vectors go to pool slice ``i + c``,
-        so the rows one ``lw`` takes (consecutive ``i``) are read from different slices."""
+              is_global: bool = False, loc=None, weights: bool = False, at: str | None = None) -> VValue:
+        """``weights``: a matrix the MXM loads — column block ``c`` on one hemisphere's pool
+        slices (even ``c`` west), row ``i`` in the ``i``-th of them, so the rows one ``lw``
+        takes (consecutive ``i``) are read from different slices and stream toward planes on
+        their own side."""
         lanes = self.cfg.lanes
         n = vector_count(shape, lanes)
         cols = n // max(1, int(np.prod(shape[:-1])) if len(shape) > 1 else 1)
         width = DTYPE_BYTES[elem]
         rows = pack(np.asarray(data), lanes) if data is not None else None
         vecs = []
+        if NEAR and at is None:  # start each value among the nearest slices (short trips to the VXM); the
+            # next value one slice further, so an op's operands and result rarely share one
+            self._values += 1
+            self._next = self._values % NEAR
         for k in range(n):
-            if weights:
-                sl = self.pool[(k // cols + k % cols) % len(self.pool)]
+            if at is not None:
+                sl = at
+            elif weights:  # column block c on one side (even: west), near the planes that load it
+                side = self.pool[(k % cols) % 2::2]
+                sl = side[(k // cols + k % cols // 2) % len(side)]
             else:
                 sl = self.pool[self._next % len(self.pool)]
                 self._next += 1
@@ -157,9 +171,10 @@ class Storage:
 
     def alloc_vec(self, name: str, elem: str, avoid: set[str], loc=None) -> Vec:
         """One vector in the next slice of the rotation that is not in ``avoid``."""
-        while self.pool[self._next % len(self.pool)] in avoid:
-            self._next += 1
-        return self.alloc(name, (self.cfg.lanes,), elem, None, True, loc).vecs[0]
+        k = self._next
+        while self.pool[k % len(self.pool)] in avoid:
+            k += 1
+        return self.alloc(name, (self.cfg.lanes,), elem, None, True, loc, at=self.pool[k % len(self.pool)]).vecs[0]
 
     def tensors(self) -> list[Tensor]:
         lanes = self.cfg.lanes
