@@ -140,14 +140,10 @@ def test_placement_errors(body, message):
     assert f"{d.loc.file}:{d.loc.line}:{d.loc.col}: error: {d.message}" == message
 
 
-@pytest.mark.slow
-def test_decoder_pipelined_over_two_chips(request):
+def test_decoder_pipelined_over_two_chips():
     """examples/decoder.lpu with its MLP half on chip 1: both shares through the general path,
-    x1 sent east; f16 result within the tolerance, zero hazards (about 25 s: only with -m slow)."""
+    x1 sent east; f16 result within the tolerance, zero hazards."""
     from lpu.compile import matches
-
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("about 25 s: make test-slow (pytest -m slow) runs it")
 
     module = load("decoder_2chips.lpu")
     mc = compile_multichip(module, "main", CFG, None, EX, "decoder_2chips.lpu")
@@ -160,4 +156,9 @@ def test_decoder_pipelined_over_two_chips(request):
     (got,) = mc.results(r.outputs, CFG.lanes)
     (want,) = run_function(module, "main", args, base_dir=EX)
     assert r.hazards == [] and matches(got, want)
-    assert r.machine.cycles == mc.cycles == 7945
+    # the general path is still being tuned, so its share's length moves: the compiler's own
+    # count must equal the simulation's, and the second chip's kernels start after the first's
+    # value has crossed the link
+    assert r.machine.cycles == mc.cycles
+    first = mc.chips[0]
+    assert mc.chips[1].start["main"] > first.start["main_send"] + 20 + 200
