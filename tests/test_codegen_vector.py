@@ -299,3 +299,21 @@ def test_docs_general_path_example(tmp_path, capsys):
     (tmp_path / "example.lpu").write_text(src)
     assert main(["run", str(tmp_path / "example.lpu"), "--check"]) == 0
     assert capsys.readouterr().out.strip() == want
+
+
+def test_scheduled_assembly_reassembles_to_the_same_object():
+    """``lpu compile -S`` of a general-path function (chains, SXM turns, MXM jobs): lpu-as
+    turns the text into the same code words and SRAM images as the compiler's own object."""
+    import os
+
+    from lpu.asm.assembler import assemble
+    from lpu.asm.emit import emit
+    from lpu.compile import compile_source
+
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "layernorm.lpu")
+    c, _ = compile_source(open(path).read(), path)
+    again = emit(assemble(c.assembly(path), "layernorm.s"))
+    key = lambda o: sorted((q.kernel, q.queue, list(q.words)) for q in o.code)  # noqa: E731
+    assert key(again) == key(c.obj)
+    assert [(s.symbol, s.image) for s in again.sram] == [(s.symbol, s.image) for s in c.obj.sram]
+    assert again.kernels[0].length == c.cycles
