@@ -5,7 +5,6 @@ the linker and the simulator. The driver entries in ``lpu/driver.py`` are thin; 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import time
@@ -15,7 +14,7 @@ import numpy as np
 
 from lpu.arch.config import load_config
 from lpu.diagnostics import DiagnosticError, SourceManager, error
-from lpu.files import read_bytes, read_text, write_atomic
+from lpu.files import read_text, write_atomic
 
 
 @dataclass

@@ -1,22 +1,19 @@
 """Lowering of primitive ``df`` ops to snippets (``snippets.py``) over vectors (``vector.py``).
 
 The function has been through ``inline, unroll, df-decompose, canonicalize, cse, dce``, so
-what is left are primitives. Each becomes one snippet per output vector:
+what is left are primitives. Each becomes one snippet per output vector, or a job:
 
 - elementwise ``add sub mul max min`` and the unary ops: one VXM instruction per vector, with
   numpy broadcasting (a broadcast row is re-read; a ``[..., 1]`` operand is splat, so its one
   vector per row serves every vector of the row; a scalar constant is the instruction's
   immediate);
-- ``cast``: ``cvt``; ``quantize``: ``x · (1/scale) + zero_point`` in f32, then a saturating
+- ``cast``: ``cvt``; ``quantize``: ``x · f32(1/scale)``, rounded to i32 by ``cvt``, plus the
+  zero point (after a clamp that keeps the add from wrapping), narrowed by a saturating
   ``cvt``; ``dequantize``: ``(q − zero_point) · scale`` in f32, then ``cvt``;
-- ``reduce_sum``/``reduce_max`` over the last axis: the row's vectors combined on the VXM (the
-  ragged one first masked with ``select``), then rotated copies combined in two trips through
-  the SXM (``rotate_tree``), which leaves the total in every lane (splat); lane sums of
-  i8/f16/bf16 go through the MXM instead (an all-ones matrix, ``mxm.LaneSumJob``). Sums run
-  in the accumulator type (i32/f32).
-  Over another axis: elementwise across the rows;
+- reductions: ``lower_reduce.py``; matmuls and transposes: ``lower_matmul.py``;
 - ``reshape`` keeping the last dimension, ``slice``/``concat`` on whole vectors: no code, the
-  result is a list of the operand's vectors.
+  result is a list of the operand's vectors; a slice inside vectors shifts lanes through the
+  SXMs and joins two vectors with ``select`` (constant vectors are shifted here).
 """
 
 from __future__ import annotations
@@ -25,23 +22,19 @@ import math
 
 import numpy as np
 
-from lpu.arch.isa import BY_MNEMONIC
 from lpu.asm.operands import parse_imm
-from lpu.diagnostics import DiagnosticError, error
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
+from lpu.dsl.codegen.lower_matmul import MatmulLowering
+from lpu.dsl.codegen.lower_reduce import ReduceLowering
 from lpu.dsl.codegen.snippets import Snippet, Src
-from lpu.dsl.codegen.vector import Storage, VValue
+from lpu.dsl.codegen.vector import Storage, VValue, unsupported
 from lpu.dsl.frontend import loc_of
 
 _COMMUTATIVE = ("add", "mul", "max", "min")
 
 
-def unsupported(op, what: str) -> DiagnosticError:
-    return DiagnosticError(error(f"the code generator does not compile {what} yet", loc_of(op)))
-
-
-class Lowering:
+class Lowering(MatmulLowering, ReduceLowering):
     def __init__(self, storage: Storage, cfg, weights_of):
         self.st = storage
         self.cfg = cfg
@@ -187,315 +180,6 @@ class Lowering:
             x = self.scaled(x, "sub", float(zp), loc)
         y = self.scaled(x, "mul", scale, loc)
         return self.convert(y, T.elem_of(op.result.type), loc)
-
-    # --- transposes ---------------------------------------------------------------------------
-    def transpose(self, op) -> None:
-        x = self.values[op.input]
-        perm = D.get_ints(op, "perm") or list(reversed(range(len(x.shape))))
-        if op.input in self.arrays:  # a constant: transposed here, laid out like any other
-            a = np.ascontiguousarray(np.transpose(self.arrays[op.input], perm))
-            self._n += 1
-            self.arrays[op.result] = a
-            self.values[op.result] = self.st.alloc(f"c{self._n}", a.shape, x.elem, a, False, loc_of(op),
-                                                   weights=op.result in self.weights)
-            return
-        uses = [u.operation for u in op.result.uses]
-        if perm == [1, 0] and uses and all(isinstance(u, D.MatmulOp) and u.rhs is op.result and u.lhs is not op.result
-                                           for u in uses):
-            self.transposed[op.result] = x  # matmul(a, transpose(b)): lane dot products
-            return
-        raise unsupported(op, "a transpose other than the right operand of a matmul")
-
-    def matmul_transposed(self, op, B: VValue, loc) -> VValue:
-        """``y[r, n] = Σ_k x[r, k] · B[n, k]``: each product row on the VXM in the accumulator
-        type (exact for f16/bf16 and i8 products), summed over its lanes by the rotate tree
-        (a splat), and the splats merged into ``y``'s vectors by ``select`` on lane masks."""
-        x = self.values[op.lhs]
-        L = self.lanes
-        acc = T.elem_of(op.result.type)
-        K = x.N
-        kc = x.cols(L)
-        valid = K - (kc - 1) * L
-        y = self.temp(T.shape_of(op.result.type), acc, loc)
-        Nn = B.rows
-        # rows of B known at compile time (a KV cache in SRAM) are transposed here and go
-        # through the MXM as an ordinary matmul; the rest are lane dot products
-        known = 0
-        while known < Nn and all(self.st.content(B.vec(known, c, L)) is not None for c in range(kc)):
-            known += 1
-        yc = None
-        if known >= 2:
-            rows = np.stack([np.concatenate([self.st.content(B.vec(n, c, L)) for c in range(kc)])[:K]
-                             for n in range(known)])
-            self._n += 1
-            W = self.st.alloc(f"c{self._n}", (K, known), B.elem, np.ascontiguousarray(rows.T), False, loc,
-                              weights=True)
-            yc = self.mxm(x, W, acc, tuple(x.shape[:-1]) + (known,), loc)
-        else:
-            known = 0
-        xa = self.convert(x, acc, loc) if known < Nn else x
-        for r in range(x.rows):
-            splats = []
-            for n in range(known, Nn):
-                vecs = []
-                for c in range(kc):
-                    b = B.vec(n, c, L)
-                    if B.elem != acc:
-                        t = self.temp((L,), acc, loc).vecs[0]
-                        self.emit("cvt", B.elem, [Src(b, B.elem)], t, acc, dtype2=acc, loc=loc)
-                        b = t
-                    t = self.temp((L,), acc, loc).vecs[0]
-                    self.emit("mul", acc, [Src(xa.vec(r, c, L), acc), Src(b, acc)], t, loc=loc)
-                    vecs.append(t)
-                if valid < L:
-                    t = self.temp((L,), acc, loc).vecs[0]
-                    zero = self.lane_mask(0, acc, loc)
-                    self.emit("select", acc, [Src(self.lane_mask(valid, acc, loc), acc), Src(vecs[-1], acc),
-                                              Src(zero, acc)], t, loc=loc)
-                    vecs[-1] = t
-                total = vecs[0]
-                for v in vecs[1:]:
-                    t = self.temp((L,), acc, loc).vecs[0]
-                    self.emit("add", acc, [Src(total, acc), Src(v, acc)], t, loc=loc)
-                    total = t
-                sp = self.temp((L,), acc, loc).vecs[0]
-                (self.pair_tree if (Nn - known) * x.rows > 4 else self.rotate_tree)(total, "add", acc, sp, loc)
-                splats.append(sp)
-            for c in range(y.cols(L)):
-                lo = max(known, c * L)
-                part = splats[lo - known:min(Nn, (c + 1) * L) - known]
-                if yc is None or known <= c * L:
-                    self.merge(part, lo - c * L, acc, y.vec(r, c, L), loc)
-                elif not part:
-                    self.emit("mov", acc, [Src(yc.vec(r, c, L), acc)], y.vec(r, c, L), loc=loc)
-                else:
-                    m = self.merge(part, lo - c * L, acc, None, loc)
-                    self.emit("select", acc, [Src(self.lane_mask(lo - c * L, acc, loc), acc),
-                                              Src(yc.vec(r, c, L), acc), Src(m, acc)], y.vec(r, c, L), loc=loc)
-        return y
-
-    def merge(self, splats, lo: int, elem: str, dst, loc):
-        """``dst`` lane ``lo + i`` = ``splats[i]``'s (a tree of selects on lane masks)."""
-        if len(splats) == 1:
-            if dst is not None:
-                self.emit("mov", elem, [Src(splats[0], elem)], dst, loc=loc)
-            return splats[0]
-        half = len(splats) // 2
-        a = self.merge(splats[:half], lo, elem, None, loc)
-        b = self.merge(splats[half:], lo + half, elem, None, loc)
-        out = dst if dst is not None else self.temp((self.lanes,), elem, loc).vecs[0]
-        self.emit("select", elem, [Src(self.lane_mask(lo + half, elem, loc, lo), elem), Src(a, elem), Src(b, elem)],
-                  out, loc=loc)
-        return out
-
-    # --- matmul ------------------------------------------------------------------------------
-    def matmul(self, op, loc) -> VValue:
-        if op.rhs in self.transposed:
-            return self.matmul_transposed(op, self.transposed[op.rhs], loc)
-        x, W = self.values[op.lhs], self.values[op.rhs]
-        L = self.lanes
-        if x.splat or W.splat or len(W.shape) != 2:
-            raise unsupported(op, "a matmul with a contraction or output dimension of 1")
-        K, N = W.shape
-        elem = x.elem
-        acc = T.elem_of(op.result.type)
-        rows_per_lw = self.cfg["mxm.max_rows_per_lw"] // T.dtype(elem).itemsize
-        C = W.cols(L)
-        if not all(len({W.vec(i, c, L).slice for i in range(g, min(K, g + rows_per_lw))}) == min(K, g + rows_per_lw) - g
-                   for g in range(0, K, rows_per_lw) for c in range(C)):
-            # a computed matrix: copy it into the weight layout first
-            self._n += 1
-            Wl = self.st.alloc(f"t{self._n}", W.shape, elem, None, True, loc, weights=True)
-            for a, b in zip(W.vecs, Wl.vecs):
-                self.emit("mov", elem, [Src(a, elem)], b, loc=loc)
-            W = Wl
-        return self.mxm(x, W, acc, T.shape_of(op.result.type), loc)
-
-    def mxm(self, x: VValue, W: VValue, acc: str, shape, loc) -> VValue:
-        """``x · W`` on the MXM planes (``W`` in the weight layout)."""
-        from lpu.dsl.codegen.mxm import MatmulJob
-
-        L = self.lanes
-        K = W.shape[0]
-        C = W.cols(L)
-        elem = x.elem
-        kc = x.cols(L)
-        valid = K - (kc - 1) * L
-        xs = [[x.vec(r, c, L) for c in range(kc)] for r in range(x.rows)]
-        if valid < L:  # zero x's padding lanes: the plane's rows past K hold stale weights
-            mask = self.const(np.where(np.arange(L) < valid, 1, 0).astype(T.dtype(elem)), elem, loc)
-            zero = self.const(np.zeros(L, T.dtype(elem)), elem, loc)
-            for row in xs:
-                t = self.temp((L,), elem, loc).vecs[0]
-                self.emit("select", elem, [Src(mask.vecs[0], elem), Src(row[-1], elem), Src(zero.vecs[0], elem)], t,
-                          loc=loc)
-                row[-1] = t
-        y = self.temp(shape, acc, loc)
-        nc = y.cols(L)
-        ys = [[y.vec(r, c, L) for c in range(nc)] for r in range(y.rows)]
-        self.snips.append(MatmulJob(elem, acc, xs, [[W.vec(i, c, L) for c in range(C)] for i in range(K)], ys, K, loc))
-        return y
-
-    # --- reductions ------------------------------------------------------------------------
-    def reduce(self, op, loc) -> VValue:
-        x = self.values[op.input]
-        rank = len(x.shape)
-        axis = D.get_int(op, "axis", -1) % max(rank, 1)
-        kind = "add" if isinstance(op, D.ReduceSumOp) else "max"
-        elem = T.elem_of(op.result.type)
-        if (kind == "add" and rank and axis == rank - 1 and not x.splat and x.elem in ("i8", "f16", "bf16")
-                and self.__dict__.setdefault("sum_elem", x.elem) == x.elem):
-            return self.lane_sum_mxm(x, elem, tuple(T.shape_of(op.result.type)), loc)
-        if kind == "add":
-            x = self.convert(x, elem, loc)  # sums run in the accumulator type
-        if rank == 0:
-            return x
-        shape = tuple(T.shape_of(op.result.type))
-        if axis != rank - 1:
-            return self.reduce_rows(x, axis, kind, shape, loc)
-        if x.splat:
-            return x
-        L = self.lanes
-        C = x.cols(L)
-        valid = x.N - (C - 1) * L
-        mask = neutral = None
-        if valid < L:
-            mask = self.const(np.where(np.arange(L) < valid, 1, 0).astype(T.dtype(elem)), elem, loc)
-            if kind == "add":
-                fill = 0
-            elif elem in T.FLOATS:
-                fill = -np.inf
-            else:
-                fill = np.iinfo(T.dtype(elem)).min
-            neutral = self.const(np.full(L, fill).astype(T.dtype(elem)), elem, loc)
-        out = self.temp(shape, elem, loc)
-        for r in range(x.rows):
-            vecs = [x.vec(r, c, L) for c in range(C)]
-            if mask is not None:
-                t = self.temp((L,), elem, loc)
-                self.emit("select", elem, [Src(mask.vecs[0], elem), Src(vecs[-1], elem), Src(neutral.vecs[0], elem)],
-                          t.vecs[0], loc=loc)
-                vecs[-1] = t.vecs[0]
-            acc = vecs[0]
-            for v in vecs[1:]:
-                t = self.temp((L,), elem, loc)
-                self.emit(kind, elem, [Src(acc, elem), Src(v, elem)], t.vecs[0], loc=loc)
-                acc = t.vecs[0]
-            self.rotate_tree(acc, kind, elem, out.vecs[r], loc)
-        return out
-
-    def lane_sum_mxm(self, x: VValue, acc: str, shape, loc) -> VValue:
-        """Lane sums of i8/f16/bf16 rows on the MXM: products with an all-ones matrix held by
-        one plane (loaded once), one ``mm`` per vector, the total splat in the slot."""
-        from lpu.dsl.codegen.mxm import LaneSumJob
-
-        L = self.lanes
-        e = x.elem
-        if "ones" not in self.__dict__:
-            self._n += 1
-            self.ones = self.st.alloc(f"ones{self._n}", (L, L), e, np.ones((L, L), T.dtype(e)), False, loc,
-                                      weights=True)
-        C = x.cols(L)
-        valid = x.N - (C - 1) * L
-        rows = []
-        for r in range(x.rows):
-            vecs = [x.vec(r, c, L) for c in range(C)]
-            if valid < L:  # zero the padding lanes: they would be summed
-                t = self.temp((L,), e, loc).vecs[0]
-                self.emit("select", e, [Src(self.lane_mask(valid, e, loc), e), Src(vecs[-1], e),
-                                        Src(self.lane_mask(0, e, loc), e)], t, loc=loc)
-                vecs[-1] = t
-            rows.append(vecs)
-        out = self.temp(shape, acc, loc)
-        self.snips.append(LaneSumJob(e, acc, rows, list(out.vecs), list(self.ones.vecs), loc))
-        return out
-
-    def rotate_tree(self, v, kind, elem, dst, loc) -> None:
-        """Every lane of ``dst`` = the ``kind``-reduction of all lanes of ``v``, in two trips
-        through the SXM (``chain.py``): with ``L = a·b`` lanes, ``m = v ∘ rot(v, 1) ∘ … ∘
-        rot(v, a−1)`` combines windows of ``a`` lanes, then ``m ∘ rot(m, a) ∘ … ∘ rot(m,
-        a(b−1))`` windows of ``a·b = L``: every lane exactly once (so sums are exact too)."""
-        from lpu.dsl.codegen.chain import Chain
-
-        L = self.lanes
-        a = max(d for d in range(1, math.isqrt(L) + 1) if L % d == 0)
-        trips = [(a, 1), (L // a, a)] if a > 1 else [(L, 1)]
-        lat = BY_MNEMONIC[kind].latency_for(self.cfg, elem)
-        copies = -(-T.dtype(elem).itemsize // lat)  # reads of one slice a step apart need w <= lat
-        cur = v
-        for n, (count, stride) in enumerate(trips):
-            if count == 1:
-                continue
-            srcs = [cur]
-            for _ in range(copies - 1):  # copies of the vector in other slices, read in turn
-                c = self.st.alloc_vec(f"t{self._n + 1}", elem, {x.slice for x in srcs}, loc)
-                self._n += 1
-                self.emit("mov", elem, [Src(cur, elem)], c, loc=loc)
-                srcs.append(c)
-            out = dst if n == len(trips) - 1 else self.temp((L,), elem, loc).vecs[0]
-            rot = [Src(srcs[k % copies], elem, ("rotate", stride * k)) for k in range(1, count)]
-            self.snips.append(Chain(kind, elem, Src(cur, elem), rot, out, loc))
-            cur = out
-        if cur is v:
-            self.emit("mov", elem, [Src(v, elem)], dst, loc=loc)
-
-    def pair_tree(self, v, kind, elem, dst, loc) -> None:
-        """The same as ``rotate_tree`` in ``log2`` steps of two operands, each a trip to the
-        SXM: fewer SXM instructions (9 rather than 34 for 320 lanes), so it is the better
-        choice when many rows are reduced at once (lane dot products) and the SXMs bind."""
-        L = self.lanes
-        ops: list[tuple[int, int, int]] = []  # (a, b, n): vals[a] op rotate(vals[b], n)
-
-        def step(a, b, n):
-            ops.append((a, b, n))
-            return len(ops)
-
-        cur, k = 0, L
-        while k % 2 == 0:  # lane i: the sum over lanes i mod k
-            k //= 2
-            cur = step(cur, cur, k)
-        m = k
-        if m > 1:  # windows of m consecutive lanes: P_j covers 2^j of them, the result `covered`
-            P, result, covered = cur, None, 0
-            top = m.bit_length() - 1
-            for j in range(top + 1):
-                if m >> j & 1:
-                    if result is None:
-                        result, covered = P, 1 << j
-                    else:
-                        result = step(result, P, covered)
-                        covered += 1 << j
-                if j < top:
-                    P = step(P, P, 1 << j)
-            cur = result
-        if not ops:
-            self.emit("mov", elem, [Src(v, elem)], dst, loc=loc)
-            return
-        assert cur == len(ops)
-        vals = [v]
-        for i, (a, b, n) in enumerate(ops):
-            t = dst if i == len(ops) - 1 else self.temp((L,), elem, loc).vecs[0]
-            self.emit(kind, elem, [Src(vals[a], elem), Src(vals[b], elem, ("rotate", n))], t, loc=loc)
-            vals.append(t)
-
-    def reduce_rows(self, x: VValue, axis, kind, shape, loc) -> VValue:
-        out = self.temp(shape, x.elem, loc)
-        lead = x.shape[:-1]
-        idx = np.arange(x.rows).reshape(lead)
-        groups = np.moveaxis(idx, axis, -1).reshape(-1, lead[axis])
-        L = self.lanes
-        C = x.cols(L)
-        for r, rows in enumerate(groups):
-            for c in range(C):
-                acc = x.vec(int(rows[0]), c, L)
-                for i, rr in enumerate(rows[1:]):
-                    last = i == len(rows) - 2
-                    t = out.vec(r, c, L) if last else self.temp((L,), x.elem, loc).vecs[0]
-                    self.emit(kind, x.elem, [Src(acc, x.elem), Src(x.vec(int(rr), c, L), x.elem)], t, loc=loc)
-                    acc = t
-                if len(rows) == 1:
-                    self.emit("mov", x.elem, [Src(acc, x.elem)], out.vec(r, c, L), loc=loc)
-        return out
 
     # --- views -------------------------------------------------------------------------------
     def reshape(self, op) -> VValue:

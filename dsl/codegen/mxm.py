@@ -78,8 +78,6 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
     if s.__dict__.get("sum_plane") is not None:  # one plane keeps the ones matrix of lane sums
         planes = [p for p in planes if p is not s.sum_plane]
     L = cfg["mxm.rows"]
-    kc = len(job.x[0])
-    nc = len(job.y[0])
 
     def search(start, fits, what):
         c = start
@@ -92,7 +90,6 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
     for nb, kb0, kb1, outs in job.work():
         # the plane free soonest: consecutive matmuls (heads of an attention) spread out
         pl = min(planes, key=lambda p: max(p.lw_from, p.mm_free, p.acc_done))
-        P = pl.P
         last_mm = [0] * R
         for kb in range(kb0, kb1):
             rows = list(range(kb * L, min(job.K, kb * L + L)))

@@ -28,6 +28,13 @@ from lpu.diagnostics import DiagnosticError, error
 from lpu.dsl import types as T
 
 
+def unsupported(op, what: str) -> DiagnosticError:
+    """The diagnostic, at the op, for what the general path does not compile yet."""
+    from lpu.dsl.frontend import loc_of
+
+    return DiagnosticError(error(f"the code generator does not compile {what} yet", loc_of(op)))
+
+
 #: each value's first vector goes to one of the NEAR slices nearest the VXM (0: plain round robin)
 NEAR = 6
 

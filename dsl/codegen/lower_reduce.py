@@ -1,0 +1,178 @@
+"""Lowering of reductions (a part of ``lower.Lowering``): lane sums on the MXM with an
+all-ones matrix, lane reductions by rotated copies through the SXMs (two chained trips, or a
+tree of two-operand steps), reductions over other axes across rows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lpu.arch.isa import BY_MNEMONIC
+from lpu.dsl import dialect as D
+from lpu.dsl import types as T
+from lpu.dsl.codegen.snippets import Src
+from lpu.dsl.codegen.vector import VValue
+
+
+class ReduceLowering:
+    def reduce(self, op, loc) -> VValue:
+        x = self.values[op.input]
+        rank = len(x.shape)
+        axis = D.get_int(op, "axis", -1) % max(rank, 1)
+        kind = "add" if isinstance(op, D.ReduceSumOp) else "max"
+        elem = T.elem_of(op.result.type)
+        if (kind == "add" and rank and axis == rank - 1 and not x.splat and x.elem in ("i8", "f16", "bf16")
+                and self.__dict__.setdefault("sum_elem", x.elem) == x.elem):
+            return self.lane_sum_mxm(x, elem, tuple(T.shape_of(op.result.type)), loc)
+        if kind == "add":
+            x = self.convert(x, elem, loc)  # sums run in the accumulator type
+        if rank == 0:
+            return x
+        shape = tuple(T.shape_of(op.result.type))
+        if axis != rank - 1:
+            return self.reduce_rows(x, axis, kind, shape, loc)
+        if x.splat:
+            return x
+        L = self.lanes
+        C = x.cols(L)
+        valid = x.N - (C - 1) * L
+        mask = neutral = None
+        if valid < L:
+            mask = self.const(np.where(np.arange(L) < valid, 1, 0).astype(T.dtype(elem)), elem, loc)
+            if kind == "add":
+                fill = 0
+            elif elem in T.FLOATS:
+                fill = -np.inf
+            else:
+                fill = np.iinfo(T.dtype(elem)).min
+            neutral = self.const(np.full(L, fill).astype(T.dtype(elem)), elem, loc)
+        out = self.temp(shape, elem, loc)
+        for r in range(x.rows):
+            vecs = [x.vec(r, c, L) for c in range(C)]
+            if mask is not None:
+                t = self.temp((L,), elem, loc)
+                self.emit("select", elem, [Src(mask.vecs[0], elem), Src(vecs[-1], elem), Src(neutral.vecs[0], elem)],
+                          t.vecs[0], loc=loc)
+                vecs[-1] = t.vecs[0]
+            acc = vecs[0]
+            for v in vecs[1:]:
+                t = self.temp((L,), elem, loc)
+                self.emit(kind, elem, [Src(acc, elem), Src(v, elem)], t.vecs[0], loc=loc)
+                acc = t.vecs[0]
+            self.rotate_tree(acc, kind, elem, out.vecs[r], loc)
+        return out
+
+    def lane_sum_mxm(self, x: VValue, acc: str, shape, loc) -> VValue:
+        """Lane sums of i8/f16/bf16 rows on the MXM: products with an all-ones matrix held by
+        one plane (loaded once), one ``mm`` per vector, the total splat in the slot."""
+        from lpu.dsl.codegen.mxm import LaneSumJob
+
+        L = self.lanes
+        e = x.elem
+        if "ones" not in self.__dict__:
+            self._n += 1
+            self.ones = self.st.alloc(f"ones{self._n}", (L, L), e, np.ones((L, L), T.dtype(e)), False, loc,
+                                      weights=True)
+        C = x.cols(L)
+        valid = x.N - (C - 1) * L
+        rows = []
+        for r in range(x.rows):
+            vecs = [x.vec(r, c, L) for c in range(C)]
+            if valid < L:  # zero the padding lanes: they would be summed
+                t = self.temp((L,), e, loc).vecs[0]
+                self.emit("select", e, [Src(self.lane_mask(valid, e, loc), e), Src(vecs[-1], e),
+                                        Src(self.lane_mask(0, e, loc), e)], t, loc=loc)
+                vecs[-1] = t
+            rows.append(vecs)
+        out = self.temp(shape, acc, loc)
+        self.snips.append(LaneSumJob(e, acc, rows, list(out.vecs), list(self.ones.vecs), loc))
+        return out
+
+    def rotate_tree(self, v, kind, elem, dst, loc) -> None:
+        """Every lane of ``dst`` = the ``kind``-reduction of all lanes of ``v``, in two trips
+        through the SXM (``chain.py``): with ``L = a·b`` lanes, ``m = v ∘ rot(v, 1) ∘ … ∘
+        rot(v, a−1)`` combines windows of ``a`` lanes, then ``m ∘ rot(m, a) ∘ … ∘ rot(m,
+        a(b−1))`` windows of ``a·b = L``: every lane exactly once (so sums are exact too)."""
+        from lpu.dsl.codegen.chain import Chain
+
+        L = self.lanes
+        a = max(d for d in range(1, math.isqrt(L) + 1) if L % d == 0)
+        trips = [(a, 1), (L // a, a)] if a > 1 else [(L, 1)]
+        lat = BY_MNEMONIC[kind].latency_for(self.cfg, elem)
+        copies = -(-T.dtype(elem).itemsize // lat)  # reads of one slice a step apart need w <= lat
+        cur = v
+        for n, (count, stride) in enumerate(trips):
+            if count == 1:
+                continue
+            srcs = [cur]
+            for _ in range(copies - 1):  # copies of the vector in other slices, read in turn
+                c = self.st.alloc_vec(f"t{self._n + 1}", elem, {x.slice for x in srcs}, loc)
+                self._n += 1
+                self.emit("mov", elem, [Src(cur, elem)], c, loc=loc)
+                srcs.append(c)
+            out = dst if n == len(trips) - 1 else self.temp((L,), elem, loc).vecs[0]
+            rot = [Src(srcs[k % copies], elem, ("rotate", stride * k)) for k in range(1, count)]
+            self.snips.append(Chain(kind, elem, Src(cur, elem), rot, out, loc))
+            cur = out
+        if cur is v:
+            self.emit("mov", elem, [Src(v, elem)], dst, loc=loc)
+
+    def pair_tree(self, v, kind, elem, dst, loc) -> None:
+        """The same as ``rotate_tree`` in ``log2`` steps of two operands, each a trip to the
+        SXM: fewer SXM instructions (9 rather than 34 for 320 lanes), so it is the better
+        choice when many rows are reduced at once (lane dot products) and the SXMs bind."""
+        L = self.lanes
+        ops: list[tuple[int, int, int]] = []  # (a, b, n): vals[a] op rotate(vals[b], n)
+
+        def step(a, b, n):
+            ops.append((a, b, n))
+            return len(ops)
+
+        cur, k = 0, L
+        while k % 2 == 0:  # lane i: the sum over lanes i mod k
+            k //= 2
+            cur = step(cur, cur, k)
+        m = k
+        if m > 1:  # windows of m consecutive lanes: P_j covers 2^j of them, the result `covered`
+            P, result, covered = cur, None, 0
+            top = m.bit_length() - 1
+            for j in range(top + 1):
+                if m >> j & 1:
+                    if result is None:
+                        result, covered = P, 1 << j
+                    else:
+                        result = step(result, P, covered)
+                        covered += 1 << j
+                if j < top:
+                    P = step(P, P, 1 << j)
+            cur = result
+        if not ops:
+            self.emit("mov", elem, [Src(v, elem)], dst, loc=loc)
+            return
+        assert cur == len(ops)
+        vals = [v]
+        for i, (a, b, n) in enumerate(ops):
+            t = dst if i == len(ops) - 1 else self.temp((L,), elem, loc).vecs[0]
+            self.emit(kind, elem, [Src(vals[a], elem), Src(vals[b], elem, ("rotate", n))], t, loc=loc)
+            vals.append(t)
+
+    def reduce_rows(self, x: VValue, axis, kind, shape, loc) -> VValue:
+        out = self.temp(shape, x.elem, loc)
+        lead = x.shape[:-1]
+        idx = np.arange(x.rows).reshape(lead)
+        groups = np.moveaxis(idx, axis, -1).reshape(-1, lead[axis])
+        L = self.lanes
+        C = x.cols(L)
+        for r, rows in enumerate(groups):
+            for c in range(C):
+                acc = x.vec(int(rows[0]), c, L)
+                for i, rr in enumerate(rows[1:]):
+                    last = i == len(rows) - 2
+                    t = out.vec(r, c, L) if last else self.temp((L,), x.elem, loc).vecs[0]
+                    self.emit(kind, x.elem, [Src(acc, x.elem), Src(x.vec(int(rr), c, L), x.elem)], t, loc=loc)
+                    acc = t
+                if len(rows) == 1:
+                    self.emit("mov", x.elem, [Src(acc, x.elem)], out.vec(r, c, L), loc=loc)
+        return out
+
