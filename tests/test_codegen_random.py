@@ -32,6 +32,8 @@ def programs(draw):
     for i in range(draw(st.integers(1, 5))):
         v = f"%v{i}"
         choices = ["binary", "unary", "cast", "reduce_max"]
+        if elem in ("i8", "f16", "bf16") and shape[-1] > 1:
+            choices.append("matmul")
         if shape[-1] > 1:
             choices.append("slice")
         if elem not in FLOATS or i > 0:
@@ -59,6 +61,14 @@ def programs(draw):
                 to = "f32" if elem != "f32" else "f16"
             lines.append(f"  {v} = cast {cur} : {ttype(shape, to)}")
             elem = to
+        elif kind == "matmul":  # by a weight argument; the result is in the accumulator type
+            n_out = draw(st.sampled_from([5, 320, 400]))
+            args.append((f"a{len(args)}", (shape[-1], n_out), elem))
+            shape = shape[:-1] + (n_out,)
+            lines.append(f"  {v} = matmul {cur}, %a{len(args) - 1} : {ttype(shape, ACC[elem])}")
+            if elem in FLOATS:
+                exact = False
+            elem = ACC[elem]
         elif kind == "slice":
             size = draw(st.integers(1, shape[-1] - 1)) if shape[-1] > 2 else 1
             if size == 1 and shape[-1] > 1:

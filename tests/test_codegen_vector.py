@@ -317,3 +317,18 @@ def test_scheduled_assembly_reassembles_to_the_same_object():
     assert key(again) == key(c.obj)
     assert [(s.symbol, s.image) for s in again.sram] == [(s.symbol, s.image) for s in c.obj.sram]
     assert again.kernels[0].length == c.cycles
+
+
+def test_matmul_of_more_rows_than_accumulator_slots():
+    # 70 rows: two groups of rows (64 slots a plane), each loading the column's weights
+    src = '''target "lpu-v1"
+func @main(%x: tensor<70x330xi8>, %w: tensor<330x200xi8>) -> tensor<70x200xi32> {
+  %y = matmul %x, %w : tensor<70x200xi32>
+  %k = constant {value = 2} : tensor<i32>
+  %z = mul %y, %k
+  return %z
+}
+'''
+    out = run(src)
+    assert same_bits(out)
+    assert out.cycles == 458

@@ -40,9 +40,11 @@ class MatmulJob:
     K: int
     loc: SourceLoc | None = None
 
-    def work(self) -> list[tuple[int, int, int, list[Vec]]]:
-        """(column block, first K block, end K block, its result vector per row)."""
-        return [(nb, 0, len(self.x[0]), [row[nb] for row in self.y]) for nb in range(len(self.y[0]))]
+    def work(self, slots: int) -> list[tuple[int, list[int]]]:
+        """(column block, rows): a plane's accumulator slots hold ``slots`` rows at a time, so
+        more rows are cut into groups, each loading the column's weights again."""
+        R = len(self.x)
+        return [(nb, list(range(r0, min(R, r0 + slots)))) for nb in range(len(self.y[0])) for r0 in range(0, R, slots)]
 
 
 def plane_order(cfg) -> list[tuple[str, int]]:
@@ -67,10 +69,6 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
     cfg = s.cfg
     w = DTYPE_BYTES[job.elem]
     rows_per_lw = cfg["mxm.max_rows_per_lw"] // w
-    R = len(job.x)
-    if R > cfg["mxm.acc_slots"]:
-        raise DiagnosticError(error(f"a matmul of {R} rows needs more than the plane's {cfg['mxm.acc_slots']} "
-                                    "accumulator slots (not split yet)", job.loc))
     occ = BY_MNEMONIC["mm"].occupancy_for(cfg, job.elem)
     acc_lat = BY_MNEMONIC["acc"].latency_for(cfg, job.acc)
     wa = DTYPE_BYTES[job.acc]
@@ -87,11 +85,12 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
                 raise DiagnosticError(error(f"the scheduler found no cycle for a matmul's {what}", job.loc))
         return c
 
-    for nb, kb0, kb1, outs in job.work():
+    kc = len(job.x[0])
+    for nb, rows_ in job.work(cfg["mxm.acc_slots"]):
         # the plane free soonest: consecutive matmuls (heads of an attention) spread out
         pl = min(planes, key=lambda p: max(p.lw_from, p.mm_free, p.acc_done))
-        last_mm = [0] * R
-        for kb in range(kb0, kb1):
+        last_mm = {}
+        for kb in range(kc):
             rows = list(range(kb * L, min(job.K, kb * L + L)))
             c = pl.lw_from
             for g in range(0, len(rows), rows_per_lw):
@@ -105,10 +104,10 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
             s.add(iw, pl.name, "iw", None, (), loc=job.loc)
             pl.lw_from = iw + 1
             m = iw + 1
-            for r in range(R):
+            for slot, r in enumerate(rows_):
                 xv = job.x[r][kb]
                 holder = {}
-                start = max(m, pl.mm_free, pl.acc_done if kb == kb0 else 0)
+                start = max(m, pl.mm_free, pl.acc_done if kb == 0 else 0)
                 m = search(start, lambda t: _mm_fits(s, pl, t, xv, w, occ, holder), "products")
                 segs, base, rd = holder["plan"]
                 s.take_read(xv, rd, w, segs, base)
@@ -116,21 +115,21 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
                       loc=job.loc)
                 s.res.take("queue", pl.name, m)
                 s.res.take("plane", pl.name, m, occ)
-                s.add(m, pl.name, "mm", job.elem, (stream_field(base, segs[0].west), r, _SET if kb == kb0 else _ADD),
+                s.add(m, pl.name, "mm", job.elem, (stream_field(base, segs[0].west), slot, _SET if kb == 0 else _ADD),
                       loc=job.loc)
                 last_mm[r] = m
                 pl.mm_free = m + occ
                 m += occ
         a = 0
-        for r in range(R):
-            yv = outs[r]
+        for slot, r in enumerate(rows_):
+            yv = job.y[r][nb]
             holder = {}
             a = search(max(a, last_mm[r] + occ), lambda t: _acc_fits(s, pl, t, yv, wa, acc_lat, holder), "results")
             seg, base, wc = holder["plan"]
             s.res.take("queue", pl.name, a)
             s.streams.take(seg, base, wa)
             f = stream_field(base, seg.west)
-            s.add(a, pl.name, "acc", job.acc, (r, f, 0), loc=job.loc)
+            s.add(a, pl.name, "acc", job.acc, (slot, f, 0), loc=job.loc)
             s.res.take("queue", yv.slice, wc)
             s.res.take("write", yv.slice, wc, wa)
             s.add(wc, yv.slice, "write", job.acc, (SymRef(yv.symbol, yv.row * wa), f, 0), loc=job.loc)
