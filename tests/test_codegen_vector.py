@@ -332,3 +332,13 @@ func @main(%x: tensor<70x330xi8>, %w: tensor<330x200xi8>) -> tensor<70x200xi32> 
     out = run(src)
     assert same_bits(out)
     assert out.cycles == 458
+
+
+@pytest.mark.slow
+def test_make_demo_runs_the_decoder_layer(capsys):
+    from lpu.demo import main
+
+    assert main() == 0
+    out = capsys.readouterr().out
+    assert "y vs the reference interpreter: match (float16[1, 640], within 0.00195312 relative); " \
+           "2725 cycles, 0 hazards" in out
