@@ -1,6 +1,6 @@
 """Code generation benchmark: simulated cycles against the analytical lower bound.
 
-Cases: i8 GEMV 4096 × 4096, f16 GEMV 4096 × 4096, i8 GEMM 256 × 4096 × 4096. For each: the
+Cases: i8 and f16 GEMV 4096 × 4096, i8 and f16 GEMM 256 × 4096 × 4096. For each: the
 simulated cycle count, the lower bound for this chip configuration (docs/codegen.md derives
 it: the largest of MXM compute, weight-stream bandwidth into the planes and SRAM read ports),
 their ratio, and the compile time. Then what each pass buys, the same figures with it reduced
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     m = 64 if args.quick else 256
     with tempfile.TemporaryDirectory() as tmp:
         gemv_i8 = None
-        for M, elem in ((1, "i8"), (1, "f16"), (m, "i8")):
+        for M, elem in ((1, "i8"), (1, "f16"), (m, "i8"), (m, "f16")):
             name = f"{elem} gemv {n}x{n}" if M == 1 else f"{elem} gemm {M}x{n}x{n}"
             b = bounds(M, n, n, cfg, elem)
             bound = max(b.values())
