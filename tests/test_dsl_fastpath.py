@@ -75,13 +75,13 @@ def same_as_full_grammar(text: str) -> None:
     assert fast == full, text
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(statement(), max_size=8), st.sampled_from(["\n", "\n\n", "\n  // c\n", "\r\n"]))
 def test_generated_bodies(lines, sep):
     same_as_full_grammar(HEADER + sep.join("  " + s for s in lines) + "\n  return %x\n}\n")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(statement(), min_size=1, max_size=6),
        st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 2), st.sampled_from(list("%@{}[],:=-+ \n\t/x0e.\"("))),
                 min_size=1, max_size=4))

@@ -2,6 +2,7 @@
 edit sequences: the same diagnostics, module and source index; and it re-does only the
 functions an edit can affect."""
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,15 +91,26 @@ def same(checker: IncrementalChecker, text: str) -> None:
     assert fast == full, text
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(EDIT, min_size=1, max_size=8))
-def test_random_edit_sequences_give_the_full_checks_results(edits):
+def _edit_sequence(edits):
     checker = IncrementalChecker("t.lpu")
     text = BASE
     same(checker, text)
     for e in edits:
         text = apply(text, e)
         same(checker, text)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(EDIT, min_size=1, max_size=8))
+def test_random_edit_sequences_give_the_full_checks_results(edits):
+    _edit_sequence(edits)
+
+
+@pytest.mark.slow
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(EDIT, min_size=1, max_size=12))
+def test_many_random_edit_sequences(edits):
+    _edit_sequence(edits)
 
 
 def test_an_edit_inside_one_function_reparses_that_function_only():
