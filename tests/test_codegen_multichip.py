@@ -35,15 +35,18 @@ def run(mc, x, image=None):
 
 @pytest.mark.parametrize("example,system,chips,cycles", [
     ("gemv_4chips.lpu", None, 4, 378),          # node: chips 1-3 send their columns to chip 0
-    ("pipeline_2chips.lpu", None, 2, 400),      # two-chips: x forwarded east, a GEMV on each chip
-    ("pipeline_2chips.lpu", "node", 2, 400),
+    ("pipeline_2chips.lpu", None, 2, 373),      # two-chips: x forwarded east over 8 wires, a GEMV on each chip
+    ("pipeline_2chips.lpu", "node", 2, 400),    # node: one wire between two chips
+    ("gemm_2chips.lpu", None, 2, 944),          # X (20 x 1280) east, Y1 (20 x 320 i32) back west
 ])
 def test_examples_match_interpreter(example, system, chips, cycles):
+    from lpu.dsl.interpreter import function, random_input
+
     module = load(example)
     assert is_multichip(module, "main")
     mc = compile_multichip(module, "main", CFG, system, EX, example)
     assert sorted(mc.chips) == list(range(chips))
-    x = np.random.default_rng(1).integers(-128, 128, 1280).astype(np.int8)
+    x = random_input(function(module, "main").body.block.args[0].type, np.random.default_rng(1))
     got, r = run(mc, x)
     ref = run_function(module, "main", {"x": x}, base_dir=EX)
     assert r.hazards == []

@@ -37,7 +37,7 @@ from xdsl.dialects.builtin import ArrayAttr, FunctionType, ModuleOp, StringAttr
 from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.emit import emit
 from lpu.asm.operands import stream_field
-from lpu.asm.records import Inst, PeerRef, Placement, Program, SymRef, Tensor
+from lpu.asm.records import Inst, Placement, Program, SymRef, Tensor
 from lpu.diagnostics import DiagnosticError, error
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
@@ -138,6 +138,28 @@ def chip_function(module: ModuleOp, name: str, chip: int) -> Part:
     return part
 
 
+# --- values as vectors: rows of the last dimension, cut into lanes-wide vectors, padded ---------
+def n_vectors(shape, lanes: int) -> int:
+    rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    return rows * -(-(shape[-1] if shape else 1) // lanes)
+
+
+def as_vectors(a: np.ndarray, lanes: int) -> np.ndarray:
+    """``a`` as (vectors, lanes), row-major: each row's last dimension padded to whole vectors."""
+    rows = a.reshape(-1, a.shape[-1] if a.ndim else 1)
+    padded = np.zeros((rows.shape[0], -(-rows.shape[1] // lanes) * lanes), a.dtype)
+    padded[:, :rows.shape[1]] = rows
+    return padded.reshape(-1, lanes)
+
+
+def from_vectors(v: np.ndarray, shape) -> np.ndarray:
+    """The inverse of ``as_vectors``."""
+    shape = tuple(shape)
+    last = shape[-1] if shape else 1
+    rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    return v.reshape(rows, -1)[:, :last].reshape(shape)
+
+
 # --- C2C: links, transfers and the kernels around each chip's part --------------------------------
 @dataclass
 class Transfer:
@@ -150,6 +172,7 @@ class Transfer:
     dtype: str
     rows: list[tuple[str, int]] = field(default_factory=list)  # (symbol, word offset) of each vector on src
     arrivals: list[int] = field(default_factory=list)  # global cycle each vector lands in dst's buffer
+    links: list[tuple[int, int]] = field(default_factory=list)  # per vector: (src's link, dst's link)
 
 
 @dataclass
@@ -171,20 +194,26 @@ def chip_name(c: int) -> str:
     return f"chip{c}"
 
 
-def _link(system, cfg, a: str, b: str) -> tuple[str, int]:
-    """The C2C queue of chip ``a`` whose lowest link is wired to ``b`` (what lpu-ld's peer
-    relocation picks), and the wire's latency."""
-    per = cfg["c2c.links_per_slice"]
+def _links(system, cfg, a: str, b: str) -> list[tuple[int, int, int]]:
+    """Every wire from chip ``a`` to chip ``b``: (a's link, b's link, latency), by a's link."""
     ends = []
     for w in system.wires:
         for x, lx, y, ly in ((w.chip_a, w.link_a, w.chip_b, w.link_b), (w.chip_b, w.link_b, w.chip_a, w.link_a)):
             if x == a and y == b:
-                ends.append((lx, w.latency if w.latency is not None else cfg["c2c.link_latency"]))
+                ends.append((lx, ly, w.latency if w.latency is not None else cfg["c2c.link_latency"]))
     if not ends:
         raise DiagnosticError(error(f"the system '{system.source}' has no link from '{a}' to '{b}'"))
-    link, lat = min(ends)
-    c2c = [q for q in cfg.queues if q.kind == "c2c"]
-    return c2c[link // per].name, lat
+    return sorted(ends)
+
+
+def _c2c_queue(cfg, link: int) -> str:
+    return [q for q in cfg.queues if q.kind == "c2c"][link // cfg["c2c.links_per_slice"]].name
+
+
+def _link(system, cfg, a: str, b: str) -> tuple[str, int]:
+    """The C2C queue of chip ``a`` with its lowest link wired to ``b``, and that wire's latency."""
+    link, _, lat = _links(system, cfg, a, b)[0]
+    return _c2c_queue(cfg, link), lat
 
 
 def _slice_of(tensors, sym: str) -> str:
@@ -200,9 +229,10 @@ def _result_rows(c, k: int) -> list[tuple[str, int]]:
         return [(vec.symbol, vec.row * DTYPE_BYTES[v.elem]) for vec in v.vecs]
     from lpu.dsl.codegen.sram_layout import result_rows
 
-    if k != 0 or not hasattr(c.plan, "n") or isinstance(next(iter(result_rows(c.layout))), tuple):
-        raise DiagnosticError(error("multi-chip: only a GEMV's result can be sent yet"))
+    if k != 0 or not hasattr(c, "plan"):
+        raise DiagnosticError(error("multi-chip: this compiled share does not say where its result lies"))
     w = DTYPE_BYTES[c.plan.y_dtype]
+    # GEMV: column block j; GEMM: (row m, column block j) -- sorted, both are row-major vectors
     return [(sym, row * w) for _, (sym, row) in sorted(result_rows(c.layout).items())]
 
 
@@ -213,9 +243,13 @@ def _arg_rows(c, arg: str) -> list[list[tuple[str, int]]]:
         v = c.args[arg]
         return [[(vec.symbol, vec.row * DTYPE_BYTES[v.elem])] for vec in v.vecs]
     plan = getattr(c, "plan", None)
-    if plan is None or getattr(plan, "x_arg", None) != arg or hasattr(plan, "M"):
-        raise DiagnosticError(error("multi-chip: a received value can only feed a GEMV's vector yet"))
+    if plan is None or getattr(plan, "x_arg", None) != arg:
+        raise DiagnosticError(error("multi-chip: a received value can feed a matmul's left operand or the general "
+                                    "path's arguments only"))
     w = DTYPE_BYTES[plan.elem]
+    if hasattr(plan, "M"):  # GEMM: vector (m, i) is row i·M + m of every plane's copy of X
+        return [[(pl.x_symbol, (i * plan.M + m) * w) for pl in c.layout.planes]
+                for m in range(plan.M) for i in range(plan.k)]
     return [[(pl.x_symbol, i * w) for pl in c.layout.planes] for i in range(plan.k)]
 
 
@@ -240,22 +274,24 @@ def _recv_kernel(name, cfg, system, me: str, items, start: int) -> tuple[KernelO
     tl = _Timeline()
     insts = []
     recv_lat = cfg["c2c.recv_latency"]
+    last_on: dict[int, int] = {}  # link -> cycle of its latest recv (recvs take a link's vectors in order)
     for tr, v, dests, tensors in items:
-        peer = chip_name(tr.src)
-        qname, _ = _link(system, cfg, me, peer)
+        link = tr.links[v][1]
+        qname = _c2c_queue(cfg, link)
         pc = cfg.queue_by_name[qname].position
         west_edge = pc == min(q.position for q in cfg.queues)
         w = DTYPE_BYTES[tr.dtype]
         places = [(sym, off, cfg.queue_by_name[_slice_of(tensors, sym)].position, _slice_of(tensors, sym))
                   for sym, off in dests]
-        r = max(0, tr.arrivals[v] - start)
+        r = max(0, tr.arrivals[v] - start, last_on.get(link, -1) + 1)
         while not (tl.free(("queue", qname), r) and all(
                 tl.free(("queue", sl), r + recv_lat + abs(q - pc)) and tl.free(("write", sl), r + recv_lat + abs(q - pc), w)
                 for _, _, q, sl in places)):
             r += 1
         grp = stream_field(0, not west_edge)  # away from the edge the link is on
-        insts.append(Inst(r, qidx[qname], BY_MNEMONIC["recv"], tr.dtype, None, (PeerRef(peer), grp)))
+        insts.append(Inst(r, qidx[qname], BY_MNEMONIC["recv"], tr.dtype, None, (link, grp)))
         tl.take(("queue", qname), r)
+        last_on[link] = r
         for sym, off, q, sl in places:
             at = r + recv_lat + abs(q - pc)
             tl.take(("queue", sl), at)
@@ -268,38 +304,46 @@ def _recv_kernel(name, cfg, system, me: str, items, start: int) -> tuple[KernelO
 
 def _send_kernel(name, cfg, system, me: str, transfers, tensors, start: int) -> tuple[KernelOp, int]:
     """Read each vector of each transfer from its slice so that it passes the C2C slice in the
-    cycle its ``send`` issues; sends on one link end are ``busy`` cycles apart."""
+    cycle its ``send`` issues, on whichever of the wires to the peer lands it first (all wires
+    between two chips carry a value's vectors in parallel); sends on one link are ``busy``
+    cycles apart."""
     qidx = {q.name: q.index for q in cfg.queues}
     tl = _Timeline()
     insts = []
     read_lat = cfg["mem.read_latency"]
-    link_free: dict[str, int] = {}
+    link_free: dict[int, int] = {}  # link -> first cycle it can send again
+    west_end = min(q.position for q in cfg.queues)
     for tr in transfers:
-        peer = chip_name(tr.dst)
-        qname, lat = _link(system, cfg, me, peer)
-        pc = cfg.queue_by_name[qname].position
-        toward_west = pc == min(q.position for q in cfg.queues)
+        wires = _links(system, cfg, me, chip_name(tr.dst))
         w = DTYPE_BYTES[tr.dtype]
         busy = math.ceil(cfg.lanes * w / cfg["c2c.link_bytes_per_cycle"])
-        grp = stream_field(0, toward_west)
-        tr.arrivals = []
+        tr.arrivals, tr.links = [], []
         for sym, off in tr.rows:
             sl = _slice_of(tensors, sym)
             q = cfg.queue_by_name[sl].position
-            r = 0
-            while True:
-                s = r + read_lat + abs(q - pc)
-                if (s >= link_free.get(qname, 0) and tl.free(("queue", qname), s) and tl.free(("queue", sl), r)
-                        and tl.free(("read", sl), r, w)):
-                    break
-                r += 1
+            best = None  # the vector goes on whichever wire to the peer sends it first
+            for link, peer_link, lat in wires:
+                qname = _c2c_queue(cfg, link)
+                pc = cfg.queue_by_name[qname].position
+                r = 0
+                while True:
+                    s = r + read_lat + abs(q - pc)
+                    if (s >= link_free.get(link, 0) and tl.free(("queue", qname), s) and tl.free(("queue", sl), r)
+                            and tl.free(("read", sl), r, w)):
+                        break
+                    r += 1
+                if best is None or s + lat < best[0] + best[5]:
+                    best = (s, r, link, peer_link, qname, lat, pc)
+            s, r, link, peer_link, qname, lat, pc = best
+            grp = stream_field(0, pc == west_end)  # toward the edge the link is on
             tl.take(("queue", qname), s)
             tl.take(("queue", sl), r)
             tl.take(("read", sl), r, w)
-            link_free[qname] = s + busy
+            link_free[link] = s + busy
             insts.append(Inst(r, qidx[sl], BY_MNEMONIC["read"], tr.dtype, None, (SymRef(sym, off), grp, 0)))
-            insts.append(Inst(s, qidx[qname], BY_MNEMONIC["send"], tr.dtype, None, (grp, PeerRef(peer))))
+            insts.append(Inst(s, qidx[qname], BY_MNEMONIC["send"], tr.dtype, None, (grp, link)))
             tr.arrivals.append(start + s + busy + lat)
+            tr.links.append((link, peer_link))
     insts.sort(key=lambda x: (x.cycle, x.queue))
     kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
     return kop, to_kernel(kop, cfg).length
@@ -338,10 +382,7 @@ class MultiCompiled:
         out = {}
         for c, code in self.chips.items():
             for sym, name in code.sent_args.items():
-                a = np.asarray(args[name]).reshape(-1)
-                rows = np.zeros(-(-a.size // self.lanes) * self.lanes, a.dtype)
-                rows[:a.size] = a
-                out[f"{chip_name(c)}:{sym}"] = rows.reshape(-1, self.lanes)
+                out[f"{chip_name(c)}:{sym}"] = as_vectors(np.asarray(args[name]), self.lanes)
             if code.compiled is None:
                 continue
             sub = dict(args)
@@ -384,9 +425,7 @@ class MultiCompiled:
                 mine = {s[len(prefix):]: a for s, a in parts.items() if s.startswith(prefix)}
                 out.append(code.compiled.result(mine, lanes))
             else:
-                rows = parts[prefix + code.recv_symbols[k]]
-                n = int(np.prod(T.shape_of(ty)))
-                out.append(rows.reshape(-1)[:n].reshape(T.shape_of(ty)))
+                out.append(from_vectors(parts[prefix + code.recv_symbols[k]], T.shape_of(ty)))
         return out
 
     def result(self, parts: dict[str, np.ndarray], lanes: int) -> np.ndarray:
@@ -492,11 +531,8 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
         value = ops[tr.send].operands[0]
         producer = value.owner
         if value in func.body.block.args:  # an argument forwarded: the host writes it to a tensor here
-            shape = T.shape_of(value.type)
-            if len(shape) != 1:
-                raise DiagnosticError(error("multi-chip: only vector arguments can be sent yet", loc_of(ops[tr.send])))
             w = DTYPE_BYTES[tr.dtype]
-            vecs = -(-shape[0] // cfg.lanes)
+            vecs = n_vectors(T.shape_of(value.type), cfg.lanes)
             c2c, _ = _link(system, cfg, chip_name(tr.src), chip_name(tr.dst))
             pc = cfg.queue_by_name[c2c].position
             near = min(cfg.mem_slices, key=lambda s: abs(s.position - pc))
@@ -511,6 +547,11 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
                                         loc_of(ops[tr.send])))
         k = code.part.results.index(ops.index(producer))
         tr.rows = _result_rows(code.compiled, k)
+    for tr in transfers:  # both ends must see the same vectors (row-major, padded rows)
+        want = n_vectors(T.shape_of(ops[tr.recv].results[0].type), cfg.lanes)
+        if len(tr.rows) != want:
+            raise DiagnosticError(error(f"multi-chip: the sent value is {len(tr.rows)} vectors in SRAM, the received "
+                                        f"one {want}", loc_of(ops[tr.send])))
     # schedule chips in dependence order: a chip's computation starts once its inputs landed
     done: set[int] = set()
     for _ in range(len(chips) + 1):
