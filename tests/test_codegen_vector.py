@@ -6,6 +6,9 @@ interpreter does); sums over lanes run in another order, so float reductions are
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -16,9 +19,30 @@ TYPES = ["i8", "i16", "i32", "f16", "bf16", "f32"]
 FLOATS = ["f16", "bf16", "f32"]
 
 
+#: every run's cycle count, by test id (``LPU_RECORD_CYCLES=1 pytest …`` rewrites the file
+#: after a deliberate scheduling change; review the diff)
+CYCLES_FILE = os.path.join(os.path.dirname(__file__), "codegen_vector_cycles.json")
+CYCLES = json.load(open(CYCLES_FILE)) if os.path.exists(CYCLES_FILE) else {}
+RECORD = os.environ.get("LPU_RECORD_CYCLES")
+_current: list[str] = [""]
+
+
+@pytest.fixture(autouse=True)
+def _test_id(request):
+    _current[0] = request.node.name
+    yield
+    if RECORD:
+        with open(CYCLES_FILE, "w") as f:
+            json.dump(dict(sorted(CYCLES.items())), f, indent=0)
+
+
 def run(src: str, **inputs):
     out = run_source(src, "t.lpu", inputs=inputs or None, check=True)
     assert out.hazards == []
+    if RECORD:
+        CYCLES[_current[0]] = out.cycles
+    else:
+        assert out.cycles == CYCLES[_current[0]], "cycle count changed"
     return out
 
 
