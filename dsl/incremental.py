@@ -29,6 +29,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 from lpu.diagnostics import Diagnostic, error
 from lpu.dsl import dialect as D
 from lpu.dsl import frontend as F
+from lpu.dsl.verify import MAX_ERRORS, nested_ops, verify_ops
 from lpu.perf import without_gc
 
 _FUNC_RE = re.compile(r"[ \t]*func[ \t]*@([A-Za-z_][A-Za-z0-9_.$]*)")
@@ -262,17 +263,17 @@ class IncrementalChecker:
         diags: list[Diagnostic] = []
         for _line, _kind, op, entry in ordered:
             if entry is None:
-                diags += F.verify_ops([op, *F._nested_ops(op)])
+                diags += verify_ops([op, *nested_ops(op)])
                 continue
             key = tuple((name, _fingerprint(first.get(name))) for name in entry.refs)
             if entry.verify_key != key:
                 self.reverified += 1
-                entry.verify_key, entry.verify_diags = key, F.verify_ops([op, *F._nested_ops(op)])
+                entry.verify_key, entry.verify_diags = key, verify_ops([op, *nested_ops(op)])
             diags += entry.verify_diags
-            if len(diags) >= F.MAX_ERRORS:
+            if len(diags) >= MAX_ERRORS:
                 break
-        if len(diags) >= F.MAX_ERRORS:
-            diags = diags[:F.MAX_ERRORS] + [error("too many errors emitted, stopping now")]
+        if len(diags) >= MAX_ERRORS:
+            diags = diags[:MAX_ERRORS] + [error("too many errors emitted, stopping now")]
         return diags
 
     def _index(self, top: _Top, funcs: list[tuple[FuncBlock, _Func]]) -> F.SourceIndex:
