@@ -130,3 +130,10 @@ def test_value_names_starting_with_a_digit_parse_and_print():
     printed = print_module(module)
     again, diags = check_module(printed, "p.lpu")
     assert diags == [] and print_module(again) == printed
+
+
+def test_keywords_as_op_and_attribute_names_read_as_the_grammar_reads_them():
+    for kw in ["global", "data", "kernel", "target", "in", "at", "load", "step", "iter", "reserve", "extern", "to",
+               "func", "for", "hex", "tensor"]:
+        for line in [f"%a = {kw} %x", f"{kw} %x", f"%a = {kw}", f"%a = add %x, %x {{{kw} = 1}}"]:
+            same_as_full_grammar(HEADER + "  " + line + "\n  return %x\n}\n")

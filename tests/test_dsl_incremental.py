@@ -152,3 +152,16 @@ def test_syntax_errors_fall_back_to_the_whole_text():
 def test_split_functions_skips_kernels_and_nested_braces():
     blocks = split_functions(BASE.split("\n")[:-1])
     assert [(b.name, b.start, b.end) for b in blocks] == [("first", 7, 12), ("later", 18, 27), ("last", 29, 33)]
+
+
+def test_the_docs_example(capsys):
+    import contextlib
+    import os
+    import re
+
+    root = os.path.join(os.path.dirname(__file__), "..")
+    with open(os.path.join(root, "docs", "dataflow.md"), encoding="utf-8") as f:
+        (block,) = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+    with contextlib.chdir(root):
+        exec(block, {})
+    assert capsys.readouterr().out == "[] 1 1\n"
