@@ -165,3 +165,44 @@ def test_decoder_pipelined_over_two_chips():
     assert r.machine.cycles == mc.cycles
     first = mc.chips[0]
     assert mc.chips[1].start["main"] > first.start["main_send"] + 20 + 200
+
+
+def split_source(K, widths, elem):
+    acc = "i32" if elem == "i8" else "f32"
+    args = [f"%x: tensor<{K}x{elem}>"] + [f"%w{c}: tensor<{K}x{n}x{elem}>" for c, n in enumerate(widths)]
+    body, rets, types = [], [], []
+    for c, n in enumerate(widths):
+        where = "" if c == 0 else f" {{chip = {c}}}"
+        body.append(f"  %y{c} = matmul %x, %w{c}{where} : tensor<{n}x{acc}>")
+        if c:
+            body.append(f"  send %y{c} {{chip = {c}, to = 0}}")
+    for c, n in enumerate(widths):
+        if c:
+            body.append(f"  %r{c} = recv {{from = {c}}} : tensor<{n}x{acc}>")
+        rets.append(f"%y{c}" if c == 0 else f"%r{c}")
+        types.append(f"tensor<{n}x{acc}>")
+    return (f'target "lpu-v1"\nfunc @main({", ".join(args)}) -> {", ".join(types)} {{\n' + "\n".join(body) +
+            f"\n  return {', '.join(rets)}\n}}\n")
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(K=st.integers(1, 700), widths=st.lists(st.integers(1, 400), min_size=2, max_size=4),
+       elem=st.sampled_from(["i8", "f16"]), seed=st.integers(0, 2**16))
+def test_random_column_splits(K, widths, elem, seed):
+    """A GEMV's columns split over 2-4 chips of 'node' (weights as arguments), gathered on chip 0."""
+    from lpu.compile import matches
+    from lpu.dsl.interpreter import arg_names, function, random_input
+
+    module = parse_module(split_source(K, widths, elem), "<split>")
+    mc = compile_multichip(module, "main", CFG, "node", ".", "<split>")
+    fn = function(module, "main")
+    rng = np.random.default_rng(seed)
+    args = {n: random_input(a.type, rng) for n, a in zip(arg_names(fn), fn.body.block.args)}
+    r = simulate(mc.link(), inputs=mc.inputs(args, CFG.lanes), outputs=mc.output_symbols())
+    got = mc.results(r.outputs, CFG.lanes)
+    want = run_function(module, "main", args)
+    assert r.hazards == [] and r.machine.cycles == mc.cycles
+    assert len(got) == len(widths) and all(matches(g, w) for g, w in zip(got, want))
