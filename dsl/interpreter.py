@@ -35,9 +35,12 @@ from lpu.dsl.frontend import loc_of
 KernelRef = Callable[[dict[str, np.ndarray]], None]
 
 
-class RunError(Exception):
+class RunError(DiagnosticError):
+    """A run-time error of the reference: a diagnostic at the op (or data tensor) that failed,
+    so every tool that reads df data (the compiler too) reports it like any other error."""
+
     def __init__(self, message: str, op: Operation | None = None):
-        super().__init__(message)
+        super().__init__(error(message, loc_of(op) if op is not None else None))
         self.op = op
 
 
