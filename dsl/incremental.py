@@ -29,7 +29,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 from lpu.diagnostics import Diagnostic, error
 from lpu.dsl import dialect as D
 from lpu.dsl import frontend as F
-from lpu.dsl.verify import MAX_ERRORS, nested_ops, verify_ops
+from lpu.dsl.verify import MAX_ERRORS, VerifyMemo, nested_ops, verify_ops
 from lpu.perf import without_gc
 
 _FUNC_RE = re.compile(r"[ \t]*func[ \t]*@([A-Za-z_][A-Za-z0-9_.$]*)")
@@ -261,14 +261,15 @@ class IncrementalChecker:
             if isinstance(sym, StringAttr):
                 first.setdefault(sym.data, op)
         diags: list[Diagnostic] = []
+        memo = VerifyMemo()  # (the functions of a file share most op signatures)
         for _line, _kind, op, entry in ordered:
             if entry is None:
-                diags += verify_ops([op, *nested_ops(op)])
+                diags += verify_ops([op, *nested_ops(op)], memo=memo)
                 continue
             key = tuple((name, _fingerprint(first.get(name))) for name in entry.refs)
             if entry.verify_key != key:
                 self.reverified += 1
-                entry.verify_key, entry.verify_diags = key, verify_ops([op, *nested_ops(op)])
+                entry.verify_key, entry.verify_diags = key, verify_ops([op, *nested_ops(op)], memo=memo)
             diags += entry.verify_diags
             if len(diags) >= MAX_ERRORS:
                 break

@@ -82,11 +82,20 @@ def verify_diagnostics(module: ModuleOp) -> list[Diagnostic]:
     return diags
 
 
-def verify_ops(ops: list[Operation], limit: int = MAX_ERRORS) -> list[Diagnostic]:
+class VerifyMemo:
+    """What ``verify_ops`` learnt about op signatures, to share between calls on parts of one
+    module (an interner keeps what it has seen alive: make one per check, not per program)."""
+
+    def __init__(self) -> None:
+        self.outcome: dict[tuple, str | None] = {}
+        self.intern = T.Interner()
+
+
+def verify_ops(ops: list[Operation], limit: int = MAX_ERRORS, memo: VerifyMemo | None = None) -> list[Diagnostic]:
     """The verifier diagnostics of ``ops`` (in order), at most ``limit`` of them."""
     diags: list[Diagnostic] = []
-    outcome: dict[tuple, str | None] = {}
-    intern = T.Interner()
+    memo = memo or VerifyMemo()
+    outcome, intern = memo.outcome, memo.intern
     for op in ops:
         cls = type(op)
         if _verifies_locally(cls):
