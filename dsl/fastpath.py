@@ -52,7 +52,7 @@ def _line(named: bool) -> str:
 
 
 # the end of a statement: a comment, the newline, blank and comment-only lines, the indentation
-_EOL = r"(?:[ \t\f]*+(?://[^\n]*+)?\n)++[ \t\f]*+"
+_EOL = r"(?:[ \t\f]*+(?://[^\n]*+)?\r?\n)++[ \t\f]*+"
 
 #: the STMTS terminal of dataflow.lark (added to the grammar text when it is loaded)
 STMTS_PATTERN = r"(?:" + _line(False) + _EOL + r")++"

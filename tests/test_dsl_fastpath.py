@@ -137,3 +137,10 @@ def test_keywords_as_op_and_attribute_names_read_as_the_grammar_reads_them():
                "func", "for", "hex", "tensor"]:
         for line in [f"%a = {kw} %x", f"{kw} %x", f"%a = {kw}", f"%a = add %x, %x {{{kw} = 1}}"]:
             same_as_full_grammar(HEADER + "  " + line + "\n  return %x\n}\n")
+
+
+def test_crlf_line_ends():
+    text = (HEADER + "  %a = add %x, %x : tensor<4xf16>   // c\n  %b = mul %a, %q\n  %c = neg %a\n  return %c\n}\n")
+    same_as_full_grammar(text.replace("\n", "\r\n"))
+    _m, diags = check_module(text.replace("\n", "\r\n"), "t.lpu")
+    assert [(d.loc.line, d.loc.col, d.message) for d in diags] == [(5, 16, "use of undefined value '%q'")]
