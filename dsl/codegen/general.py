@@ -17,12 +17,15 @@ import numpy as np
 from lpu.asm.emit import emit
 from lpu.asm.objfile import ObjectFile
 from lpu.asm.records import Program
+from lpu.dsl.codegen.chain import fuse
 from lpu.dsl.codegen.lower import Lowering
 from lpu.dsl.codegen.snippets import schedule_snippets
 from lpu.dsl.codegen.vector import Storage, VValue
 from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, to_kernel
 
 PIPELINE = "inline,unroll,df-decompose,canonicalize,cse,dce"
+#: chain runs of elementwise ops on the VXM (``chain.fuse``); off only to measure what it buys
+FUSE = True
 
 
 @dataclass
@@ -92,7 +95,8 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
             break
         low.lower(op)
     t2 = time.perf_counter()
-    sched = schedule_snippets(low.snips, cfg)
+    items = fuse(low.snips, {v for o in outs for v in o.vecs}, cfg) if FUSE else low.snips
+    sched = schedule_snippets(items, cfg)
     sched.insts.sort(key=lambda x: (x.cycle, x.queue))
     kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in sched.insts])
     t3 = time.perf_counter()

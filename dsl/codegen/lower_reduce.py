@@ -94,7 +94,7 @@ class ReduceLowering:
         through the SXM (``chain.py``): with ``L = a·b`` lanes, ``m = v ∘ rot(v, 1) ∘ … ∘
         rot(v, a−1)`` combines windows of ``a`` lanes, then ``m ∘ rot(m, a) ∘ … ∘ rot(m,
         a(b−1))`` windows of ``a·b = L``: every lane exactly once (so sums are exact too)."""
-        from lpu.dsl.codegen.chain import Chain
+        from lpu.dsl.codegen.chain import Chain, Step
 
         L = self.lanes
         a = max(d for d in range(1, math.isqrt(L) + 1) if L % d == 0)
@@ -113,7 +113,7 @@ class ReduceLowering:
                 srcs.append(c)
             out = dst if n == len(trips) - 1 else self.temp((L,), elem, loc).vecs[0]
             rot = [Src(srcs[k % copies], elem, ("rotate", stride * k)) for k in range(1, count)]
-            self.snips.append(Chain(kind, elem, Src(cur, elem), rot, out, loc))
+            self.snips.append(Chain(Src(cur, elem), [Step(kind, elem, r) for r in rot], out, loc))
             cur = out
         if cur is v:
             self.emit("mov", elem, [Src(v, elem)], dst, loc=loc)

@@ -156,7 +156,7 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
     if isinstance(sn, LaneSumJob):
         return [v for row in sn.rows for v in row] + sn.ones, list(sn.y)
     if isinstance(sn, Chain):
-        return [sn.first.vec] + [x.vec for x in sn.srcs], [sn.dst]
+        return sn.reads(), [sn.dst]
     return [x.vec for x in sn.srcs], [sn.dst]
 
 
