@@ -499,7 +499,7 @@ class _Build(Transformer):
         return None
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1 << 17)  # line and column numbers: a 50,000-line file must not miss
 def _int_attr(v: int) -> IntAttr:
     return IntAttr(v)
 
