@@ -219,16 +219,53 @@ func @main(%x: tensor<330xi32>) -> tensor<330xi32> {
 
 def test_unsupported_op_is_a_diagnostic_at_the_op():
     src = '''target "lpu-v1"
-func @main(%x: tensor<2x330xi8>) -> tensor<2x1xi8> {
-  %s = slice %x {offsets = [0, 5], sizes = [2, 1]}
-  return %s
+func @main(%x: tensor<70x70xi8>) -> tensor<70x70xi8> {
+  %r = relu %x
+  %t = transpose %r {perm = [1, 0]}
+  return %t
 }
 '''
     with pytest.raises(DiagnosticError) as e:
         run_source(src, "t.lpu")
     (d,) = e.value.diagnostics
-    assert (d.loc.line, d.loc.col) == (3, 8)
-    assert d.message == "the code generator does not compile a slice of one lane of a wider tensor yet"
+    assert (d.loc.line, d.loc.col) == (4, 8)
+    assert d.message == ("the code generator does not compile a transpose of more than 4096 elements (other than "
+                         "a constant or the right operand of a matmul) yet")
+
+
+GATHERS = {
+    "reshape": ("tensor<2x330xi16>", "tensor<3x220xi16>", "%r = reshape %x : tensor<3x220xi16>"),
+    "reshape_to_splat": ("tensor<6xi32>", "tensor<6x1xi32>", "%r = reshape %x : tensor<6x1xi32>"),
+    "slice_one_lane": ("tensor<2x330xf32>", "tensor<2x1xf32>", "%r = slice %x {offsets = [0, 325], sizes = [2, 1]}"),
+    "concat_inside_vectors": ("tensor<2x100xi8>", "tensor<2x500xi8>", "%r = concat %x, %x, %x, %x, %x {axis = 1}"),
+    "transpose": ("tensor<5x40xbf16>", "tensor<40x5xbf16>", "%r = transpose %x {perm = [1, 0]}"),
+    "transpose_3d": ("tensor<2x3x7xf16>", "tensor<7x2x3xf16>", "%r = transpose %x {perm = [2, 0, 1]}"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GATHERS))
+def test_lanes_moved_between_vectors(name):
+    """reshapes that change the last dimension, one-lane slices (made splat), concats inside
+    vectors, small transposes: runs of lanes shifted into place and joined by select."""
+    arg, res, op = GATHERS[name]
+    src = f'''target "lpu-v1"
+func @main(%x: {arg}) -> {res} {{
+  {op}
+  return %r
+}}
+'''
+    assert same_bits(run(src))
+
+
+def test_reshape_of_a_reduction_result():
+    src = '''target "lpu-v1"
+func @main(%x: tensor<4x330xf16>) -> tensor<4xf16> {
+  %m = reduce_max %x {axis = -1}
+  %r = reshape %m : tensor<4xf16>
+  return %r
+}
+'''
+    assert same_bits(run(src))
 
 
 @pytest.mark.parametrize("t", ["i8", "f16", "f32"])

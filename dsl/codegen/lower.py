@@ -186,8 +186,9 @@ class Lowering(MatmulLowering, ReduceLowering):
         x = self.values[op.input]
         shape = tuple(T.shape_of(op.result.type))
         n = shape[-1] if shape else 1
-        if n != x.N:
-            raise unsupported(op, "a reshape that changes the last dimension")
+        if n != x.N:  # lanes move between vectors
+            count = int(np.prod(shape)) if shape else 1
+            return self.gather(shape, x.elem, [x], np.zeros(count, int), np.arange(count), loc_of(op))
         return VValue(shape, x.elem, x.vecs)
 
     def slice(self, op) -> VValue:
@@ -206,8 +207,10 @@ class Lowering(MatmulLowering, ReduceLowering):
             c0, c1 = (0, 1) if x.splat else (o // L, math.ceil((o + s) / L))
             vecs = [x.vecs[int(r) * C + c] for r in sel for c in range(c0, c1)]
             return VValue(shape, x.elem, vecs)
-        if s == 1:
-            raise unsupported(op, "a slice of one lane of a wider tensor")
+        if s == 1:  # one lane of each row, made splat
+            full = np.arange(x.rows * x.N).reshape(x.shape)
+            picked = full[tuple(slice(a, a + b) for a, b in zip(offsets, sizes))].reshape(-1)
+            return self.gather(shape, x.elem, [x], np.zeros(len(picked), int), picked, loc_of(op))
         # lanes o + 320c + j: the tail of vector a shifted down, the head of vector a + 1 up
         loc = loc_of(op)
         out = self.temp(shape, x.elem, loc)
@@ -251,8 +254,10 @@ class Lowering(MatmulLowering, ReduceLowering):
         axis = D.get_int(op, "axis", 0) % rank
         L = self.lanes
         if axis == rank - 1:
-            if any(x.N % L for x in xs[:-1]):
-                raise unsupported(op, "a concat along the last dimension of pieces that are not whole vectors")
+            if any(x.N % L for x in xs[:-1]) or any(x.splat for x in xs):  # pieces inside vectors
+                which = np.concatenate([np.full(x.shape, i) for i, x in enumerate(xs)], axis=-1).reshape(-1)
+                flat = np.concatenate([np.arange(x.rows * x.N).reshape(x.shape) for x in xs], axis=-1).reshape(-1)
+                return self.gather(shape, xs[0].elem, xs, which, flat, loc_of(op))
             rows = xs[0].rows
             vecs = [v for r in range(rows) for x in xs for v in x.vecs[r * x.cols(L):(r + 1) * x.cols(L)]]
             return VValue(shape, xs[0].elem, vecs)
@@ -264,6 +269,64 @@ class Lowering(MatmulLowering, ReduceLowering):
         flat = [v for x in xs for v in x.vecs]
         C = xs[0].cols(L)
         return VValue(shape, xs[0].elem, [flat[int(r) * C + c] for r in rows for c in range(C)])
+
+
+    def gather(self, shape, elem, xs: list[VValue], which: np.ndarray, flat: np.ndarray, loc) -> VValue:
+        """A tensor whose element ``k`` (row-major) is element ``flat[k]`` of ``xs[which[k]]``.
+
+        Each output vector is cut into runs of lanes taken from one source vector at one
+        offset: the first run is the source shifted into place (through an SXM when the
+        offset is not 0), every further run is joined with ``select`` on a lane mask. A splat
+        result (last dimension 1) takes its element's lane with ``select`` (the rest the
+        type's minimum) and spreads it with a lane maximum (``rotate_tree``), exactly."""
+        L = self.lanes
+        out = self.temp(shape, elem, loc)
+        N = out.N
+
+        def source(k):
+            x = xs[int(which[k])]
+            e = int(flat[k])
+            r, col = divmod(e, x.N)
+            if x.splat:
+                return x.vec(r, 0, L), None
+            return x.vec(r, col // L, L), col % L
+
+        if out.splat:
+            low = -np.inf if elem in T.FLOATS else np.iinfo(T.dtype(elem)).min
+            neutral = self.const(np.full(L, low).astype(T.dtype(elem)), elem, loc).vecs[0]
+            vecs = []
+            for k in range(out.rows):
+                v, lane = source(k)
+                if lane is None:
+                    vecs.append(v)
+                    continue
+                t = self.temp((L,), elem, loc).vecs[0]
+                self.emit("select", elem, [Src(self.lane_mask(lane + 1, elem, loc, lane), elem), Src(v, elem),
+                                           Src(neutral, elem)], t, loc=loc)
+                self.rotate_tree(t, "max", elem, out.vecs[k], loc)
+            return out
+        C = out.cols(L)
+        for r in range(out.rows):
+            for c in range(C):
+                runs = []  # [source vector, shift, first lane, end lane]
+                for j in range(min(L, N - c * L)):
+                    v, lane = source(r * N + c * L + j)
+                    shift = 0 if lane is None else j - lane
+                    if runs and runs[-1][0] == v and runs[-1][1] == shift and runs[-1][3] == j:
+                        runs[-1][3] = j + 1
+                    else:
+                        runs.append([v, shift, j, j + 1])
+                dst = out.vec(r, c, L)
+                srcs = [Src(v, elem, ("shift", sh) if sh else None) for v, sh, _, _ in runs]
+                acc = srcs[0]
+                if len(runs) == 1:
+                    self.emit("mov", elem, [acc], dst, loc=loc)
+                for k in range(1, len(runs)):
+                    t = dst if k == len(runs) - 1 else self.temp((L,), elem, loc).vecs[0]
+                    _, _, a, b = runs[k]
+                    self.emit("select", elem, [Src(self.lane_mask(b, elem, loc, a), elem), srcs[k], acc], t, loc=loc)
+                    acc = Src(t, elem)
+        return out
 
 
 def _row_map(out_shape, shape) -> np.ndarray:

@@ -13,6 +13,10 @@ from lpu.dsl.codegen.vector import VValue, unsupported
 from lpu.dsl.frontend import loc_of
 
 
+#: the largest tensor a general transpose moves lane by lane
+GATHER_LIMIT = 4096
+
+
 class MatmulLowering:
     def transpose(self, op) -> None:
         x = self.values[op.input]
@@ -29,7 +33,13 @@ class MatmulLowering:
                                            for u in uses):
             self.transposed[op.result] = x  # matmul(a, transpose(b)): lane dot products
             return
-        raise unsupported(op, "a transpose other than the right operand of a matmul")
+        if len(x.shape) < 2 or x.rows * x.N > GATHER_LIMIT:
+            raise unsupported(op, f"a transpose of more than {GATHER_LIMIT} elements (other than a constant or the "
+                                  "right operand of a matmul)")
+        # lanes moved one run at a time (``gather``): fine for small tensors
+        shape = tuple(T.shape_of(op.result.type))
+        src = np.transpose(np.arange(x.rows * x.N).reshape(x.shape), perm).reshape(-1)
+        self.values[op.result] = self.gather(shape, x.elem, [x], np.zeros(len(src), int), src, loc_of(op))
 
     def matmul_transposed(self, op, B: VValue, loc) -> VValue:
         """``y[r, n] = Σ_k x[r, k] · B[n, k]``: each product row on the VXM in the accumulator
