@@ -190,14 +190,21 @@ class Machine:
         Every issue of every port-holding group becomes an interval [start, start + occupancy);
         sorted by (port, start), an issue starting before the latest end so far on its port is
         a conflict. Ports are kept apart by offsetting each port's cycles by port · span."""
-        keys: dict[tuple[int, int, str], int] = {}
-        recs = []
+        by_port: dict[tuple[int, int, str], list[Group]] = {}
         for g in self.groups:
             sem = SEMANTICS.get(g.spec.mnemonic)
-            if sem is None or sem.port is None:
+            if sem is not None and sem.port is not None:
+                by_port.setdefault((g.chip, g.queue, sem.port), []).append(g)
+        keys: dict[tuple[int, int, str], int] = {}
+        recs = []
+        for port, gs in by_port.items():
+            # a queue issues in order: when no group overlaps itself or the next one, the port
+            # is free of conflicts without looking at single issues
+            if all((g.count == 1 or g.period >= g.occupancy) and g.last + g.occupancy <= h.issue
+                   for g, h in zip(gs, gs[1:])) and (gs[-1].count == 1 or gs[-1].period >= gs[-1].occupancy):
                 continue
-            key = keys.setdefault((g.chip, g.queue, sem.port), len(keys))
-            recs.append((key, g.id, g.issue, g.period, g.count, g.occupancy))
+            key = keys.setdefault(port, len(keys))
+            recs.extend((key, g.id, g.issue, g.period, g.count, g.occupancy) for g in gs)
         if not recs:
             return
         rec = np.array(recs, np.int64)

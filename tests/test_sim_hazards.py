@@ -279,3 +279,24 @@ kernel @k {
     strict = run_text(tmp_path, text, monkeypatch=monkeypatch)
     assert [(h.kind, h.cycle) for h in strict.hazards] == [("empty stream read", 4)]
     assert strict.machine.instructions == 1
+
+
+def test_port_conflict_within_one_repeat(tmp_path, monkeypatch):
+    # an i32 read holds the read port 4 cycles; repeated every 2 cycles, its second issue (cycle
+    # 2) finds the port busy because of the first
+    text = HEAD + """reserve @a : tensor<4x320xi32> in MEM_W0
+kernel @k {
+  @0 MEM_W0 read.i32 [@a], s0e
+  @2 MEM_W0 repeat 2, 2
+}
+"""
+    res = run_text(tmp_path, text, monkeypatch=monkeypatch, strict=False)
+    assert [(h.kind, h.cycle, h.detail) for h in res.hazards] == [
+        ("MEM port conflict", 2, "the read port is busy until cycle 4"),
+        ("MEM port conflict", 4, "the read port is busy until cycle 6")]
+    assert lines_of(res)[:3] == [
+        f"{tmp_path}/t.lpu:4:3: error: MEM port conflict (the read port is busy until cycle 4) on chip chip0, "
+        "cycle 2, MEM_W0: read.i32 [@a], s0e",
+        "  @0 MEM_W0 read.i32 [@a], s0e",
+        "  ^",
+    ]
