@@ -1,4 +1,5 @@
-"""Random small ``df`` programs (random shapes, element types and op chains) compile, run on
+"""Random small ``df`` programs (random shapes, element types and op chains: elementwise ops
+with broadcasting, casts, reductions, matmuls, slices, reshapes, concats) compile, run on
 the simulator with zero hazards, and match the reference interpreter: bit for bit, except
 after a float lane sum (the rotate tree adds in another order), where the stated tolerance
 applies."""
@@ -31,7 +32,7 @@ def programs(draw):
     exact = True
     for i in range(draw(st.integers(1, 5))):
         v = f"%v{i}"
-        choices = ["binary", "unary", "cast", "reduce_max"]
+        choices = ["binary", "unary", "cast", "reduce_max", "reshape", "concat"]
         if elem in ("i8", "f16", "bf16") and shape[-1] > 1:
             choices.append("matmul")
         if shape[-1] > 1:
@@ -69,6 +70,13 @@ def programs(draw):
             if elem in FLOATS:
                 exact = False
             elem = ACC[elem]
+        elif kind == "reshape":  # rows joined into one (lanes move between vectors)
+            shape = (1, shape[0] * shape[1])
+            lines.append(f"  {v} = reshape {cur} : {ttype(shape, elem)}")
+        elif kind == "concat":
+            axis = draw(st.integers(0, 1))
+            lines.append(f"  {v} = concat {cur}, {cur} {{axis = {axis}}}")
+            shape = (shape[0] * 2, shape[1]) if axis == 0 else (shape[0], shape[1] * 2)
         elif kind == "slice":
             size = draw(st.integers(1, shape[-1] - 1)) if shape[-1] > 2 else 1
             if size == 1 and shape[-1] > 1:
