@@ -15,7 +15,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def function_rows(name: str, cfg) -> None:
+def function_rows(name: str, cfg, ablations: bool = True) -> None:
     from lpu.compile import matches
     from lpu.dsl.codegen import compile_function
     from lpu.dsl.codegen.bounds import function_bounds
@@ -24,6 +24,8 @@ def function_rows(name: str, cfg) -> None:
     from lpu.linker.link import link_objects
     from lpu.sim.cli import simulate
 
+    from lpu.dsl.codegen import general
+
     path = os.path.join(ROOT, "examples", f"{name}.lpu")
     module = parse_module(open(path).read(), path)
     b = function_bounds(module, "main", cfg)
@@ -31,20 +33,33 @@ def function_rows(name: str, cfg) -> None:
         print(f"{name} bound ({what}): {v:.1f} cycles")
     bound = max(b.values())
     print(f"{name} lower bound: {math.ceil(bound)} cycles")
-    t0 = time.perf_counter()
-    c = compile_function(module, "main", cfg, os.path.dirname(path), file=path)
-    secs = time.perf_counter() - t0
     fn = function(module, "main")
     rng = np.random.default_rng(0)
     args = {n: random_input(a.type, rng) for n, a in zip(arg_names(fn), fn.body.block.args)}
     with np.errstate(all="ignore"):
-        r = simulate(link_objects([("main", c.obj)]), inputs=c.inputs(args), outputs=c.output_symbols())
         ref = run_function(module, "main", args, base_dir=os.path.dirname(path))[0]
-    if r.hazards or not matches(c.result(r.outputs), ref):
-        raise SystemExit(f"bench_codegen: {name}: wrong result or hazards ({len(r.hazards)})")
-    print(f"{name} cycles: {r.machine.cycles} cycles")
-    print(f"{name} cycles/bound: {r.machine.cycles / bound:.2f}x")
+
+    def run():
+        t0 = time.perf_counter()
+        c = compile_function(module, "main", cfg, os.path.dirname(path), file=path)
+        secs = time.perf_counter() - t0
+        with np.errstate(all="ignore"):
+            r = simulate(link_objects([("main", c.obj)]), inputs=c.inputs(args), outputs=c.output_symbols())
+        if r.hazards or not matches(c.result(r.outputs), ref):
+            raise SystemExit(f"bench_codegen: {name}: wrong result or hazards ({len(r.hazards)})")
+        return r.machine.cycles, secs
+
+    cycles, secs = run()
+    print(f"{name} cycles: {cycles} cycles")
+    print(f"{name} cycles/bound: {cycles / bound:.2f}x")
     print(f"{name} compile: {secs:.2f} s")
+    if ablations:  # what chaining elementwise ops on the VXM buys
+        general.FUSE = False
+        try:
+            off, _ = run()
+        finally:
+            general.FUSE = True
+        print(f"{name} (chains off) cycles/bound: {off / bound:.2f}x")
 
 
 if __name__ == "__main__":
