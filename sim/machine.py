@@ -70,6 +70,7 @@ class Machine:
         self._programs: dict[tuple[int, int], object] = {}
         self.sram: dict[tuple[int, int], SramSlice] = {}  # (chip, position) -> slice
         self.planes: dict[tuple[int, int], Plane] = {}
+        self._plans: dict[tuple, tuple] = {}  # execution plans by instruction word and queue
         self._schedule()
         self._resolve()
         self.load_image_sram()
@@ -187,9 +188,10 @@ class Machine:
     def _port_hazards(self) -> None:
         """Two reads (or two writes) overlapping in a slice's port; two mm overlapping in a plane.
 
-        Every issue of every port-holding group becomes an interval [start, start + occupancy);
-        sorted by (port, start), an issue starting before the latest end so far on its port is
-        a conflict. Ports are kept apart by offsetting each port's cycles by port · span."""
+        On a port where some group may overlap itself or the next, every issue becomes an
+        interval [start, start + occupancy); sorted by (port, start), an issue starting before
+        the latest end so far on its port is a conflict. Ports are kept apart by offsetting each
+        port's cycles by port · span."""
         by_port: dict[tuple[int, int, str], list[Group]] = {}
         for g in self.groups:
             sem = SEMANTICS.get(g.spec.mnemonic)
@@ -321,7 +323,6 @@ class Machine:
         shown = False
         steps = 0
         ready, src_rows, executed = self.ready, self.src_rows, self.executed
-        self._plans: dict[tuple, tuple] = {}
         while heap:
             c, ci, qi, i = heap[0]
             if c >= self.limit:
