@@ -64,7 +64,8 @@ class VectorCompiled:
         return assembly_text(self.func, self.program, self.kernel, self.cycles, source)
 
 
-def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<codegen>") -> VectorCompiled:
+def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<codegen>",
+                    prefix: str = "") -> VectorCompiled:
     from lpu.dsl import types as T
     from lpu.dsl.interpreter import _State, arg_names, function
     from lpu.dsl.passes import run_pipeline
@@ -76,6 +77,7 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     fn = function(module, name)
     state = _State(module, base_dir, {})
     storage = Storage.for_chip(cfg)
+    storage.prefix = prefix
     low = Lowering(storage, cfg, lambda sym: state.tensor(sym, state.symbols[sym]))
     from lpu.dsl import dialect as D
 
@@ -107,3 +109,4 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     times = {"passes": t1 - t0, "lower": t2 - t1, "schedule": t3 - t2, "emit": t4 - t3}
     return VectorCompiled(name, storage, args, outs, kop, prog, obj, max(kernel.length, sched.length),
                           len(low.snips), times)
+

@@ -122,6 +122,7 @@ class Storage:
     words: dict[str, int] = field(default_factory=dict)
     _next: int = 0
     _values: int = 0
+    prefix: str = ""  # before every symbol (several functions' tensors in one module)
 
     @classmethod
     def for_chip(cls, cfg, per_side: int = 16) -> "Storage":
@@ -157,7 +158,7 @@ class Storage:
             else:
                 sl = self.pool[self._next % len(self.pool)]
                 self._next += 1
-            sym = f"{name}_{sl.lower()}"
+            sym = f"{self.prefix}{name}_{sl.lower()}"
             s = self.symbols.get(sym)
             if s is None:
                 s = self.symbols[sym] = _Sym(sl, elem, 0, [] if rows is not None else None, is_global)

@@ -30,9 +30,10 @@ PASSES: dict[str, type[ModulePass]] = {
 def _codegen_passes() -> None:
     """The code generator's stages (``lpu.dsl.codegen.passes``; it imports the rest of the code
     generator only when a pass runs)."""
+    from lpu.dsl.codegen.general_pass import ScheduleGeneralPass
     from lpu.dsl.codegen.passes import RegisterBlockPass, SchedulePass, SramLayoutPass
 
-    for cls in (RegisterBlockPass, SramLayoutPass, SchedulePass):
+    for cls in (RegisterBlockPass, SramLayoutPass, SchedulePass, ScheduleGeneralPass):
         PASSES.setdefault(cls.name, cls)
 
 

@@ -1,0 +1,52 @@
+"""``schedule-general``: the general code generator path as an ``lpu-opt`` pass.
+
+``lpu-opt prog.lpu -p schedule-general -o prog.s`` replaces every function the GEMV/GEMM
+stages (``register-block``, ``sram-layout``, ``schedule``) do not match by its SRAM tensors
+(``data``/``reserve`` with placements; symbols prefixed by the function's name) and an
+``lpu.kernel`` — ``.lpu`` assembly that ``lpu-as`` assembles to the code ``lpu compile``
+makes. It runs the same stages as ``compile_general`` (decompose, lower to snippets, list
+schedule with stream allocation); the code generator is imported only when it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import StringAttr
+from xdsl.passes import ModulePass
+
+
+@dataclass(frozen=True)
+class ScheduleGeneralPass(ModulePass):
+    """schedule-general: other functions through the general path; replaced by tensors and an lpu.kernel
+
+    Every function the GEMV/GEMM stages do not match; its symbols are prefixed by its name."""
+
+    name = "schedule-general"
+
+    def apply(self, ctx, op) -> None:
+        from lpu.dsl import dialect as D
+        from lpu.dsl.codegen import is_gemv
+        from lpu.dsl.codegen.general import compile_general
+        from lpu.dsl.codegen.passes import _base, _config, _funcs
+        from lpu.dsl.frontend import loc_of, parse_module
+
+        cfg = _config(op)
+        for func in _funcs(op):
+            name = func.sym_name.data
+            if is_gemv(op, name):
+                continue  # register-block, sram-layout, schedule
+            loc = loc_of(func)
+            c = compile_general(op, name, cfg, _base(func), loc.file if loc else "<lpu-opt>", f"{name}_")
+            header = c.assembly().split("\n\nglobal kernel", 1)[0]
+            tensors = [t for t in parse_module(header, "<schedule-general>").ops if isinstance(t, (D.DataOp, D.ReserveOp))]
+            kernel = c.kernel
+            kernel.attributes["target"] = StringAttr(cfg.name)
+            for t in tensors:
+                t.detach()
+                op.body.block.insert_op_before(t, func)
+            op.body.block.insert_op_before(kernel, func)
+        for func in _funcs(op):  # after all are compiled: a function may call another
+            if not is_gemv(op, func.sym_name.data):
+                func.detach()
+                func.erase(safe_erase=False)
