@@ -28,7 +28,7 @@ from lpu.sim import hazards as H
 from lpu.sim.links import resolve_links
 from lpu.sim.program import Group, schedule_chip
 from lpu.sim.semantics import SEMANTICS, Exec
-from lpu.sim.streams import RowAllocator, resolve, stream_ops
+from lpu.sim.streams import RowAllocator, resolve, stream_key, stream_ops
 from lpu.sim.units import Plane, SramSlice
 
 _STREAM_KIND = {"empty": H.EMPTY_READ, "conflict": H.WRITE_CONFLICT, "misaligned": H.MISALIGNED}
@@ -309,13 +309,12 @@ class Machine:
         self.ran = True
         if self.strict and self.hazards:
             self.limit = min(h.cycle for h in self.hazards)
-        busy = {}
+        busy = [0] * len(self.queues)  # per queue: cycles its unit was occupied
         self.executed: dict[int, int] = {}
         heap = []
         cursor = []
         for i, (ci, qi, groups) in enumerate(self.queues):
             cursor.append([0, 0])
-            busy[(ci, qi)] = 0
             if groups:
                 heap.append((groups[0].issue, ci, qi, i))
         heapq.heapify(heap)
@@ -346,7 +345,7 @@ class Machine:
                 k1 = k0 + max(1, -(-(int(self.limit) - c) // g.period))
             self._execute(g, k0, k1, src, self._plan(g))
             executed[g.id] = k1
-            busy[(ci, qi)] += (k1 - k0) * max(1, g.occupancy)
+            busy[i] += (k1 - k0) * max(1, g.occupancy)
             if k1 < g.count:
                 cursor[i][1] = k1
                 heapq.heappush(heap, (g.issue + k1 * g.period, ci, qi, i))
@@ -365,17 +364,17 @@ class Machine:
         if shown:
             sys.stderr.write("\r" + " " * 72 + "\r")
         self.wall_seconds = time.perf_counter() - t_start
-        self.busy = busy
+        self.busy = {(ci, qi): b for (ci, qi, _), b in zip(self.queues, busy)}
         self.hazards.sort(key=lambda h: h.order)
         if self.strict:  # the run stopped at the first hazard: what lies beyond was never reached
             self.hazards = [h for h in self.hazards if h.cycle <= self.limit]
         return self
 
     def _plan(self, g: Group) -> tuple:
-        """What executing a group needs, worked out once per kind of instruction word and queue:
-        its semantics, its unit's state, where its operands sit in a row of planes, where its
-        results go."""
-        key = (g.chip, g.queue, g.spec.opcode, g.dtype, g.dtype2, g.fields)
+        """What executing a group needs, worked out once per queue and shape of instruction
+        (``stream_key``): its semantics, its unit's state, where its operands sit in a row of
+        planes, where its results go."""
+        key = (g.chip, g.queue) + stream_key(g.spec, g.dtype, g.dtype2, g.fields)
         plan = self._plans.get(key)
         if plan is not None:
             return plan

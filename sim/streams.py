@@ -15,6 +15,8 @@ group (stream base + k carries byte plane k, as ``lpu.arch.layout.to_sram`` lays
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Callable
 
 import numpy as np
 
@@ -38,9 +40,24 @@ class StreamOp:
 _OPS: dict[tuple, list[StreamOp]] = {}
 
 
+_SHAPE_FIELDS: dict[int, Callable] = {}  # opcode -> fields -> the ones that shape its stream operands
+
+
+def stream_key(spec, dtype, dtype2, fields) -> tuple:
+    """What the stream operands of an instruction depend on: its opcode, types, stream fields
+    and row count (not its address, slot, lane count...): instructions that differ only in
+    those share one entry of every cache keyed by this."""
+    pick = _SHAPE_FIELDS.get(spec.opcode)
+    if pick is None:
+        idx = [i for i, o in enumerate(spec.operands) if o.role or o.name == "rows"]
+        getter = itemgetter(*idx) if idx else (lambda f: ())
+        pick = _SHAPE_FIELDS[spec.opcode] = getter if len(idx) != 1 else (lambda f, i=idx[0]: f[i])
+    return (spec.opcode, dtype, dtype2, pick(fields))
+
+
 def stream_ops(spec, dtype, dtype2, fields) -> list[StreamOp]:
     """The stream operands of an instruction, from the ISA table's operand roles."""
-    key = (spec.opcode, dtype, dtype2, fields)
+    key = stream_key(spec, dtype, dtype2, fields)
     hit = _OPS.get(key)
     if hit is not None:
         return hit

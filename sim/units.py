@@ -43,6 +43,8 @@ class SramSlice:
             self._data[addr:addr + len(words)] = words
         else:
             self._init.append((addr, words))
+            if len(self._init) > 8:  # a read would search many segments: one array is faster
+                self.data
 
     def span(self, addr: int, n: int) -> np.ndarray:
         """Words addr .. addr+n-1 (in range) as a read-only (n, lanes) array, a view when it can."""
