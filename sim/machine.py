@@ -303,8 +303,14 @@ class Machine:
         if self.strict:
             self.limit = min(self.limit, c)
 
-    @without_gc  # the run builds few objects, and none in cycles: nothing for the collector to find
     def run(self, progress: bool = False) -> "Machine":
+        # the machine's arithmetic is IEEE and wrapping: an overflow to inf, a NaN or an integer
+        # wrap is a result the program computed, not something for numpy to warn about
+        with np.errstate(all="ignore"):
+            return self._run(progress)
+
+    @without_gc  # the run builds few objects, and none in cycles: nothing for the collector to find
+    def _run(self, progress: bool) -> "Machine":
         assert not self.ran
         self.ran = True
         if self.strict and self.hazards:
