@@ -21,7 +21,7 @@ from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.operands import stream_field
 from lpu.asm.records import SymRef
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
-from lpu.dsl.codegen.snippets import IMM, Snippet, Src, _overlap
+from lpu.dsl.codegen.snippets import HORIZON, IMM, Snippet, Src, _overlap
 from lpu.dsl.codegen.streams import Segment
 from lpu.dsl.codegen.vector import Vec
 
@@ -119,7 +119,7 @@ def _single(ch: Chain) -> Snippet:
     return Snippet(st.mnemonic, st.dtype, srcs, ch.dst, st.out, st.imm, st.dtype2, 0, ch.loc)
 
 
-def schedule_chain(ch: Chain, s, horizon: int = 200_000) -> None:
+def schedule_chain(ch: Chain, s, horizon: int = HORIZON) -> None:
     cfg = s.cfg
     V = next(q.position for q in cfg.queues if q.kind == "vxm")
     vxm = [q.name for q in cfg.queues if q.kind == "vxm"]

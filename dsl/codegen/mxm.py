@@ -64,7 +64,7 @@ class _Plane:
         self.acc_done = 0  # accumulators emitted: the next column block may set them
 
 
-def schedule_matmul(job: MatmulJob, s, horizon: int = 200_000) -> None:
+def schedule_matmul(job: MatmulJob, s, horizon: int = 20_000) -> None:
     """Place ``job`` using the scheduler context ``s`` (``snippets._Context``)."""
     cfg = s.cfg
     w = DTYPE_BYTES[job.elem]
@@ -161,7 +161,7 @@ class LaneSumJob:
     loc: SourceLoc | None = None
 
 
-def schedule_lane_sum(job: LaneSumJob, s, horizon: int = 200_000) -> None:
+def schedule_lane_sum(job: LaneSumJob, s, horizon: int = 20_000) -> None:
     cfg = s.cfg
     w = DTYPE_BYTES[job.elem]
     rows_per_lw = cfg["mxm.max_rows_per_lw"] // w

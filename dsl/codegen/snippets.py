@@ -30,6 +30,9 @@ from lpu.dsl.codegen.streams import Resources, Segment, Streams
 from lpu.dsl.codegen.vector import Vec
 
 IMM = 1 << 32  # the src_or_imm bit: a scalar broadcast to every lane
+#: cycles past its operands' arrival the scheduler tries before it reports an op it cannot
+#: place (resources free up within hundreds of cycles; a structural conflict never does)
+HORIZON = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,7 @@ class _Context:
 
 
 def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
-                      horizon: int = 200_000) -> Scheduled:
+                      horizon: int = HORIZON) -> Scheduled:
     from lpu.dsl.codegen.chain import Chain, schedule_chain
     from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob, _planes, schedule_lane_sum, schedule_matmul
 
