@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lpu.arch.isa import DTYPE_BYTES
-from lpu.arch.layout import to_sram
 from lpu.asm.records import Placement, Tensor
 from lpu.diagnostics import DiagnosticError, error
 
@@ -112,7 +111,7 @@ class GemmLayout:
 
 
 def gemm_layout(plan: GemmPlan, cfg) -> GemmLayout:
-    from lpu.dsl.codegen.sram_layout import stripe_rows, weight_geometry
+    from lpu.dsl.codegen.sram_layout import weight_geometry, weight_tensors
 
     stripe_slices = cfg["mxm.max_rows_per_lw"]
     width, rows_per_lw, groups = weight_geometry(cfg, plan.elem)
@@ -142,18 +141,8 @@ def gemm_layout(plan: GemmPlan, cfg) -> GemmLayout:
                              hi * stripe_slices, (x_sl.name, x_sl.position), [(s.name, s.position) for s in y_sl],
                              4 * hi, list(work.units), blocks)
         tag = work.plane.removeprefix("MXM_").lower()
-        if len(blocks) * groups > cfg.words:
-            raise DiagnosticError(error(f"{work.plane}'s {len(blocks)} weight blocks need "
-                                        f"{len(blocks) * groups} words a slice, more than {cfg.words}", plan.loc))
-        for s, (sname, _) in enumerate(pl.weight_slices):
-            name = f"w_{tag}_{s}"
-            shape = (len(blocks) * groups // width, lanes)
-            image = None
-            if plan.weights is not None:
-                image = to_sram(stripe_rows(plan.weights, blocks, s, width, rows_per_lw, lanes), plan.elem, lanes)
-            tensors.append(Tensor(name, plan.elem, shape, Placement(sname), image, plan.weights is None, None,
-                                  shape[0] * width))
-            pl.w_symbols.append(name)
+        pl.w_symbols = weight_tensors(plan.weights, plan.elem, blocks, pl.weight_slices, work.plane, cfg,
+                                      tensors, plan.loc)
         xrows = plan.k * plan.M
         if xrows * width > cfg.words:
             raise DiagnosticError(error(f"the left operand ({plan.M} x {plan.K} {plan.elem}) needs {xrows * width} "

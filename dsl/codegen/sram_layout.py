@@ -94,18 +94,8 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
                          list(work.parts))
         tag = work.plane.removeprefix("MXM_").lower()
         blocks = [(i, j) for j, i0, i1 in work.parts for i in range(i0, i1)]
-        if len(blocks) * groups > cfg.words:
-            raise DiagnosticError(error(f"{work.plane}'s {len(blocks)} weight blocks need "
-                                        f"{len(blocks) * groups} words a slice, more than {cfg.words}"))
-        for s, (sname, _) in enumerate(pl.weight_slices):
-            name = f"w_{tag}_{s}"
-            shape = (len(blocks) * groups // width, lanes)
-            image = None
-            if plan.weights is not None:
-                image = to_sram(stripe_rows(plan.weights, blocks, s, width, rows_per_lw, lanes), plan.elem, lanes)
-            tensors.append(Tensor(name, plan.elem, shape, Placement(sname), image, plan.weights is None, None,
-                                  shape[0] * width))
-            pl.w_symbols.append(name)
+        pl.w_symbols = weight_tensors(plan.weights, plan.elem, blocks, pl.weight_slices, work.plane, cfg,
+                                      tensors)
         pl.x_symbol, pl.y_symbol, pl.p_symbol = f"x_{tag}", f"y_{tag}", f"p_{tag}"
         tensors.append(Tensor(pl.x_symbol, plan.elem, (plan.k, lanes), Placement(x_sl.name), None, True, None,
                               plan.k * width))
@@ -132,6 +122,29 @@ def sram_layout(plan: GemvPlan, cfg) -> Layout:
         tensors.append(Tensor(layout.sum_symbol, plan.y_dtype, (len(split), lanes), Placement(sl.name), None, True,
                               None, 4 * len(split)))
     return layout
+
+
+def weight_tensors(weights: np.ndarray | None, elem: str, blocks, weight_slices, plane: str, cfg,
+                   tensors: list[Tensor], loc=None) -> list[str]:
+    """One SRAM tensor per weight slice of ``plane``: its stripe of every block in ``blocks``
+    (with contents when the weights are known, else a global reservation the host fills).
+    Appends them to ``tensors`` and returns their names."""
+    width, rows_per_lw, groups = weight_geometry(cfg, elem)
+    lanes = cfg.lanes
+    if len(blocks) * groups > cfg.words:
+        raise DiagnosticError(error(f"{plane}'s {len(blocks)} weight blocks need "
+                                    f"{len(blocks) * groups} words a slice, more than {cfg.words}", loc))
+    tag = plane.removeprefix("MXM_").lower()
+    names = []
+    for s, (sname, _) in enumerate(weight_slices):
+        name = f"w_{tag}_{s}"
+        shape = (len(blocks) * groups // width, lanes)
+        image = None
+        if weights is not None:
+            image = to_sram(stripe_rows(weights, blocks, s, width, rows_per_lw, lanes), elem, lanes)
+        tensors.append(Tensor(name, elem, shape, Placement(sname), image, weights is None, None, shape[0] * width))
+        names.append(name)
+    return names
 
 
 def stripe_rows(weights: np.ndarray, blocks, s: int, width: int, rows_per_lw: int, lanes: int) -> np.ndarray:
