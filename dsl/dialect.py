@@ -31,7 +31,7 @@ from xdsl.dialects.builtin import (
     i64,
     f64,
 )
-from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.ir import Attribute, Dialect, Operation
 from xdsl.irdl import (
     IRDLOperation,
     attr_def,

@@ -298,7 +298,7 @@ class _Build(Transformer):
         return sym, attrs
 
     def func(self, c):
-        (sym, attrs), _body = c[0], c[1:]
+        sym, attrs = c[0]
         block = self.blocks.pop()
         self.scopes.pop()
         op = self.at(D.FuncOp.create(attributes=attrs, regions=[Region(block)]), sym)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp

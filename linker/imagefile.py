@@ -51,7 +51,6 @@ def image_to_elf(img: SystemImage) -> E.ElfFile:
     elf = E.ElfFile(type=E.ET_EXEC)
     body: list[E.ElfSection] = []  # everything after .lpu.system
     syms: list[E.ElfSymbol] = []
-    chip_records = []
     chip_section: list[int] = []
 
     def add(section: E.ElfSection) -> int:

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from lpu.diagnostics import DiagnosticError, render
+from lpu.diagnostics import DiagnosticError
 from lpu.dsl.frontend import parse_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

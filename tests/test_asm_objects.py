@@ -19,7 +19,7 @@ from lpu.asm.assembler import assemble
 from lpu.asm.cli import default_output, main as as_main
 from lpu.asm.emit import emit
 from lpu.asm.objdump import main as objdump_main
-from lpu.asm.objfile import R_LPU_PEER, R_LPU_SRAM, R_LPU_TABLE, read_object, write_object
+from lpu.asm.objfile import R_LPU_SRAM, read_object, write_object
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

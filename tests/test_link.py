@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 import textwrap
 
-import numpy as np
 import pytest
 
 from lpu.asm.assembler import assemble
 from lpu.asm.emit import emit
-from lpu.asm.objfile import write_object
 from lpu.asm.printer import disassemble
 from lpu.diagnostics import DiagnosticError, render
-from lpu.linker.cli import main as ld_main
 from lpu.linker.dump import chip_object
-from lpu.linker.imagefile import read_image, write_image
-from lpu.linker.link import link, link_objects
-from lpu.linker.linkmap import link_map
+from lpu.linker.link import link_objects
 from lpu.linker.system import builtin_topologies, load_system, system_from_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

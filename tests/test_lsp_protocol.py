@@ -82,7 +82,7 @@ async def test_quick_edits_are_debounced_and_published_once(client):
     # type "4", then "9", then back to "5": cycles 4 and 9 are timing errors, 5 is right
     for version, digit in [(2, "4"), (3, "9"), (4, "4"), (5, "5")]:
         change(client, uri, version, 5, 3, 5, 4, digit)
-    p = await published_after(client, n, uri)
+    await published_after(client, n, uri)
     await asyncio.sleep(0.3)  # anything more that might come
     mine = [q for q in client.published[n:] if q.uri == uri]
     assert [(q.version, q.diagnostics) for q in mine] == [(5, ())]
