@@ -56,6 +56,9 @@ def main() -> int:
     sys.stdout.write(stats_text(res.stats))
     y = c.result(res.outputs)
     same = matches(y, ref)
+    with np.printoptions(precision=4, suppress=True):
+        print(f"y[0, :6]   = {np.asarray(y, np.float32).ravel()[:6]}  (simulated)")
+        print(f"ref[0, :6] = {np.asarray(ref, np.float32).ravel()[:6]}  (reference interpreter)")
     print(f"y vs the reference interpreter: {'match' if same else 'DIFFERENT'} "
           f"(float16{list(y.shape)}, within {tolerance(y.dtype):g} relative); "
           f"{res.machine.cycles} cycles, {len(res.hazards)} hazards")
