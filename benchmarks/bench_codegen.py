@@ -57,11 +57,25 @@ def bounds(M: int, K: int, N: int, cfg, elem: str = "i8") -> dict[str, float]:
     stream_bytes = 2 * cfg.streams * cfg.lanes
     sram_bytes = len(cfg.mem_slices) * cfg.lanes / cfg["mem.read_port_cycles_per_word"]
     nbytes = (K * N + (M * K if M > 1 else 0)) * w
+    # a plane's one queue issues every lw, iw, mm and acc, one a cycle (architecture page):
+    # one mm per row per 320 x 320 block (ragged edges are whole blocks), each block installed
+    # at least once per acc_slots rows (a row's K-sum lives in a slot until its acc; draining
+    # and re-adding costs an acc a row, more than the ~21/64 of a re-install), one acc per row
+    # per column of blocks
+    R, C = cfg["mxm.rows"], cfg["mxm.cols"]
+    k, n = -(-K // R), -(-N // C)
+    install = R // (cfg["mxm.max_rows_per_lw"] // w) + 1
+    issues = M * k * n + k * n * -(-M // cfg["mxm.acc_slots"]) * install + M * n
     return {
         "mxm compute": M * K * N / macs_per_cycle,
         "weight streams": nbytes / min(lw_bytes, stream_bytes),
         "sram ports": nbytes / sram_bytes,
+        "plane issue slots": issues / planes,
     }
+
+
+#: the bounds the issue names; "plane issue slots" is this machine's too (docs/codegen.md)
+RESOURCE_BOUNDS = ("mxm compute", "weight streams", "sram ports")
 
 
 def source(M: int, K: int, N: int, elem: str) -> str:
@@ -141,6 +155,8 @@ def main(argv=None) -> int:
             c, secs = case.compile()
             cycles = case.run(c)
             report(name, cycles, bound)
+            resources = max(b[x] for x in RESOURCE_BOUNDS)
+            print(f"{name} cycles/resource bound (compute, streams, ports only): {cycles / resources:.2f}x")
             print(f"{name} compile: {secs:.2f} s")
             words = len(to_kernel(c.kernel, cfg).insts)
             print(f"{name} instructions: {words} instructions")
