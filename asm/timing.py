@@ -88,11 +88,15 @@ def _stream_operands(inst: Inst, cfg) -> list[tuple]:
             values = {o.name: a for o, a in zip(spec.operands, inst.args)}
         west, base = bool(v & 32), v & 31
         width = group_width(spec, op, inst.dtype, inst.dtype2, values)
-        if op.role == "dst":
-            out.append((True, i, west, base, width, spec.latency_for(cfg, inst.dtype)))
-        elif op.width == "rows":  # lw: one w-wide group per row
+        # lw's rows and transpose's 16 vectors are groups of separate vectors of the type
+        # (as the simulator reads them, sim/streams.py): one w-wide value per vector
+        several = op.width == "rows" or (op.width not in ("t", "t2") and inst.dtype and width > 4)
+        if several:
             w = DTYPE_BYTES[inst.dtype]
-            out.extend((False, i, west, b, w, 0) for b in range(base, base + width, w))
+            lat = spec.latency_for(cfg, inst.dtype) if op.role == "dst" else 0
+            out.extend((op.role == "dst", i, west, b, w, lat) for b in range(base, base + width, w))
+        elif op.role == "dst":
+            out.append((True, i, west, base, width, spec.latency_for(cfg, inst.dtype)))
         else:
             out.append((False, i, west, base, width, 0))
     return out

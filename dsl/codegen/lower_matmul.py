@@ -8,7 +8,7 @@ import numpy as np
 
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
-from lpu.dsl.codegen.snippets import Src
+from lpu.dsl.codegen.snippets import Snippet, Src
 from lpu.dsl.codegen.vector import VValue, unsupported
 from lpu.dsl.frontend import loc_of
 
@@ -33,13 +33,84 @@ class MatmulLowering:
                                            for u in uses):
             self.transposed[op.result] = x  # matmul(a, transpose(b)): lane dot products
             return
-        if len(x.shape) < 2 or x.rows * x.N > GATHER_LIMIT:
-            raise unsupported(op, f"a transpose of more than {GATHER_LIMIT} elements (other than a constant or the "
-                                  "right operand of a matmul)")
-        # lanes moved one run at a time (``gather``): fine for small tensors
         shape = tuple(T.shape_of(op.result.type))
+        rank = len(x.shape)
+        if perm[-1] == rank - 1:  # the last axis stays: rows change places, no code
+            self.values[op.result] = self.row_view(x, perm)
+            return
+        if rank >= 2 and x.rows * x.N > GATHER_LIMIT and min(x.shape[perm[-1]], x.N) > 1:
+            self.values[op.result] = self.transpose_sxm(x, perm, loc_of(op))
+            return
+        # lanes moved one run at a time (``gather``): small tensors, and moves of an axis of 1
+        # (a reshape: runs stay long)
         src = np.transpose(np.arange(x.rows * x.N).reshape(x.shape), perm).reshape(-1)
         self.values[op.result] = self.gather(shape, x.elem, [x], np.zeros(len(src), int), src, loc_of(op))
+
+    def row_view(self, x: VValue, perm) -> VValue:
+        """A transpose that keeps the last axis: the same vectors, rows in another order."""
+        lead = x.shape[:-1]
+        rows = np.transpose(np.arange(x.rows).reshape(lead), perm[:-1]).reshape(-1)
+        C = x.cols(self.lanes)
+        shape = tuple(x.shape[p] for p in perm)
+        return VValue(shape, x.elem, [x.vecs[int(r) * C + c] for r in rows for c in range(C)])
+
+    def transpose_sxm(self, x: VValue, perm, loc) -> VValue:
+        """Any transpose moving the last axis, through the SXM (``transpose.py``): the axis
+        ``a`` that becomes last is brought next to the last one (a row view), the two are
+        swapped by 16 x 16 block transposes and a gather of 16-lane pieces, and the leading
+        axes are put in order (a row view)."""
+        rank = len(x.shape)
+        a = perm[-1]
+        others = [d for d in range(rank) if d not in (a, rank - 1)]
+        x1 = self.row_view(x, others + [a, rank - 1]) if others + [a] != list(range(rank - 1)) else x
+        x2 = self.swap_last_two(x1, loc)
+        labels = others + [rank - 1]
+        q3 = [labels.index(p) for p in perm[:-1]] + [rank - 1]
+        return self.row_view(x2, q3) if q3 != list(range(rank)) else x2
+
+    def swap_last_two(self, x: VValue, loc) -> VValue:
+        from lpu.dsl.codegen.transpose import GROUP, TransposeJob
+
+        L = self.lanes
+        A, B = x.shape[-2], x.shape[-1]
+        batches = x.rows // A
+        G, CB = -(-A // GROUP), x.cols(L)
+        tvecs = []
+        for bt in range(batches):
+            for g in range(G):
+                for cb in range(CB):
+                    srcs, used = [], set()
+                    for i in range(GROUP):
+                        m = GROUP * g + i
+                        v = x.vec(bt * A + m, cb, L) if m < A else None
+                        if v is None:  # a padding row: any vector in a free slice (its lanes go unused)
+                            v = self.zero_vec(next(p for p in self.st.pool if p not in used), x.elem, loc)
+                        elif v.slice in used:  # one read port a slice: a copy elsewhere
+                            copy = self.st.alloc_vec(f"t{self._n + 1}", x.elem, used, loc)
+                            self._n += 1
+                            self.snips.append(Snippet("mov", x.elem, [Src(v, x.elem)], copy, x.elem, None, None, 0,
+                                                      loc))
+                            v = copy
+                        used.add(v.slice)
+                        srcs.append(v)
+                    out = self.temp((GROUP, L), x.elem, loc)
+                    self.snips.append(TransposeJob(srcs, list(out.vecs), x.elem, loc))
+                    tvecs += out.vecs
+        inter = VValue((len(tvecs), L), x.elem, tvecs)
+        # Y[bt, n, m] is lane 16k + i of output j of job (bt, g, cb): n = 320cb + 16k + j, m = 16g + i
+        bt, n, m = np.meshgrid(np.arange(batches), np.arange(B), np.arange(A), indexing="ij")
+        row = ((bt * G + m // GROUP) * CB + n // L) * GROUP + n % GROUP
+        flat = (row * L + (n % L) // GROUP * GROUP + m % GROUP).reshape(-1)
+        shape = tuple(x.shape[:-2]) + (B, A)
+        return self.gather(shape, x.elem, [inter], np.zeros(len(flat), int), flat, loc)
+
+    def zero_vec(self, slice_: str, elem: str, loc):
+        cache = self.__dict__.setdefault("_zeros", {})
+        if (slice_, elem) not in cache:
+            self._n += 1
+            cache[(slice_, elem)] = self.st.alloc(f"c{self._n}", (self.lanes,), elem,
+                                                  np.zeros(self.lanes, T.dtype(elem)), False, loc, at=slice_).vecs[0]
+        return cache[(slice_, elem)]
 
     def matmul_transposed(self, op, B: VValue, loc) -> VValue:
         """``y[r, n] = Σ_k x[r, k] · B[n, k]``: each product row on the VXM in the accumulator
@@ -129,8 +200,21 @@ class MatmulLowering:
             return self.matmul_transposed(op, self.transposed[op.rhs], loc)
         x, W = self.values[op.lhs], self.values[op.rhs]
         L = self.lanes
-        if x.splat or W.splat or len(W.shape) != 2:
-            raise unsupported(op, "a matmul with a contraction or output dimension of 1")
+        if len(W.shape) != 2:
+            raise unsupported(op, f"a matmul by a rank-{len(W.shape)} tensor")
+        if x.splat:  # K = 1: an outer product, one exact product a lane in the accumulator type
+            acc = T.elem_of(op.result.type)
+            xa, Wa = self.convert(x, acc, loc), self.convert(W, acc, loc)
+            y = self.temp(T.shape_of(op.result.type), acc, loc)
+            for r in range(y.rows):
+                for c in range(y.cols(L)):
+                    self.emit("mul", acc, [Src(xa.vec(r, 0, L), acc), Src(Wa.vec(0, c, L), acc)], y.vec(r, c, L),
+                              loc=loc)
+            return y
+        if W.splat:  # N = 1: W's column as one row, and a lane dot product per row of x
+            K = W.shape[0]
+            B = self.gather((1, K), W.elem, [W], np.zeros(K, int), np.arange(K), loc)
+            return self.matmul_transposed(op, B, loc)
         K, N = W.shape
         elem = x.elem
         acc = T.elem_of(op.result.type)

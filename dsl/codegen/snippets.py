@@ -89,6 +89,7 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
                       horizon: int = HORIZON) -> Scheduled:
     from lpu.dsl.codegen.chain import Chain, schedule_chain
     from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob, _planes, schedule_lane_sum, schedule_matmul
+    from lpu.dsl.codegen.transpose import TransposeJob, schedule_transpose
 
     ctx = _Context(cfg, ready)
     ctx.sum_plane = _planes(ctx)[-1] if any(isinstance(sn, LaneSumJob) for sn in snips) else None
@@ -109,6 +110,9 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
             continue
         if isinstance(sn, Chain):
             schedule_chain(sn, ctx, horizon)
+            continue
+        if isinstance(sn, TransposeJob):
+            schedule_transpose(sn, ctx, horizon)
             continue
         lat = BY_MNEMONIC[sn.mnemonic].latency_for(cfg, sn.dtype)
         # the earliest VXM cycle the operands allow: each read no earlier than its vector lands
@@ -152,6 +156,7 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
     """The vectors an item reads and writes."""
     from lpu.dsl.codegen.chain import Chain
     from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob
+    from lpu.dsl.codegen.transpose import TransposeJob
 
     if isinstance(sn, MatmulJob):
         return ([v for row in sn.x for v in row] + [v for row in sn.w for v in row],
@@ -160,6 +165,8 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
         return [v for row in sn.rows for v in row] + sn.ones, list(sn.y)
     if isinstance(sn, Chain):
         return sn.reads(), [sn.dst]
+    if isinstance(sn, TransposeJob):
+        return list(sn.src), list(sn.dst)
     return [x.vec for x in sn.srcs], [sn.dst]
 
 
