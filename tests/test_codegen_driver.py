@@ -65,13 +65,13 @@ def test_lpu_compile_writes_a_linked_image_and_assembly(tmp_path, capsys):
 
 
 def test_lpu_compile_reports_unsupported_input(tmp_path, capsys):
-    (tmp_path / "f.lpu").write_text('target "lpu-v1"\nfunc @f(%a: tensor<80x80xi8>) -> tensor<80x80xi8> {\n'
-                                    '  %b = transpose %a {perm = [1, 0]}\n  return %b\n}\n')
+    (tmp_path / "f.lpu").write_text('target "lpu-v1"\nfunc @f(%a: tensor<4x8xi8>, %i: tensor<i32>) -> tensor<1x8xi8> {\n'
+                                    '  %b = slice %a, %i {offsets = [0, 0], sizes = [1, 8], step = [1, 0]}\n'
+                                    '  return %b\n}\n')
     assert main(["compile", str(tmp_path / "f.lpu"), "-o", str(tmp_path / "f.lpx")]) == 1
     err = capsys.readouterr().err
-    assert (f"{tmp_path / 'f.lpu'}:3:8: error: the code generator does not compile a transpose of more than 4096 "
-            "elements (other than a constant or the right operand of a matmul) yet\n"
-            "  %b = transpose %a {perm = [1, 0]}\n       ^") in err
+    assert (f"{tmp_path / 'f.lpu'}:3:8: error: the code generator does not compile a slice with a dynamic index "
+            "yet\n  %b = slice %a, %i {offsets = [0, 0], sizes = [1, 8], step = [1, 0]}\n       ^") in err
     assert not (tmp_path / "f.lpx").exists()
 
 

@@ -36,8 +36,8 @@ def _test_id(request):
             json.dump(dict(sorted(CYCLES.items())), f, indent=0)
 
 
-def run(src: str, **inputs):
-    out = run_source(src, "t.lpu", inputs=inputs or None, check=True)
+def run(src: str, config: str | None = None, **inputs):
+    out = run_source(src, "t.lpu", inputs=inputs or None, check=True, config=config)
     assert out.hazards == []
     if RECORD:
         CYCLES[_current[0]] = out.cycles
@@ -446,3 +446,72 @@ def test_make_demo_runs_the_decoder_layer(capsys):
     out = capsys.readouterr().out
     assert "y vs the reference interpreter: match (float16[1, 640], within 0.00195312 relative); " \
            "2520 cycles, 0 hazards" in out
+
+
+def small_chip(tmp_path, words: int = 32) -> str:
+    """lpu-v1 with only ``words`` words a MEM slice (a function's values crowd the slices)."""
+    text = open(os.path.join(os.path.dirname(__file__), "..", "arch", "configs", "lpu-v1.toml")).read()
+    path = tmp_path / "small.toml"
+    path.write_text(text.replace("words = 8192", f"words = {words}", 1))
+    return str(path)
+
+
+def squares(n: int) -> str:
+    body = "\n".join(f"  %a{i + 1} = mul %a{i}, %a{i}" for i in range(n))  # x * x: each result written
+    return f'''target "lpu-v1"
+func @main(%a0: tensor<16x320xi32>) -> tensor<16x320xi32> {{
+{body}
+  return %a{n}
+}}
+'''
+
+
+def test_sram_reuse_fits_a_function_that_would_not_fit_without_it(tmp_path, monkeypatch):
+    """12 values of 16 i32 vectors (768 words) on slices of 32 words: each buffer is free
+    after its last read, so later values take its words."""
+    import lpu.dsl.codegen.general as G
+
+    cfg = small_chip(tmp_path)
+    out = run(squares(12), config=cfg)
+    assert same_bits(out)
+    monkeypatch.setattr(G, "REUSE", False)
+    with pytest.raises(DiagnosticError) as e:
+        run_source(squares(12), "t.lpu", config=cfg)
+    assert "overflows" in e.value.diagnostics[0].message
+
+
+def test_sram_reuse_reports_values_live_at_once_that_cannot_fit(tmp_path):
+    n = 24
+    body = "\n".join(f"  %a{i + 1} = mul %a{i}, %a{i}" for i in range(n))
+    body += "\n" + "\n".join(f"  %s{i + 1} = add %s{i}, %a{i + 1}" for i in range(n))  # every %a alive till its add
+    src = f'''target "lpu-v1"
+func @main(%a0: tensor<16x320xi32>, %s0: tensor<16x320xi32>) -> tensor<16x320xi32> {{
+{body}
+  return %s{n}
+}}
+'''
+    with pytest.raises(DiagnosticError) as e:
+        run_source(src, "t.lpu", config=small_chip(tmp_path))
+    (d,) = e.value.diagnostics
+    assert d.message.startswith("the values of this function need more than the 32 words of slice MEM_")
+    assert d.message.endswith(", even with buffers reused after their last read")
+    assert d.loc is not None and d.loc.line >= 3
+
+
+def test_sram_reuse_changes_addresses_not_cycles():
+    """The same program with and without reuse: the same cycles and results (addresses never
+    change timing), and fewer words."""
+    import lpu.dsl.codegen.general as G
+    from lpu.compile import compile_source
+
+    src = squares(6)
+    words = {}
+    for reuse in (True, False):
+        G.REUSE = reuse
+        try:
+            c, _ = compile_source(src, "t.lpu")
+        finally:
+            G.REUSE = True
+        words[reuse] = (c.cycles, sum(t.shape[0] * {"i8": 1, "i32": 4}[t.dtype] for t in c.program.tensors))
+    assert words[True][0] == words[False][0]
+    assert words[True][1] < words[False][1]

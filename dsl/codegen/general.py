@@ -19,6 +19,7 @@ from lpu.asm.objfile import ObjectFile
 from lpu.asm.records import Program
 from lpu.dsl.codegen.chain import fuse
 from lpu.dsl.codegen.lower import Lowering
+from lpu.dsl.codegen.reuse import reuse_sram
 from lpu.dsl.codegen.snippets import schedule_snippets
 from lpu.dsl.codegen.vector import Storage, VValue
 from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, to_kernel
@@ -26,6 +27,8 @@ from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, to_kernel
 PIPELINE = "inline,unroll,df-decompose,canonicalize,cse,dce"
 #: chain runs of elementwise ops on the VXM (``chain.fuse``); off only to measure what it buys
 FUSE = True
+#: temporaries share SRAM words once their lives are over (``reuse.py``); off only to compare
+REUSE = True
 
 
 @dataclass
@@ -88,7 +91,7 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     args = {}
     for aname, arg in zip(arg_names(fn), fn.body.block.args):
         v = storage.alloc(f"in_{aname}", tuple(T.shape_of(arg.type)), T.elem_of(arg.type), None, True,
-                          weights=arg in low.weights)
+                          weights=arg in low.weights, fixed=True)
         low.values[arg] = args[aname] = v
     outs = []
     for op in fn.body.block.ops:
@@ -99,6 +102,9 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     t2 = time.perf_counter()
     items = fuse(low.snips, {v for o in outs for v in o.vecs}, cfg) if FUSE else low.snips
     sched = schedule_snippets(items, cfg)
+    if REUSE:  # addresses of temporaries, now that their lives are known
+        fixed = {vec.symbol for v in list(args.values()) + outs for vec in v.vecs}
+        sched.insts = reuse_sram(sched.insts, storage, fixed, cfg)
     sched.insts.sort(key=lambda x: (x.cycle, x.queue))
     kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in sched.insts])
     t3 = time.perf_counter()

@@ -134,12 +134,15 @@ class Storage:
         return cls(cfg, pool, {s.name: s.position for s in cfg.mem_slices})
 
     def alloc(self, name: str, shape: tuple[int, ...], elem: str, data: np.ndarray | None = None,
-              is_global: bool = False, loc=None, weights: bool = False, at: str | None = None) -> VValue:
+              is_global: bool = False, loc=None, weights: bool = False, at: str | None = None,
+              fixed: bool | None = None) -> VValue:
         """``weights``: a matrix the MXM loads — column block ``c`` on one hemisphere's pool
         slices (even ``c`` west), row ``i`` in the ``i``-th of them, so the rows one ``lw``
         takes (consecutive ``i``) are read from different slices and stream toward planes on
         their own side."""
         lanes = self.cfg.lanes
+        if fixed is None:  # contents known before the run: never reused
+            fixed = data is not None
         n = vector_count(shape, lanes)
         cols = n // max(1, int(np.prod(shape[:-1])) if len(shape) > 1 else 1)
         width = DTYPE_BYTES[elem]
@@ -166,6 +169,8 @@ class Storage:
             s.rows += 1
             if rows is not None:
                 s.image.append(rows[k])
+            if not fixed:  # a temporary: its words are counted once addresses are reused (reuse.py)
+                continue
             self.words[sl] = self.words.get(sl, 0) + width
             if self.words[sl] > self.cfg.words:
                 raise DiagnosticError(error(f"the values of this function need more than the {self.cfg.words} words "
@@ -183,6 +188,10 @@ class Storage:
         while self.pool[k % len(self.pool)] in avoid:
             k += 1
         return self.alloc(name, (self.cfg.lanes,), elem, None, True, loc, at=self.pool[k % len(self.pool)]).vecs[0]
+
+    def add_arena(self, name: str, slice_: str, words: int) -> None:
+        """One slice's reused words (``reuse.py``): an i8 tensor, one row a word."""
+        self.symbols[name] = _Sym(slice_, "i8", words, None, True)
 
     def tensors(self) -> list[Tensor]:
         lanes = self.cfg.lanes
