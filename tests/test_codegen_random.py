@@ -39,6 +39,8 @@ def programs(draw):
             choices.append("slice")
         if elem not in FLOATS or i > 0:
             choices.append("reduce_sum")
+        if shape[0] * shape[1] <= 700:
+            choices.append("transpose")
         kind = draw(st.sampled_from(choices))
         if kind == "binary":
             op = draw(st.sampled_from(["add", "sub", "mul", "max", "min"]))
@@ -77,6 +79,9 @@ def programs(draw):
             axis = draw(st.integers(0, 1))
             lines.append(f"  {v} = concat {cur}, {cur} {{axis = {axis}}}")
             shape = (shape[0] * 2, shape[1]) if axis == 0 else (shape[0], shape[1] * 2)
+        elif kind == "transpose":  # through the SXM's 16 x 16 block transposes (or lane runs, if small)
+            shape = (shape[1], shape[0])
+            lines.append(f"  {v} = transpose {cur} {{perm = [1, 0]}}")
         elif kind == "slice":
             size = draw(st.integers(1, shape[-1] - 1)) if shape[-1] > 2 else 1
             if size == 1 and shape[-1] > 1:

@@ -294,11 +294,10 @@ class Lowering(MatmulLowering, ReduceLowering):
         if out.splat:
             low = -np.inf if elem in T.FLOATS else np.iinfo(T.dtype(elem)).min
             neutral = self.const(np.full(L, low).astype(T.dtype(elem)), elem, loc).vecs[0]
-            vecs = []
             for k in range(out.rows):
                 v, lane = source(k)
-                if lane is None:
-                    vecs.append(v)
+                if lane is None:  # already splat: a copy
+                    self.emit("mov", elem, [Src(v, elem)], out.vecs[k], loc=loc)
                     continue
                 t = self.temp((L,), elem, loc).vecs[0]
                 self.emit("select", elem, [Src(self.lane_mask(lane + 1, elem, loc, lane), elem), Src(v, elem),
