@@ -78,7 +78,7 @@ def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     transpose_rows(64, 64, "i8")
     if not quick:
-        transpose_rows(128, 200, "f16")
+        transpose_rows(80, 100, "f16")
     for ex in (["mlp"] if quick else ["mlp", "decoder"]):
         reuse_rows(ex)
 

@@ -17,6 +17,11 @@ from lpu.dsl.frontend import loc_of
 #: runs straight from the source (``gather``) is as fast (2 x 3 x 7 f16: 157 against 161
 #: cycles; 5 x 40 bf16: 439 against 245; 64 x 64 i8: 3,796 against 431)
 SXM_FROM = 64
+#: from this many groups of 16 rows, the rows go into the transposes rotated (16g lanes for
+#: group g), so each result vector's pieces need no shifts, only one rotate at the end: fewer
+#: SXM trips but a longer path (64 x 64 i8: 537 rotated against 431 shifted pieces; 70 x 100
+#: i8: 698 against 755; 330 x 340 i8: 5,935 against 8,441)
+ROTATE_FROM = 5
 
 
 class MatmulLowering:
@@ -77,7 +82,9 @@ class MatmulLowering:
         A, B = x.shape[-2], x.shape[-1]
         batches = x.rows // A
         G, CB = -(-A // GROUP), x.cols(L)
-        tvecs = []
+        S = L // GROUP  # superlanes
+        rotated = G >= ROTATE_FROM
+        jobs = {}
         for bt in range(batches):
             for g in range(G):
                 for cb in range(CB):
@@ -87,24 +94,49 @@ class MatmulLowering:
                         v = x.vec(bt * A + m, cb, L) if m < A else None
                         if v is None:  # a padding row: any vector in a free slice (its lanes go unused)
                             v = self.zero_vec(next(p for p in self.st.pool if p not in used), x.elem, loc)
-                        elif v.slice in used:  # one read port a slice: a copy elsewhere
+                        elif v.slice in used or (rotated and g % S):  # a copy: elsewhere (one read port a
+                            # slice), rotated
                             copy = self.st.alloc_vec(f"t{self._n + 1}", x.elem, used, loc)
                             self._n += 1
-                            self.snips.append(Snippet("mov", x.elem, [Src(v, x.elem)], copy, x.elem, None, None, 0,
-                                                      loc))
+                            turn = ("rotate", GROUP * (g % S)) if rotated and g % S else None
+                            self.snips.append(Snippet("mov", x.elem, [Src(v, x.elem, turn)], copy, x.elem, None, None,
+                                                      0, loc))
                             v = copy
                         used.add(v.slice)
                         srcs.append(v)
                     out = self.temp((GROUP, L), x.elem, loc)
                     self.snips.append(TransposeJob(srcs, list(out.vecs), x.elem, loc))
-                    tvecs += out.vecs
-        inter = VValue((len(tvecs), L), x.elem, tvecs)
-        # Y[bt, n, m] is lane 16k + i of output j of job (bt, g, cb): n = 320cb + 16k + j, m = 16g + i
-        bt, n, m = np.meshgrid(np.arange(batches), np.arange(B), np.arange(A), indexing="ij")
-        row = ((bt * G + m // GROUP) * CB + n // L) * GROUP + n % GROUP
-        flat = (row * L + (n % L) // GROUP * GROUP + m % GROUP).reshape(-1)
+                    jobs[bt, g, cb] = out.vecs
+        e = x.elem
         shape = tuple(x.shape[:-2]) + (B, A)
-        return self.gather(shape, x.elem, [inter], np.zeros(len(flat), int), flat, loc)
+        if not rotated:  # output j of job (g, cb) holds in superlane k Y[n, 16g …], n = 320cb + 16k + j
+            tvecs = [v for key in sorted(jobs) for v in jobs[key]]
+            bt, n, m = np.meshgrid(np.arange(batches), np.arange(B), np.arange(A), indexing="ij")
+            row = ((bt * G + m // GROUP) * CB + n // L) * GROUP + n % GROUP
+            flat = (row * L + (n % L) // GROUP * GROUP + m % GROUP).reshape(-1)
+            return self.gather(shape, e, [VValue((len(tvecs), L), e, tvecs)], np.zeros(len(flat), int), flat, loc)
+        # rows 16g + i went in rotated by 16g lanes, so output j of job (g, cb) holds in
+        # superlane (k + g) mod 20 the 16 elements Y[n, 16g … 16g + 15], n = 320cb + 16k + j: a
+        # vector of Y is its 20 pieces joined by select where they are, then one rotate by -16k
+        y = self.temp(shape, e, loc)
+        C = y.cols(L)
+        for bt in range(batches):
+            for n in range(B):
+                cb, k, j = n // L, n % L // GROUP, n % GROUP
+                for c in range(C):
+                    pieces = [(jobs[bt, g, cb][j], (k + g) % S) for g in range(c * S, min(G, (c + 1) * S))]
+                    dst = y.vec(bt * B + n, c, L)
+                    acc = pieces[0][0]
+                    for idx, (v, sl) in enumerate(pieces[1:], 1):
+                        last = idx == len(pieces) - 1 and k == 0
+                        t = dst if last else self.temp((L,), e, loc).vecs[0]
+                        mask = self.lane_mask(GROUP * sl + GROUP, e, loc, GROUP * sl)
+                        self.emit("select", e, [Src(mask, e), Src(v, e), Src(acc, e)], t, loc=loc)
+                        acc = t
+                    if acc is not dst:
+                        turn = ("rotate", (-GROUP * k) % L) if k else None
+                        self.emit("mov", e, [Src(acc, e, turn)], dst, loc=loc)
+        return y
 
     def zero_vec(self, slice_: str, elem: str, loc):
         cache = self.__dict__.setdefault("_zeros", {})
