@@ -237,9 +237,10 @@ class Lowering(MatmulLowering, ReduceLowering):
                                             Src(x.vecs[int(r) * C + a + 1], e, ("shift", L - off))], dst, loc=loc)
         return out
 
-    def lane_mask(self, n: int, elem: str, loc, lo: int = 0):
-        """A constant vector: 1 in lanes [lo, n), 0 elsewhere (one per shape, shared)."""
-        key = (lo, n, elem)
+    def lane_mask(self, n: int, elem: str, loc, lo: int = 0, copy: int = 0):
+        """A constant vector: 1 in lanes [lo, n), 0 elsewhere (one per shape, shared; ``copy``:
+        another copy, in another slice, so that many reads of one mask need not share a port)."""
+        key = (lo, n, elem, copy)
         cache = self.__dict__.setdefault("_masks", {})
         if key not in cache:
             lanes = np.arange(self.lanes)

@@ -22,6 +22,7 @@ SXM_FROM = 64
 #: SXM trips but a longer path (64 x 64 i8: 537 rotated against 431 shifted pieces; 70 x 100
 #: i8: 698 against 755; 330 x 340 i8: 5,935 against 8,441)
 ROTATE_FROM = 5
+MASK_COPIES = 4  # copies of each superlane mask: 330 x 340 i8 5,935 -> 4,950 cycles (8: no better)
 
 
 class MatmulLowering:
@@ -130,7 +131,7 @@ class MatmulLowering:
                     for idx, (v, sl) in enumerate(pieces[1:], 1):
                         last = idx == len(pieces) - 1 and k == 0
                         t = dst if last else self.temp((L,), e, loc).vecs[0]
-                        mask = self.lane_mask(GROUP * sl + GROUP, e, loc, GROUP * sl)
+                        mask = self.lane_mask(GROUP * sl + GROUP, e, loc, GROUP * sl, n % MASK_COPIES)
                         self.emit("select", e, [Src(mask, e), Src(v, e), Src(acc, e)], t, loc=loc)
                         acc = t
                     if acc is not dst:
