@@ -21,7 +21,7 @@ from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.operands import stream_field
 from lpu.asm.records import SymRef
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
-from lpu.dsl.codegen.snippets import HORIZON, IMM, Snippet, Src, _overlap
+from lpu.dsl.codegen.snippets import HORIZON, IMM, Snippet, Src
 from lpu.dsl.codegen.streams import Segment
 from lpu.dsl.codegen.vector import Vec
 
@@ -163,15 +163,7 @@ def _try(ch, t, at, operands, routes, s, V, SL, vxm):
         return True
 
     def group(segs, width):
-        avoid = set()
-        while True:
-            base = streams.find(segs, width, avoid)
-            if base is None:
-                return None
-            if all(not _overlap(segs, width, base, s2, w2, b2) for s2, w2, b2 in taken):
-                taken.append((segs, width, base))
-                return base
-            avoid.add(base)
+        return streams.find_beside(segs, width, taken)
 
     reads, alus, chain = [], [], []
     for (src, rel), (q, route, lead) in zip(operands, routes):

@@ -125,16 +125,7 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 20_000) -> None:
             yv = job.y[r][nb]
             holder = {}
             a = search(max(a, last_mm[r] + occ), lambda t: _acc_fits(s, pl, t, yv, wa, acc_lat, holder), "results")
-            seg, base, wc = holder["plan"]
-            s.res.take("queue", pl.name, a)
-            s.streams.take(seg, base, wa)
-            f = stream_field(base, seg.west)
-            s.add(a, pl.name, "acc", job.acc, (slot, f, 0), loc=job.loc)
-            s.res.take("queue", yv.slice, wc)
-            s.res.take("write", yv.slice, wc, wa)
-            s.add(wc, yv.slice, "write", job.acc, (SymRef(yv.symbol, yv.row * wa), f, 0), loc=job.loc)
-            s.ready[yv] = wc + wa
-            s.length = max(s.length, wc + wa)
+            _acc_commit(s, pl, a, slot, yv, wa, holder["plan"], job)
             pl.acc_done = max(pl.acc_done, a + 1)
             a += 1
 
@@ -211,16 +202,7 @@ def schedule_lane_sum(job: LaneSumJob, s, horizon: int = 20_000) -> None:
             m += occ
         holder = {}
         a = search(m, lambda t: _acc_fits(s, pl, t, yv, wa, acc_lat, holder), "result")
-        seg, base, wc = holder["plan"]
-        s.res.take("queue", pl.name, a)
-        s.streams.take(seg, base, wa)
-        f = stream_field(base, seg.west)
-        s.add(a, pl.name, "acc", job.acc, (slot, f, 0), loc=job.loc)
-        s.res.take("queue", yv.slice, wc)
-        s.res.take("write", yv.slice, wc, wa)
-        s.add(wc, yv.slice, "write", job.acc, (SymRef(yv.symbol, yv.row * wa), f, 0), loc=job.loc)
-        s.ready[yv] = wc + wa
-        s.length = max(s.length, wc + wa)
+        _acc_commit(s, pl, a, slot, yv, wa, holder["plan"], job)
         free_at[slot] = a + 1
 
 
@@ -271,6 +253,21 @@ def _mm_fits(s, pl: _Plane, m: int, xv: Vec, w: int, occ: int, holder) -> bool:
         return False
     holder["plan"] = ([seg], base, r)
     return True
+
+
+def _acc_commit(s, pl: _Plane, a: int, slot: int, yv: Vec, wa: int, plan, job) -> None:
+    """Take what ``_acc_fits`` planned: the acc of ``slot`` at ``a`` and the write of its
+    result to ``yv`` as it passes the slice."""
+    seg, base, wc = plan
+    s.res.take("queue", pl.name, a)
+    s.streams.take(seg, base, wa)
+    f = stream_field(base, seg.west)
+    s.add(a, pl.name, "acc", job.acc, (slot, f, 0), loc=job.loc)
+    s.res.take("queue", yv.slice, wc)
+    s.res.take("write", yv.slice, wc, wa)
+    s.add(wc, yv.slice, "write", job.acc, (SymRef(yv.symbol, yv.row * wa), f, 0), loc=job.loc)
+    s.ready[yv] = wc + wa
+    s.length = max(s.length, wc + wa)
 
 
 def _acc_fits(s, pl: _Plane, a: int, yv: Vec, wa: int, acc_lat: int, holder) -> bool:

@@ -213,15 +213,7 @@ def _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm):
     taken: list[tuple[list[Segment], int, int]] = []  # provisional stream groups of this snippet
 
     def group(segs, width):
-        avoid = set()
-        while True:
-            base = streams.find(segs, width, avoid)
-            if base is None:
-                return None
-            if all(not _overlap(segs, width, base, s2, w2, b2) for s2, w2, b2 in taken):
-                taken.append((segs, width, base))
-                return base
-            avoid.add(base)
+        return streams.find_beside(segs, width, taken)
 
     seen: dict[Src, int] = {}
     for s, (q, sx, lead) in zip(sn.srcs, routes):
@@ -265,18 +257,6 @@ def _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm):
     plan["out"] = (out_seg, base)
     plan["write"] = wcycle
     return plan
-
-
-def _overlap(segs, width, base, segs2, width2, base2) -> bool:
-    if base + width <= base2 or base2 + width2 <= base:
-        return False
-    for a in segs:
-        for b in segs2:
-            if a.west == b.west and a.diagonal == b.diagonal:
-                (lo, hi), (lo2, hi2) = a.span, b.span
-                if lo <= hi2 and lo2 <= hi:
-                    return True
-    return False
 
 
 def _commit(sn: Snippet, t: int, plan, res: Resources, streams: Streams, add, wd: int) -> None:

@@ -57,6 +57,19 @@ class Streams:
         for s in range(base, base + width):
             self.cells.setdefault((seg.west, s, d), []).append(seg.span)
 
+    def find_beside(self, segs: list[Segment], width: int, taken: list) -> int | None:
+        """A group free on ``segs`` that also misses every group ``taken`` provisionally by the
+        snippet being planned (not yet in the cells); it is added to ``taken``."""
+        avoid: set[int] = set()
+        while True:
+            base = self.find(segs, width, avoid)
+            if base is None:
+                return None
+            if not any(overlaps(segs, width, base, s2, w2, b2) for s2, w2, b2 in taken):
+                taken.append((segs, width, base))
+                return base
+            avoid.add(base)
+
     def find(self, segs: list[Segment], width: int, avoid: set[int] = frozenset()) -> int | None:
         """The first group (base index, aligned to ``width``) free on every segment."""
         for base in range(0, self.n, width):
@@ -65,6 +78,19 @@ class Streams:
             if all(self.free(s, base, width) for s in segs):
                 return base
         return None
+
+
+def overlaps(segs, width, base, segs2, width2, base2) -> bool:
+    """Whether two stream groups over their segments share a cell."""
+    if base + width <= base2 or base2 + width2 <= base:
+        return False
+    for a in segs:
+        for b in segs2:
+            if a.west == b.west and a.diagonal == b.diagonal:
+                (lo, hi), (lo2, hi2) = a.span, b.span
+                if lo <= hi2 and lo2 <= hi:
+                    return True
+    return False
 
 
 class Resources:
