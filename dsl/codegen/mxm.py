@@ -64,6 +64,16 @@ class _Plane:
         self.acc_done = 0  # accumulators emitted: the next column block may set them
 
 
+def _earliest(start: int, fits, horizon: int, what: str, loc) -> int:
+    """The first cycle from ``start`` where ``fits``; a diagnostic at ``loc`` past the horizon."""
+    c = start
+    while not fits(c):
+        c += 1
+        if c > start + horizon:
+            raise DiagnosticError(error(f"the scheduler found no cycle for {what}", loc))
+    return c
+
+
 def schedule_matmul(job: MatmulJob, s, horizon: int = 20_000) -> None:
     """Place ``job`` using the scheduler context ``s`` (``snippets._Context``)."""
     cfg = s.cfg
@@ -78,12 +88,7 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 20_000) -> None:
     L = cfg["mxm.rows"]
 
     def search(start, fits, what):
-        c = start
-        while not fits(c):
-            c += 1
-            if c > start + horizon:
-                raise DiagnosticError(error(f"the scheduler found no cycle for a matmul's {what}", job.loc))
-        return c
+        return _earliest(start, fits, horizon, f"a matmul's {what}", job.loc)
 
     kc = len(job.x[0])
     for nb, rows_ in job.work(cfg["mxm.acc_slots"]):
@@ -162,12 +167,7 @@ def schedule_lane_sum(job: LaneSumJob, s, horizon: int = 20_000) -> None:
     slots = cfg["mxm.acc_slots"]
 
     def search(start, fits, what):
-        c = start
-        while not fits(c):
-            c += 1
-            if c > start + horizon:
-                raise DiagnosticError(error(f"the scheduler found no cycle for a lane sum's {what}", job.loc))
-        return c
+        return _earliest(start, fits, horizon, f"a lane sum's {what}", job.loc)
 
     pl = s.sum_plane
     if not s.__dict__.get("ones_loaded"):

@@ -31,8 +31,8 @@ from lpu.diagnostics import DiagnosticError, SourceLoc, error
 from lpu.dsl.codegen.streams import Segment
 from lpu.dsl.codegen.vector import Vec
 
-#: vectors (and lanes of a superlane) one ``transpose`` takes
-GROUP = 16
+#: vectors (and lanes of a superlane) one ``transpose`` takes: its stream group, from the ISA table
+GROUP = int(BY_MNEMONIC["transpose"].operands[0].width)
 
 
 @dataclass(slots=True)
