@@ -1,7 +1,7 @@
 """``lpu run``: runs a ``.lpu`` program's function on named ``.npy`` inputs.
 
 The options are shared by both ways of running: ``--reference`` runs the reference interpreter
-(this module); without it, ``lpu run`` compiles and simulates (issue 6 plugs in ``SIMULATE``).
+(this module); without it, ``lpu run`` compiles and simulates (``lpu.compile`` plugs in ``SIMULATE``).
 Arguments without ``--input`` get seeded random values, so every example runs as it is.
 """
 
@@ -77,7 +77,7 @@ def run_program(path: str, *, function: str | None = None, inputs: dict[str, np.
                 seed: int = 0, reference: bool = True, notes: list[str] | None = None):
     """Parse ``path``, pick the function, fill missing inputs; returns (names, results)."""
     from lpu.dsl.frontend import parse_module
-    from lpu.dsl.interpreter import arg_names, random_input, run_function
+    from lpu.dsl.interpreter import arg_names, check_inputs, random_input, run_function
     from lpu.dsl import types as T
     module = parse_module(read_text(path), path)
     func = choose_function(module, function)
@@ -89,12 +89,13 @@ def run_program(path: str, *, function: str | None = None, inputs: dict[str, np.
             given[arg_name] = random_input(arg.type, rng)
             if notes is not None:
                 notes.append(f"%{arg_name}: random {T.type_text(arg.type)} (--seed {seed})")
+    check_inputs(func, given)  # every --input names an argument and has its shape and type
     if reference:
         results = run_function(module, name, given, base_dir=os.path.dirname(os.path.abspath(path)))
-    elif SIMULATE is None:
-        raise DiagnosticError(error("compiling and simulating a dataflow program is not built yet "
-                                    "(issue 6); use --reference for the reference interpreter"))
     else:
+        if SIMULATE is None:  # the compiled path registers itself when imported
+            from lpu.compile import install
+            install()
         results = SIMULATE(module, name, given)
     return result_names(func), results
 

@@ -31,3 +31,31 @@ def test_data_file_mismatch_is_a_diagnostic(argv, tmp_path, monkeypatch, capsys)
     assert lpu_main(argv) == 1
     assert capsys.readouterr().err == WANT
     assert not (tmp_path / "t.lpx").exists()
+
+
+OK = """target "lpu-v1"
+func @main(%x: tensor<4xi8>) -> tensor<4xi8> {
+  %y = add %x, %x
+  return %y
+}
+"""
+HEAD = """func @main(%x: tensor<4xi8>) -> tensor<4xi8> {
+     ^~~~
+"""
+
+
+@pytest.mark.parametrize("check", [[], ["--check"], ["--reference"]])
+@pytest.mark.parametrize("given, message", [
+    (("x", np.zeros(5, np.int8)), "input 'x' is int8[5] but '%x' is tensor<4xi8>"),
+    (("x", np.zeros(4, np.float32)), "input 'x' is float32[4] but '%x' is tensor<4xi8>"),
+    (("y", np.zeros(4, np.int8)), "'@main' has no argument '%y' (its arguments: %x)"),
+])
+def test_inputs_are_checked_against_the_arguments_on_every_path(check, given, message, tmp_path, monkeypatch,
+                                                                 capsys):
+    """lpu run (compiled, --check, --reference) refuses an input the function cannot take; the
+    compiled path accepted a wrong shape and ignored an unknown name."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ok.lpu").write_text(OK)
+    np.save("in.npy", given[1])
+    assert lpu_main(["run", "ok.lpu", "--input", f"{given[0]}=in.npy"] + check) == 1
+    assert capsys.readouterr().err == f"ok.lpu:2:6: error: {message}\n" + HEAD
