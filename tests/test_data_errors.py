@@ -59,3 +59,11 @@ def test_inputs_are_checked_against_the_arguments_on_every_path(check, given, me
     np.save("in.npy", given[1])
     assert lpu_main(["run", "ok.lpu", "--input", f"{given[0]}=in.npy"] + check) == 1
     assert capsys.readouterr().err == f"ok.lpu:2:6: error: {message}\n" + HEAD
+
+
+def test_a_bad_system_file_is_an_error_for_a_one_chip_function_too(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ok.lpu").write_text(OK)
+    assert lpu_main(["compile", "ok.lpu", "-o", "o.lpx", "--system", "nosuch"]) == 1
+    assert capsys.readouterr().err == "nosuch: error: cannot read 'nosuch': No such file or directory\n"
+    assert lpu_main(["compile", "ok.lpu", "-o", "o.lpx", "--system", "node"]) == 0

@@ -317,6 +317,10 @@ def compile_any(module: ModuleOp, name: str, cfg, base_dir: str = ".", file: str
 
     if is_multichip(module, name):
         return compile_multichip(module, name, cfg, system, base_dir, file)
+    if system is not None:  # a one-chip function runs on chip0 of any system; still, a bad file is an error
+        from lpu.linker.system import load_system
+
+        load_system(system)
     return compile_function(module, name, cfg, base_dir, max_planes, file)
 
 
