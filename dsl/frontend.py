@@ -175,7 +175,10 @@ class _Build(Transformer):
         self.index.symbol_defs[name] = self.loc(t)
 
     def type_of(self, t: Token):
-        return T.parse_type(t.value)
+        ty = T.parse_type(t.value)
+        if 0 in T.shape_of(ty):  # as the assembler says of its tensors
+            self.err("a tensor dimension must be at least 1", t)
+        return ty
 
     # --- module items --------------------------------------------------------------------------
     def start(self, c):

@@ -67,3 +67,15 @@ def test_a_bad_system_file_is_an_error_for_a_one_chip_function_too(tmp_path, mon
     assert lpu_main(["compile", "ok.lpu", "-o", "o.lpx", "--system", "nosuch"]) == 1
     assert capsys.readouterr().err == "nosuch: error: cannot read 'nosuch': No such file or directory\n"
     assert lpu_main(["compile", "ok.lpu", "-o", "o.lpx", "--system", "node"]) == 0
+
+
+def test_a_zero_dimension_is_a_diagnostic(tmp_path, monkeypatch, capsys):
+    """The compiled path raised a numpy error on tensor<0xi8>; both levels now say what the
+    assembler says of its tensors."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "z.lpu").write_text(OK.replace("tensor<4xi8>) ->", "tensor<0xi8>) ->"))
+    assert lpu_main(["run", "z.lpu"]) == 1
+    assert capsys.readouterr().err == (
+        "z.lpu:2:16: error: a tensor dimension must be at least 1\n"
+        "func @main(%x: tensor<0xi8>) -> tensor<4xi8> {\n"
+        "               ^~~~~~~~~~~~\n")
