@@ -188,6 +188,12 @@ def check_timing(kernel: Kernel, cfg, vectorized: bool = True) -> list[Diagnosti
     if vectorized and _all_reads_meet(kernel, cfg):
         return []
     writes, reads = stream_events(kernel, cfg)
+    return link_reads(writes, reads, cfg)
+
+
+def link_reads(writes: list[Write], reads: list[Read], cfg) -> list[Diagnostic]:
+    """Links every read of ``stream_events`` to the write it meets (``Read.write``); the
+    diagnostics of the reads that meet nothing or the wrong group, and of write conflicts."""
     diags: list[Diagnostic] = []
     # cell index: (west, stream, diagonal) -> {position: write}
     cells: dict[tuple[bool, int, int], dict[int, Write]] = {}

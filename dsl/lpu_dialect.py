@@ -22,7 +22,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import ClassVar
 
-from xdsl.dialects.builtin import IntegerAttr, StringAttr, SymbolRefAttr, i64
+from xdsl.dialects.builtin import FileLineColLoc, IntAttr, IntegerAttr, StringAttr, SymbolRefAttr, i64
 from xdsl.ir import Attribute, Block, Dialect, Region
 from xdsl.irdl import IRDLOperation, attr_def, irdl_op_definition, opt_attr_def, region_def, traits_def
 from xdsl.traits import NoTerminator
@@ -54,6 +54,11 @@ def _sym(v: str) -> SymbolRefAttr:
     return SymbolRefAttr(v)
 
 
+@lru_cache(maxsize=4096)
+def _file_loc(file: str, line: int, col: int) -> FileLineColLoc:
+    return FileLineColLoc(StringAttr(file), IntAttr(line), IntAttr(col))
+
+
 def _stream_field(text: str) -> int:
     index = int(text[1:-1])
     return index | (32 if text[-1] == "w" else 0)
@@ -82,7 +87,10 @@ class LpuInstOp(IRDLOperation):
             if o.optional and not v:
                 continue
             attrs.update(_operand_attrs(o, v))
-        return op_cls.create(attributes=attrs)
+        op = op_cls.create(attributes=attrs)
+        if inst.loc is not None and inst.loc.line > 0:  # the df op it came from, for diagnostics
+            op.location = _file_loc(inst.loc.file, inst.loc.line, inst.loc.col)
+        return op
 
     def to_inst(self, cfg, loc: SourceLoc | None = None) -> Inst:
         spec = self.SPEC

@@ -78,7 +78,7 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 20_000) -> None:
     """Place ``job`` using the scheduler context ``s`` (``snippets._Context``)."""
     cfg = s.cfg
     w = DTYPE_BYTES[job.elem]
-    rows_per_lw = cfg["mxm.max_rows_per_lw"] // w
+    rows_per_lw = min(cfg["mxm.max_rows_per_lw"], s.streams.n) // w  # a stream a row
     occ = BY_MNEMONIC["mm"].occupancy_for(cfg, job.elem)
     acc_lat = BY_MNEMONIC["acc"].latency_for(cfg, job.acc)
     wa = DTYPE_BYTES[job.acc]
@@ -160,7 +160,7 @@ class LaneSumJob:
 def schedule_lane_sum(job: LaneSumJob, s, horizon: int = 20_000) -> None:
     cfg = s.cfg
     w = DTYPE_BYTES[job.elem]
-    rows_per_lw = cfg["mxm.max_rows_per_lw"] // w
+    rows_per_lw = min(cfg["mxm.max_rows_per_lw"], s.streams.n) // w  # a stream a row
     occ = BY_MNEMONIC["mm"].occupancy_for(cfg, job.elem)
     acc_lat = BY_MNEMONIC["acc"].latency_for(cfg, job.acc)
     wa = DTYPE_BYTES[job.acc]

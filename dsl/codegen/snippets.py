@@ -26,7 +26,7 @@ from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.operands import stream_field
 from lpu.asm.records import Inst, SymRef
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
-from lpu.dsl.codegen.streams import Resources, Segment, Streams
+from lpu.dsl.codegen.streams import Resources, Segment, Streams, limited
 from lpu.dsl.codegen.vector import Vec
 
 IMM = 1 << 32  # the src_or_imm bit: a scalar broadcast to every lane
@@ -70,7 +70,7 @@ class _Context:
         self.qidx = {q.name: q.index for q in cfg.queues}
         self.pos = {q.name: q.position for q in cfg.queues}
         self.RL = cfg["mem.read_latency"]
-        self.res, self.streams = Resources(), Streams(cfg.streams)
+        self.res, self.streams = Resources(), Streams(limited(cfg.streams))
         self.ready = dict(ready or {})
         self.insts: list[Inst] = []
         self.length = 0

@@ -15,7 +15,30 @@ vector).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+
+#: the stream limit of the schedules made inside ``stream_limit`` (None: all the chip has)
+_LIMIT: ContextVar[int | None] = ContextVar("stream_limit", default=None)
+
+
+@contextmanager
+def stream_limit(n: int | None):
+    """Schedules made inside use only stream indices ``0 .. n-1`` of each direction
+    (``schedule-general{streams=N}``): where the table has no group free, the scheduler tries
+    a later cycle, so the kernel it makes fits ``stream-alloc{streams=N}``."""
+    token = _LIMIT.set(n)
+    try:
+        yield
+    finally:
+        _LIMIT.reset(token)
+
+
+def limited(streams: int) -> int:
+    """The streams a schedule may use: the chip's, or fewer inside ``stream_limit``."""
+    n = _LIMIT.get()
+    return streams if n is None else min(n, streams)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,9 @@ def _codegen_passes() -> None:
     generator only when a pass runs)."""
     from lpu.dsl.codegen.general_pass import ScheduleGeneralPass
     from lpu.dsl.codegen.passes import RegisterBlockPass, SchedulePass, SramLayoutPass
+    from lpu.dsl.codegen.stream_alloc import StreamAllocPass
 
-    for cls in (RegisterBlockPass, SramLayoutPass, SchedulePass, ScheduleGeneralPass):
+    for cls in (RegisterBlockPass, SramLayoutPass, SchedulePass, ScheduleGeneralPass, StreamAllocPass):
         PASSES.setdefault(cls.name, cls)
 
 
