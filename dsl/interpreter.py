@@ -5,7 +5,8 @@ programs are checked against, and the check that every pass preserves meaning.
 Chips: every op runs where its ``chip`` attribute says (default 0), in program order; a
 ``send`` queues its value on the (from, to) channel and a ``recv`` takes the oldest one.
 SRAM tensors (``data``/``reserve``) hold their contents for the whole run; an assembly kernel
-called with ``call`` runs through a Python reference given to ``run_function(kernels=...)``.
+called with ``call`` runs through a Python reference given to ``run_function(kernels=...)``, or,
+without one, on the simulator over those tensors (``lpu.dsl.kernels``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,17 @@ class _State:
         if name not in self.sram:
             self.sram[name] = self._initial(self.symbols[name])
         return self.sram[name]
+
+    def simulate_kernel(self, name: str, op: Operation) -> None:
+        from lpu.arch.config import load_config
+        from lpu.dsl.kernels import simulate_kernel
+
+        target = self.module.attributes.get("df.target")
+        cfg = load_config(target.data if target is not None else None)
+        hazards = simulate_kernel(self.module, name, cfg, self.sram, lambda sym: self.tensor(sym, op))
+        if hazards:
+            raise RunError(f"assembly kernel '@{name}' has a hazard when it runs alone on the simulator: "
+                           f"{hazards[0]}", op)
 
     def _initial(self, t: Operation) -> np.ndarray:
         shape, elem = T.shape_of(t.type), T.elem_of(t.type)
@@ -208,15 +220,15 @@ class DfFunctions(InterpreterFunctions):
         if isinstance(target, D.FuncOp):
             return interp.run_ssacfg_region(target.body, tuple(args), name)
         ref = self.state.kernels.get(name)
-        if ref is None:
-            raise RunError(f"cannot run assembly kernel '@{name}': the reference interpreter needs a Python "
-                           f"reference for it (run_function(..., kernels={{'{name}': fn}}))", op)
         for sym, v in zip(D.get_syms(op, "inputs") or [], args):
             self.state.tensor(sym, op)
             self.state.sram[sym] = v.copy()
         for sym in D.get_syms(op, "outputs") or []:
             self.state.tensor(sym, op)
-        ref(self.state.sram)
+        if ref is not None:
+            ref(self.state.sram)
+        else:  # no Python reference: the kernel runs on the simulator, the machine's reference
+            self.state.simulate_kernel(name, op)
         return tuple(self.state.sram[sym].copy() for sym in D.get_syms(op, "outputs") or [])
 
 

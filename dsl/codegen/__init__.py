@@ -102,14 +102,14 @@ SMALL_BLOCKS = 16
 
 
 def is_gemv(module: ModuleOp, name: str) -> bool:
-    """The function is one ``matmul`` (``get`` ops aside) and returns it: GEMV (and GEMM)
-    blocking handles it as a whole."""
+    """The function is one ``matmul`` of a vector or matrix (``get`` ops aside) and returns it:
+    GEMV (and GEMM) blocking handles it as a whole; a batch of matrices goes the general way."""
     from lpu.dsl import dialect as D
     from lpu.dsl.interpreter import function
 
     ops = [op for op in function(module, name).body.block.ops if not isinstance(op, D.GetOp)]
     return (len(ops) == 2 and isinstance(ops[0], D.MatmulOp) and isinstance(ops[1], D.ReturnOp)
-            and ops[1].operands[0] is ops[0].results[0])
+            and ops[1].operands[0] is ops[0].results[0] and len(ops[0].lhs.type.get_shape()) <= 2)
 
 
 def _compile(plan: GemvPlan, cfg, name: str, file: str, t0: float) -> Compiled:

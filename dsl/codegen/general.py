@@ -9,6 +9,7 @@ the assembler's checks to an object — the same back end as the GEMV path.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -19,12 +20,14 @@ from lpu.asm.objfile import ObjectFile
 from lpu.asm.records import Program
 from lpu.dsl.codegen.chain import fuse
 from lpu.dsl.codegen.lower import Lowering
+from lpu.dsl.codegen.lower_call import KernelCall
 from lpu.dsl.codegen.reuse import reuse_sram
-from lpu.dsl.codegen.snippets import schedule_snippets
+from lpu.dsl.codegen.snippets import _io, schedule_snippets
 from lpu.dsl.codegen.vector import Storage, VValue
 from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, to_kernel
 
-PIPELINE = "inline,unroll,df-decompose,canonicalize,cse,dce"
+#: every call of a function is inlined (a kernel of its own per function would need an ABI)
+PIPELINE = "inline{max_ops=1000000000},unroll,df-decompose,canonicalize,cse,dce"
 #: chain runs of elementwise ops on the VXM (``chain.fuse``); off only to measure what it buys
 FUSE = True
 #: temporaries share SRAM words once their lives are over (``reuse.py``); off only to compare
@@ -71,6 +74,7 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
                     prefix: str = "") -> VectorCompiled:
     from lpu.dsl import types as T
     from lpu.dsl.interpreter import _State, arg_names, function
+    from lpu.dsl.kernels import kernel_program
     from lpu.dsl.passes import run_pipeline
 
     t0 = time.perf_counter()
@@ -81,7 +85,8 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     state = _State(module, base_dir, {})
     storage = Storage.for_chip(cfg)
     storage.prefix = prefix
-    low = Lowering(storage, cfg, lambda sym: state.tensor(sym, state.symbols[sym]))
+    value_of = lambda sym: state.tensor(sym, state.symbols[sym])  # noqa: E731
+    low = Lowering(storage, cfg, value_of, lambda k: kernel_program(module, k, cfg, value_of))
     from lpu.dsl import dialect as D
 
     low.weights = {op.rhs for op in fn.body.block.ops if isinstance(op, D.MatmulOp)}
@@ -100,19 +105,45 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
             break
         low.lower(op)
     t2 = time.perf_counter()
-    items = fuse(low.snips, {v for o in outs for v in o.vecs}, cfg) if FUSE else low.snips
-    sched = schedule_snippets(items, cfg)
+    insts, spliced, length = _schedule(low.snips, {v for o in outs for v in o.vecs}, cfg)
     if REUSE:  # addresses of temporaries, now that their lives are known
         fixed = {vec.symbol for v in list(args.values()) + outs for vec in v.vecs}
-        sched.insts = reuse_sram(sched.insts, storage, fixed, cfg)
-    sched.insts.sort(key=lambda x: (x.cycle, x.queue))
-    kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in sched.insts])
+        insts = reuse_sram(insts, storage, fixed, cfg)
+    insts += spliced
+    insts.sort(key=lambda x: (x.cycle, x.queue))
+    kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
     t3 = time.perf_counter()
     kernel = to_kernel(kop, cfg, file)
-    prog = Program(cfg.name, cfg, storage.tensors(), [], [kernel], file)
+    prog = Program(cfg.name, cfg, storage.tensors() + list(low.kernel_tensors.values()), [], [kernel], file)
     obj = emit(prog)
     t4 = time.perf_counter()
     times = {"passes": t1 - t0, "lower": t2 - t1, "schedule": t3 - t2, "emit": t4 - t3}
-    return VectorCompiled(name, storage, args, outs, kop, prog, obj, max(kernel.length, sched.length),
+    return VectorCompiled(name, storage, args, outs, kop, prog, obj, max(kernel.length, length),
                           len(low.snips), times)
+
+
+def _schedule(items: list, keep: set, cfg) -> tuple[list, list, int]:
+    """Schedules the lowered items; a called kernel (``lower_call.KernelCall``) cuts them: the
+    items before it end before its cycle 0, those after it start when it has ended. Returns
+    the scheduled instructions, the kernels' instructions (shifted to where they run; their
+    SRAM tensors are not the code generator's to reuse) and the length."""
+    segments: list[tuple[list, KernelCall | None]] = [([], None)]
+    for it in items:
+        if isinstance(it, KernelCall):
+            segments[-1] = (segments[-1][0], it)
+            segments.append(([], None))
+        else:
+            segments[-1][0].append(it)
+    # a value read across a cut is read from SRAM: it may not vanish into a chain
+    reads = [{v for it in seg for v in _io(it)[0]} for seg, _ in segments] if len(segments) > 1 else [set()]
+    insts, spliced, offset = [], [], 0
+    for i, (seg, call) in enumerate(segments):
+        others = set().union(*reads[:i], *reads[i + 1:])
+        sched = schedule_snippets(fuse(seg, keep | others, cfg) if FUSE else seg, cfg)
+        insts += [dataclasses.replace(x, cycle=x.cycle + offset) for x in sched.insts] if offset else sched.insts
+        offset += sched.length
+        if call is not None:
+            spliced += [dataclasses.replace(x, cycle=x.cycle + offset) for x in call.kernel.insts]
+            offset += call.kernel.length
+    return insts, spliced, offset
 

@@ -5,7 +5,9 @@ stages (``register-block``, ``sram-layout``, ``schedule``) do not match by its S
 (``data``/``reserve`` with placements; symbols prefixed by the function's name) and an
 ``lpu.kernel`` — ``.lpu`` assembly that ``lpu-as`` assembles to the code ``lpu compile``
 makes. It runs the same stages as ``compile_general`` (decompose, lower to snippets, list
-schedule with stream allocation); the code generator is imported only when it runs.
+schedule with stream allocation); the code generator is imported only when it runs. An
+assembly kernel a function calls is spliced into the function's kernel (``lower_call.py``), so
+its own ``df.kernel`` goes; the SRAM tensors it uses stay as they were declared.
 """
 
 from __future__ import annotations
@@ -20,26 +22,35 @@ from xdsl.passes import ModulePass
 class ScheduleGeneralPass(ModulePass):
     """schedule-general: other functions through the general path; replaced by tensors and an lpu.kernel
 
-    Every function the GEMV/GEMM stages do not match; its symbols are prefixed by its name."""
+    Every function the GEMV/GEMM stages do not match; its symbols are prefixed by its name.
+    Option streams=N: schedule with stream indices 0..N-1 of each direction only (later cycles
+    where they are all taken), so that stream-alloc{streams=N} can allocate the kernel."""
 
     name = "schedule-general"
+    streams: int | None = None
 
     def apply(self, ctx, op) -> None:
         from lpu.dsl import dialect as D
         from lpu.dsl.codegen import is_gemv
         from lpu.dsl.codegen.general import compile_general
         from lpu.dsl.codegen.passes import _base, _config, _funcs
+        from lpu.dsl.codegen.streams import stream_limit
         from lpu.dsl.frontend import loc_of, parse_module
 
         cfg = _config(op)
+        declared = {t.sym_name.data for t in op.ops if isinstance(t, (D.DataOp, D.ReserveOp))}
+        spliced: set[str] = set()  # kernels whose code went into a compiled function
         for func in _funcs(op):
             name = func.sym_name.data
             if is_gemv(op, name):
                 continue  # register-block, sram-layout, schedule
             loc = loc_of(func)
-            c = compile_general(op, name, cfg, _base(func), loc.file if loc else "<lpu-opt>", f"{name}_")
+            with stream_limit(self.streams):
+                c = compile_general(op, name, cfg, _base(func), loc.file if loc else "<lpu-opt>", f"{name}_")
             header = c.assembly().split("\n\nglobal kernel", 1)[0]
-            tensors = [t for t in parse_module(header, "<schedule-general>").ops if isinstance(t, (D.DataOp, D.ReserveOp))]
+            tensors = [t for t in parse_module(header, "<schedule-general>").ops
+                       if isinstance(t, (D.DataOp, D.ReserveOp)) and t.sym_name.data not in declared]
+            spliced |= {D.get_sym(c, "callee") for c in func.walk() if isinstance(c, D.CallOp)}
             kernel = c.kernel
             kernel.attributes["target"] = StringAttr(cfg.name)
             for t in tensors:
@@ -50,3 +61,7 @@ class ScheduleGeneralPass(ModulePass):
             if not is_gemv(op, func.sym_name.data):
                 func.detach()
                 func.erase(safe_erase=False)
+        for k in list(op.ops):  # a called kernel runs inside its caller now, not beside it
+            if isinstance(k, D.KernelOp) and k.sym_name.data in spliced:
+                k.detach()
+                k.erase(safe_erase=False)

@@ -11,6 +11,7 @@ what is left are primitives. Each becomes one snippet per output vector, or a jo
   zero point (after a clamp that keeps the add from wrapping), narrowed by a saturating
   ``cvt``; ``dequantize``: ``(q − zero_point) · scale`` in f32, then ``cvt``;
 - reductions: ``lower_reduce.py``; matmuls and transposes: ``lower_matmul.py``;
+- ``call`` of an assembly kernel: ``lower_call.py``;
 - ``reshape`` keeping the last dimension, ``slice``/``concat`` on whole vectors: no code, the
   result is a list of the operand's vectors; a slice inside vectors shifts lanes through the
   SXMs and joins two vectors with ``select`` (constant vectors are shifted here).
@@ -25,6 +26,7 @@ import numpy as np
 from lpu.asm.operands import parse_imm
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
+from lpu.dsl.codegen.lower_call import CallLowering
 from lpu.dsl.codegen.lower_matmul import MatmulLowering
 from lpu.dsl.codegen.lower_reduce import ReduceLowering
 from lpu.dsl.codegen.snippets import Snippet, Src
@@ -34,8 +36,8 @@ from lpu.dsl.frontend import loc_of
 _COMMUTATIVE = ("add", "mul", "max", "min")
 
 
-class Lowering(MatmulLowering, ReduceLowering):
-    def __init__(self, storage: Storage, cfg, weights_of):
+class Lowering(MatmulLowering, ReduceLowering, CallLowering):
+    def __init__(self, storage: Storage, cfg, weights_of, kernel_program=None):
         self.st = storage
         self.cfg = cfg
         self.lanes = cfg.lanes
@@ -46,6 +48,9 @@ class Lowering(MatmulLowering, ReduceLowering):
         self.weights: set = set()  # values used as a matmul's right operand (laid out for lw)
         self.transposed: dict = {}  # transpose results only used as matmul right operands
         self.arrays: dict = {}  # values known at compile time (constants, data tensors)
+        self.kernel_program = kernel_program  # kernel name -> its assembled Program (lower_call.py)
+        self.kernel_tensors: dict = {}  # the SRAM tensors called kernels use (asm Tensor records)
+        self.kernel_writes: set[str] = set()  # the tensors they write
         self._n = 0
 
     # --- values ----------------------------------------------------------------------------
@@ -81,6 +86,7 @@ class Lowering(MatmulLowering, ReduceLowering):
             self.arrays[op.result] = np.asarray(a).reshape(T.shape_of(op.result.type))
             self.values[op.result] = self.const(np.asarray(a).reshape(T.shape_of(op.result.type)), elem, loc)
         elif isinstance(op, D.GetOp):
+            self.check_get(op)
             sym = D.get_sym(op, "tensor")
             a = self.weights_of(sym)
             self.arrays[op.result] = a
@@ -112,6 +118,8 @@ class Lowering(MatmulLowering, ReduceLowering):
             self.values[op.result] = self.slice(op)
         elif isinstance(op, D.ConcatOp):
             self.values[op.result] = self.concat(op)
+        elif isinstance(op, D.CallOp):
+            self.call(op, loc)
         else:
             raise unsupported(op, f"'{op.name}' in a function of vector ops")
 

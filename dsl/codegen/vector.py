@@ -204,6 +204,17 @@ class Storage:
                               s.rows * DTYPE_BYTES[s.dtype]))
         return out
 
+    def _vectors(self, a: np.ndarray) -> np.ndarray:
+        """A symbol's contents as its vectors: the code generator's own tensors are (rows,
+        lanes) already; a kernel's tensor (any shape) is flattened and padded, as in SRAM."""
+        a = np.asarray(a)
+        L = self.cfg.lanes
+        if a.ndim == 2 and a.shape[1] == L:
+            return a
+        flat = np.zeros(-(-a.size // L) * L, a.dtype)
+        flat[:a.size] = a.reshape(-1)
+        return flat.reshape(-1, L)
+
     def write_value(self, v: VValue, a: np.ndarray, out: dict[str, np.ndarray]) -> None:
         """The host's view of an input: ``a`` into the symbols of ``v``."""
         rows = pack(np.asarray(a), self.cfg.lanes)
@@ -214,5 +225,5 @@ class Storage:
             buf[vec.row] = rows[k]
 
     def read_value(self, v: VValue, parts: dict[str, np.ndarray]) -> np.ndarray:
-        rows = np.stack([np.asarray(parts[vec.symbol])[vec.row] for vec in v.vecs])
+        rows = np.stack([self._vectors(parts[vec.symbol])[vec.row] for vec in v.vecs])
         return unpack(rows, v.shape, self.cfg.lanes)
