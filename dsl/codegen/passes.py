@@ -5,10 +5,11 @@
   re-derive the plan from) and ``lpu.blocking`` (what they mean, for a reader);
 - ``sram-layout``: lays out a blocked matmul's tensors and annotates the matmul with
   ``lpu.layout``: every SRAM tensor with its shape and slice;
-- ``schedule``: schedules it (with ``unroll``'s repeat folding) and replaces the function with
-  the tensors it uses (``data``/``reserve`` with their placements; weights as exact bytes)
-  and an ``lpu.kernel`` of ``lpu`` ops — printed as ``.lpu`` assembly, which ``lpu-as``
-  assembles to the same code as ``lpu compile``.
+- ``schedule{fold=B}``: schedules it (with ``unroll``'s repeat folding unless ``fold=false``)
+  and replaces the function with the tensors it uses (``data``/``reserve`` with their
+  placements; weights as exact bytes) and an ``lpu.kernel`` of ``lpu`` ops — printed as
+  ``.lpu`` assembly, which ``lpu-as`` assembles to the same code as ``lpu compile``.
+  ``schedule{fold=false},unroll`` gives the same kernel as ``schedule``.
 
 Functions the GEMV/GEMM stages do not match are left alone (another path compiles them), and
 a pass whose predecessor has not run on a function leaves that function alone too. The ``.lpu``
@@ -130,9 +131,13 @@ class SramLayoutPass(ModulePass):
 
 @dataclass(frozen=True)
 class SchedulePass(ModulePass):
-    """schedule: issue cycles; replaces the function with its tensors and an lpu.kernel"""
+    """schedule: issue cycles; replaces the function with its tensors and an lpu.kernel
+
+    ``fold=false`` leaves the kernel fully unrolled (every instruction at its own cycle, no
+    ``repeat``); ``unroll`` then folds it to the kernel ``schedule`` makes by default."""
 
     name = "schedule"
+    fold: bool = True
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from lpu.dsl.codegen import _compile
@@ -151,6 +156,10 @@ class SchedulePass(ModulePass):
             tensors = [t for t in parse_module(header, "<schedule>").ops
                        if isinstance(t, (D.DataOp, D.ReserveOp))]
             kernel = c.kernel
+            if not self.fold:
+                from lpu.dsl.codegen.unroll import expand_kernel
+
+                kernel = expand_kernel(kernel, cfg)
             kernel.attributes["target"] = StringAttr(cfg.name)
             for t in tensors:
                 t.detach()

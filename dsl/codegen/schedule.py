@@ -13,8 +13,9 @@ Everything else is timed backwards from the plane (architecture page, section 2)
   ``acc + acc_latency + |q_y − P|``.
 
 Each plane starts as early as its own farthest weight slice allows (its *lead*); cycle 0 is
-the earliest read. ``repeat`` keeps each slice's 20 reads of a block one instruction plus one
-repeat, and the plane's 20 loads likewise.
+the earliest read. The instructions are placed one per issue; ``unroll.compact`` then keeps
+each slice's 20 reads of a block one instruction plus one repeat, the plane's 20 loads
+likewise, and the reads of ``x`` for a part's blocks (one every period).
 
 ``combine`` then adds the partial sums of split columns on the VXM: each partial is read from
 its plane's ``y`` slice toward the VXM, the adds chain on VXM ALUs two cycles apart (a sum is
@@ -29,6 +30,7 @@ from lpu.asm.operands import stream_field
 from lpu.asm.records import Inst, SymRef
 from lpu.dsl.codegen.register_block import GemvPlan, split_columns
 from lpu.dsl.codegen.sram_layout import Layout, weight_geometry
+from lpu.dsl.codegen.unroll import compact as compact_repeats
 from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp
 
 _SET, _ADD = 0, 1
@@ -90,12 +92,13 @@ def schedule(plan: GemvPlan, layout: Layout, cfg, name: str = "main") -> KernelO
                     g, e = divmod(s, width)
                     r = t + e - read_lat - abs(q - P)
                     n = groups // width
-                    add(r, sname, "read", plan.elem, (SymRef(pl.w_symbols[s], b * groups),
-                                                       stream_field(pl.stream_base + g * width, toward), 0))
-                    add(r + width, sname, "repeat", None, (n - 1, width))
+                    for k in range(n):  # one row group every ``width`` cycles (unroll folds them)
+                        add(r + k * width, sname, "read", plan.elem,
+                            (SymRef(pl.w_symbols[s], b * groups + k * width),
+                             stream_field(pl.stream_base + g * width, toward), 0))
                     ports.take(("queue", sname), r, (n - 1) * width + 1)
-                add(t, pl.plane, "lw", plan.elem, (stream_field(pl.stream_base, toward), rows_per_lw))
-                add(t + 1, pl.plane, "repeat", None, (groups - 1, 1))
+                for k in range(groups):
+                    add(t + k, pl.plane, "lw", plan.elem, (stream_field(pl.stream_base, toward), rows_per_lw))
                 add(t + groups, pl.plane, "iw", None, ())
                 mm = t + groups + 1
                 xq = pl.x_slice[1]
@@ -127,7 +130,8 @@ def schedule(plan: GemvPlan, layout: Layout, cfg, name: str = "main") -> KernelO
             ports.take(("queue", sname), w, 1)
             written[(p, c)] = w + ywords
     _combine(plan, layout, cfg, written, ports, add)
-    insts.sort(key=lambda x: (x.cycle, x.queue))
+    # every instruction at its own cycle; unroll folds the regular runs into repeat
+    insts = compact_repeats(insts)
     return KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
 
 

@@ -1,55 +1,84 @@
-"""unroll: the fully unrolled schedule kept compact as ``repeat``.
+"""unroll on kernels: the fully unrolled schedule kept compact as ``repeat``, or written out.
 
 The schedulers place every instruction at its own cycle (the loops of the blocking are fully
-unrolled: each weight row group, each activation row, each result). This pass folds each
+unrolled: each weight row group, each activation row, each result). ``compact`` folds each
 queue's runs of the same instruction at a constant spacing ``D`` — identical fields, MEM
-addresses advancing by the default stride (one vector) — into the first instruction plus
-``repeat N, D``: the TSP's one instruction word for a whole strided sweep. Cycles do not
-change; instruction words (and the simulator's and assembler's work) shrink. Disabled
-(``compact=False`` in the schedulers, ``no unroll`` in the benchmark) the program is the same
-schedule written one instruction per issue.
+addresses advancing by their stride (one vector unless the instruction gives one) — into the
+first instruction plus ``repeat N, D``: the TSP's one instruction word for a whole strided
+sweep. ``expand`` is its inverse: every ``repeat`` written out as the instructions it issues,
+each at its own cycle and address (the fully unrolled loop). Neither changes a cycle; folding
+shrinks the instruction words (and the assembler's and simulator's work).
+
+This is the kernel level of the ``lpu-opt`` pass ``unroll`` (``lpu.dsl.passes.loops``; on
+``df`` functions the same pass unrolls ``for`` loops): ``unroll`` folds every ``lpu.kernel``
+(``fold_kernel``), ``unroll{factor=F}`` folds with at most ``F`` repetitions per ``repeat``,
+``unroll{full=true}`` expands (``expand_kernel``). Folding starts from the expanded kernel,
+so it is idempotent and a kernel folded with one factor can be refolded with another.
 """
 
 from __future__ import annotations
 
 from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES, OPERAND_KINDS
+from lpu.asm.operands import stride_of
 from lpu.asm.records import Inst, SymRef
 
 _REPEAT = BY_MNEMONIC["repeat"]
+#: both fields of ``repeat N, D`` are counts: a run's repetitions and its spacing must fit
 _COUNT_MAX = (1 << OPERAND_KINDS["count"].bits) - 1
+
+
+def _step(inst: Inst) -> int:
+    """Words a repetition of ``inst`` advances its MEM address by (the simulator's rule)."""
+    w = DTYPE_BYTES.get(inst.dtype, 1) if inst.dtype else 1
+    for o, v in zip(inst.spec.operands, inst.args):
+        if o.kind.name == "stride":
+            return stride_of(v, w)
+    return w
+
+
+def _repeated(inst: Inst, k: int) -> tuple:
+    """The operands of the ``k``-th repetition of ``inst``: only ``addr`` operands advance
+    (a ``permute``'s table, for one, stays where it is)."""
+    step = _step(inst)
+    return tuple(SymRef(a.symbol, a.offset + k * step) if isinstance(a, SymRef) and o.kind.name == "addr" else a
+                 for o, a in zip(inst.spec.operands, inst.args))
+
+
+def _foldable(inst: Inst) -> bool:
+    # ICU instructions (nop, repeat, notify, sync) are not re-issued by a repeat
+    return "any" not in inst.spec.units
 
 
 def _follows(a: Inst, b: Inst, k: int) -> bool:
     """Whether ``b`` is what the ``k``-th repetition of ``a`` issues."""
     if b.spec is not a.spec or b.dtype != a.dtype or b.dtype2 != a.dtype2:
         return False
-    step = DTYPE_BYTES.get(a.dtype, 1) if a.dtype else 1
-    for o, x, y in zip(a.spec.operands, a.args, b.args):
-        if isinstance(x, SymRef):
-            if not isinstance(y, SymRef) or y.symbol != x.symbol or y.offset != x.offset + k * step:
-                return False
-        elif o.kind == "stride" and x:
-            return False  # an explicit stride: keep it simple, do not fold
-        elif x != y:
-            return False
-    return True
+    return b.args == _repeated(a, k)
 
 
-def compact(insts: list[Inst]) -> list[Inst]:
-    """Fold runs into ``repeat`` (see the module doc); the result is sorted by (cycle, queue)."""
+def _by_queue(insts: list[Inst]) -> list[list[Inst]]:
     queues: dict[int, list[Inst]] = {}
     for x in sorted(insts, key=lambda x: (x.queue, x.cycle)):
         queues.setdefault(x.queue, []).append(x)
+    return list(queues.values())
+
+
+def compact(insts: list[Inst], factor: int = 0) -> list[Inst]:
+    """Fold runs into ``repeat`` (see the module doc); at most ``factor`` repetitions per
+    ``repeat`` if ``factor`` > 0 (a longer run becomes several instruction + ``repeat``
+    pairs). ``insts`` must hold no ``repeat`` (``expand`` first). The result is sorted by
+    (cycle, queue)."""
+    most = min(factor, _COUNT_MAX) if factor > 0 else _COUNT_MAX
     out: list[Inst] = []
-    for q in queues.values():
+    for q in _by_queue(insts):
         i = 0
         while i < len(q):
             a = q[i]
             run, d = 1, None
-            while i + run < len(q) and run <= _COUNT_MAX:
+            while _foldable(a) and i + run < len(q) and run <= most:
                 b = q[i + run]
                 gap = b.cycle - q[i + run - 1].cycle
-                if (d is not None and gap != d) or not _follows(a, b, run):
+                if (d is not None and gap != d) or gap > _COUNT_MAX or not _follows(a, b, run):
                     break
                 d = gap
                 run += 1
@@ -62,25 +91,47 @@ def compact(insts: list[Inst]) -> list[Inst]:
 
 
 def expand(insts: list[Inst]) -> list[Inst]:
-    """The inverse of ``compact``: every ``repeat`` written out as the instructions it issues
-    (what a schedule is without this pass; used to measure what the pass buys)."""
-    queues: dict[int, list[Inst]] = {}
-    for x in sorted(insts, key=lambda x: (x.queue, x.cycle)):
-        queues.setdefault(x.queue, []).append(x)
+    """The inverse of ``compact``: every ``repeat`` written out as the instructions it issues,
+    each at its own cycle and address. The result is sorted by (cycle, queue)."""
     out: list[Inst] = []
-    for q in queues.values():
+    for q in _by_queue(insts):
         last = None
         for x in q:
             if x.spec is _REPEAT and last is not None:
                 n, d = x.args
-                step = DTYPE_BYTES.get(last.dtype, 1) if last.dtype else 1
-                for k in range(1, n + 1):
-                    args = tuple(SymRef(a.symbol, a.offset + k * step) if isinstance(a, SymRef) else a
-                                 for a in last.args)
-                    out.append(Inst(last.cycle + k * d, last.queue, last.spec, last.dtype, last.dtype2, args))
+                out.extend(Inst(last.cycle + k * d, last.queue, last.spec, last.dtype, last.dtype2,
+                                _repeated(last, k)) for k in range(1, n + 1))
                 last = None
                 continue
             out.append(x)
-            last = x
+            last = x if _foldable(x) else None
     out.sort(key=lambda x: (x.cycle, x.queue))
     return out
+
+
+# --- on lpu.kernel ops ---------------------------------------------------------------------------
+def kernel_insts(kop, cfg) -> list[Inst]:
+    """The instruction records of an ``lpu.kernel`` op (in its op order)."""
+    return [op.to_inst(cfg) for op in kop.insts()]
+
+
+def _rebuilt(kop, insts: list[Inst], cfg):
+    from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp
+
+    new = KernelOp.build_from(kop.sym_name.data, [LpuInstOp.from_inst(x, cfg) for x in insts],
+                              kop.is_global is not None)
+    if kop.target is not None:
+        new.attributes["target"] = kop.target
+    return new
+
+
+def fold_kernel(kop, cfg, factor: int = 0):
+    """A new ``lpu.kernel``: ``kop`` with its regular runs folded into ``repeat`` (at most
+    ``factor`` repetitions each if ``factor`` > 0). Existing ``repeat``s are expanded first,
+    so folding a folded kernel gives it back."""
+    return _rebuilt(kop, compact(expand(kernel_insts(kop, cfg)), factor), cfg)
+
+
+def expand_kernel(kop, cfg):
+    """A new ``lpu.kernel``: ``kop`` with every ``repeat`` written out (fully unrolled)."""
+    return _rebuilt(kop, expand(kernel_insts(kop, cfg)), cfg)

@@ -1,4 +1,5 @@
-"""``unroll`` (static ``for`` loops, fully or by a factor) and ``inline`` (small functions)."""
+"""``unroll`` (static ``for`` loops, fully or by a factor; on ``lpu.kernel`` ops, regular runs
+folded into ``repeat`` or written out) and ``inline`` (small functions)."""
 
 from __future__ import annotations
 
@@ -72,16 +73,45 @@ def unroll_loop(loop: D.ForOp, factor: int) -> None:
 
 @dataclass(frozen=True)
 class UnrollPass(ModulePass):
-    """Unrolls every ``for``: fully (``factor=0``, the default) or by ``factor``, which must
-    divide each loop's trip count. Inner loops are unrolled first."""
+    """One pass, two levels of loops.
+
+    On ``df`` functions: unrolls every ``for``, fully (``factor=0``, the default, or
+    ``full=true``) or by ``factor``, which must divide each loop's trip count; inner loops first.
+
+    On ``lpu.kernel`` ops (what ``schedule``/``schedule-general`` leave): the loops of the
+    blocking are the kernel's runs of one instruction at a constant spacing. By default each
+    run is folded into the instruction plus ``repeat N, D`` (MEM addresses advancing by their
+    stride); ``factor=F`` keeps at most F repetitions per ``repeat`` (a partly unrolled run);
+    ``full=true`` writes every ``repeat`` out, each instruction at its own cycle and address.
+    No cycle changes (``lpu.dsl.codegen.unroll``)."""
 
     name = "unroll"
     factor: int = 0
+    full: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.full and self.factor:
+            raise DiagnosticError(error(f"unroll: full=true and factor={self.factor} contradict each other "
+                                        "(full unrolls completely; factor keeps loops of that many iterations)"))
         loops = [o for o in op.walk(reverse=True) if isinstance(o, D.ForOp)]
         for loop in loops:
             unroll_loop(loop, self.factor)
+        kernels = [o for o in op.ops if o.name == "lpu.kernel"]
+        if kernels:
+            _unroll_kernels(op, kernels, self.factor, self.full)
+
+
+def _unroll_kernels(module: ModuleOp, kernels, factor: int, full: bool) -> None:
+    # the code generator is imported only when a module holds machine code
+    from lpu.arch.config import load_config
+    from lpu.dsl.codegen.unroll import expand_kernel, fold_kernel
+
+    target = module.attributes.get("df.target")
+    for kop in kernels:
+        name = kop.target.data if kop.target is not None else (target.data if target is not None else None)
+        cfg = load_config(name)
+        new = expand_kernel(kop, cfg) if full else fold_kernel(kop, cfg, factor)
+        Rewriter.replace_op(kop, new, [])
 
 
 def _size(func: D.FuncOp) -> int:
