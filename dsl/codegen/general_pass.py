@@ -38,6 +38,11 @@ class ScheduleGeneralPass(ModulePass):
         from lpu.dsl.frontend import loc_of, parse_module
 
         cfg = _config(op)
+        if self.streams is not None and not 1 <= self.streams <= cfg.streams:
+            from lpu.diagnostics import DiagnosticError, error
+
+            raise DiagnosticError(error(f"schedule-general: streams={self.streams} is not between 1 and the "
+                                        f"{cfg.streams} streams of each direction of {cfg.name}"))
         declared = {t.sym_name.data for t in op.ops if isinstance(t, (D.DataOp, D.ReserveOp))}
         spliced: set[str] = set()  # kernels whose code went into a compiled function
         for func in _funcs(op):

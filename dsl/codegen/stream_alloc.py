@@ -42,7 +42,7 @@ from lpu.asm.operands import stream_text
 from lpu.asm.records import Kernel
 from lpu.asm.timing import link_reads, stream_events
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
-from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, to_kernel
+from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, op_text, to_kernel
 
 
 @dataclass(slots=True)
@@ -56,7 +56,7 @@ class Value:
     #: (original stream, diagonal, first position, last position), one per stream of each write
     appear: int = 1 << 62  # the first cycle a write of it is on its stream
     last: int = -1  # the last cycle it is read (or appears, if never read)
-    producer: int = 1 << 62  # op index of its first write
+    producer: int = 1 << 62  # op index of its first write (the earliest to appear)
     base: int | None = None  # its allocated first stream
 
     @property
@@ -94,13 +94,15 @@ class Cells:
             self.taken.setdefault((v.west, s + delta, d), []).append((lo, hi))
 
 
-def _op_loc(op: LpuInstOp, index: int, file: str) -> SourceLoc:
+def _op_loc(op: LpuInstOp) -> SourceLoc | None:
+    """The df op an lpu op came from (the general path records it; the GEMV/GEMM stages do
+    not yet)."""
     from lpu.dsl.verify import loc_of
 
-    loc = loc_of(op)  # the df op it came from
+    loc = loc_of(op)
     if loc is not None and loc.file and loc.line > 0:
         return SourceLoc(loc.file, loc.line, loc.col)
-    return SourceLoc(file, index + 1, 1)  # an op without one: its place in the kernel
+    return None
 
 
 def kernel_values(kop: KernelOp, cfg, file: str = "<stream-alloc>") -> list[Value]:
@@ -111,7 +113,7 @@ def kernel_values(kop: KernelOp, cfg, file: str = "<stream-alloc>") -> list[Valu
     index: dict[int, int] = {}
     insts = []
     for i, op in enumerate(ops):
-        inst = op.to_inst(cfg, _op_loc(op, i, file))
+        inst = op.to_inst(cfg, _op_loc(op))
         index[id(inst)] = i
         insts.append(inst)
     insts.sort(key=lambda x: (x.queue, x.cycle))
@@ -163,9 +165,9 @@ def kernel_values(kop: KernelOp, cfg, file: str = "<stream-alloc>") -> list[Valu
         q = far.get(id(w), w.position)
         lo, hi = min(q, w.position), max(q, w.position)
         v.cells.extend((s, diag, lo, hi) for s in range(w.base, w.base + w.width))
-        v.appear = min(v.appear, w.ready)
+        if (w.ready, n[0]) < (v.appear, v.producer):
+            v.appear, v.producer = w.ready, n[0]
         v.last = max(v.last, last.get(id(w), w.ready))
-        v.producer = min(v.producer, n[0])
     for n in parent:
         op = ops[n[0]]
         o = op.SPEC.operands[n[1]]
@@ -175,6 +177,24 @@ def kernel_values(kop: KernelOp, cfg, file: str = "<stream-alloc>") -> list[Valu
         align = DTYPE_BYTES[inst.dtype] if o.width == "rows" else width
         values[find(n)].operands[n] = (fields[o.name] & 31, width, align)
     return sorted(values.values(), key=lambda v: (v.appear, v.producer, v.span))
+
+
+def allocate(values: list[Value], n: int) -> Value | None:
+    """Interval colouring: each value, in the order given, on the lowest group inside streams
+    ``0 .. n-1`` where every operand is aligned and every cell is free (sets ``base``); the
+    first value that fits nowhere, or None."""
+    cells = Cells()
+    for v in values:
+        lo, hi = v.span
+        for base in range(0, n - (hi - lo) + 1):
+            delta = base - lo
+            if all((b + delta) % a == 0 for b, _, a in v.operands.values()) and cells.free(v, delta):
+                cells.take(v, delta)
+                v.base = base
+                break
+        else:
+            return v
+    return None
 
 
 def stream_alloc(kop: KernelOp, cfg, streams: int | None = None, file: str = "<stream-alloc>") -> list[Value]:
@@ -187,21 +207,16 @@ def stream_alloc(kop: KernelOp, cfg, streams: int | None = None, file: str = "<s
                                     f"of each direction of {cfg.name}"))
     ops = kop.insts()
     values = kernel_values(kop, cfg, file)
-    cells = Cells()
-    for v in values:
-        lo, hi = v.span
-        for base in range(0, n - (hi - lo) + 1):
-            delta = base - lo
-            if all((b + delta) % a == 0 for b, _, a in v.operands.values()) and cells.free(v, delta):
-                cells.take(v, delta)
-                v.base = base
-                break
-        else:
-            p0, p1 = v.positions
-            raise DiagnosticError(error(
-                f"no free stream group of {hi - lo} stream{'s' if hi - lo > 1 else ''} "
-                f"{'westward' if v.west else 'eastward'} for this value over positions {p0}..{p1}, "
-                f"cycles {v.appear}..{v.last} (streams={n})", _op_loc(ops[v.producer], v.producer, file)))
+    v = allocate(values, n)
+    if v is not None:
+        p0, p1 = v.positions
+        producer = ops[v.producer]
+        d = error(f"no free stream group of {v.width} stream{'s' if v.width > 1 else ''} "
+                  f"{'westward' if v.west else 'eastward'} for this value over positions {p0}..{p1}, "
+                  f"cycles {v.appear}..{v.last} (streams={n})", _op_loc(producer))
+        text = " ".join(op_text(producer, cfg).split())
+        d.note(f"the value is produced by '{text}' in kernel @{kop.sym_name.data}")
+        raise DiagnosticError(d)
     for v in values:
         delta = v.base - v.span[0]
         for (i, k), (b, _, _) in v.operands.items():
