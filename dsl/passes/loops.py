@@ -73,9 +73,9 @@ def unroll_loop(loop: D.ForOp, factor: int) -> None:
 
 @dataclass(frozen=True)
 class UnrollPass(ModulePass):
-    """One pass, two levels of loops.
+    """unroll: for loops fully or by factor; on lpu.kernel ops, runs folded into repeat (full=true: written out)
 
-    On ``df`` functions: unrolls every ``for``, fully (``factor=0``, the default, or
+    One pass, two levels of loops. On ``df`` functions: unrolls every ``for``, fully (``factor=0``, the default, or
     ``full=true``) or by ``factor``, which must divide each loop's trip count; inner loops first.
 
     On ``lpu.kernel`` ops (what ``schedule``/``schedule-general`` leave): the loops of the
