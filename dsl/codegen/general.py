@@ -107,7 +107,7 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     t2 = time.perf_counter()
     insts, spliced, length = _schedule(low.snips, {v for o in outs for v in o.vecs}, cfg)
     if REUSE:  # addresses of temporaries, now that their lives are known
-        fixed = {vec.symbol for v in list(args.values()) + outs for vec in v.vecs}
+        fixed = {vec.symbol for v in list(args.values()) + outs for vec in v.vecs} | low.fixed_symbols
         insts = reuse_sram(insts, storage, fixed, cfg)
     insts += spliced
     insts.sort(key=lambda x: (x.cycle, x.queue))

@@ -11,7 +11,8 @@ what is left are primitives. Each becomes one snippet per output vector, or a jo
   zero point (after a clamp that keeps the add from wrapping), narrowed by a saturating
   ``cvt``; ``dequantize``: ``(q − zero_point) · scale`` in f32, then ``cvt``;
 - reductions: ``lower_reduce.py``; matmuls and transposes: ``lower_matmul.py``;
-- ``call`` of an assembly kernel: ``lower_call.py``;
+- ``call`` of an assembly kernel: ``lower_call.py``; a ``slice`` with a run-time index:
+  ``gather.py``;
 - ``reshape`` keeping the last dimension, ``slice``/``concat`` on whole vectors: no code, the
   result is a list of the operand's vectors; a slice inside vectors shifts lanes through the
   SXMs and joins two vectors with ``select`` (constant vectors are shifted here).
@@ -26,6 +27,7 @@ import numpy as np
 from lpu.asm.operands import parse_imm
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
+from lpu.dsl.codegen.gather import GatherLowering
 from lpu.dsl.codegen.lower_call import CallLowering
 from lpu.dsl.codegen.lower_matmul import MatmulLowering
 from lpu.dsl.codegen.lower_reduce import ReduceLowering
@@ -36,7 +38,7 @@ from lpu.dsl.frontend import loc_of
 _COMMUTATIVE = ("add", "mul", "max", "min")
 
 
-class Lowering(MatmulLowering, ReduceLowering, CallLowering):
+class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering):
     def __init__(self, storage: Storage, cfg, weights_of, kernel_program=None):
         self.st = storage
         self.cfg = cfg
@@ -51,6 +53,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering):
         self.kernel_program = kernel_program  # kernel name -> its assembled Program (lower_call.py)
         self.kernel_tensors: dict = {}  # the SRAM tensors called kernels use (asm Tensor records)
         self.kernel_writes: set[str] = set()  # the tensors they write
+        self.fixed_symbols: set[str] = set()  # tensors whose words are never reused (gather tables)
         self._n = 0
 
     # --- values ----------------------------------------------------------------------------
@@ -200,9 +203,9 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering):
         return VValue(shape, x.elem, x.vecs)
 
     def slice(self, op) -> VValue:
-        x = self.values[op.input]
         if len(op.operands) > 1:
-            raise unsupported(op, "a slice with a dynamic index")
+            return self.dynamic_slice(op, loc_of(op))
+        x = self.values[op.input]
         offsets, sizes = D.get_ints(op, "offsets"), D.get_ints(op, "sizes")
         L = self.lanes
         o, s = offsets[-1], sizes[-1]

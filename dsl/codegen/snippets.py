@@ -89,6 +89,7 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
                       horizon: int = HORIZON) -> Scheduled:
     from lpu.dsl.codegen.chain import Chain, schedule_chain
     from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob, _planes, schedule_lane_sum, schedule_matmul
+    from lpu.dsl.codegen.gather import GatherJob, schedule_gather
     from lpu.dsl.codegen.transpose import TransposeJob, schedule_transpose
 
     ctx = _Context(cfg, ready)
@@ -113,6 +114,9 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
             continue
         if isinstance(sn, TransposeJob):
             schedule_transpose(sn, ctx, horizon)
+            continue
+        if isinstance(sn, GatherJob):
+            schedule_gather(sn, ctx, horizon)
             continue
         lat = BY_MNEMONIC[sn.mnemonic].latency_for(cfg, sn.dtype)
         # the earliest VXM cycle the operands allow: each read no earlier than its vector lands
@@ -156,6 +160,7 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
     """The vectors an item reads and writes."""
     from lpu.dsl.codegen.chain import Chain
     from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob
+    from lpu.dsl.codegen.gather import GatherJob
     from lpu.dsl.codegen.transpose import TransposeJob
 
     if isinstance(sn, MatmulJob):
@@ -167,6 +172,8 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
         return sn.reads(), [sn.dst]
     if isinstance(sn, TransposeJob):
         return list(sn.src), list(sn.dst)
+    if isinstance(sn, GatherJob):
+        return [sn.index, *sn.table], [sn.dst]
     return [x.vec for x in sn.srcs], [sn.dst]
 
 

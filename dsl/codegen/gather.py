@@ -1,0 +1,155 @@
+"""A ``slice`` whose index is only known at run time, through the MEM ``gather`` (a part of
+the general path).
+
+``slice %x, %i {offsets, sizes, step}`` with ``%i`` a value (not a constant the unrolled loops
+left) takes rows ``offsets + i · step``. When the window moves along the leading axes only and
+covers whole vectors of each row, each output vector is one vector of ``x`` at a static place
+plus ``i`` times a fixed number of vectors: a ``gather`` on the slice that holds ``x`` reads the
+vector at its address operand plus lane 0 of an i32 index vector, in words. So:
+
+- ``x`` is kept in one slice, its vectors consecutive (a *table*): a tensor whose contents are
+  known is laid out so at compile time; any other is copied there (a ``mov`` a vector). The
+  table's words are never reused for temporaries (``reuse.py``): the run-time address must
+  find every row where it was put;
+- the index is scaled once on the VXM to words (``i · step_vectors · w``), and
+- each output vector is a ``GatherJob``: the index vector read from SRAM to pass the table's
+  slice in the ``gather``'s issue cycle, the gathered vector written as it passes its own
+  slice — scheduled like a snippet whose unit is the table's MEM slice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lpu.arch.isa import DTYPE_BYTES
+from lpu.asm.operands import stream_field
+from lpu.asm.records import SymRef
+from lpu.diagnostics import DiagnosticError, SourceLoc, error
+from lpu.dsl import dialect as D
+from lpu.dsl import types as T
+from lpu.dsl.codegen.snippets import Snippet, Src
+from lpu.dsl.codegen.streams import Segment
+from lpu.dsl.codegen.vector import Vec, VValue, unsupported
+
+INDEX = "i32"  # the gather's index operand: lane 0 of an i32 vector (a 4-stream group)
+
+
+@dataclass(slots=True)
+class GatherJob:
+    index: Vec  # i32: lane 0 holds the offset in words
+    base: Vec  # the vector read when the offset is 0
+    table: list[Vec]  # every vector the offset may select (all must have landed)
+    dst: Vec
+    elem: str
+    loc: SourceLoc | None = None
+
+
+def schedule_gather(job: GatherJob, s, horizon: int) -> None:
+    """Place ``job`` with the scheduler context ``s`` (``snippets._Context``)."""
+    q_t, q_i = s.pos[job.base.slice], s.pos[job.index.slice]
+    ready = max(s.ready.get(v, 0) for v in job.table)
+    t0 = max(ready, s.ready.get(job.index, 0) + s.RL + abs(q_i - q_t))
+    for t in range(t0, t0 + horizon + 1):
+        plan = _try(job, s, t, q_t, q_i)
+        if plan is not None:
+            _commit(job, s, t, plan)
+            return
+    raise DiagnosticError(error(f"the scheduler found no cycle for a gather (searched {horizon} cycles)", job.loc))
+
+
+def _try(job, s, t, q_t, q_i):
+    RL, res = s.RL, s.res
+    w, wi = DTYPE_BYTES[job.elem], DTYPE_BYTES[INDEX]
+    r = t - RL - abs(q_i - q_t)  # the index read, to pass the table's slice at t
+    same = job.index.slice == job.base.slice
+    if r < 0 or not res.free("queue", job.index.slice, r) or not res.free("read", job.index.slice, r, wi):
+        return None
+    if not res.free("queue", job.base.slice, t) or not res.free("read", job.base.slice, t, w):
+        return None
+    if same and (r == t or abs(r - t) < max(w, wi)):
+        return None
+    q_d = s.pos[job.dst.slice]
+    c = t + RL + abs(q_d - q_t)  # the write, as the gathered vector passes its slice
+    if (job.dst.slice, c) in ((job.index.slice, r), (job.base.slice, t)) or \
+            not res.free("queue", job.dst.slice, c) or not res.free("write", job.dst.slice, c, w):
+        return None
+    seg_i = Segment(q_i > q_t, q_i, r + RL, q_t)
+    seg_d = Segment(q_d < q_t, q_t, t + RL, q_d)
+    taken: list = []
+    bi = s.streams.find_beside([seg_i], wi, taken)
+    bd = s.streams.find_beside([seg_d], w, taken) if bi is not None else None
+    if bd is None:
+        return None
+    return r, c, seg_i, seg_d, bi, bd
+
+
+def _commit(job, s, t, plan) -> None:
+    r, c, seg_i, seg_d, bi, bd = plan
+    w, wi = DTYPE_BYTES[job.elem], DTYPE_BYTES[INDEX]
+    s.take_read(job.index, r, wi, [seg_i], bi)
+    fi = stream_field(bi, seg_i.west)
+    s.add(r, job.index.slice, "read", INDEX, (SymRef(job.index.symbol, job.index.row * wi), fi, 0), loc=job.loc)
+    s.res.take("queue", job.base.slice, t)
+    s.res.take("read", job.base.slice, t, w)
+    s.streams.take(seg_d, bd, w)
+    fd = stream_field(bd, seg_d.west)
+    s.add(t, job.base.slice, "gather", job.elem, (SymRef(job.base.symbol, job.base.row * w), fi, fd, 0), loc=job.loc)
+    s.res.take("queue", job.dst.slice, c)
+    s.res.take("write", job.dst.slice, c, w)
+    s.add(c, job.dst.slice, "write", job.elem, (SymRef(job.dst.symbol, job.dst.row * w), fd, 0), loc=job.loc)
+    s.ready[job.dst] = c + w
+    s.length = max(s.length, c + w)
+
+
+class GatherLowering:
+    """``Lowering``'s part: a slice with a run-time index (``lower.Lowering.slice``)."""
+
+    def dynamic_slice(self, op, loc) -> VValue:
+        x = self.values[op.input]
+        L = self.lanes
+        offsets, sizes, step = D.get_ints(op, "offsets"), D.get_ints(op, "sizes"), D.get_ints(op, "step")
+        o, n = offsets[-1], sizes[-1]
+        if step[-1] != 0 or not (x.splat or (o % L == 0 and (n % L == 0 or o + n == x.N))):
+            raise unsupported(op, "a slice with a run-time index that moves along the last axis or cuts its "
+                                  "vectors")
+        C = x.cols(L)
+        lead = x.shape[:-1]
+        idx = np.arange(x.rows).reshape(lead) if lead else np.zeros((), int)
+        rows = idx[tuple(slice(a, a + b) for a, b in zip(offsets[:-1], sizes[:-1]))].reshape(-1) if lead else [0]
+        row_strides = [int(np.prod(lead[d + 1:])) for d in range(len(lead))]
+        per_index = sum(a * b for a, b in zip(step[:-1], row_strides)) * C  # vectors a unit of the index moves
+        c0, c1 = (0, 1) if x.splat else (o // L, math.ceil((o + n) / L))
+        table = self.table(x, loc)
+        scale = per_index * DTYPE_BYTES[x.elem]  # words
+        i = self.convert(self.values[op.index], INDEX, loc)
+        words = self.scaled_int(i, "mul", scale, loc) if scale != 1 else i
+        out = self.temp(tuple(T.shape_of(op.result.type)), x.elem, loc)
+        dst = iter(out.vecs)
+        for r in rows:
+            for c in range(c0, c1):
+                self.snips.append(GatherJob(words.vecs[0], table.vecs[int(r) * C + c], table.vecs, next(dst),
+                                            x.elem, loc))
+        return out
+
+    def table(self, x: VValue, loc) -> VValue:
+        """``x`` with its vectors consecutive in one slice: laid out there when its contents
+        are known, else copied there."""
+        v0 = x.vecs[0]
+        if v0.symbol in self.fixed_symbols and all(v.symbol == v0.symbol and v.row == v0.row + k
+                                                   for k, v in enumerate(x.vecs)):
+            return x
+        known = [self.st.content(v) for v in x.vecs]
+        self._n += 1
+        at = self.st.pool[self._n % len(self.st.pool)]
+        shape = (len(x.vecs), self.lanes)
+        if all(k is not None for k in known):
+            t = self.st.alloc(f"g{self._n}", shape, x.elem, np.stack(known), False, loc, at=at)
+        else:
+            t = self.st.alloc(f"g{self._n}", shape, x.elem, None, True, loc, at=at, fixed=True)
+            for a, b in zip(x.vecs, t.vecs):
+                self.snips.append(Snippet("mov", x.elem, [Src(a, x.elem)], b, x.elem, None, None, 0, loc))
+        self.fixed_symbols.add(t.vecs[0].symbol)
+        return t

@@ -1,0 +1,103 @@
+"""A slice with a run-time index, compiled to MEM ``gather``s (dsl/codegen/gather.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lpu.compile import compile_source, matches, run_source
+from lpu.driver import main as lpu_main
+
+TABLE = (np.arange(2400) % 251 - 125).astype(np.int8).reshape(6, 400)
+
+# an embedding-style lookup of two rows of a constant table (each row two vectors, the second
+# ragged), and a row of a computed f16 tensor (copied into a table first)
+LOOKUP = '''target "lpu-v1"
+data @emb : tensor<6x400xi8> = load("emb.npy")
+func @main(%i: tensor<i32>, %x: tensor<4x320xf16>) -> tensor<2x400xi8>, tensor<1x320xf16> {
+  %t = get @emb : tensor<6x400xi8>
+  %e = slice %t, %i {offsets = [1, 0], sizes = [2, 400], step = [1, 0]}
+  %y = exp %x
+  %z = slice %y, %i {offsets = [0, 0], sizes = [1, 320], step = [2, 0]}
+  return %e, %z
+}
+'''
+
+# splat rows (last dimension 1) of i32, and an f32 argument indexed by a computed index
+SPLAT = '''target "lpu-v1"
+func @main(%i: tensor<i32>, %x: tensor<5x3x1xi32>, %k: tensor<8x640xf32>) -> tensor<2x1x1xi32>, tensor<640xf32> {
+  %y = add %x, %x
+  %e = slice %y, %i {offsets = [0, 2, 0], sizes = [2, 1, 1], step = [1, 0, 0]}
+  %j = add %i, %i
+  %r = slice %k, %j {offsets = [1, 0], sizes = [1, 640], step = [1, 0]}
+  %q = reshape %r : tensor<640xf32>
+  return %e, %q
+}
+'''
+
+
+@pytest.mark.parametrize("i", [0, 1])
+def test_rows_of_a_table_by_a_run_time_index(i, tmp_path):
+    np.save(tmp_path / "emb.npy", TABLE)
+    path = str(tmp_path / "lookup.lpu")
+    x = np.linspace(-2, 2, 4 * 320).astype(np.float16).reshape(4, 320)
+    out = run_source(LOOKUP, path, {"i": np.array(i, np.int32), "x": x}, check=True)
+    assert out.hazards == [] and out.matches and out.cycles == 33
+    e, z = out.compiled.results(_outputs(out, path))
+    assert np.array_equal(e, TABLE[1 + i:3 + i])
+    _, want = _reference(LOOKUP, path, out.inputs)
+    assert matches(z, want) and z.shape == (1, 320)
+
+
+def _outputs(out, path):
+    from lpu.compile import link_compiled
+    from lpu.sim.cli import simulate
+
+    c = out.compiled
+    return simulate(link_compiled(c), path, inputs=c.inputs(out.inputs), outputs=c.output_symbols()).outputs
+
+
+def _reference(src, path, inputs):
+    from lpu.dsl.frontend import parse_module
+    from lpu.dsl.interpreter import run_function
+
+    import os
+    return run_function(parse_module(src, path), "main", inputs, base_dir=os.path.dirname(path) or ".")
+
+
+def test_splat_rows_and_a_computed_index():
+    out = run_source(SPLAT, "splat.lpu", {"i": np.array(3, np.int32)})
+    assert out.hazards == [] and out.cycles == 97
+    e, q = out.compiled.results(_outputs(out, "splat.lpu"))
+    want_e, want_q = _reference(SPLAT, "splat.lpu", out.inputs)
+    assert np.array_equal(e, want_e) and np.array_equal(q, want_q)
+    assert np.array_equal(q, out.inputs["k"][7]) and np.array_equal(e[:, 0, 0], 2 * out.inputs["x"][3:5, 2, 0])
+
+
+def test_each_output_vector_is_one_gather(tmp_path):
+    np.save(tmp_path / "emb.npy", TABLE)
+    c, _ = compile_source(LOOKUP, str(tmp_path / "lookup.lpu"))
+    text = c.assembly()
+    gathers = [ln.split()[2:4] for ln in text.splitlines() if " gather." in ln]
+    # the table's rows 1, 2 (two vectors each) at index 0; one f16 vector of the copied table
+    assert sorted(gathers) == [["gather.f16", "[@g6_mem_w3],"], ["gather.i8", "[@g2_mem_w1"],
+                               ["gather.i8", "[@g2_mem_w1"], ["gather.i8", "[@g2_mem_w1"],
+                               ["gather.i8", "[@g2_mem_w1"]]
+    # the constant table is laid out in one slice, its 12 vectors consecutive
+    assert "data @g2_mem_w1 : tensor<12x320xi8> in MEM_W1" in text
+
+
+def test_a_window_moving_along_the_last_axis_is_a_diagnostic(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.lpu").write_text('''target "lpu-v1"
+func @main(%i: tensor<i32>, %x: tensor<640xi8>) -> tensor<320xi8> {
+  %s = slice %x, %i {offsets = [0], sizes = [320], step = [1]}
+  return %s
+}
+''')
+    assert lpu_main(["compile", "s.lpu", "-o", "s.lpx"]) == 1
+    assert capsys.readouterr().err == '''s.lpu:3:8: error: the code generator does not compile a slice with a run-time \
+index that moves along the last axis or cuts its vectors yet
+  %s = slice %x, %i {offsets = [0], sizes = [320], step = [1]}
+       ^~~~~
+'''
