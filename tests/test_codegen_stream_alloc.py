@@ -74,13 +74,13 @@ def test_registered_in_lpu_opt():
     assert PASSES["stream-alloc"].name == "stream-alloc"
 
 
-@pytest.mark.parametrize("example, cycles, moved", [
-    ("softmax.lpu", 416, 134),
-    ("layernorm.lpu", 410, 93),
-    ("attention.lpu", 645, 32),
-    ("mlp.lpu", 1086, 859),
+@pytest.mark.parametrize("example, cycles", [
+    ("softmax.lpu", 416),
+    ("layernorm.lpu", 410),
+    ("attention.lpu", 645),
+    ("mlp.lpu", 1086),
 ])
-def test_reallocated_kernel_runs_the_same(example, cycles, moved):
+def test_reallocated_kernel_runs_the_same(example, cycles):
     """schedule-general's kernel, re-allocated: other streams, same cycles, same bytes."""
     path = os.path.join(EXAMPLES, example)
     c, args = _compile(open(path).read(), path)
@@ -90,8 +90,10 @@ def test_reallocated_kernel_runs_the_same(example, cycles, moved):
     after = _run(c, kop, args)
     assert before[0] == after[0] == cycles and before[1] == after[1] == []
     assert all(a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(before[2], after[2]))
-    changed = sum(a != b for a, b in zip(_streams(c.kernel), _streams(kop)))
-    assert changed == moved  # the pass really chose again (deterministically)
+    assert _streams(kop) != _streams(c.kernel)  # the pass really chose again
+    again = c.kernel.clone()
+    stream_alloc(again, CFG)
+    assert _streams(again) == _streams(kop)  # deterministically
     for v in values:  # every operand of a value starts on a multiple of its alignment
         assert all((b - v.span[0] + v.base) % a == 0 for b, _, a in v.operands.values())
 
@@ -248,3 +250,17 @@ def test_allocation_never_shares_a_cell(values, n):
             assert not aligned or clash
         for west, s, d, lo, hi in _cells(v):
             fresh.setdefault((west, s, d), []).append((lo, hi))
+
+
+def test_decoder_needs_the_widest_values_first():
+    """First fit by appearance strands one of the decoder's 16-row weight loads among narrower
+    values; the second order (widest first) allocates it within the chip's 32 streams."""
+    from lpu.dsl.codegen.stream_alloc import kernel_values
+
+    path = os.path.join(EXAMPLES, "decoder.lpu")
+    c = compile_general(parse_module(open(path).read(), path), "main", CFG, EXAMPLES, path)
+    stuck = allocate(kernel_values(c.kernel, CFG), CFG.streams)
+    assert stuck is not None and stuck.width == 16
+    kop = c.kernel.clone()
+    stream_alloc(kop, CFG)
+    assert to_kernel(kop, CFG, path).length == to_kernel(c.kernel, CFG, path).length

@@ -19,8 +19,11 @@ is a separate choice. This pass makes that choice again, on its own, for the who
 3. **Allocation** (interval colouring): values in order of the cycle they first appear (then
    the producer's place in the kernel), each on the lowest group — in its own direction, which
    the geometry fixes — whose every operand starts at a multiple of its alignment (the ISA
-   table's group width; ``lw`` rows: the element width) and whose cells are all free. Then
-   every producer's and reader's stream operand is rewritten. Deterministic.
+   table's group width; ``lw`` rows: the element width) and whose cells are all free. First
+   fit can strand a 16-stream value (an ``lw`` of 16 rows, a ``transpose``) among narrow ones
+   where the scheduler's own choice fitted (the decoder layer); then the allocation is made
+   once more with the widest values first (the same order within a width). Then every
+   producer's and reader's stream operand is rewritten. Deterministic.
 
 A value that finds no group is a ``DiagnosticError`` at its producer's location (the ``df`` op
 an ``lpu`` op came from): the scheduler that made the kernel can be run again with the same
@@ -208,6 +211,8 @@ def stream_alloc(kop: KernelOp, cfg, streams: int | None = None, file: str = "<s
     ops = kop.insts()
     values = kernel_values(kop, cfg, file)
     v = allocate(values, n)
+    if v is not None and allocate(sorted(values, key=lambda u: -u.width), n) is None:
+        v = None  # first fit fragmented the streams; the widest values first fit them
     if v is not None:
         p0, p1 = v.positions
         producer = ops[v.producer]
