@@ -101,6 +101,7 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
     RL = ctx.RL
     SL = BY_MNEMONIC["rotate"].latency_for(cfg, "i8")
     res, streams, ready, add = ctx.res, ctx.streams, ctx.ready, ctx.add
+    failed: dict[tuple, tuple[int, int]] = {}  # snippet shape -> cycles [lo, hi) known to have no room
 
     for sn in _list_order(snips, ready):
         if isinstance(sn, MatmulJob):
@@ -139,7 +140,13 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
             t_min = max(t_min, ready.get(s.vec, 0) + lead)
         qd = pos[sn.dst.slice]
         wd = DTYPE_BYTES[sn.dst_dtype]
-        t = t_min
+        # Cycles an earlier snippet of the same shape (the same slices, routes, types and
+        # latency) found no room in still have none: the tables only fill up. So the search
+        # resumes where that one ended — the same cycle as searching from t_min, without the
+        # quadratic walk over a long elementwise op's earlier vectors.
+        key = (lat, sn.dst.slice, wd, tuple((s.vec.slice, s.dtype, s.sxm, sn.srcs.index(s)) for s in sn.srcs))
+        lo, hi = failed.get(key, (0, -1))
+        start, t = (lo, hi) if lo <= t_min <= hi else (t_min, t_min)
         while True:
             if t > t_min + horizon:
                 raise DiagnosticError(error("the scheduler found no cycle for this op's vectors "
@@ -148,6 +155,7 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
             if plan is not None:
                 break
             t += 1
+        failed[key] = (start, t)
         _commit(sn, t, plan, res, streams, add, wd)
         sn.cycle = t
         w = plan["write"]
