@@ -264,3 +264,20 @@ def test_decoder_needs_the_widest_values_first():
     kop = c.kernel.clone()
     stream_alloc(kop, CFG)
     assert to_kernel(kop, CFG, path).length == to_kernel(c.kernel, CFG, path).length
+
+
+def test_a_kernel_that_breaks_a_timing_rule_is_not_allocated(tmp_path):
+    """The values come from the assembler's links of reads to writes, so a kernel whose reads
+    meet nothing is reported (at the df op) rather than allocated."""
+    from xdsl.dialects.builtin import StringAttr
+
+    path = str(tmp_path / "f32.lpu")
+    (tmp_path / "f32.lpu").write_text(F32)
+    c, _ = _compile(F32, path)
+    kop = c.kernel.clone()
+    read = next(op for op in kop.insts() if op.SPEC.mnemonic == "read")
+    read.attributes["dst"] = StringAttr("s28" + read.attributes["dst"].data[-1])
+    with pytest.raises(DiagnosticError) as e:
+        stream_alloc(kop, CFG)
+    d = e.value.diagnostics[0]
+    assert str(d.loc).startswith(f"{path}:") and d.message.startswith("no value on s")

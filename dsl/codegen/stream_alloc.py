@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.passes import ModulePass
 
-from lpu.arch.isa import DTYPE_BYTES, group_width
+from lpu.arch.isa import DTYPE_BYTES, group_width, runs_on
 from lpu.asm.operands import stream_text
 from lpu.asm.records import Kernel
 from lpu.asm.timing import link_reads, stream_events
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
-from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, op_text, to_kernel
+from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, op_text, sequence_and_time
 
 
 @dataclass(slots=True)
@@ -112,17 +112,30 @@ def kernel_values(kop: KernelOp, cfg, file: str = "<stream-alloc>") -> list[Valu
     """The in-flight values of a kernel that meets every timing rule (else the assembler's
     diagnostics), each with its operands and cells, in allocation order."""
     ops = kop.insts()
-    to_kernel(kop, cfg, file)  # queues, sequencing, ports, stream timing: as lpu-as checks them
     index: dict[int, int] = {}
     insts = []
-    for i, op in enumerate(ops):
-        inst = op.to_inst(cfg, _op_loc(op))
+    diags: list = []
+    for i, op in enumerate(ops):  # what to_kernel checks, at the df ops' locations
+        loc = _op_loc(op)
+        q = cfg.queue_by_name.get(op.unit.data)
+        if q is None or not runs_on(op.SPEC, q.kind):
+            diags.append(error(f"'{op.SPEC.mnemonic}' cannot execute on {op.unit.data}", loc))
+            continue
+        inst = op.to_inst(cfg, loc)
         index[id(inst)] = i
         insts.append(inst)
+    if diags:
+        raise DiagnosticError(diags)
+    by_index = {i: inst for inst in insts for i in [index[id(inst)]]}
     insts.sort(key=lambda x: (x.queue, x.cycle))
-    writes, reads = stream_events(Kernel(kop.sym_name.data, insts, False), cfg)
+    kernel = Kernel(kop.sym_name.data, insts, False)
+    # queues, sequencing, ports, stream timing: a kernel that breaks a rule is not allocated
+    diags = sequence_and_time(kernel, cfg)
+    if diags:
+        raise DiagnosticError(diags)
+    writes, reads = stream_events(kernel, cfg)
     diags = link_reads(writes, reads, cfg)
-    if diags:  # to_kernel passed, so this cannot happen; never allocate on a broken kernel
+    if diags:  # the timing check passed, so this cannot happen
         raise DiagnosticError(diags)
 
     # one node per stream operand, tied to the nodes it must share streams with (union-find)
@@ -172,9 +185,8 @@ def kernel_values(kop: KernelOp, cfg, file: str = "<stream-alloc>") -> list[Valu
             v.appear, v.producer = w.ready, n[0]
         v.last = max(v.last, last.get(id(w), w.ready))
     for n in parent:
-        op = ops[n[0]]
+        op, inst = ops[n[0]], by_index[n[0]]
         o = op.SPEC.operands[n[1]]
-        inst = op.to_inst(cfg)
         fields = {oo.name: a for oo, a in zip(op.SPEC.operands, inst.args)}
         width = group_width(op.SPEC, o, inst.dtype, inst.dtype2, fields)
         align = DTYPE_BYTES[inst.dtype] if o.width == "rows" else width
