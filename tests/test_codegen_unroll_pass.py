@@ -239,3 +239,32 @@ def test_folding_then_expanding_is_the_identity(queues, factor):
     # a run of at least two issues at one spacing, addresses advancing, is never left unfolded
     if factor == 0 and all(len(s) == 1 and s[0][0] >= 2 and s[0][1] <= 65535 and not s[0][9] for s in queues):
         assert count(folded, "repeat") == len(queues)
+
+
+# --- the general path folds its kernels too ----------------------------------------------------
+def test_general_path_kernels_are_folded_and_simulate_as_unrolled():
+    import os
+
+    from lpu.dsl.codegen.unroll import refold
+    from lpu.dsl.interpreter import arg_names, function, random_input
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "softmax.lpu")
+    module = parse_module(open(path).read(), path)
+    c = compile_function(module, "main", CFG, os.path.dirname(path), file=path)
+    folded = kernel_insts(c.kernel, CFG)
+    flat_op = expand_kernel(c.kernel, CFG)
+    flat = kernel_insts(flat_op, CFG)
+    assert count(folded, "repeat") > 0 and count(flat, "repeat") == 0 and len(folded) < len(flat)
+    assert key(refold(flat)) == key(folded)
+    fn = function(module, "main")
+    rng = np.random.default_rng(0)
+    args = {n: random_input(a.type, rng) for n, a in zip(arg_names(fn), fn.body.block.args)}
+    outs = []
+    for kop in (c.kernel, flat_op):
+        k = to_kernel(kop, CFG)
+        obj = emit(Program(CFG.name, CFG, list(c.program.tensors), [], [k], path))
+        with np.errstate(all="ignore"):
+            r = simulate(link_objects([("main", obj)]), inputs=c.inputs(args), outputs=c.output_symbols())
+        assert r.hazards == [] and r.machine.cycles == c.cycles
+        outs.append(c.results(r.outputs)[0])
+    np.testing.assert_array_equal(outs[0], outs[1])

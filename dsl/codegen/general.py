@@ -111,6 +111,8 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
         insts = reuse_sram(insts, storage, fixed, cfg)
     insts += spliced
     insts.sort(key=lambda x: (x.cycle, x.queue))
+    from lpu.dsl.codegen.unroll import refold
+    insts = refold(insts)  # unroll: regular runs as one instruction + repeat; no cycle changes
     kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
     t3 = time.perf_counter()
     kernel = to_kernel(kop, cfg, file)

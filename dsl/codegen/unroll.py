@@ -135,3 +135,9 @@ def fold_kernel(kop, cfg, factor: int = 0):
 def expand_kernel(kop, cfg):
     """A new ``lpu.kernel``: ``kop`` with every ``repeat`` written out (fully unrolled)."""
     return _rebuilt(kop, expand(kernel_insts(kop, cfg)), cfg)
+
+
+def refold(insts: list[Inst], factor: int = 0) -> list[Inst]:
+    """``compact(expand(insts))``: folds a schedule that may already hold ``repeat``s (a
+    called kernel's, spliced in), sorted by (cycle, queue)."""
+    return compact(expand(insts), factor)
