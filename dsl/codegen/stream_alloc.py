@@ -252,7 +252,28 @@ class StreamAllocPass(ModulePass):
 
     def apply(self, ctx, op: ModuleOp) -> None:
         from lpu.arch.config import load_config
+        from lpu.dsl import dialect as D
 
         for k in [k for k in op.walk() if isinstance(k, KernelOp)]:
             cfg = load_config(k.target.data if k.target is not None else None)
             stream_alloc(k, cfg, self.streams, f"<kernel @{k.sym_name.data}>")
+        for k in [k for k in op.ops if isinstance(k, D.KernelOp)]:
+            text_kernel_alloc(op, k, self.streams)
+
+
+def text_kernel_alloc(module: ModuleOp, k, streams: int | None) -> None:
+    """An assembly kernel of a ``.lpu`` module (``df.kernel``: hand-written, or a scheduled
+    ``.s`` file read back): assembled with the module's tensors (its instructions located at
+    their ``.lpu`` lines), allocated, and printed back as its text, one instruction a line."""
+    from lpu.dsl.codegen.passes import _base, _config
+    from lpu.dsl.interpreter import _State
+    from lpu.dsl.kernels import kernel_program, the_kernel
+    from lpu.dsl.lpu_dialect import kernel_text
+
+    cfg = _config(module)
+    state = _State(module, _base(k), {})
+    name = k.sym_name.data
+    kernel = the_kernel(kernel_program(module, name, cfg, lambda sym: state.tensor(sym, state.symbols[sym])), name)
+    kop = KernelOp.build_from(name, [LpuInstOp.from_inst(i, cfg) for i in kernel.insts], kernel.is_global)
+    stream_alloc(kop, cfg, streams)
+    k.attributes["text"] = StringAttr(kernel_text(kop, cfg).rstrip("\n"))
