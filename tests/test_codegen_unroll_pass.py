@@ -268,3 +268,16 @@ def test_general_path_kernels_are_folded_and_simulate_as_unrolled():
         assert r.hazards == [] and r.machine.cycles == c.cycles
         outs.append(c.results(r.outputs)[0])
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_schedule_general_unfolded_then_unroll_is_schedule_general():
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "softmax.lpu")
+    text = open(path).read()
+    ref = print_module(optimize(text, path, "schedule-general"))
+    flat = print_module(optimize(text, path, "schedule-general{fold=false}"))
+    assert "repeat" in ref and "repeat" not in flat
+    assert print_module(optimize(text, path, "schedule-general{fold=false},unroll")) == ref
+    assert print_module(optimize(text, path, "schedule-general,unroll{full=true}")) == flat
+    assert code(assemble(flat, "s.lpu"))[0][2] == code(assemble(ref, "s.lpu"))[0][2] == 416

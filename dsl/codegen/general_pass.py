@@ -24,10 +24,12 @@ class ScheduleGeneralPass(ModulePass):
 
     Every function the GEMV/GEMM stages do not match; its symbols are prefixed by its name.
     Option streams=N: schedule with stream indices 0..N-1 of each direction only (later cycles
-    where they are all taken), so that stream-alloc{streams=N} can allocate the kernel."""
+    where they are all taken), so that stream-alloc{streams=N} can allocate the kernel.
+    Option fold=false: the kernel fully unrolled (no repeat); unroll folds it back."""
 
     name = "schedule-general"
     streams: int | None = None
+    fold: bool = True
 
     def apply(self, ctx, op) -> None:
         from lpu.dsl import dialect as D
@@ -57,6 +59,10 @@ class ScheduleGeneralPass(ModulePass):
                        if isinstance(t, (D.DataOp, D.ReserveOp)) and t.sym_name.data not in declared]
             spliced |= {D.get_sym(c, "callee") for c in func.walk() if isinstance(c, D.CallOp)}
             kernel = c.kernel
+            if not self.fold:
+                from lpu.dsl.codegen.unroll import expand_kernel
+
+                kernel = expand_kernel(kernel, cfg)
             kernel.attributes["target"] = StringAttr(cfg.name)
             for t in tensors:
                 t.detach()

@@ -125,16 +125,28 @@ def _rebuilt(kop, insts: list[Inst], cfg):
     return new
 
 
+def _same(a: list[Inst], b: list[Inst]) -> bool:
+    return len(a) == len(b) and all(x.cycle == y.cycle and x.queue == y.queue and x.spec is y.spec
+                                    and x.dtype == y.dtype and x.dtype2 == y.dtype2 and x.args == y.args
+                                    for x, y in zip(a, b))
+
+
 def fold_kernel(kop, cfg, factor: int = 0):
-    """A new ``lpu.kernel``: ``kop`` with its regular runs folded into ``repeat`` (at most
-    ``factor`` repetitions each if ``factor`` > 0). Existing ``repeat``s are expanded first,
-    so folding a folded kernel gives it back."""
-    return _rebuilt(kop, compact(expand(kernel_insts(kop, cfg)), factor), cfg)
+    """``kop`` with its regular runs folded into ``repeat`` (at most ``factor`` repetitions
+    each if ``factor`` > 0): a new ``lpu.kernel``, or ``kop`` itself if it is folded so
+    already. Existing ``repeat``s are expanded first, so folding a folded kernel gives it back."""
+    insts = kernel_insts(kop, cfg)
+    folded = refold(insts, factor)
+    return kop if _same(insts, folded) else _rebuilt(kop, folded, cfg)
 
 
 def expand_kernel(kop, cfg):
-    """A new ``lpu.kernel``: ``kop`` with every ``repeat`` written out (fully unrolled)."""
-    return _rebuilt(kop, expand(kernel_insts(kop, cfg)), cfg)
+    """``kop`` with every ``repeat`` written out (fully unrolled): a new ``lpu.kernel``, or
+    ``kop`` itself if it holds no ``repeat``."""
+    insts = kernel_insts(kop, cfg)
+    if not any(x.spec is _REPEAT for x in insts):
+        return kop
+    return _rebuilt(kop, expand(insts), cfg)
 
 
 def refold(insts: list[Inst], factor: int = 0) -> list[Inst]:

@@ -111,7 +111,8 @@ def _unroll_kernels(module: ModuleOp, kernels, factor: int, full: bool) -> None:
         name = kop.target.data if kop.target is not None else (target.data if target is not None else None)
         cfg = load_config(name)
         new = expand_kernel(kop, cfg) if full else fold_kernel(kop, cfg, factor)
-        Rewriter.replace_op(kop, new, [])
+        if new is not kop:
+            Rewriter.replace_op(kop, new, [])
 
 
 def _size(func: D.FuncOp) -> int:
