@@ -281,6 +281,10 @@ def test_a_kernel_that_breaks_a_timing_rule_is_not_allocated(tmp_path):
         stream_alloc(kop, CFG)
     d = e.value.diagnostics[0]
     assert str(d.loc).startswith(f"{path}:") and d.message.startswith("no value on s")
+    read.attributes["unit"] = StringAttr("VXM.0")
+    with pytest.raises(DiagnosticError) as e:
+        stream_alloc(kop, CFG)
+    assert [(str(d.loc), d.message) for d in e.value.diagnostics] == [(f"{path}:4:8", "'read' cannot execute on VXM.0")]
 
 
 # --- assembly kernels in a module (df.kernel): a scheduled .s read back, hand-written code ------

@@ -108,7 +108,7 @@ def _op_loc(op: LpuInstOp) -> SourceLoc | None:
     return None
 
 
-def kernel_values(kop: KernelOp, cfg, file: str = "<stream-alloc>") -> list[Value]:
+def kernel_values(kop: KernelOp, cfg) -> list[Value]:
     """The in-flight values of a kernel that meets every timing rule (else the assembler's
     diagnostics), each with its operands and cells, in allocation order."""
     ops = kop.insts()
@@ -119,7 +119,8 @@ def kernel_values(kop: KernelOp, cfg, file: str = "<stream-alloc>") -> list[Valu
         loc = _op_loc(op)
         q = cfg.queue_by_name.get(op.unit.data)
         if q is None or not runs_on(op.SPEC, q.kind):
-            diags.append(error(f"'{op.SPEC.mnemonic}' cannot execute on {op.unit.data}", loc))
+            what = f"cannot execute on {q.name}" if q is not None else f"names an unknown unit '{op.unit.data}'"
+            diags.append(error(f"'{op.SPEC.mnemonic}' {what}", loc))
             continue
         inst = op.to_inst(cfg, loc)
         index[id(inst)] = i
@@ -212,7 +213,7 @@ def allocate(values: list[Value], n: int) -> Value | None:
     return None
 
 
-def stream_alloc(kop: KernelOp, cfg, streams: int | None = None, file: str = "<stream-alloc>") -> list[Value]:
+def stream_alloc(kop: KernelOp, cfg, streams: int | None = None) -> list[Value]:
     """Allocates a stream group to every in-flight value of ``kop`` in place, using stream
     indices ``0 .. streams-1`` of each direction; the values with their groups (``base``).
     A value that fits nowhere is a ``DiagnosticError`` at its producer's location."""
@@ -221,7 +222,7 @@ def stream_alloc(kop: KernelOp, cfg, streams: int | None = None, file: str = "<s
         raise DiagnosticError(error(f"stream-alloc: streams={n} is not between 1 and the {cfg.streams} streams "
                                     f"of each direction of {cfg.name}"))
     ops = kop.insts()
-    values = kernel_values(kop, cfg, file)
+    values = kernel_values(kop, cfg)
     v = allocate(values, n)
     if v is not None and allocate(sorted(values, key=lambda u: -u.width), n) is None:
         v = None  # first fit fragmented the streams; the widest values first fit them
@@ -256,7 +257,7 @@ class StreamAllocPass(ModulePass):
 
         for k in [k for k in op.walk() if isinstance(k, KernelOp)]:
             cfg = load_config(k.target.data if k.target is not None else None)
-            stream_alloc(k, cfg, self.streams, f"<kernel @{k.sym_name.data}>")
+            stream_alloc(k, cfg, self.streams)
         for k in [k for k in op.ops if isinstance(k, D.KernelOp)]:
             text_kernel_alloc(op, k, self.streams)
 
