@@ -192,7 +192,7 @@ segment = st.tuples(
     st.integers(1, 30),                      # issues in the run
     st.integers(1, 70000),                   # their spacing (beyond a count field sometimes)
     st.integers(1, 9),                       # the gap before the run
-    st.sampled_from(["a", "b"]),             # symbol
+    st.sampled_from(["a", "b", None]),       # symbol (None: an absolute address)
     st.integers(0, 50),                      # first offset
     st.sampled_from(["i8", "f16", "i32"]),   # element type (one vector: 1, 2, 4 words)
     st.sampled_from([None, 0, 3, -2]),       # explicit stride (None: the default)
@@ -219,7 +219,7 @@ def _build(queues):
                     step = w if stride is None else stride
                     field = 0 if stride is None else (stride & 0xFFFF) | (1 << 16)
                     a = off + (0 if irregular else k * step)
-                    args = (SymRef(sym, a), stream, field)
+                    args = (SymRef(sym, a) if sym else 100 + a, stream, field)
                 insts.append(Inst(t, q, spec, dt, None, args))
                 t += d
     return sorted(insts, key=lambda x: (x.cycle, x.queue))

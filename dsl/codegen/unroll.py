@@ -40,8 +40,8 @@ def _repeated(inst: Inst, k: int) -> tuple:
     """The operands of the ``k``-th repetition of ``inst``: only ``addr`` operands advance
     (a ``permute``'s table, for one, stays where it is)."""
     step = _step(inst)
-    return tuple(SymRef(a.symbol, a.offset + k * step) if isinstance(a, SymRef) and o.kind.name == "addr" else a
-                 for o, a in zip(inst.spec.operands, inst.args))
+    return tuple(a if o.kind.name != "addr" else SymRef(a.symbol, a.offset + k * step) if isinstance(a, SymRef)
+                 else a + k * step for o, a in zip(inst.spec.operands, inst.args))
 
 
 def _foldable(inst: Inst) -> bool:
@@ -49,11 +49,36 @@ def _foldable(inst: Inst) -> bool:
     return "any" not in inst.spec.units
 
 
+_ADDR: dict[str, tuple[int, ...]] = {}  # mnemonic -> positions of its addr operands
+
+
+def _addr_positions(spec) -> tuple[int, ...]:
+    p = _ADDR.get(spec.mnemonic)
+    if p is None:
+        p = _ADDR[spec.mnemonic] = tuple(i for i, o in enumerate(spec.operands) if o.kind.name == "addr")
+    return p
+
+
 def _follows(a: Inst, b: Inst, k: int) -> bool:
     """Whether ``b`` is what the ``k``-th repetition of ``a`` issues."""
     if b.spec is not a.spec or b.dtype != a.dtype or b.dtype2 != a.dtype2:
         return False
-    return b.args == _repeated(a, k)
+    addr = _addr_positions(a.spec)
+    if not addr:
+        return b.args == a.args
+    step = None
+    for i, (x, y) in enumerate(zip(a.args, b.args)):
+        if i in addr:
+            if step is None:
+                step = _step(a)
+            if isinstance(x, SymRef):
+                if not isinstance(y, SymRef) or y.symbol != x.symbol or y.offset != x.offset + k * step:
+                    return False
+            elif isinstance(y, SymRef) or y != x + k * step:  # an absolute address
+                return False
+        elif x != y:
+            return False
+    return True
 
 
 def _by_queue(insts: list[Inst]) -> list[list[Inst]]:
