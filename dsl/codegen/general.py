@@ -73,6 +73,7 @@ class VectorCompiled:
 def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<codegen>",
                     prefix: str = "") -> VectorCompiled:
     from lpu.dsl import types as T
+    from lpu.dsl.frontend import loc_of
     from lpu.dsl.interpreter import _State, arg_names, function
     from lpu.dsl.kernels import kernel_program
     from lpu.dsl.passes import run_pipeline
@@ -96,7 +97,7 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     args = {}
     for aname, arg in zip(arg_names(fn), fn.body.block.args):
         v = storage.alloc(f"in_{aname}", tuple(T.shape_of(arg.type)), T.elem_of(arg.type), None, True,
-                          weights=arg in low.weights, fixed=True)
+                          loc_of(fn), weights=arg in low.weights, fixed=True)
         low.values[arg] = args[aname] = v
     outs = []
     for op in fn.body.block.ops:
