@@ -16,7 +16,7 @@ from lpu.asm.timing import issues_of
 from lpu.diagnostics import DiagnosticError
 from lpu.dsl.cli import optimize
 from lpu.dsl.codegen import compile_function
-from lpu.dsl.codegen.unroll import compact, expand, expand_kernel, fold_kernel, kernel_insts
+from lpu.dsl.codegen.unroll import compact, expand, expand_kernel, fold_kernel, kernel_insts, refold
 from lpu.dsl.frontend import parse_module
 from lpu.dsl.interpreter import run_function
 from lpu.dsl.lpu_dialect import KernelOp, to_kernel
@@ -236,6 +236,10 @@ def test_folding_then_expanding_is_the_identity(queues, factor):
         if x.spec.mnemonic == "repeat":
             n, d = x.args
             assert 1 <= n <= (factor or 65535) and 1 <= d <= 65535
+    # kept instructions (a called kernel's, spliced in) stay as they are and end runs
+    kept = insts[::3]
+    out = refold(insts, factor, keep=kept)
+    assert key(expand(out)) == key(insts) and {id(x) for x in kept} <= {id(x) for x in out}
     # a run of at least two issues at one spacing, addresses advancing, is never left unfolded
     if factor == 0 and all(len(s) == 1 and s[0][0] >= 2 and s[0][1] <= 65535 and not s[0][9] for s in queues):
         assert count(folded, "repeat") == len(queues)
@@ -245,7 +249,6 @@ def test_folding_then_expanding_is_the_identity(queues, factor):
 def test_general_path_kernels_are_folded_and_simulate_as_unrolled():
     import os
 
-    from lpu.dsl.codegen.unroll import refold
     from lpu.dsl.interpreter import arg_names, function, random_input
 
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "softmax.lpu")

@@ -113,7 +113,7 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     insts += spliced
     insts.sort(key=lambda x: (x.cycle, x.queue))
     from lpu.dsl.codegen.unroll import refold
-    insts = refold(insts)  # unroll: regular runs as one instruction + repeat; no cycle changes
+    insts = refold(insts, keep=spliced)  # unroll: regular runs as one instruction + repeat; no cycle changes
     kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
     t3 = time.perf_counter()
     kernel = to_kernel(kop, cfg, file)

@@ -88,10 +88,11 @@ def _by_queue(insts: list[Inst]) -> list[list[Inst]]:
     return list(queues.values())
 
 
-def compact(insts: list[Inst], factor: int = 0) -> list[Inst]:
+def compact(insts: list[Inst], factor: int = 0, keep: frozenset[int] = frozenset()) -> list[Inst]:
     """Fold runs into ``repeat`` (see the module doc); at most ``factor`` repetitions per
     ``repeat`` if ``factor`` > 0 (a longer run becomes several instruction + ``repeat``
-    pairs). ``insts`` must hold no ``repeat`` (``expand`` first). The result is sorted by
+    pairs). Instructions whose ``id`` is in ``keep`` stay as they are and end a run.
+    ``insts`` must hold no other ``repeat`` (``expand`` first). The result is sorted by
     (cycle, queue)."""
     most = min(factor, _COUNT_MAX) if factor > 0 else _COUNT_MAX
     out: list[Inst] = []
@@ -100,10 +101,10 @@ def compact(insts: list[Inst], factor: int = 0) -> list[Inst]:
         while i < len(q):
             a = q[i]
             run, d = 1, None
-            while _foldable(a) and i + run < len(q) and run <= most:
+            while _foldable(a) and id(a) not in keep and i + run < len(q) and run <= most:
                 b = q[i + run]
                 gap = b.cycle - q[i + run - 1].cycle
-                if (d is not None and gap != d) or gap > _COUNT_MAX or not _follows(a, b, run):
+                if (d is not None and gap != d) or gap > _COUNT_MAX or id(b) in keep or not _follows(a, b, run):
                     break
                 d = gap
                 run += 1
@@ -174,7 +175,12 @@ def expand_kernel(kop, cfg):
     return _rebuilt(kop, expand(insts), cfg)
 
 
-def refold(insts: list[Inst], factor: int = 0) -> list[Inst]:
-    """``compact(expand(insts))``: folds a schedule that may already hold ``repeat``s (a
-    called kernel's, spliced in), sorted by (cycle, queue)."""
-    return compact(expand(insts), factor)
+def refold(insts: list[Inst], factor: int = 0, keep: list[Inst] = ()) -> list[Inst]:
+    """``compact(expand(insts))``: folds a schedule that may already hold ``repeat``s, sorted
+    by (cycle, queue). The instructions of ``keep`` (a called kernel's, spliced in as written)
+    are left exactly as they are, their ``repeat``s included."""
+    kept = frozenset(id(x) for x in keep)
+    if not kept:
+        return compact(expand(insts), factor)
+    return compact(expand([x for x in insts if id(x) not in kept]) + [x for x in insts if id(x) in kept],
+                   factor, kept)
