@@ -19,7 +19,7 @@ from lpu.dsl.codegen import compile_function
 from lpu.dsl.codegen.unroll import compact, expand, expand_kernel, fold_kernel, kernel_insts, refold
 from lpu.dsl.frontend import parse_module
 from lpu.dsl.interpreter import run_function
-from lpu.dsl.lpu_dialect import KernelOp, to_kernel
+from lpu.dsl.lpu_dialect import to_kernel
 from lpu.dsl.printer import print_module
 from lpu.linker.link import link_objects
 from lpu.sim.cli import simulate
