@@ -49,6 +49,7 @@ def main(quick: bool = False) -> None:
         t_alloc = time.perf_counter() - t0
         to_kernel(kop, cfg, path)
         print(f"{name} values: {len(values)} values")
+        print(f"{name} cycles (default): {c.cycles} cycles")
         print(f"{name} stream-alloc: {t_alloc:.2f} s")
         print(f"{name} stream-alloc/compile time: {t_alloc / t_compile:.2f}x")
         print(f"{name} streams used (scheduler): {_used(c.kernel, cfg)} streams")

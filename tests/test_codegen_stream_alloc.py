@@ -328,3 +328,18 @@ def test_hand_written_kernels(example, output, cycles, moved):
         code.append(sorted((i.cycle, i.queue, i.spec.mnemonic, i.args) for i in prog.kernels[0].insts))
     assert outs[0].tobytes() == outs[1].tobytes()
     assert [c[:3] for c in code[0]] == [c[:3] for c in code[1]] and (code[0] != code[1]) == moved  # only streams
+
+
+def test_the_kernels_own_groups_are_the_last_resort(monkeypatch):
+    """When neither order fits but the scheduler's groups lie within the limit, they are kept
+    (so schedule-general{streams=N},stream-alloc{streams=N} always allocates)."""
+    import lpu.dsl.codegen.stream_alloc as SA
+
+    path = os.path.join(EXAMPLES, "softmax.lpu")
+    c, _ = _compile(open(path).read(), path, 8)
+    monkeypatch.setattr(SA, "allocate", lambda values, n: values[0])  # first fit "fails" every time
+    kop = c.kernel.clone()
+    stream_alloc(kop, CFG, 8)
+    assert _streams(kop) == _streams(c.kernel)
+    with pytest.raises(DiagnosticError):  # below the kernel's own streams nothing is left
+        stream_alloc(c.kernel.clone(), CFG, 4)

@@ -22,8 +22,10 @@ is a separate choice. This pass makes that choice again, on its own, for the who
    table's group width; ``lw`` rows: the element width) and whose cells are all free. First
    fit can strand a 16-stream value (an ``lw`` of 16 rows, a ``transpose``) among narrow ones
    where the scheduler's own choice fitted (the decoder layer); then the allocation is made
-   once more with the widest values first (the same order within a width). Then every
-   producer's and reader's stream operand is rewritten. Deterministic.
+   once more with the widest values first (the same order within a width); when that fails
+   too but the kernel's own groups lie within the limit, they are kept (a kernel that meets
+   every timing rule is an allocation). Then every producer's and reader's stream operand is
+   rewritten. Deterministic.
 
 A value that finds no group is a ``DiagnosticError`` at its producer's location (the ``df`` op
 an ``lpu`` op came from): the scheduler that made the kernel can be run again with the same
@@ -226,6 +228,12 @@ def stream_alloc(kop: KernelOp, cfg, streams: int | None = None) -> list[Value]:
     v = allocate(values, n)
     if v is not None and allocate(sorted(values, key=lambda u: -u.width), n) is None:
         v = None  # first fit fragmented the streams; the widest values first fit them
+    if v is not None and all(u.span[1] <= n for u in values):
+        # the kernel's own groups fit the limit: they are an allocation (it meets every timing
+        # rule, so no two values share a cell), so schedule-general{streams=N} always allocates
+        for u in values:
+            u.base = u.span[0]
+        v = None
     if v is not None:
         p0, p1 = v.positions
         producer = ops[v.producer]
