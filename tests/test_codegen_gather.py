@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lpu.compile import compile_source, matches, run_source
 from lpu.driver import main as lpu_main
@@ -101,3 +103,37 @@ index that moves along the last axis or cuts its vectors yet
   %s = slice %x, %i {offsets = [0], sizes = [320], step = [1]}
        ^~~~~
 '''
+
+
+def _tt(shape, e):
+    return "tensor<" + "".join(f"{d}x" for d in shape) + e + ">"
+
+
+@st.composite
+def lookups(draw):
+    """A window of rows of a (batched) tensor — an argument, or computed, so copied into a
+    table — picked by a run-time index drawn in range."""
+    e = draw(st.sampled_from(["i8", "i16", "i32", "f16", "bf16", "f32"]))
+    rows = draw(st.integers(2, 6))
+    lead = draw(st.sampled_from([(), (2,)]))
+    shape = lead + (rows, draw(st.sampled_from([1, 7, 320, 333, 650])))
+    size = draw(st.integers(1, rows - 1))
+    i = draw(st.integers(0, rows - size))
+    pre = draw(st.sampled_from(["", "  %t = add %x, %x\n", "  %t = neg %x\n"]))
+    offsets, sizes, step = [0] * len(shape), list(shape), [0] * len(shape)
+    sizes[-2], step[-2] = size, 1
+    if lead and draw(st.booleans()):
+        offsets[0], sizes[0] = 1, 1
+    text = (f'target "lpu-v1"\nfunc @main(%x: {_tt(shape, e)}, %i: tensor<i32>) -> {_tt(tuple(sizes), e)} {{\n'
+            f"{pre}  %s = slice {'%t' if pre else '%x'}, %i {{offsets = {offsets}, sizes = {sizes}, step = {step}}}\n"
+            "  return %s\n}\n")
+    return text, i
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lookups(), st.integers(0, 3))
+def test_random_lookups_match_the_interpreter_bit_for_bit(prog, seed):
+    text, i = prog
+    out = run_source(text, "lookup.lpu", {"i": np.array(i, np.int32)}, check=True, seed=seed)
+    assert out.hazards == [], text
+    assert out.result.tobytes() == out.reference.tobytes(), text

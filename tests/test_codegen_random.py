@@ -1,11 +1,13 @@
 """Random small ``df`` programs (random shapes, element types and op chains: elementwise ops
-with broadcasting, casts, reductions, matmuls, slices, reshapes, concats) compile, run on
+with broadcasting, casts, reductions, matmuls, slices — also by a run-time index —, reshapes,
+concats) compile, run on
 the simulator with zero hazards, and match the reference interpreter: bit for bit, except
 after a float lane sum (the rotate tree adds in another order), where the stated tolerance
 applies."""
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +32,7 @@ def programs(draw):
     lines = []
     cur = "%a0"
     exact = True
+    given_inputs = {}  # run-time slice indices: drawn in range (a random i32 would not be)
     for i in range(draw(st.integers(1, 5))):
         v = f"%v{i}"
         choices = ["binary", "unary", "cast", "reduce_max", "reshape", "concat"]
@@ -41,6 +44,8 @@ def programs(draw):
             choices.append("reduce_sum")
         if shape[0] * shape[1] <= 700:
             choices.append("transpose")
+        if shape[0] > 1:
+            choices.append("row")
         kind = draw(st.sampled_from(choices))
         if kind == "binary":
             op = draw(st.sampled_from(["add", "sub", "mul", "max", "min"]))
@@ -89,6 +94,14 @@ def programs(draw):
             off = draw(st.integers(0, shape[-1] - size))
             lines.append(f"  {v} = slice {cur} {{offsets = [0, {off}], sizes = [{shape[0]}, {size}]}}")
             shape = (shape[0], size)
+        elif kind == "row":  # rows picked by a run-time index: MEM gathers
+            size = draw(st.integers(1, shape[0] - 1))
+            name = f"a{len(args)}"
+            args.append((name, (), "i32"))
+            given_inputs[name] = np.array(draw(st.integers(0, shape[0] - size)), np.int32)
+            lines.append(f"  {v} = slice {cur}, %{name} {{offsets = [0, 0], sizes = [{size}, {shape[1]}], "
+                         f"step = [1, 0]}}")
+            shape = (size, shape[1])
         else:
             lines.append(f"  {v} = {kind} {cur} {{axis = -1}}")
             if kind == "reduce_sum":
@@ -100,14 +113,14 @@ def programs(draw):
     params = ", ".join(f"%{a}: {ttype(s, e)}" for a, s, e in args)
     text = (f'target "lpu-v1"\nfunc @main({params}) -> {ttype(shape, elem)} {{\n' + "\n".join(lines) +
             f"\n  return {cur}\n}}\n")
-    return text, exact
+    return text, exact, given_inputs
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs(), st.integers(0, 3))
 def test_random_programs_match_the_interpreter(prog, seed):
-    text, exact = prog
-    out = run_source(text, "random.lpu", check=True, seed=seed)
+    text, exact, inputs = prog
+    out = run_source(text, "random.lpu", inputs, check=True, seed=seed)
     assert out.hazards == [], text
     if exact:
         assert out.result.tobytes() == out.reference.tobytes() and out.result.dtype == out.reference.dtype, text

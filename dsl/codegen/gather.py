@@ -126,11 +126,17 @@ class GatherLowering:
         scale = per_index * DTYPE_BYTES[x.elem]  # words
         i = self.convert(self.values[op.index], INDEX, loc)
         words = self.scaled_int(i, "mul", scale, loc) if scale != 1 else i
+        index = words.vecs[0]
+        if index.slice == table.vecs[0].slice:  # one read port cannot serve the index and the gather
+            moved = self.st.alloc_vec(f"t{self._n + 1}", INDEX, {index.slice}, loc)
+            self._n += 1
+            self.snips.append(Snippet("mov", INDEX, [Src(index, INDEX)], moved, INDEX, None, None, 0, loc))
+            index = moved
         out = self.temp(tuple(T.shape_of(op.result.type)), x.elem, loc)
         dst = iter(out.vecs)
         for r in rows:
             for c in range(c0, c1):
-                self.snips.append(GatherJob(words.vecs[0], table.vecs[int(r) * C + c], table.vecs, next(dst),
+                self.snips.append(GatherJob(index, table.vecs[int(r) * C + c], table.vecs, next(dst),
                                             x.elem, loc))
         return out
 
