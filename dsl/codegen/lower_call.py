@@ -15,9 +15,9 @@ its own cycles, units and streams, so the function runs around it, not through i
    function's own (rows of whole vectors, or one row), copied out when a later kernel call
    could overwrite it, regathered when its rows do not start on vector boundaries.
 
-A ``get`` of a tensor after a kernel call that writes it would read what the kernel left,
-which the code generator (that reads a ``data`` tensor's contents at compile time) cannot
-know: a diagnostic.
+A ``get`` of a tensor after a kernel call that writes it (or whose ``inputs`` name it) would
+read what the run left there, which the code generator (that reads a ``data`` tensor's
+contents at compile time) cannot know: a diagnostic.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class CallLowering:
         for v, sym in zip(op.args, ins):
             self.to_tensor(self.values[v], tensors[sym], op, loc)
         self.snips.append(KernelCall(kernel, loc))
-        self.kernel_writes |= writes
+        self.kernel_writes |= writes | set(ins)  # (the call itself writes the inputs)
         later = any(isinstance(o, D.CallOp) for o in _after(op))
         for res, sym in zip(op.res, outs):
             self.values[res] = self.from_tensor(tensors[sym], tuple(T.shape_of(res.type)), later, op, loc)
