@@ -47,9 +47,11 @@ DEFAULT_PIPELINE = "inline,unroll,df-decompose,canonicalize,cse,dce"
 def context() -> Context:
     from xdsl.dialects.builtin import Builtin
     from lpu.dsl.dialect import Df
+    from lpu.dsl.lpu_dialect import Lpu
     ctx = Context()
     ctx.load_dialect(Builtin)
     ctx.load_dialect(Df)
+    ctx.load_dialect(Lpu)  # scheduled kernels, in MLIR text too (lpu-opt k.mlir -p stream-alloc)
     return ctx
 
 
