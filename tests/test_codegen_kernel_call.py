@@ -213,6 +213,11 @@ k.lpu:2:6: note: '@a' is defined here
 data @a : tensor<320xi8> = [0]
      ^~
 """),
+    (HEAD + "reserve @h : tensor<320xi8> in MEM_E\n" + CALL.replace("[@a, @b]", "[@a, @h]"), """k.lpu:13:8: \
+error: the code generator needs '@h' in one MEM slice ('in MEM_W0', …) to pass values to and from a kernel through it
+  %s = call @vadd(%x, %y) {inputs = [@a, @h], outputs = [@sum]}
+       ^~~~
+"""),
 ])
 def test_what_cannot_compile_is_a_diagnostic(src, want, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
