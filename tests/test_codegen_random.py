@@ -8,6 +8,7 @@ applies."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -116,9 +117,7 @@ def programs(draw):
     return text, exact, given_inputs
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(programs(), st.integers(0, 3))
-def test_random_programs_match_the_interpreter(prog, seed):
+def _check(prog, seed):
     text, exact, inputs = prog
     out = run_source(text, "random.lpu", inputs, check=True, seed=seed)
     assert out.hazards == [], text
@@ -126,3 +125,18 @@ def test_random_programs_match_the_interpreter(prog, seed):
         assert out.result.tobytes() == out.reference.tobytes() and out.result.dtype == out.reference.dtype, text
     else:
         assert out.matches, text
+
+
+# the default run draws the same 30 programs every time (its length and outcome do not depend
+# on the draw); the slow suite (`make test-slow`) explores 300 fresh ones
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(), st.integers(0, 3))
+def test_random_programs_match_the_interpreter(prog, seed):
+    _check(prog, seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(), st.integers(0, 3))
+def test_many_random_programs_match_the_interpreter(prog, seed):
+    _check(prog, seed)

@@ -24,7 +24,9 @@ import math
 
 import numpy as np
 
+from lpu.arch.isa import DTYPE_BYTES
 from lpu.asm.operands import parse_imm
+from lpu.asm.records import SymRef
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
 from lpu.dsl.codegen.gather import GatherLowering
@@ -248,6 +250,15 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering):
                                             Src(x.vecs[int(r) * C + a + 1], e, ("shift", L - off))], dst, loc=loc)
         return out
 
+    def lane_map(self, lane: int, loc) -> SymRef:
+        """The SXM ``permute`` table that sends ``lane`` to every lane (i16 lane numbers, one
+        constant vector per lane, shared)."""
+        cache = self.__dict__.setdefault("_maps", {})
+        if lane not in cache:
+            m = self.const(np.full(self.lanes, lane, np.int16), "i16", loc).vecs[0]
+            cache[lane] = SymRef(m.symbol, m.row * DTYPE_BYTES["i16"])
+        return cache[lane]
+
     def lane_mask(self, n: int, elem: str, loc, lo: int = 0, copy: int = 0):
         """A constant vector: 1 in lanes [lo, n), 0 elsewhere (one per shape, shared; ``copy``:
         another copy, in another slice, so that many reads of one mask need not share a port)."""
@@ -289,8 +300,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering):
         Each output vector is cut into runs of lanes taken from one source vector at one
         offset: the first run is the source shifted into place (through an SXM when the
         offset is not 0), every further run is joined with ``select`` on a lane mask. A splat
-        result (last dimension 1) takes its element's lane with ``select`` (the rest the
-        type's minimum) and spreads it with a lane maximum (``rotate_tree``), exactly."""
+        result (last dimension 1) is its element's lane spread by the SXM's ``permute``."""
         L = self.lanes
         out = self.temp(shape, elem, loc)
         N = out.N
@@ -304,17 +314,11 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering):
             return x.vec(r, col // L, L), col % L
 
         if out.splat:
-            low = -np.inf if elem in T.FLOATS else np.iinfo(T.dtype(elem)).min
-            neutral = self.const(np.full(L, low).astype(T.dtype(elem)), elem, loc).vecs[0]
             for k in range(out.rows):
                 v, lane = source(k)
-                if lane is None:  # already splat: a copy
-                    self.emit("mov", elem, [Src(v, elem)], out.vecs[k], loc=loc)
-                    continue
-                t = self.temp((L,), elem, loc).vecs[0]
-                self.emit("select", elem, [Src(self.lane_mask(lane + 1, elem, loc, lane), elem), Src(v, elem),
-                                           Src(neutral, elem)], t, loc=loc)
-                self.rotate_tree(t, "max", elem, out.vecs[k], loc)
+                # already splat: a copy; else the SXM's permute spreads the lane (a map of one entry)
+                src = Src(v, elem) if lane is None else Src(v, elem, ("permute", self.lane_map(lane, loc)))
+                self.emit("mov", elem, [src], out.vecs[k], loc=loc)
             return out
         C = out.cols(L)
         for r in range(out.rows):
