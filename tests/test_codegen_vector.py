@@ -566,3 +566,18 @@ def test_sram_reuse_never_overlaps_two_lives_in_one_word():
         assert list(st_.symbols) == ["sram_mem_w0"]
 
     check()
+
+
+def test_a_row_transposed_to_a_column_is_one_permute_a_row():
+    """Each of the 650 splat rows is lane k of x spread by the SXM's permute (a one-lane map):
+    with a select and a rotate-max tree per row this took 28,409 cycles (and minutes to compile)."""
+    src = '''target "lpu-v1"
+func @main(%x: tensor<1x650xi32>) -> tensor<650x1xi32> {
+  %t = transpose %x {perm = [1, 0]}
+  return %t
+}
+'''
+    out = run(src)
+    assert out.hazards == [] and out.matches and out.cycles == 1396
+    text = out.compiled.assembly()
+    assert text.count(" permute.i32 ") == 650 and " rotate." not in text
