@@ -137,3 +137,21 @@ def test_random_lookups_match_the_interpreter_bit_for_bit(prog, seed):
     out = run_source(text, "lookup.lpu", {"i": np.array(i, np.int32)}, check=True, seed=seed)
     assert out.hazards == [], text
     assert out.result.tobytes() == out.reference.tobytes(), text
+
+
+def test_a_window_outside_the_tensor_at_index_0_is_a_diagnostic(tmp_path, monkeypatch, capsys):
+    # rows 3 and 4 of 4 at index 0 (the interpreter accepts index -2): the gathers would start
+    # past the table; it compiled to a wrong result before
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.lpu").write_text('''target "lpu-v1"
+func @main(%x: tensor<4x320xi8>, %i: tensor<i32>) -> tensor<2x320xi8> {
+  %s = slice %x, %i {offsets = [3, 0], sizes = [2, 320], step = [1, 0]}
+  return %s
+}
+''')
+    assert lpu_main(["compile", "s.lpu", "-o", "s.lpx"]) == 1
+    assert capsys.readouterr().err == '''s.lpu:3:8: error: the code generator does not compile a slice with a run-time \
+index whose window at index 0 lies outside the tensor yet
+  %s = slice %x, %i {offsets = [3, 0], sizes = [2, 320], step = [1, 0]}
+       ^~~~~
+'''

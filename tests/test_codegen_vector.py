@@ -291,8 +291,9 @@ GATHERS = {
 
 @pytest.mark.parametrize("name", sorted(GATHERS))
 def test_lanes_moved_between_vectors(name):
-    """reshapes that change the last dimension, one-lane slices (made splat), concats inside
-    vectors, small transposes: runs of lanes shifted into place and joined by select."""
+    """reshapes that change the last dimension, concats inside vectors, small transposes: runs
+    of lanes shifted into place and joined by select; a splat result (a one-lane slice, a
+    reshape to [..., 1]): its lane spread by an SXM permute."""
     arg, res, op = GATHERS[name]
     src = f'''target "lpu-v1"
 func @main(%x: {arg}) -> {res} {{

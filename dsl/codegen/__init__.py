@@ -56,19 +56,23 @@ class Compiled:
 
 
 def assembly_text(func: str, program: Program, kernel: KernelOp, cycles: int, source: str = "") -> str:
-    from lpu.arch.layout import from_sram
-
     cfg = program.config
     out = [f"// {func}: compiled from {source or 'a df function'}; {cycles} cycles",
            f'target "{cfg.name}"', ""]
-    for t in program.tensors:
-        head = ("global " if t.is_global else "") + ("data" if t.image is not None else "reserve")
-        line = f"{head} @{t.name} : {tensor_type(t.shape, t.dtype)} in {t.placement}"
-        if t.image is not None:
-            line += f' = hex"{from_sram(t.image, t.shape, t.dtype, cfg.lanes).tobytes().hex()}"'
-        out.append(line)
+    out += [tensor_declaration(t, cfg) for t in program.tensors]
     out.append("")
     return "\n".join(out) + kernel_text(kernel, cfg)
+
+
+def tensor_declaration(t, cfg) -> str:
+    """An SRAM tensor record as its ``.lpu`` declaration (contents as exact bytes in hex)."""
+    from lpu.arch.layout import from_sram
+
+    head = ("global " if t.is_global else "") + ("data" if t.image is not None else "reserve")
+    line = f"{head} @{t.name} : {tensor_type(t.shape, t.dtype)} in {t.placement}"
+    if t.image is not None:
+        line += f' = hex"{from_sram(t.image, t.shape, t.dtype, cfg.lanes).tobytes().hex()}"'
+    return line
 
 
 def compile_function(module: ModuleOp, name: str, cfg, base_dir: str = ".", max_planes: int | None = None,

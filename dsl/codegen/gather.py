@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lpu.arch.isa import DTYPE_BYTES
+from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.operands import stream_field
 from lpu.asm.records import SymRef
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
@@ -34,7 +34,9 @@ from lpu.dsl.codegen.snippets import Snippet, Src
 from lpu.dsl.codegen.streams import Segment
 from lpu.dsl.codegen.vector import Vec, VValue, unsupported
 
-INDEX = "i32"  # the gather's index operand: lane 0 of an i32 vector (a 4-stream group)
+#: the gather's index operand: lane 0 of an integer vector as wide as its stream group (ISA table)
+INDEX = next(t for t, b in DTYPE_BYTES.items() if t.startswith("i") and
+             b == int(next(o.width for o in BY_MNEMONIC["gather"].operands if o.name == "index")))
 
 
 @dataclass(slots=True)
@@ -115,8 +117,11 @@ class GatherLowering:
         if step[-1] != 0 or not (x.splat or (o % L == 0 and (n % L == 0 or o + n == x.N))):
             raise unsupported(op, "a slice with a run-time index that moves along the last axis or cuts its "
                                   "vectors")
-        C = x.cols(L)
         lead = x.shape[:-1]
+        if any(a + b > d for a, b, d in zip(offsets[:-1], sizes[:-1], lead)):
+            # the gathers' addresses are the window's vectors at index 0 (plus the index's offset)
+            raise unsupported(op, "a slice with a run-time index whose window at index 0 lies outside the tensor")
+        C = x.cols(L)
         idx = np.arange(x.rows).reshape(lead) if lead else np.zeros((), int)
         rows = idx[tuple(slice(a, a + b) for a, b in zip(offsets[:-1], sizes[:-1]))].reshape(-1) if lead else [0]
         row_strides = [int(np.prod(lead[d + 1:])) for d in range(len(lead))]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import StringAttr
 from xdsl.passes import ModulePass
 
 
@@ -35,9 +34,9 @@ class ScheduleGeneralPass(ModulePass):
         from lpu.dsl import dialect as D
         from lpu.dsl.codegen import is_gemv
         from lpu.dsl.codegen.general import compile_general
-        from lpu.dsl.codegen.passes import _base, _config, _funcs
+        from lpu.dsl.codegen.passes import _base, _config, _funcs, insert_compiled
         from lpu.dsl.codegen.streams import stream_limit
-        from lpu.dsl.frontend import loc_of, parse_module
+        from lpu.dsl.frontend import loc_of
 
         cfg = _config(op)
         if self.streams is not None and not 1 <= self.streams <= cfg.streams:
@@ -54,20 +53,8 @@ class ScheduleGeneralPass(ModulePass):
             loc = loc_of(func)
             with stream_limit(self.streams):
                 c = compile_general(op, name, cfg, _base(func), loc.file if loc else "<lpu-opt>", f"{name}_")
-            header = c.assembly().split("\n\nglobal kernel", 1)[0]
-            tensors = [t for t in parse_module(header, "<schedule-general>").ops
-                       if isinstance(t, (D.DataOp, D.ReserveOp)) and t.sym_name.data not in declared]
-            spliced |= {D.get_sym(c, "callee") for c in func.walk() if isinstance(c, D.CallOp)}
-            kernel = c.kernel
-            if not self.fold:
-                from lpu.dsl.codegen.unroll import expand_kernel
-
-                kernel = expand_kernel(kernel, cfg)
-            kernel.attributes["target"] = StringAttr(cfg.name)
-            for t in tensors:
-                t.detach()
-                op.body.block.insert_op_before(t, func)
-            op.body.block.insert_op_before(kernel, func)
+            insert_compiled(op, func, c, cfg, self.fold, frozenset(declared))
+            spliced |= {D.get_sym(call, "callee") for call in func.walk() if isinstance(call, D.CallOp)}
         for func in _funcs(op):  # after all are compiled: a function may call another
             if not is_gemv(op, func.sym_name.data):
                 func.detach()

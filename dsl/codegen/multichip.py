@@ -288,19 +288,13 @@ class MultiCompiled:
     def chip_assembly(self, c: int, source: str = "") -> str:
         """Chip ``c``'s program as one ``.lpu`` assembly file (tensors with their placements and
         bytes, then its kernels in run order): ``lpu-as`` makes the chip's object from it."""
-        from lpu.arch.layout import from_sram
-        from lpu.asm.printer import tensor_type
+        from lpu.dsl.codegen import tensor_declaration
 
         code = self.chips[c]
         cfg = code.cfg
         out = [f"// {chip_name(c)} of @{self.func}: compiled from {source or 'a df function'}; "
                f"{len(code.kernels)} kernel(s), {code.length} cycles", f'target "{cfg.name}"', ""]
-        for t in code.tensors:
-            head = ("global " if t.is_global else "") + ("data" if t.image is not None else "reserve")
-            line = f"{head} @{t.name} : {tensor_type(t.shape, t.dtype)} in {t.placement}"
-            if t.image is not None:
-                line += f' = hex"{from_sram(t.image, t.shape, t.dtype, cfg.lanes).tobytes().hex()}"'
-            out.append(line)
+        out += [tensor_declaration(t, cfg) for t in code.tensors]
         return "\n".join(out) + "\n" + "\n".join("\n" + kernel_text(k, cfg) for k in code.kernels)
 
     def assembly(self, source: str = "") -> str:

@@ -74,14 +74,19 @@ def _earliest(start: int, fits, horizon: int, what: str, loc) -> int:
     return c
 
 
+def _mxm_timing(job, s) -> tuple[int, int, int, int, int]:
+    """A job's weight width, rows a ``lw`` takes (a stream a row, within the stream limit),
+    ``mm`` occupancy, ``acc`` latency and accumulator width (the ISA table and the chip's)."""
+    cfg = s.cfg
+    w = DTYPE_BYTES[job.elem]
+    return (w, min(cfg["mxm.max_rows_per_lw"], s.streams.n) // w, BY_MNEMONIC["mm"].occupancy_for(cfg, job.elem),
+            BY_MNEMONIC["acc"].latency_for(cfg, job.acc), DTYPE_BYTES[job.acc])
+
+
 def schedule_matmul(job: MatmulJob, s, horizon: int = 20_000) -> None:
     """Place ``job`` using the scheduler context ``s`` (``snippets._Context``)."""
     cfg = s.cfg
-    w = DTYPE_BYTES[job.elem]
-    rows_per_lw = min(cfg["mxm.max_rows_per_lw"], s.streams.n) // w  # a stream a row
-    occ = BY_MNEMONIC["mm"].occupancy_for(cfg, job.elem)
-    acc_lat = BY_MNEMONIC["acc"].latency_for(cfg, job.acc)
-    wa = DTYPE_BYTES[job.acc]
+    w, rows_per_lw, occ, acc_lat, wa = _mxm_timing(job, s)
     planes = _planes(s)
     if s.__dict__.get("sum_plane") is not None:  # one plane keeps the ones matrix of lane sums
         planes = [p for p in planes if p is not s.sum_plane]
@@ -114,16 +119,8 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 20_000) -> None:
                 holder = {}
                 start = max(m, pl.mm_free, pl.acc_done if kb == 0 else 0)
                 m = search(start, lambda t: _mm_fits(s, pl, t, xv, w, occ, holder), "products")
-                segs, base, rd = holder["plan"]
-                s.take_read(xv, rd, w, segs, base)
-                s.add(rd, xv.slice, "read", job.elem, (SymRef(xv.symbol, xv.row * w), stream_field(base, segs[0].west), 0),
-                      loc=job.loc)
-                s.res.take("queue", pl.name, m)
-                s.res.take("plane", pl.name, m, occ)
-                s.add(m, pl.name, "mm", job.elem, (stream_field(base, segs[0].west), slot, _SET if kb == 0 else _ADD),
-                      loc=job.loc)
+                _issue_mm(s, pl, job, xv, m, w, occ, slot, _SET if kb == 0 else _ADD, holder["plan"])
                 last_mm[r] = m
-                pl.mm_free = m + occ
                 m += occ
         a = 0
         for slot, r in enumerate(rows_):
@@ -159,11 +156,7 @@ class LaneSumJob:
 
 def schedule_lane_sum(job: LaneSumJob, s, horizon: int = 20_000) -> None:
     cfg = s.cfg
-    w = DTYPE_BYTES[job.elem]
-    rows_per_lw = min(cfg["mxm.max_rows_per_lw"], s.streams.n) // w  # a stream a row
-    occ = BY_MNEMONIC["mm"].occupancy_for(cfg, job.elem)
-    acc_lat = BY_MNEMONIC["acc"].latency_for(cfg, job.acc)
-    wa = DTYPE_BYTES[job.acc]
+    w, rows_per_lw, occ, acc_lat, wa = _mxm_timing(job, s)
     slots = cfg["mxm.acc_slots"]
 
     def search(start, fits, what):
@@ -190,15 +183,7 @@ def schedule_lane_sum(job: LaneSumJob, s, horizon: int = 20_000) -> None:
         for k, xv in enumerate(vecs):
             holder = {}
             m = search(m, lambda t: _mm_fits(s, pl, t, xv, w, occ, holder), "products")
-            segs, base, rd = holder["plan"]
-            s.take_read(xv, rd, w, segs, base)
-            s.add(rd, xv.slice, "read", job.elem, (SymRef(xv.symbol, xv.row * w), stream_field(base, segs[0].west), 0),
-                  loc=job.loc)
-            s.res.take("queue", pl.name, m)
-            s.res.take("plane", pl.name, m, occ)
-            s.add(m, pl.name, "mm", job.elem, (stream_field(base, segs[0].west), slot, _SET if k == 0 else _ADD),
-                  loc=job.loc)
-            pl.mm_free = m + occ
+            _issue_mm(s, pl, job, xv, m, w, occ, slot, _SET if k == 0 else _ADD, holder["plan"])
             m += occ
         holder = {}
         a = search(m, lambda t: _acc_fits(s, pl, t, yv, wa, acc_lat, holder), "result")
@@ -238,6 +223,18 @@ def _lw_commit(s, pl: _Plane, c: int, chunk, w: int, plan, job: MatmulJob) -> No
               loc=job.loc)
     s.res.take("queue", pl.name, c)
     s.add(c, pl.name, "lw", job.elem, (stream_field(base, reads[0][2].west), len(chunk)), loc=job.loc)
+
+
+def _issue_mm(s, pl, job, xv, m: int, w: int, occ: int, slot: int, mode: int, plan) -> None:
+    """``xv`` read to pass the plane at ``m`` (``plan``: from ``_mm_fits``) and its ``mm`` into ``slot``."""
+    segs, base, rd = plan
+    s.take_read(xv, rd, w, segs, base)
+    field = stream_field(base, segs[0].west)
+    s.add(rd, xv.slice, "read", job.elem, (SymRef(xv.symbol, xv.row * w), field, 0), loc=job.loc)
+    s.res.take("queue", pl.name, m)
+    s.res.take("plane", pl.name, m, occ)
+    s.add(m, pl.name, "mm", job.elem, (field, slot, mode), loc=job.loc)
+    pl.mm_free = m + occ
 
 
 def _mm_fits(s, pl: _Plane, m: int, xv: Vec, w: int, occ: int, holder) -> bool:

@@ -89,6 +89,27 @@ def describe_layout(layout) -> str:
     return "; ".join(f"@{t.name} {'x'.join(map(str, t.shape))}x{t.dtype} in {t.placement}" for t in layout.tensors)
 
 
+def insert_compiled(module: ModuleOp, func, c, cfg, fold: bool, declared: frozenset = frozenset()) -> None:
+    """Puts a compiled function's SRAM tensors (as the assembly level writes them: placements,
+    exact bytes; those named in ``declared`` are the module's already) and its ``lpu.kernel``
+    (written out in full unless ``fold``) before ``func``."""
+    from lpu.dsl.frontend import parse_module
+
+    header = c.assembly().split("\n\nglobal kernel", 1)[0].split("\nkernel", 1)[0]
+    tensors = [t for t in parse_module(header, "<schedule>").ops
+               if isinstance(t, (D.DataOp, D.ReserveOp)) and t.sym_name.data not in declared]
+    kernel = c.kernel
+    if not fold:
+        from lpu.dsl.codegen.unroll import expand_kernel
+
+        kernel = expand_kernel(kernel, cfg)
+    kernel.attributes["target"] = StringAttr(cfg.name)
+    for t in tensors:
+        t.detach()
+        module.body.block.insert_op_before(t, func)
+    module.body.block.insert_op_before(kernel, func)
+
+
 @dataclass(frozen=True)
 class RegisterBlockPass(ModulePass):
     """register-block: matmuls into 320 x 320 blocks over the MXM planes (annotates them)"""
@@ -141,7 +162,7 @@ class SchedulePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from lpu.dsl.codegen import _compile
-        from lpu.dsl.frontend import loc_of, parse_module
+        from lpu.dsl.frontend import loc_of
 
         cfg = _config(op)
         for func in _funcs(op):
@@ -151,20 +172,7 @@ class SchedulePass(ModulePass):
             plan = _replan(op, func, cfg)
             loc = loc_of(func)
             c = _compile(plan, cfg, func.sym_name.data, loc.file if loc else "<lpu-opt>", time.perf_counter())
-            # the tensors as the assembly level writes them (placements, exact bytes)
-            header = c.assembly().split("\n\nglobal kernel", 1)[0].split("\nkernel", 1)[0]
-            tensors = [t for t in parse_module(header, "<schedule>").ops
-                       if isinstance(t, (D.DataOp, D.ReserveOp))]
-            kernel = c.kernel
-            if not self.fold:
-                from lpu.dsl.codegen.unroll import expand_kernel
-
-                kernel = expand_kernel(kernel, cfg)
-            kernel.attributes["target"] = StringAttr(cfg.name)
-            for t in tensors:
-                t.detach()
-                op.body.block.insert_op_before(t, func)
-            op.body.block.insert_op_before(kernel, func)
+            insert_compiled(op, func, c, cfg, self.fold)
             func.detach()
             func.erase(safe_erase=False)
         # data tensors no function reads any more (the stages re-laid them out as stripes)

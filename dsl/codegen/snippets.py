@@ -103,21 +103,14 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
     res, streams, ready, add = ctx.res, ctx.streams, ctx.ready, ctx.add
     failed: dict[tuple, tuple[int, int]] = {}  # snippet shape -> cycles [lo, hi) known to have no room
 
+    # the items that are not one VXM op place themselves
+    jobs = {MatmulJob: schedule_matmul, LaneSumJob: schedule_lane_sum, Chain: schedule_chain,
+            TransposeJob: schedule_transpose, GatherJob: schedule_gather}
+
     for sn in _list_order(snips, ready):
-        if isinstance(sn, MatmulJob):
-            schedule_matmul(sn, ctx, horizon)
-            continue
-        if isinstance(sn, LaneSumJob):
-            schedule_lane_sum(sn, ctx, horizon)
-            continue
-        if isinstance(sn, Chain):
-            schedule_chain(sn, ctx, horizon)
-            continue
-        if isinstance(sn, TransposeJob):
-            schedule_transpose(sn, ctx, horizon)
-            continue
-        if isinstance(sn, GatherJob):
-            schedule_gather(sn, ctx, horizon)
+        job = jobs.get(type(sn))
+        if job is not None:
+            job(sn, ctx, horizon)
             continue
         lat = BY_MNEMONIC[sn.mnemonic].latency_for(cfg, sn.dtype)
         # the earliest VXM cycle the operands allow: each read no earlier than its vector lands
