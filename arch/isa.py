@@ -208,6 +208,10 @@ _def(0x11, "write", "mem", ANY, "addr:addr src:stream stride:stride?",
 _def(0x12, "gather", "mem", ANY, "addr:addr index:stream/4 dst:stream stride:stride?",
      "read the vector at base + lane 0 of an i32 index (4-stream group) onto a stream group",
      group="MEM", latency="mem.read_latency", occupancy=_READ_PORT)
+_def(0x13, "scatter", "mem", ANY, "addr:addr index:stream/4 src:stream stride:stride?",
+     "write the vector passing on a stream group at base + lane 0 of an i32 index (4-stream group): "
+     "the mirror of gather, for KV-cache updates", group="MEM",
+     occupancy=("per_word", "mem.write_port_cycles_per_word"))
 
 # --- VXM -------------------------------------------------------------------------------------
 for _op, _mn, _types, _doc in [

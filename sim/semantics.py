@@ -267,6 +267,13 @@ def _gather(ex: Exec):
     return {"dst": ex.unit.load(_addresses(ex, ex.field("addr") + index))}
 
 
+@semantics("scatter", port="write")
+def _scatter(ex: Exec):
+    index = typed(ex.planes["index"], "i32")[:, 0].astype(np.int64)
+    ex.unit.store(_addresses(ex, ex.field("addr") + index), ex.planes["src"])
+    return {}
+
+
 @semantics("write", port="write")
 def _write(ex: Exec):
     ex.unit.store(_addresses(ex, ex.field("addr")), ex.planes["src"])

@@ -48,6 +48,33 @@ def test_gather_reads_base_plus_lane0(tmp_path, monkeypatch):
         "cycle 7, MEM_E1: write.i8 [@out], s8e")
 
 
+# --- MEM scatter (the mirror of gather) ---------------------------------------------------------
+SCATTER = HEAD + """data @row : tensor<320xi8> in MEM_W2 = load("row.npy")
+data @idx : tensor<320xi32> in MEM_W1 = load("idx.npy")
+reserve @table : tensor<8x320xi8> in MEM_W0 at 0
+kernel @k {
+  @0 MEM_W2 read.i8 [@row], s8e
+  @1 MEM_W1 read.i32 [@idx], s0e
+  @4 MEM_W0 scatter.i8 [@table + 1], s0e, s8e
+}
+"""
+
+
+def test_scatter_writes_base_plus_lane0(tmp_path, monkeypatch):
+    # the row (MEM_W2, position 44) is on s8e at 0 + 2 and passes MEM_W0 (46) at 4; the index
+    # (MEM_W1, 45) passes it at 1 + 2 + 1 = 4: the row lands at word 1 + lane 0 of the index
+    row = np.arange(320).astype(np.int8)
+    idx = np.full(320, 99, np.int32)
+    idx[0] = 5  # only lane 0 counts
+    res = run_text(tmp_path, SCATTER, outputs=["table"], npys={"row.npy": row, "idx.npy": idx})
+    want = np.zeros((8, 320), np.int8)
+    want[6] = row
+    assert res.hazards == [] and np.array_equal(res.outputs["table"].reshape(8, 320), want)
+    assert early(tmp_path, monkeypatch, SCATTER, "@4 MEM_W0 scatter.i8 [@table + 1], s0e, s8e", 3) == (
+        f"{tmp_path}/t.lpu:8:3: error: empty stream read (no value on s0e at MEM_W0, position 46) on chip chip0, "
+        "cycle 3, MEM_W0: scatter.i8 [@table + 1], s0e, s8e")
+
+
 def test_gather_index_out_of_range(tmp_path):
     idx = np.zeros(320, np.int32)
     idx[0] = 9000
