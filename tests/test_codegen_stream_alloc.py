@@ -254,18 +254,25 @@ def test_allocation_never_shares_a_cell(values, n):
             fresh.setdefault((west, s, d), []).append((lo, hi))
 
 
-def test_decoder_needs_the_widest_values_first():
-    """First fit by appearance strands one of the decoder's 16-row weight loads among narrower
-    values; the second order (widest first) allocates it within the chip's 32 streams."""
-    from lpu.dsl.codegen.stream_alloc import kernel_values
+def test_first_fit_can_strand_a_wide_value_and_widest_first_fits_it():
+    """First fit in appearance order can leave no aligned pair of streams for a 2-wide value
+    among 1-wide ones (positions 0..6 of one diagonal, 4 streams); the second order, widest
+    first, fits every value (the decoder layer once needed it for a 16-row weight load)."""
+    from lpu.dsl.codegen.stream_alloc import Value
 
-    path = os.path.join(EXAMPLES, "decoder.lpu")
-    c = compile_general(parse_module(open(path).read(), path), "main", CFG, EXAMPLES, path)
-    stuck = allocate(kernel_values(c.kernel, CFG), CFG.streams)
-    assert stuck is not None and stuck.width == 16
-    kop = c.kernel.clone()
-    stream_alloc(kop, CFG)
-    assert to_kernel(kop, CFG, path).length == to_kernel(c.kernel, CFG, path).length
+    def value(i, width, lo, hi):
+        v = Value(False)
+        v.operands = {(i, 0): (0, width, width)}
+        v.cells = [(s, 0, lo, hi) for s in range(width)]
+        v.producer = i
+        return v
+
+    specs = [(1, 0, 4), (1, 4, 5), (1, 4, 5), (1, 2, 6), (2, 1, 3)]
+    stuck = allocate([value(i, *sp) for i, sp in enumerate(specs)], 4)
+    assert stuck is not None and stuck.width == 2
+    widest = sorted((value(i, *sp) for i, sp in enumerate(specs)), key=lambda u: -u.width)
+    assert allocate(widest, 4) is None
+    assert sorted((v.producer, v.base) for v in widest) == [(0, 2), (1, 0), (2, 1), (3, 3), (4, 0)]
 
 
 def test_a_kernel_that_breaks_a_timing_rule_is_not_allocated(tmp_path):

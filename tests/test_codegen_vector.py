@@ -582,3 +582,31 @@ func @main(%x: tensor<1x650xi32>) -> tensor<650x1xi32> {
     assert out.hazards == [] and out.matches and out.cycles == 1396
     text = out.compiled.assembly()
     assert text.count(" permute.i32 ") == 650 and " rotate." not in text
+
+
+WIDE = '''target "lpu-v1"
+func @main(%x: tensor<1x320xi8>, %w: tensor<320x{n}xi8>) -> tensor<1x{n}xi32> {{
+  %y = matmul %x, %w : tensor<1x{n}xi32>
+  %z = add %y, %y
+  return %z
+}}
+'''
+
+
+def test_weights_spread_over_the_whole_hemisphere_when_the_slices_near_the_vxm_are_full(tmp_path):
+    """A column block of 320 i8 rows takes 20 words in each of 16 slices; on 32-word slices the
+    second block of a side no longer fits the 16 slices nearest the VXM, so its window is the
+    16 least-filled slices of the hemisphere (the planes' end first)."""
+    out = run(WIDE.format(n=1280), config=small_chip(tmp_path))
+    assert same_bits(out)
+    slices = {t.placement.slice for t in out.compiled.program.tensors if t.name.startswith("in_w_")}
+    assert len(slices) == 64 and {"MEM_W43", "MEM_E43"} <= slices  # 4 blocks x 16 slices, 2 windows a side
+
+
+def test_a_function_past_the_chip_capacity_says_what_it_needs_and_what_the_chip_has(tmp_path):
+    with pytest.raises(DiagnosticError) as e:
+        run_source(WIDE.format(n=320 * 9), "t.lpu", config=small_chip(tmp_path))
+    (d,) = e.value.diagnostics
+    assert d.message == ("the values of this function need 2,881 words of SRAM (921,920 bytes; slice MEM_W8 would "
+                         "hold 40 words); the chip has 88 slices of 32 words (2,816 words, 901,120 bytes)")
+    assert (d.loc.line, d.loc.col) == (2, 6)

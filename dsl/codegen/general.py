@@ -105,6 +105,7 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
             outs = [low.values[v] for v in op.operands]
             break
         low.lower(op)
+    storage.check_capacity()
     t2 = time.perf_counter()
     insts, spliced, length = _schedule(low.snips, {v for o in outs for v in o.vecs}, cfg)
     if REUSE:  # addresses of temporaries, now that their lives are known

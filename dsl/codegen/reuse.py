@@ -71,7 +71,7 @@ def reuse_sram(insts: list, storage, fixed: set[str], cfg) -> list:
             place[k] = addr
             blocks.append((death[k], addr))
         arenas[sl] = top
-        if fixed_words.get(sl, 0) + top > cfg.words:
+        if fixed_words.get(sl, 0) + storage.others(sl) + top > cfg.words:
             worst = max(keys, key=lambda k: place[k])
             raise DiagnosticError(error(f"the values of this function need more than the {cfg.words} words of "
                                         f"slice {sl}, even with buffers reused after their last read",

@@ -12,6 +12,14 @@ tensor. Vectors are dealt round-robin over the MEM slices nearest the VXM (both
 hemispheres), so the operands of an elementwise op and its consecutive vectors sit in
 different slices and their reads and writes proceed in parallel. Slicing, concatenation and
 reshapes that keep lane alignment are just lists of the same places.
+
+The whole chip is used: a value that no longer fits the slices near the VXM goes to the
+least-filled slice, and a matrix the MXM loads (``weights``) keeps each column block's rows
+on a window of 16 slices of one hemisphere — the 16 that one ``lw`` after another reads in
+parallel — chosen among all 44 of that hemisphere by how full they are, the slices nearest
+the planes first. Words are counted in one budget per chip (``SramBudget``), shared by every
+function compiled for it (a template's parameters counted once per call that binds them);
+what does not fit is reported once, with what is needed and what the chip has.
 """
 
 from __future__ import annotations
@@ -37,6 +45,28 @@ def unsupported(op, what: str) -> DiagnosticError:
 
 #: each value's first vector goes to one of the NEAR slices nearest the VXM (0: plain round robin)
 NEAR = 6
+#: a weight matrix's column block keeps its rows on this many slices (one ``lw`` takes up to 16
+#: rows, each from its own slice's read port)
+WINDOW = 16
+
+
+@dataclass
+class SramBudget:
+    """The fixed words of each slice of one chip (arguments, results, constants, weights,
+    tables, persistent tensors), shared by every ``Storage`` of the chip. ``over`` records
+    the first allocation that did not fit (its location) and ``needed`` the words asked for in
+    all, so the diagnostic can say how much is needed against what the chip has."""
+
+    words: dict[str, int] = field(default_factory=dict)
+    over: object = None  # (what, loc) of the first allocation past the chip's capacity
+    needed: int = 0
+
+    def used(self, sl: str) -> int:
+        return self.words.get(sl, 0)
+
+    def add(self, sl: str, n: int) -> None:
+        self.words[sl] = self.words.get(sl, 0) + n
+        self.needed += n
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,63 +149,122 @@ class Storage:
     pool: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
     symbols: dict[str, _Sym] = field(default_factory=dict)
-    words: dict[str, int] = field(default_factory=dict)
+    budget: SramBudget = field(default_factory=SramBudget)
+    sides: dict[str, list[str]] = field(default_factory=dict)  # hemisphere -> its slices, VXM outward
+    own: dict[str, int] = field(default_factory=dict)  # the words of the budget this storage took
     _next: int = 0
     _values: int = 0
     prefix: str = ""  # before every symbol (several functions' tensors in one module)
 
     @classmethod
-    def for_chip(cls, cfg, per_side: int = 16) -> "Storage":
+    def for_chip(cls, cfg, per_side: int = 16, budget: SramBudget | None = None) -> "Storage":
         west = sorted((s for s in cfg.mem_slices if s.hemisphere == "W"), key=lambda s: -s.position)
         east = sorted((s for s in cfg.mem_slices if s.hemisphere == "E"), key=lambda s: s.position)
         pool = []
         for i in range(per_side):
             pool += [west[i].name, east[i].name]
-        return cls(cfg, pool, {s.name: s.position for s in cfg.mem_slices})
+        return cls(cfg, pool, {s.name: s.position for s in cfg.mem_slices}, budget=budget or SramBudget(),
+                   sides={"W": [s.name for s in west], "E": [s.name for s in east]})
+
+    @property
+    def words(self) -> dict[str, int]:
+        return self.budget.words
+
+    def _room(self, sl: str, n: int) -> bool:
+        return self.budget.used(sl) + n <= self.cfg.words
+
+    def _spill(self, n: int) -> str | None:
+        """The slice for a fixed vector of ``n`` words that its turn's slice cannot take: the
+        least-filled slice with room, the nearest the VXM first."""
+        order = [sl for pair in zip(self.sides["W"], self.sides["E"]) for sl in pair]
+        fits = [sl for sl in order if self._room(sl, n)]
+        return min(fits, key=lambda sl: self.budget.used(sl)) if fits else None
+
+    def _window(self, side: str, c: int, need: int) -> list[str]:
+        """The slices of column block ``c`` of a weight matrix, row ``i`` in the ``i``-th: the
+        pool's slices of that side rotated by ``c // 2`` while they have room for ``need``
+        more words each (small functions), else the ``WINDOW`` least-filled slices of the
+        hemisphere, the nearest the planes first."""
+        near = self.pool[(0 if side == "W" else 1)::2]
+        legacy = [near[(i + c // 2) % len(near)] for i in range(len(near))]
+        if all(self._room(sl, need) for sl in legacy):
+            return legacy
+        hemi = self.sides[side]
+        far = {sl: -k for k, sl in enumerate(hemi)}  # outward from the VXM: the planes' end first
+        return sorted(sorted(hemi, key=lambda sl: (self.budget.used(sl), far[sl]))[:WINDOW],
+                      key=lambda sl: far[sl])
 
     def alloc(self, name: str, shape: tuple[int, ...], elem: str, data: np.ndarray | None = None,
               is_global: bool = False, loc=None, weights: bool = False, at: str | None = None,
-              fixed: bool | None = None) -> VValue:
-        """``weights``: a matrix the MXM loads — column block ``c`` on one hemisphere's pool
-        slices (even ``c`` west), row ``i`` in the ``i``-th of them, so the rows one ``lw``
-        takes (consecutive ``i``) are read from different slices and stream toward planes on
-        their own side."""
+              fixed: bool | None = None, copies: int = 1) -> VValue:
+        """``weights``: a matrix the MXM loads — column block ``c`` on one hemisphere (even
+        ``c`` west), row ``i`` in the ``i``-th slice of its window (``_window``), so the rows
+        one ``lw`` takes (consecutive ``i``) are read from different slices and stream toward
+        planes on their own side. ``copies``: a template's parameter, whose words every call
+        that binds it takes again (its layout is the same each time)."""
         lanes = self.cfg.lanes
         if fixed is None:  # contents known before the run: never reused
             fixed = data is not None
         n = vector_count(shape, lanes)
-        cols = n // max(1, int(np.prod(shape[:-1])) if len(shape) > 1 else 1)
+        nrows = max(1, int(np.prod(shape[:-1])) if len(shape) > 1 else 1)
+        cols = n // nrows
         width = DTYPE_BYTES[elem]
         rows = pack(np.asarray(data), lanes) if data is not None else None
-        vecs = []
         if NEAR and at is None:  # start each value among the nearest slices (short trips to the VXM); the
             # next value one slice further, so an op's operands and result rarely share one
             self._values += 1
             self._next = self._values % NEAR
-        for k in range(n):
+        weights = weights and at is None
+        need = -(-nrows // WINDOW) * width * copies
+        win: list[str] = []
+        # a weight matrix column block by column block, each one's window chosen with the words
+        # of the blocks before it counted
+        order = [r * cols + c for c in range(cols) for r in range(nrows)] if weights else range(n)
+        vecs: list = [None] * n
+        for k in order:
             if at is not None:
                 sl = at
             elif weights:  # column block c on one side (even: west), near the planes that load it
-                side = self.pool[(k % cols) % 2::2]
-                sl = side[(k // cols + k % cols // 2) % len(side)]
+                if k < cols:
+                    win = self._window("W" if k % 2 == 0 else "E", k, need)
+                sl = win[(k // cols) % len(win)]
             else:
                 sl = self.pool[self._next % len(self.pool)]
                 self._next += 1
+                if fixed and not self._room(sl, width * copies):
+                    sl = self._spill(width * copies) or sl
+            if fixed and not self._room(sl, width * copies) and self.budget.over is None:
+                self.budget.over = (name, loc)
             sym = f"{self.prefix}{name}_{sl.lower()}"
             s = self.symbols.get(sym)
             if s is None:
                 s = self.symbols[sym] = _Sym(sl, elem, 0, [] if rows is not None else None, is_global)
-            vecs.append(Vec(sl, sym, s.rows))
+            vecs[k] = Vec(sl, sym, s.rows)
             s.rows += 1
             if rows is not None:
                 s.image.append(rows[k])
-            if not fixed:  # a temporary: its words are counted once addresses are reused (reuse.py)
-                continue
-            self.words[sl] = self.words.get(sl, 0) + width
-            if self.words[sl] > self.cfg.words:
-                raise DiagnosticError(error(f"the values of this function need more than the {self.cfg.words} words "
-                                            f"of slice {sl}", loc))
+            if fixed:  # a temporary's words are counted once addresses are reused (reuse.py)
+                self.budget.add(sl, width * copies)
+                self.own[sl] = self.own.get(sl, 0) + width * copies
         return VValue(tuple(shape), elem, vecs)
+
+    def others(self, sl: str) -> int:
+        """The fixed words of slice ``sl`` that other storages of the chip hold."""
+        return self.budget.used(sl) - self.own.get(sl, 0)
+
+    def check_capacity(self) -> None:
+        """The diagnostic for a function whose fixed values do not fit the chip, at the first
+        value that did not fit."""
+        if self.budget.over is None:
+            return
+        cfg = self.cfg
+        total = len(cfg.mem_slices) * cfg.words
+        full = max(self.budget.words, key=self.budget.used)
+        _, loc = self.budget.over
+        raise DiagnosticError(error(
+            f"the values of this function need {self.budget.needed:,} words of SRAM ({self.budget.needed * cfg.lanes:,} "
+            f"bytes; slice {full} would hold {self.budget.used(full):,} words); the chip has {len(cfg.mem_slices)} "
+            f"slices of {cfg.words:,} words ({total:,} words, {total * cfg.lanes:,} bytes)", loc))
 
     def content(self, v: Vec) -> np.ndarray | None:
         """A vector's contents when known at compile time (a row of a data tensor)."""
