@@ -32,7 +32,7 @@ from lpu.dsl import dialect as D
 from lpu.dsl import types as T
 from lpu.dsl.codegen.snippets import Snippet, Src
 from lpu.dsl.codegen.streams import Segment
-from lpu.dsl.codegen.vector import Vec, VValue, unsupported
+from lpu.dsl.codegen.vector import Vec, VValue, unsupported, vector_count
 
 #: the gather's index operand: lane 0 of an integer vector as wide as its stream group (ISA table)
 INDEX = next(t for t, b in DTYPE_BYTES.items() if t.startswith("i") and
@@ -106,6 +106,21 @@ def _commit(job, s, t, plan) -> None:
     s.length = max(s.length, c + w)
 
 
+#: copies of a striped lookup's index vector (each serves every few candidate gathers)
+STRIPE_INDEX_COPIES = 4
+
+
+@dataclass
+class Striped:
+    """A gather table too large for one slice: row ``r`` (``C`` vectors) in slice
+    ``r mod S`` at vectors ``(r // S) · C …`` of that slice's tensor (``vecs[j]``)."""
+
+    S: int
+    C: int
+    elem: str
+    vecs: list[list[Vec]]
+
+
 class GatherLowering:
     """``Lowering``'s part: a slice with a run-time index (``lower.Lowering.slice``)."""
 
@@ -127,6 +142,8 @@ class GatherLowering:
         row_strides = [int(np.prod(lead[d + 1:])) for d in range(len(lead))]
         per_index = sum(a * b for a, b in zip(step[:-1], row_strides)) * C  # vectors a unit of the index moves
         c0, c1 = (0, 1) if x.splat else (o // L, math.ceil((o + n) / L))
+        if x.vecs and x.vecs[0].symbol in self.striped:
+            return self.striped_slice(op, self.striped[x.vecs[0].symbol], rows, per_index // C, c0, c1, loc)
         table = self.table(x, loc)
         scale = per_index * DTYPE_BYTES[x.elem]  # words
         i = self.convert(self.values[op.index], INDEX, loc)
@@ -144,6 +161,98 @@ class GatherLowering:
                 self.snips.append(GatherJob(index, table.vecs[int(r) * C + c], table.vecs, next(dst),
                                             x.elem, loc))
         return out
+
+    def striped_slice(self, op, t: "Striped", rows, k: int, c0: int, c1: int, loc) -> VValue:
+        """Rows ``r + k·i`` of a striped table (``Striped``): for each output vector, the
+        candidate row of every slice gathered at ``(R >> log2 S) · C · w`` words, and the one
+        of slice ``R mod S`` kept by a tree of ``select``s on the bits of ``R``."""
+        w = DTYPE_BYTES[t.elem]
+        bits = t.S.bit_length() - 1
+        i = self.convert(self.values[op.index], INDEX, loc)
+        out = self.temp(tuple(T.shape_of(op.result.type)), t.elem, loc)
+        dst = iter(out.vecs)
+        for r in rows:
+            R = self.scaled_int(i, "mul", k, loc) if k != 1 else i
+            R = self.scaled_int(R, "add", int(r), loc) if r else R
+            q = self.scaled_int(R, "shr", bits, loc) if bits else R
+            words = self.scaled_int(q, "mul", t.C * w, loc) if t.C * w != 1 else q
+            # copies of the index in several slices: one i32 read holds its port 4 cycles, and
+            # the index may not be read from the slice it is gathered in
+            copies = []
+            for _ in range(min(t.S, STRIPE_INDEX_COPIES)):
+                copies.append(self.st.alloc_vec(f"t{self._n + 1}", INDEX, {v.slice for v in copies}, loc))
+                self._n += 1
+                self.snips.append(Snippet("mov", INDEX, [Src(words.vecs[0], INDEX)], copies[-1], INDEX, None, None,
+                                          0, loc))
+            # select's condition has the table's element type: bit b of R, converted (nonzero stays nonzero)
+            conds = [self.convert(self.scaled_int(R, "and", 1 << b, loc), t.elem, loc).vecs[0] for b in range(bits)]
+            for c in range(c0, c1):
+                cands = []
+                for j, vecs in enumerate(t.vecs):
+                    index = next(v for v in copies[j % len(copies):] + copies if v.slice != vecs[0].slice)
+                    cand = self.temp((self.lanes,), t.elem, loc).vecs[0]
+                    self.snips.append(GatherJob(index, vecs[c], vecs, cand, t.elem, loc))
+                    cands.append(cand)
+                for b in range(bits):  # level b keeps, of each pair, the one bit b of R names
+                    nxt = []
+                    for a, bb in zip(cands[0::2], cands[1::2]):
+                        last = len(cands) == 2
+                        sel = next(dst) if last else self.temp((self.lanes,), t.elem, loc).vecs[0]
+                        self.emit("select", t.elem, [Src(conds[b], t.elem), Src(bb, t.elem),
+                                                     Src(a, t.elem)], sel, loc=loc)
+                        nxt.append(sel)
+                    cands = nxt
+                if not bits:
+                    self.emit("mov", t.elem, [Src(cands[0], t.elem)], next(dst), loc=loc)
+        return out
+
+    def stripe(self, name: str, a: np.ndarray, elem: str, loc) -> VValue:
+        """A table whose rows do not fit one slice, striped (``Striped``) over the ``S``
+        least-filled slices, ``S`` the smallest power of two that keeps each slice's share
+        within half a slice (at most every slice of the chip); the value's vectors in row
+        order, so views and compile-time reads see the tensor as usual."""
+        L = self.lanes
+        shape = a.shape
+        N = shape[-1] if shape else 1
+        nrows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+        C = 1 if N == 1 else math.ceil(N / L)
+        w = DTYPE_BYTES[elem]
+        n_slices = len(self.st.positions)
+        S = 1
+        while S * 2 <= n_slices and -(-nrows // S) * C * w > self.cfg.words // 2:
+            S *= 2
+        vxm = next(q.position for q in self.cfg.queues if q.kind == "vxm")
+        # the least-filled slices, the farthest from the VXM first (the nearest hold the temporaries)
+        order = sorted(self.st.positions, key=lambda sl: (self.st.budget.used(sl),
+                                                          -abs(self.st.positions[sl] - vxm), self.st.positions[sl]))[:S]
+        flat = a.reshape(nrows, N)
+        per_slice = []
+        for j, sl in enumerate(order):
+            part = flat[j::S]
+            self._n += 1
+            per_slice.append(self.st.alloc(f"{name}s{j}", part.shape, elem, part, False, loc, at=sl).vecs)
+        t = Striped(S, C, elem, per_slice)
+        for v in per_slice:
+            self.striped[v[0].symbol] = t
+        vecs = [per_slice[r % S][(r // S) * C + c] for r in range(nrows) for c in range(C)]
+        for v in per_slice:
+            self.fixed_symbols.add(v[0].symbol)
+        return VValue(tuple(shape), elem, vecs)
+
+    def table_of(self, name: str, a: np.ndarray, elem: str, loc) -> VValue:
+        """A tensor of known contents that is only looked up at run time, laid out as a table
+        straight away: in one slice (its vectors consecutive) when it takes at most half a
+        slice, else striped over several (``stripe``)."""
+        words = vector_count(a.shape, self.lanes) * DTYPE_BYTES[elem]
+        self.st._values += 1  # a value like any other: the next one starts one slice further
+        if words > self.cfg.words // 2:
+            return self.stripe(name, a, elem, loc)
+        at = self.st.pool[(self._n + 1) % len(self.st.pool)]
+        if not self.st._room(at, words):
+            at = self.st._spill(words) or at
+        v = self.st.alloc(name, a.shape, elem, a, False, loc, at=at)
+        self.fixed_symbols.add(v.vecs[0].symbol)
+        return v
 
     def table(self, x: VValue, loc) -> VValue:
         """``x`` with its vectors consecutive in one slice: laid out there when its contents

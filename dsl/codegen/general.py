@@ -94,6 +94,8 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     for op in reversed(list(fn.body.block.ops)):  # views of a weight matrix: its source is laid out for lw too
         if isinstance(op, (D.SliceOp, D.ReshapeOp, D.ConcatOp)) and op.results[0] in low.weights:
             low.weights.update(op.operands)
+    low.tables = {op.result for op in fn.body.block.ops if isinstance(op, D.GetOp) and op.result.uses
+                  and all(_looked_up(u) for u in op.result.uses)}
     args = {}
     for aname, arg in zip(arg_names(fn), fn.body.block.args):
         v = storage.alloc(f"in_{aname}", tuple(T.shape_of(arg.type)), T.elem_of(arg.type), None, True,
@@ -124,6 +126,15 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     times = {"passes": t1 - t0, "lower": t2 - t1, "schedule": t3 - t2, "emit": t4 - t3}
     return VectorCompiled(name, storage, args, outs, kop, prog, obj, max(kernel.length, length),
                           len(low.snips), times)
+
+
+def _looked_up(use) -> bool:
+    """A use that reads a tensor only through run-time slices (or at compile time: a transpose
+    of a constant is done by the compiler), so the tensor can be laid out as a gather table."""
+    from lpu.dsl import dialect as D
+
+    op = use.operation
+    return (isinstance(op, D.SliceOp) and use.index == 0 and len(op.operands) > 1) or isinstance(op, D.TransposeOp)
 
 
 def _schedule(items: list, keep: set, cfg) -> tuple[list, list, int]:

@@ -56,6 +56,8 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering):
         self.kernel_tensors: dict = {}  # the SRAM tensors called kernels use (asm Tensor records)
         self.kernel_writes: set[str] = set()  # the tensors they write
         self.fixed_symbols: set[str] = set()  # tensors whose words are never reused (gather tables)
+        self.striped: dict = {}  # symbol -> gather.Striped: the tables striped over several slices
+        self.tables: set = set()  # values only read by run-time slices (laid out as gather tables)
         self._n = 0
 
     # --- values ----------------------------------------------------------------------------
@@ -96,8 +98,12 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering):
             a = self.weights_of(sym)
             self.arrays[op.result] = a
             self._n += 1
-            self.values[op.result] = self.st.alloc(f"c{self._n}", a.shape, T.elem_of(op.result.type), a, False, loc,
-                                                   weights=op.result in self.weights)
+            elem = T.elem_of(op.result.type)
+            if op.result in self.tables:  # only looked up at run time: laid out as a table straight away
+                self.values[op.result] = self.table_of(f"g{self._n}", np.asarray(a), elem, loc)
+            else:
+                self.values[op.result] = self.st.alloc(f"c{self._n}", a.shape, elem, a, False, loc,
+                                                       weights=op.result in self.weights)
         elif name in D.BINARY_OPS:
             self.binary(op, name, loc)
         elif name in D.UNARY_OPS and name not in D.COMPOSITE_UNARY:
