@@ -23,7 +23,7 @@ from lpu.dsl.codegen.lower import Lowering
 from lpu.dsl.codegen.lower_call import KernelCall
 from lpu.dsl.codegen.reuse import reuse_sram
 from lpu.dsl.codegen.snippets import _io, schedule_snippets
-from lpu.dsl.codegen.vector import Storage, VValue
+from lpu.dsl.codegen.vector import SramBudget, Storage, VValue
 from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, to_kernel
 
 #: every call of a function is inlined (a kernel of its own per function would need an ABI)
@@ -71,23 +71,42 @@ class VectorCompiled:
 
 
 def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<codegen>",
-                    prefix: str = "") -> VectorCompiled:
+                    prefix: str = "", bound: set[str] | None = None, copies: int = 1,
+                    budget: SramBudget | None = None) -> VectorCompiled:
+    """``bound``: arguments a template (``template.py``) binds to each call's own tensor,
+    whose storage is counted ``copies`` times; ``budget``: the chip's words already taken."""
     from lpu.dsl import types as T
+    from lpu.dsl.codegen.template import callees, candidates, template_for
     from lpu.dsl.frontend import loc_of
     from lpu.dsl.interpreter import _State, arg_names, function
     from lpu.dsl.kernels import kernel_program
     from lpu.dsl.passes import run_pipeline
 
     t0 = time.perf_counter()
+    original = module
     module = module.clone()
-    run_pipeline(module, PIPELINE)
+    # functions big enough to compile once are kept as calls while loops unroll; those still
+    # called twice or more stay calls (templates), the rest are inlined after all
+    maybe = candidates(module, function(module, name))
+    keep = ",".join(sorted(maybe))
+    run_pipeline(module, f'inline{{max_ops=1000000000 keep="{keep}"}},unroll' if keep else "inline{max_ops=1000000000},unroll")
+    calls = {c: ops for c, ops in callees(function(module, name)).items() if c in maybe and len(ops) >= 2}
+    keep = ",".join(sorted(calls))
+    run_pipeline(module, PIPELINE.replace("inline{max_ops=1000000000}",
+                                          f'inline{{max_ops=1000000000 keep="{keep}"}}' if keep else
+                                          "inline{max_ops=1000000000}"))
     t1 = time.perf_counter()
     fn = function(module, name)
+    calls = {c: ops for c, ops in callees(fn).items() if c in calls}
+    templates = {c: template_for(original, c, ops, cfg, base_dir, file) for c, ops in sorted(calls.items())}
     state = _State(module, base_dir, {})
-    storage = Storage.for_chip(cfg)
+    storage = Storage.for_chip(cfg, budget=budget)
     storage.prefix = prefix
+    for c, tpl in templates.items():
+        tpl.charge(storage.budget, len(calls[c]))
     value_of = lambda sym: state.tensor(sym, state.symbols[sym])  # noqa: E731
     low = Lowering(storage, cfg, value_of, lambda k: kernel_program(module, k, cfg, value_of))
+    low.templates = templates
     from lpu.dsl import dialect as D
 
     low.weights = {op.rhs for op in fn.body.block.ops if isinstance(op, D.MatmulOp)}
@@ -96,10 +115,16 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
             low.weights.update(op.operands)
     low.tables = {op.result for op in fn.body.block.ops if isinstance(op, D.GetOp) and op.result.uses
                   and all(_looked_up(u) for u in op.result.uses)}
+    # tensors only passed to templates at bound positions: each call lays them out its own way
+    low.bound_gets = {op.result for op in fn.body.block.ops if isinstance(op, D.GetOp) and op.result.uses
+                      and all(isinstance(u.operation, D.CallOp) and D.get_sym(u.operation, "callee") in templates
+                              and u.index in templates[D.get_sym(u.operation, "callee")].bound
+                              for u in op.result.uses)}
     args = {}
     for aname, arg in zip(arg_names(fn), fn.body.block.args):
         v = storage.alloc(f"in_{aname}", tuple(T.shape_of(arg.type)), T.elem_of(arg.type), None, True,
-                          loc_of(fn), weights=arg in low.weights, fixed=True)
+                          loc_of(fn), weights=arg in low.weights, fixed=True,
+                          copies=copies if bound and aname in bound else 1)
         low.values[arg] = args[aname] = v
     outs = []
     for op in fn.body.block.ops:
@@ -120,7 +145,9 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
     t3 = time.perf_counter()
     kernel = to_kernel(kop, cfg, file)
-    prog = Program(cfg.name, cfg, storage.tensors() + list(low.kernel_tensors.values()), [], [kernel], file)
+    shared = [t for tpl in templates.values() for t in tpl.shared_tensors()]
+    prog = Program(cfg.name, cfg, storage.tensors() + list(low.kernel_tensors.values()) + shared + low.instance_list,
+                   [], [kernel], file)
     obj = emit(prog)
     t4 = time.perf_counter()
     times = {"passes": t1 - t0, "lower": t2 - t1, "schedule": t3 - t2, "emit": t4 - t3}
@@ -142,9 +169,11 @@ def _schedule(items: list, keep: set, cfg) -> tuple[list, list, int]:
     items before it end before its cycle 0, those after it start when it has ended. Returns
     the scheduled instructions, the kernels' instructions (shifted to where they run; their
     SRAM tensors are not the code generator's to reuse) and the length."""
-    segments: list[tuple[list, KernelCall | None]] = [([], None)]
+    from lpu.dsl.codegen.template import TemplateCall
+
+    segments: list[tuple[list, KernelCall | TemplateCall | None]] = [([], None)]
     for it in items:
-        if isinstance(it, KernelCall):
+        if isinstance(it, (KernelCall, TemplateCall)):
             segments[-1] = (segments[-1][0], it)
             segments.append(([], None))
         else:
@@ -157,7 +186,10 @@ def _schedule(items: list, keep: set, cfg) -> tuple[list, list, int]:
         sched = schedule_snippets(fuse(seg, keep | others, cfg) if FUSE else seg, cfg)
         insts += [dataclasses.replace(x, cycle=x.cycle + offset) for x in sched.insts] if offset else sched.insts
         offset += sched.length
-        if call is not None:
+        if isinstance(call, TemplateCall):
+            spliced += [dataclasses.replace(x, cycle=x.cycle + offset) for x in call.insts()]
+            offset += call.length
+        elif call is not None:
             spliced += [dataclasses.replace(x, cycle=x.cycle + offset) for x in call.kernel.insts]
             offset += call.kernel.length
     return insts, spliced, offset

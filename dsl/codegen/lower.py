@@ -34,13 +34,14 @@ from lpu.dsl.codegen.lower_call import CallLowering
 from lpu.dsl.codegen.lower_matmul import MatmulLowering
 from lpu.dsl.codegen.lower_reduce import ReduceLowering
 from lpu.dsl.codegen.snippets import Snippet, Src
+from lpu.dsl.codegen.template import TemplateLowering
 from lpu.dsl.codegen.vector import Storage, VValue, unsupported
 from lpu.dsl.frontend import loc_of
 
 _COMMUTATIVE = ("add", "mul", "max", "min")
 
 
-class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering):
+class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, TemplateLowering):
     def __init__(self, storage: Storage, cfg, weights_of, kernel_program=None):
         self.st = storage
         self.cfg = cfg
@@ -58,6 +59,11 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering):
         self.fixed_symbols: set[str] = set()  # tensors whose words are never reused (gather tables)
         self.striped: dict = {}  # symbol -> gather.Striped: the tables striped over several slices
         self.tables: set = set()  # values only read by run-time slices (laid out as gather tables)
+        self.templates: dict = {}  # callee -> template.Template: functions compiled once, called here
+        self.bound_gets: set = set()  # get results only bound to template parameters (no storage here)
+        self.instances: dict = {}  # (module tensor, template, storage) -> the call's tensors (renames)
+        self.instance_names: set[str] = set()
+        self.instance_list: list = []  # asm Tensor records of the calls' bound tensors
         self._n = 0
 
     # --- values ----------------------------------------------------------------------------
@@ -99,6 +105,8 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering):
             self.arrays[op.result] = a
             self._n += 1
             elem = T.elem_of(op.result.type)
+            if op.result in self.bound_gets:  # laid out by each template call that binds it
+                return
             if op.result in self.tables:  # only looked up at run time: laid out as a table straight away
                 self.values[op.result] = self.table_of(f"g{self._n}", np.asarray(a), elem, loc)
             else:

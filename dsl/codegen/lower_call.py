@@ -46,6 +46,9 @@ class KernelCall:
 class CallLowering:
     def call(self, op, loc) -> None:
         name = D.get_sym(op, "callee")
+        if name in self.templates:  # a function compiled once (template.py)
+            self.template_call(op, self.templates[name], loc)
+            return
         if not isinstance(D.module_symbol(op, name), D.KernelOp):  # a function inlining left (recursion)
             raise unsupported(op, f"a call of '@{name}' that is not inlined")
         from lpu.dsl.kernels import symbols_used, the_kernel

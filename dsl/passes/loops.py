@@ -121,14 +121,18 @@ def _size(func: D.FuncOp) -> int:
 
 @dataclass(frozen=True)
 class InlinePass(ModulePass):
-    """Inlines calls of functions with at most ``max_ops`` ops (kernels are never inlined).
-    The inlined ops carry the call's location. Functions are kept (they stay callable)."""
+    """Inlines calls of functions with at most ``max_ops`` ops (kernels are never inlined),
+    except calls of the functions ``keep`` names (comma-separated: the code generator compiles
+    those once and calls them). The inlined ops carry the call's location. Functions are kept
+    (they stay callable)."""
 
     name = "inline"
     max_ops: int = 32
+    keep: str = ""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        funcs = {f.sym_name.data: f for f in op.ops if isinstance(f, D.FuncOp)}
+        kept = {k for k in self.keep.split(",") if k}
+        funcs = {f.sym_name.data: f for f in op.ops if isinstance(f, D.FuncOp) and f.sym_name.data not in kept}
         for _round in range(8):  # inlined bodies may hold calls: a few rounds, not recursion
             calls = [c for c in op.walk() if isinstance(c, D.CallOp) and D.get_sym(c, "callee") in funcs]
             changed = False
