@@ -50,7 +50,8 @@ def _func_name(module, name: str | None) -> str:
 
 
 def compile_source(text: str, path: str, func: str | None = None, config: str | None = None,
-                   max_planes: int | None = None, sources: SourceManager | None = None, system: str | None = None):
+                   max_planes: int | None = None, sources: SourceManager | None = None, system: str | None = None,
+                   chips: int | None = None):
     """Compile the df function of a ``.lpu`` file to a ``Compiled`` (object, kernel, bindings);
     a function placed on several chips to a ``MultiCompiled`` (an object per chip, ``system``)."""
     from lpu.dsl.codegen.multichip import compile_any
@@ -58,7 +59,7 @@ def compile_source(text: str, path: str, func: str | None = None, config: str | 
     module = _module(text, path, sources)
     cfg = load_config(config)
     base = os.path.dirname(os.path.abspath(path)) if path not in ("-", "<input>") else os.getcwd()
-    return compile_any(module, _func_name(module, func), cfg, base, path, system, max_planes), module
+    return compile_any(module, _func_name(module, func), cfg, base, path, system, max_planes, chips), module
 
 
 def link_compiled(c):
@@ -71,7 +72,7 @@ def link_compiled(c):
 
 def run_source(text: str, path: str, inputs: dict[str, np.ndarray] | None = None, func: str | None = None,
                check: bool = False, seed: int = 0, config: str | None = None,
-               max_planes: int | None = None) -> RunOutcome:
+               max_planes: int | None = None, chips: int | None = None) -> RunOutcome:
     """Compile, link and simulate; arguments not given get the interpreter's seeded random
     values (``random_input`` with ``seed``), so ``--check`` compares like with like."""
     from lpu.dsl import types as T
@@ -79,7 +80,7 @@ def run_source(text: str, path: str, inputs: dict[str, np.ndarray] | None = None
     from lpu.sim.cli import simulate
 
     t0 = time.perf_counter()
-    c, module = compile_source(text, path, func, config, max_planes)
+    c, module = compile_source(text, path, func, config, max_planes, chips=chips)
     t1 = time.perf_counter()
     fn = function(module, c.func)
     rng = np.random.default_rng(seed)
@@ -115,8 +116,20 @@ def add_compile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE|NAME", default=None, help="chip configuration (default: lpu-v1)")
     p.add_argument("--system", metavar="FILE|NAME", default=None, help="multi-chip: the system (topology) the "
                    "chips run on, a system file or a built-in name (default: node)")
+    p.add_argument("--chips", metavar="N", type=_chips, default=None, help="split the function over N chips "
+                   "(a pipeline; default: as many as its tensors need)")
     p.add_argument("--objects", metavar="DIR", default=None, help="multi-chip: also write one object per chip and "
                    "the system file for lpu-ld into DIR")
+
+
+def _chips(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"invalid chip count '{text}' (an integer >= 1)")
+    return n
 
 
 def _read_input(path: str) -> str:
@@ -128,7 +141,8 @@ def run_compile(args: argparse.Namespace, sources: SourceManager) -> int:
 
     text = _read_input(args.input)
     name = "<stdin>" if args.input == "-" else args.input
-    c, _ = compile_source(text, name, args.function, args.config, sources=sources, system=args.system)
+    c, _ = compile_source(text, name, args.function, args.config, sources=sources, system=args.system,
+                          chips=args.chips)
     if args.objects and hasattr(c, "write_objects"):
         c.write_objects(args.objects)
     if args.assembly:
@@ -182,6 +196,7 @@ def matches(got: np.ndarray, want: np.ndarray) -> bool:
 
 # --- lpu run: the compiled path behind lpu.dsl.run's SIMULATE hook -----------------------
 LAST: dict = {}  # the last simulated run: cycles, hazards (for --check and the summary line)
+CHIPS: dict = {}  # lpu run --chips N
 
 
 def simulate_function(module, name: str, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -195,7 +210,7 @@ def simulate_function(module, name: str, inputs: dict[str, np.ndarray]) -> list[
     file = loc.file if loc is not None else "<input>"
     cfg = load_config(None)
 
-    c = compile_any(module, name, cfg, os.path.dirname(os.path.abspath(file)), file=file)
+    c = compile_any(module, name, cfg, os.path.dirname(os.path.abspath(file)), file=file, chips=CHIPS.get("n"))
     r = simulate(link_compiled(c), file, inputs=c.inputs(inputs, cfg.lanes), outputs=c.output_symbols())
     LAST.clear()
     LAST.update(cycles=r.machine.cycles, hazards=list(r.hazards))
@@ -219,6 +234,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     R.add_run_arguments(p)
     p.add_argument("--check", action="store_true",
                    help="also run the reference interpreter on the same inputs and compare (exit 1 if different)")
+    p.add_argument("--chips", metavar="N", type=_chips, default=None, help="split the function over N chips "
+                   "(a pipeline; default: as many as its tensors need)")
 
 
 def run_command(args: argparse.Namespace, sources: SourceManager) -> int:
@@ -226,6 +243,7 @@ def run_command(args: argparse.Namespace, sources: SourceManager) -> int:
     from lpu.dsl import run as R
 
     install()
+    CHIPS["n"] = getattr(args, "chips", None)
     if not args.check or args.reference:
         return R.run_command(args, sources) or (1 if LAST.get("hazards") else 0)
     inputs = {n: R.load_npy(p) for n, p in R._pairs(args.input, "--input").items()}

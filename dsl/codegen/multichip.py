@@ -305,17 +305,35 @@ class MultiCompiled:
 
 
 def compile_any(module: ModuleOp, name: str, cfg, base_dir: str = ".", file: str = "<codegen>",
-                system: str | None = None, max_planes: int | None = None):
-    """``compile_multichip`` when ``@name`` places ops on several chips, else ``compile_function``."""
+                system: str | None = None, max_planes: int | None = None, chips: int | None = None):
+    """``compile_multichip`` when ``@name`` places ops on several chips, else ``compile_function``.
+    A function that places nothing is split over ``chips`` chips, or over as many as its
+    tensors need when they do not fit one (``partition.py``); functions compiled once
+    (``template.py``) are shared by every chip."""
     from lpu.dsl.codegen import compile_function
+    from lpu.dsl.codegen.partition import needs_chips, partition
+    from lpu.dsl.codegen.template import template_cache
 
-    if is_multichip(module, name):
-        return compile_multichip(module, name, cfg, system, base_dir, file)
-    if system is not None:  # a one-chip function runs on chip0 of any system; still, a bad file is an error
-        from lpu.linker.system import load_system
+    with template_cache():
+        if is_multichip(module, name):
+            if chips is not None:
+                raise DiagnosticError(error("the function already places ops on chips ('chip = N', send/recv); "
+                                            "compile it without --chips", loc_of(_func(module, name))))
+            return compile_multichip(module, name, cfg, system, base_dir, file)
+        n = chips if chips is not None else needs_chips(module, name, cfg)
+        if n > 1:
+            return compile_multichip(partition(module, name, cfg, n), name, cfg, system, base_dir, file)
+        if system is not None:  # a one-chip function runs on chip0 of any system; still, a bad file is an error
+            from lpu.linker.system import load_system
 
-        load_system(system)
-    return compile_function(module, name, cfg, base_dir, max_planes, file)
+            load_system(system)
+        return compile_function(module, name, cfg, base_dir, max_planes, file)
+
+
+def _func(module, name):
+    from lpu.dsl.interpreter import function
+
+    return function(module, name)
 
 
 def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None, base_dir: str = ".",
