@@ -252,13 +252,25 @@ def sequence_and_time(k: Kernel, cfg) -> list[Diagnostic]:
     return check_timing(k, cfg)
 
 
+def kernel_of(name: str, insts: list[Inst], cfg, is_global: bool = True) -> Kernel:
+    """The kernel record of a code generator's own instructions (each carrying the location of
+    the df op it came from), checked as ``to_kernel`` checks a kernel op — without building the
+    ``lpu`` ops (``KernelOp.build_from`` does that when the IR is wanted)."""
+    k = Kernel(name, sorted(insts, key=lambda inst: (inst.queue, inst.cycle)), is_global)
+    diags = sequence_and_time(k, cfg)
+    if diags:
+        raise DiagnosticError(diags)
+    return k
+
+
 def op_text(op: LpuInstOp, cfg) -> str:
     from lpu.asm.printer import inst_text
 
     return inst_text(op.to_inst(cfg), op.unit.data, with_loc=False)
 
 
-__all__ = ["Lpu", "LpuInstOp", "KernelOp", "OPS", "OP_BY_MNEMONIC", "to_kernel", "op_text", "kernel_text"]
+__all__ = ["Lpu", "LpuInstOp", "KernelOp", "OPS", "OP_BY_MNEMONIC", "to_kernel", "kernel_of", "op_text",
+           "kernel_text"]
 
 
 def kernel_text(kop: KernelOp, cfg) -> str:

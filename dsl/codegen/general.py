@@ -24,7 +24,7 @@ from lpu.dsl.codegen.lower_call import KernelCall
 from lpu.dsl.codegen.reuse import reuse_sram
 from lpu.dsl.codegen.snippets import _io, schedule_snippets
 from lpu.dsl.codegen.vector import SramBudget, Storage, VValue
-from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, to_kernel
+from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, kernel_of
 
 #: every call of a function is inlined (a kernel of its own per function would need an ABI)
 PIPELINE = "inline{max_ops=1000000000},unroll,df-decompose,canonicalize,cse,dce"
@@ -42,12 +42,22 @@ class VectorCompiled:
     storage: Storage
     args: dict[str, VValue]
     outs: list[VValue]
-    kernel: KernelOp
     program: Program
     obj: ObjectFile
     cycles: int
     snippets: int = 0
     times: dict[str, float] = field(default_factory=dict)
+    _kernel: KernelOp | None = None
+
+    @property
+    def kernel(self) -> KernelOp:
+        """The scheduled kernel as ``lpu`` ops (built on first use: a model's ~10^5
+        instructions are emitted from their records, and most compiles never need the IR)."""
+        if self._kernel is None:
+            k = self.program.kernels[0]
+            self._kernel = KernelOp.build_from(k.name, [LpuInstOp.from_inst(x, self.program.config) for x in
+                                                        sorted(k.insts, key=lambda x: (x.cycle, x.queue))])
+        return self._kernel
 
     def inputs(self, args: dict[str, np.ndarray], lanes: int | None = None) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -142,17 +152,15 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     insts.sort(key=lambda x: (x.cycle, x.queue))
     from lpu.dsl.codegen.unroll import refold
     insts = refold(insts, keep=spliced)  # unroll: regular runs as one instruction + repeat; no cycle changes
-    kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
     t3 = time.perf_counter()
-    kernel = to_kernel(kop, cfg, file)
+    kernel = kernel_of(name, insts, cfg)
     shared = [t for tpl in templates.values() for t in tpl.shared_tensors()]
     prog = Program(cfg.name, cfg, storage.tensors() + list(low.kernel_tensors.values()) + shared + low.instance_list,
                    [], [kernel], file)
     obj = emit(prog)
     t4 = time.perf_counter()
     times = {"passes": t1 - t0, "lower": t2 - t1, "schedule": t3 - t2, "emit": t4 - t3}
-    return VectorCompiled(name, storage, args, outs, kop, prog, obj, max(kernel.length, length),
-                          len(low.snips), times)
+    return VectorCompiled(name, storage, args, outs, prog, obj, max(kernel.length, length), len(low.snips), times)
 
 
 def _looked_up(use) -> bool:

@@ -202,6 +202,11 @@ class MultiCompiled:
     lanes: int
     cycles: int = 0
 
+    def kernel_names(self, c: int) -> list[str]:
+        """Chip ``c``'s kernels, in run order."""
+        code = self.chips[c]
+        return [k.program.kernels[0].name if k is code.compiled else k.sym_name.data for k in code.kernels]
+
     def objects(self) -> list[tuple[str, object]]:
         return [(chip_name(c), code.obj) for c, code in sorted(self.chips.items())]
 
@@ -295,7 +300,8 @@ class MultiCompiled:
         out = [f"// {chip_name(c)} of @{self.func}: compiled from {source or 'a df function'}; "
                f"{len(code.kernels)} kernel(s), {code.length} cycles", f'target "{cfg.name}"', ""]
         out += [tensor_declaration(t, cfg) for t in code.tensors]
-        return "\n".join(out) + "\n" + "\n".join("\n" + kernel_text(k, cfg) for k in code.kernels)
+        return "\n".join(out) + "\n" + "\n".join("\n" + kernel_text(k.kernel if k is code.compiled else k, cfg)
+                                                  for k in code.kernels)
 
     def assembly(self, source: str = "") -> str:
         """Every chip's assembly (``lpu compile -S``), one after the other; ``--objects DIR``
@@ -431,7 +437,7 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
             for outgoing, kname in ((early, f"{name}_send_args"), (None, name), (late, f"{name}_send")):
                 if outgoing is None:
                     if code.compiled is not None:
-                        code.kernels.append(code.compiled.kernel)
+                        code.kernels.append(code.compiled)  # its kernel record, no IR needed
                         code.start[name] = t
                         t += code.compiled.cycles
                 elif outgoing:
@@ -468,8 +474,7 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
             code.length += n
     for c in chips:
         code = codes[c]
-        kernels = [code.compiled.program.kernels[0] if (code.compiled is not None and k is code.compiled.kernel)
-                   else to_kernel(k, cfg, file) for k in code.kernels]
+        kernels = [k.program.kernels[0] if k is code.compiled else to_kernel(k, cfg, file) for k in code.kernels]
         code.obj = emit(Program(cfg.name, cfg, code.tensors, [], kernels, file))
     results = []
     for v in ops[-1].operands:
