@@ -4,7 +4,9 @@ programs are checked against, and the check that every pass preserves meaning.
 
 Chips: every op runs where its ``chip`` attribute says (default 0), in program order; a
 ``send`` queues its value on the (from, to) channel and a ``recv`` takes the oldest one.
-SRAM tensors (``data``/``reserve``) hold their contents for the whole run; an assembly kernel
+SRAM tensors (``data``/``reserve``) hold their contents for the whole run (and, given one
+``sram`` dict, from run to run), ``store`` writes into them, and a function's symbol parameters
+are bound by each call to the tensors it passes (``_State.bindings``); an assembly kernel
 called with ``call`` runs through a Python reference given to ``run_function(kernels=...)``, or,
 without one, on the simulator over those tensors (``lpu.dsl.kernels``).
 """
@@ -50,15 +52,25 @@ def _elem(op: Operation) -> str:
 
 
 class _State:
-    def __init__(self, module: ModuleOp, base_dir: str, kernels: dict[str, KernelRef]):
+    def __init__(self, module: ModuleOp, base_dir: str, kernels: dict[str, KernelRef],
+                 sram: dict[str, np.ndarray] | None = None):
         self.module = module
         self.base_dir = base_dir
         self.kernels = kernels
-        self.sram: dict[str, np.ndarray] = {}
+        self.sram: dict[str, np.ndarray] = sram if sram is not None else {}
         self.channels: dict[tuple[int, int], deque] = {}
         self.symbols = {op.sym_name.data: op for op in module.ops if "sym_name" in op.attributes}
+        # the symbol parameters of the functions being run, innermost call last: name -> the
+        # module tensor it is bound to
+        self.bindings: list[dict[str, str]] = [{}]
+
+    def resolve(self, name: str) -> str:
+        """The module tensor ``@name`` stands for in the function being run."""
+        return self.bindings[-1].get(name, name)
 
     def tensor(self, name: str, op: Operation) -> np.ndarray:
+        """The contents of the module's SRAM tensor ``@name`` (made from its initial contents on
+        first use, then kept: ``store`` writes into it)."""
         if name not in self.sram:
             self.sram[name] = self._initial(self.symbols[name])
         return self.sram[name]
@@ -115,7 +127,22 @@ class DfFunctions(InterpreterFunctions):
 
     @impl(D.GetOp)
     def run_get(self, interp, op, args):
-        return (self.state.tensor(D.get_sym(op, "tensor"), op).copy(),)
+        return (self.state.tensor(self.state.resolve(D.get_sym(op, "tensor")), op).copy(),)
+
+    @impl(D.StoreOp)
+    def run_store(self, interp, op, args):
+        name = self.state.resolve(D.get_sym(op, "tensor"))
+        t = self.state.tensor(name, op)
+        v = args[0]
+        offsets = D.get_ints(op, "offsets") or [0] * v.ndim
+        if len(args) > 1:
+            i = int(args[1])
+            offsets = [o + i * s for o, s in zip(offsets, D.get_ints(op, "step"))]
+        for d, (o, s, n) in enumerate(zip(offsets, v.shape, t.shape)):
+            if o < 0 or o + s > n:
+                raise RunError(f"window [{o}, {o + s}) of axis {d} is outside the {n} elements of '@{name}'", op)
+        t[tuple(slice(o, o + s) for o, s in zip(offsets, v.shape))] = v
+        return ()
 
     @impl(D.MatmulOp)
     def run_matmul(self, interp, op, args):
@@ -217,19 +244,28 @@ class DfFunctions(InterpreterFunctions):
     def run_call(self, interp, op, args):
         name = D.get_sym(op, "callee")
         target = self.state.symbols.get(name)
+        state = self.state
         if isinstance(target, D.FuncOp):
-            return interp.run_ssacfg_region(target.body, tuple(args), name)
-        ref = self.state.kernels.get(name)
-        for sym, v in zip(D.get_syms(op, "inputs") or [], args):
-            self.state.tensor(sym, op)
-            self.state.sram[sym] = v.copy()
-        for sym in D.get_syms(op, "outputs") or []:
-            self.state.tensor(sym, op)
+            params = [p for p, _t in target.sym_param_list()]
+            syms = [state.resolve(s) for s in D.get_syms(op, "sym_args") or []]
+            state.bindings.append(dict(zip(params, syms)))
+            try:
+                return interp.run_ssacfg_region(target.body, tuple(args), name)
+            finally:
+                state.bindings.pop()
+        ref = state.kernels.get(name)
+        ins = [state.resolve(s) for s in D.get_syms(op, "inputs") or []]
+        outs = [state.resolve(s) for s in D.get_syms(op, "outputs") or []]
+        for sym, v in zip(ins, args):
+            state.tensor(sym, op)
+            state.sram[sym] = v.copy()
+        for sym in outs:
+            state.tensor(sym, op)
         if ref is not None:
-            ref(self.state.sram)
+            ref(state.sram)
         else:  # no Python reference: the kernel runs on the simulator, the machine's reference
-            self.state.simulate_kernel(name, op)
-        return tuple(self.state.sram[sym].copy() for sym in D.get_syms(op, "outputs") or [])
+            state.simulate_kernel(name, op)
+        return tuple(state.sram[sym].copy() for sym in outs)
 
 
 for _kind, _cls in D.BINARY_OPS.items():
@@ -297,18 +333,64 @@ def random_input(arg_type, rng: np.random.Generator) -> np.ndarray:
         rng.standard_normal(size=shape).astype(np.float32)
 
 
+def check_symbols(module: ModuleOp, func: D.FuncOp, symbols: dict[str, str] | None) -> dict[str, str]:
+    """The module tensors the entry function's symbol parameters are bound to (``symbols``:
+    parameter name -> tensor name, both without '@'), checked like a call's."""
+    loc = loc_of(func)
+    fname = func.sym_name.data
+    symbols = dict(symbols or {})
+    tensors = {op.sym_name.data: op for op in module.ops if isinstance(op, (D.DataOp, D.ReserveOp))}
+    params = func.sym_param_list()
+    for pname, ptype in params:
+        if pname not in symbols:
+            raise DiagnosticError(error(f"no tensor for symbol parameter '@{pname}' of '@{fname}' "
+                                        f"(run_function(..., symbols={{'{pname}': 'tensor'}}))", loc))
+        t = tensors.get(symbols[pname])
+        if t is None:
+            raise DiagnosticError(error(f"'@{symbols[pname]}' given for '@{pname}' is not a tensor (data or "
+                                        f"reserve) of this module", loc))
+        if t.type != ptype:
+            raise DiagnosticError(error(f"'@{symbols[pname]}' of type {T.type_text(t.type)} is given for the symbol "
+                                        f"parameter '@{pname}' of '@{fname}', of type {T.type_text(ptype)}", loc))
+    extra = sorted(set(symbols) - {p for p, _t in params})
+    if extra:
+        raise DiagnosticError(error(f"'@{fname}' has no symbol parameter '@{extra[0]}'", loc))
+    return symbols
+
+
+def initial_sram(module: ModuleOp, *, base_dir: str = ".") -> dict[str, np.ndarray]:
+    """Every SRAM tensor (data, reserve) of ``module`` with its initial contents: what a
+    ``sram`` state of ``run_function`` starts from (it fills itself lazily otherwise)."""
+    state = _State(module, base_dir, {})
+    for op in module.ops:
+        if isinstance(op, (D.DataOp, D.ReserveOp)):
+            state.tensor(op.sym_name.data, op)
+    return state.sram
+
+
 def run_function(module: ModuleOp, name: str, inputs: dict[str, np.ndarray], *,
-                 kernels: dict[str, KernelRef] | None = None, base_dir: str | None = None) -> list[np.ndarray]:
+                 kernels: dict[str, KernelRef] | None = None, base_dir: str | None = None,
+                 sram: dict[str, np.ndarray] | None = None,
+                 symbols: dict[str, str] | None = None) -> list[np.ndarray]:
     """Run ``@name`` on ``inputs`` (keyed by argument name, without '%'); its results.
 
     ``base_dir`` is where ``load("x.npy")`` paths start (default: the directory of the file
-    the module was parsed from). Errors are ``DiagnosticError`` at the op that failed."""
+    the module was parsed from). Errors are ``DiagnosticError`` at the op that failed.
+
+    ``sram`` carries the SRAM tensors from one run to the next: a dict, symbol name (without
+    '@') -> ndarray, that the run fills with a tensor's initial contents on its first use and
+    updates in place (``store`` writes into the arrays, a kernel call replaces them); pass the
+    same dict to the next run and it sees what this one stored. Without it, every run starts
+    from the module's initial contents. ``symbols`` binds the symbol parameters of ``@name``
+    (parameter -> module tensor), as a call's ``@symbol`` arguments do."""
     func = function(module, name)
     args = check_inputs(func, inputs)
+    bound = check_symbols(module, func, symbols)
     if base_dir is None:
         loc = loc_of(func)
         base_dir = os.path.dirname(loc.file) if loc is not None and os.path.exists(loc.file) else "."
-    state = _State(module, base_dir, kernels or {})
+    state = _State(module, base_dir, kernels or {}, sram)
+    state.bindings = [bound]
     tracker = _Tracker()
     interp = Interpreter(module, listeners=(tracker,))
     interp.register_implementations(DfFunctions(state))
@@ -324,4 +406,4 @@ def run_function(module: ModuleOp, name: str, inputs: dict[str, np.ndarray], *,
     return [np.asarray(r) for r in results]
 
 
-__all__ = ["run_function", "random_input", "arg_names", "function", "KernelRef", "SourceLoc"]
+__all__ = ["run_function", "initial_sram", "random_input", "arg_names", "function", "KernelRef", "SourceLoc"]

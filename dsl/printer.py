@@ -80,9 +80,12 @@ def _op_line(op: Operation, names: _Names) -> str:
     if sym is not None and sym in op.attributes:
         head = format_attr(op.attributes[sym])
         if cls is D.CallOp:
-            operands = [f"{head}({', '.join(operands)})"]
+            args = D.merge_positions(operands, ["@" + s for s in D.get_syms(op, "sym_args") or []],
+                                     D.get_ints(op, "sym_arg_positions") or [])
+            operands = [f"{head}({', '.join(args)})"]
         else:
-            operands = [head, *operands]
+            at = getattr(cls, "SYMBOL_AT", 0)
+            operands = [*operands[:at], head, *operands[at:]]
     if operands:
         parts.append(" " + ", ".join(operands))
     attrs = [(k, op.attributes[k]) for k in [*cls.ATTRS, "chip"] if k in op.attributes and k != sym]
@@ -148,7 +151,9 @@ def print_module(module: ModuleOp) -> str:
             out += ["", op.text.data, ""]
         elif isinstance(op, D.FuncOp):
             names = _Names()
-            args = ", ".join(f"{names(a)}: {T.type_text(a.type)}" for a in op.body.block.args)
+            params = [f"{names(a)}: {T.type_text(a.type)}" for a in op.body.block.args]
+            syms = [f"@{n}: {T.type_text(t)}" for n, t in op.sym_param_list()]
+            args = ", ".join(D.merge_positions(params, syms, op.sym_param_positions()))
             outs = op.function_type.outputs.data
             ret = (" -> " + ", ".join(T.type_text(t) for t in outs)) if outs else ""
             out += ["", f"func @{op.sym_name.data}({args}){ret} {{"]

@@ -123,12 +123,20 @@ def test_fuzzed_text_gives_diagnostics_not_tracebacks(pos, cut, insert):
 
 def test_doc_examples_parse_and_run():
     import re
+    from lpu.dsl.interpreter import run_function
     with open(os.path.join(os.path.dirname(EXAMPLES), "docs", "dataflow.md")) as f:
         blocks = re.findall(r"```lpu\n(.*?)```", f.read(), re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
+    m = parse_module(blocks[2], "doc2.lpu")  # symbol parameters and a store, three steps
+    from lpu.dsl.interpreter import run_function as run
+    state, rows = {}, []
+    for pos in range(3):
+        x = np.full((1, 4), pos + 1, np.float16)
+        (s,) = run(m, "main", {"x": x, "pos": np.asarray(pos, np.int32)}, sram=state)
+        rows.append(2.0 * (pos + 1))
+        assert np.array_equal(s, np.full((1, 4), sum(rows), np.float32))
     check_module(blocks[0], "doc0.lpu")  # names a .npy that is not there: parsing is enough
     m = parse_module(blocks[1], "doc1.lpu")
-    from lpu.dsl.interpreter import run_function
     x = np.arange(8, dtype=np.float16)
     (r,) = run_function(m, "main", {"x": x})
     assert np.array_equal(r, (4 * 0.5 * x).astype(np.float32))

@@ -112,4 +112,23 @@ class StaticSlice(RewritePattern):
             "offsets": D.ints_attr(offsets), "sizes": op.attributes["sizes"]})])
 
 
-PATTERNS = (FoldConstants(), CastToSameType(), ReshapeChain(), TransposeChain(), StaticSlice())
+class StaticStore(RewritePattern):
+    """A store whose index is a constant is a store at static offsets (as StaticSlice)."""
+
+    ROOTS = D.StoreOp  # the ops it can match (the pass driver skips the others)
+
+    def match_and_rewrite(self, op, rewriter: PatternRewriter):
+        if not isinstance(op, D.StoreOp) or op.index is None:
+            return
+        index = _constant(op.index)
+        if index is None:
+            return
+        i = int(index)
+        rank = len(T.shape_of(op.value.type))
+        offsets = [o + i * s for o, s in zip(D.get_ints(op, "offsets") or [0] * rank, D.get_ints(op, "step"))]
+        e = Emitter(op)
+        e.op(D.StoreOp, [op.value], {"tensor": op.attributes["tensor"], "offsets": D.ints_attr(offsets)})
+        rewriter.replace(op, e.ops, [])
+
+
+PATTERNS = (FoldConstants(), CastToSameType(), ReshapeChain(), TransposeChain(), StaticSlice(), StaticStore())
