@@ -400,6 +400,16 @@ class _Build(Transformer):
     def args(self, c):
         return c
 
+    def literal(self, c):
+        """A number where an operand stands (``mul %x, 0.125``): a rank-0 constant of the other
+        operand's element type, made by ``op`` once that type is known."""
+        first = c[0]
+        v = _number(c[-1].value)
+        if len(c) == 2 and first.value == "-":
+            v = -v
+        return ("lit", v, first, sum(len(t.value) for t in c) if len(c) == 1 else
+                c[-1].column + len(c[-1].value) - first.column)
+
     def operands(self, c):
         return c
 
@@ -442,10 +452,17 @@ class _Build(Transformer):
             if close:
                 d.note(f"did you mean '{close[0]}'?")
             return self._poison(results)
-        values, attributes = [], {}
+        values, attributes, literals = [], {}, []
         for i, o in enumerate(operands or []):
             if o[0] == "use":
                 values.append(o[1])
+            elif o[0] == "lit":
+                if not issubclass(cls, D.BinaryOp):
+                    self.err(f"'{cls.name}' takes no number operand (only the binary ops do: "
+                             f"{', '.join(sorted(D.BINARY_OPS))})", o[2], o[3])
+                    return self._poison(results)
+                literals.append((len(values), o))
+                values.append(None)
             elif cls.SYMBOL is None:
                 self.err(f"'{cls.name}' takes no @symbol operand", o[2])
                 return self._poison(results)
@@ -474,6 +491,12 @@ class _Build(Transformer):
             if a is None:
                 return self._poison(results)
             attributes[key.value] = a
+        if literals:
+            consts = self._literals(cls, name, values, literals, attributes.get("chip"))
+            if consts is None:
+                return self._poison(results)
+            for (k, _o), c in zip(literals, consts):
+                values[k] = c.result
         if types is None:
             types = self._infer(cls, name, values, attributes)
             if types is None:
@@ -491,6 +514,31 @@ class _Build(Transformer):
         for t, r in zip(results or [], op.results):
             self.define(t, r)
         return None
+
+    def _literals(self, cls, name: Token, values, literals, chip):
+        """The constants of ``literals`` (number operands of a binary op), each of the element type
+        of the op's value operand, added to the block before the op, at its location."""
+        others = [v for v in values if v is not None]
+        if not others:
+            self.err(f"'{cls.name}' needs a value operand beside its numbers", name)
+            return None
+        elem = T.elem_of(others[0].type)
+        consts = []
+        for _k, (_kind, v, tok, length) in literals:
+            try:
+                if elem in T.INTS and not isinstance(v, int):
+                    raise ValueError(f"is not an integer, as the other operand's {elem} needs")
+                attr = _fill([v], (), elem)
+            except ValueError as e:
+                text = str(e).replace("holds a value out of range for", "is out of range for")
+                self.err(f"the number {v!r} {text}", tok, length)
+                return None
+            attrs = {"value": attr} if chip is None else {"value": attr, "chip": chip}
+            c = D.ConstantOp.create(result_types=[attr.type], attributes=attrs,
+                                    location=self.location(name.line, name.column))
+            self.blocks[-1].add_op(c)
+            consts.append(c)
+        return consts
 
     def _poison(self, results):
         for t in results or []:

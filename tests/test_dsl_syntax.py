@@ -74,7 +74,7 @@ def modules(draw):
     values = ["%x"]
     lines = []
     for i in range(draw(st.integers(1, 12))):
-        kind = draw(st.sampled_from(["unary", "binary", "const", "chip", "loop"]))
+        kind = draw(st.sampled_from(["unary", "binary", "const", "literal", "chip", "loop"]))
         v = f"%v{i}"
         if kind == "unary":
             lines.append(f"{v} = {draw(st.sampled_from(UNARY))} {draw(st.sampled_from(values))}")
@@ -85,6 +85,12 @@ def modules(draw):
             c = draw(st.floats(-100, 100, allow_nan=False, width=16))
             lines.append(f"{v}c = constant {{value = {c!r}}} : tensor<{elem}>")
             lines.append(f"{v} = mul {draw(st.sampled_from(values))}, {v}c")
+        elif kind == "literal":  # a number operand, on either side
+            c = draw(st.integers(-100, 100)) if elem.startswith("i") else \
+                draw(st.floats(-100, 100, allow_nan=False, width=16))
+            a = draw(st.sampled_from(values))
+            op = draw(st.sampled_from(BINARY))
+            lines.append(f"{v} = {op} {a}, {c!r}" if draw(st.booleans()) else f"{v} = {op} {c!r}, {a}")
         elif kind == "chip":
             lines.append(f"{v} = relu {draw(st.sampled_from(values))} {{chip = {draw(st.integers(0, 3))}}}")
         else:
