@@ -42,8 +42,9 @@ class RunError(DiagnosticError):
     """A run-time error of the reference: a diagnostic at the op (or data tensor) that failed,
     so every tool that reads df data (the compiler too) reports it like any other error."""
 
-    def __init__(self, message: str, op: Operation | None = None):
-        super().__init__(error(message, loc_of(op) if op is not None else None))
+    def __init__(self, message: str, op: Operation | None = None, loc: SourceLoc | None = None):
+        self.loc = loc if loc is not None else loc_of(op) if op is not None else None
+        super().__init__(error(message, self.loc))
         self.op = op
 
 
@@ -100,15 +101,64 @@ class _State:
                 raise RunError(f"'@{t.sym_name.data}' has {len(raw)} bytes of hex data but "
                                f"{T.type_text(t.type)} needs {need}", t)
             return np.frombuffer(raw, dtype=T.dtype(elem)).reshape(shape).copy()
-        path = os.path.join(self.base_dir, t.init.data)
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise RunError(f"cannot load '{t.init.data}' for '@{t.sym_name.data}': {e}", t) from None
-        if arr.shape != shape or arr.dtype != T.dtype(elem):
-            raise RunError(f"'{t.init.data}' holds {arr.dtype}{list(arr.shape)} but '@{t.sym_name.data}' is "
-                           f"{T.type_text(t.type)}", t)
+        return load_npy(t, self.base_dir)
+
+
+#: what an .npy file's float dtype is, as an element type ('f64' converts too; '|V2' is how
+#: numpy writes ml_dtypes' bfloat16)
+_FLOAT_FILES = {"float16": "f16", "float32": "f32", "float64": "f64", "bfloat16": "bf16"}
+
+
+def load_npy(t: D.DataOp, base_dir: str) -> np.ndarray:
+    """The contents of ``data @t = load("file.npy")``: the file's array, of exactly the declared
+    shape. A float file converts to a float tensor of another type (f32 -> f16, f64 -> bf16,
+    f16 -> f32, ...), rounded to nearest even as ``cast`` rounds; a bf16 file written by
+    ml_dtypes (numpy's ``|V2``) is read as bf16. Anything else that differs is an error at the
+    ``load``."""
+    shape, elem, name, file = T.shape_of(t.type), T.elem_of(t.type), t.sym_name.data, t.init.data
+    path = os.path.join(base_dir, file)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise RunError(f"cannot load '{file}' for '@{name}': {getattr(e, 'strerror', None) or e}", t,
+                       _load_loc(t)) from None
+    if not isinstance(arr, np.ndarray):  # np.load opens .npz archives too
+        raise RunError(f"cannot load '{file}' for '@{name}': not a .npy file (an .npz archive holds several "
+                       "arrays)", t, _load_loc(t))
+    if arr.dtype.kind == "V" and arr.dtype.itemsize == 2 and arr.dtype.fields is None:
+        arr = arr.view(T.dtype("bf16"))
+    held = f"{arr.dtype}{list(arr.shape)}"
+    if arr.shape != shape:
+        raise RunError(f"'{file}' holds {held} but '@{name}' is {T.type_text(t.type)}", t, _load_loc(t))
+    if arr.dtype == T.dtype(elem):
         return arr
+    src = _FLOAT_FILES.get(str(arr.dtype))
+    if src is not None and elem in T.FLOATS:
+        return N.convert(arr, "f32", elem)  # (floats: the source type does not matter)
+    kind = "floats" if src is not None else "integers" if arr.dtype.kind in "iub" else "neither floats nor integers"
+    why = (" (a float file converts to any float type; integers and floats do not convert into each other)"
+           if src is not None or elem in T.FLOATS else "")
+    raise RunError(f"'{file}' holds {held}, {kind}, but '@{name}' is {T.type_text(t.type)}{why}", t, _load_loc(t))
+
+
+def _load_loc(t: Operation) -> SourceLoc | None:
+    """The ``load("...")`` of ``data @t`` in its source file (the op's own location when the
+    file cannot be read)."""
+    loc = loc_of(t)
+    if loc is None:
+        return None
+    try:
+        with open(loc.file, encoding="utf-8") as f:
+            for _ in range(loc.line - 1):
+                f.readline()
+            line = f.readline()
+    except OSError:
+        return loc
+    col = line.find("load(", loc.col - 1)
+    end = line.find(")", col)
+    if col < 0 or end < 0:
+        return loc
+    return SourceLoc(loc.file, loc.line, col + 1, end - col + 1)
 
 
 def _checked(v: np.ndarray, op: Operation) -> np.ndarray:
@@ -398,7 +448,8 @@ def run_function(module: ModuleOp, name: str, inputs: dict[str, np.ndarray], *,
         with np.errstate(all="ignore"):
             results = interp.run_ssacfg_region(func.body, tuple(args), name)
     except RunError as e:
-        raise DiagnosticError(error(str(e), loc_of(e.op or tracker.op) if (e.op or tracker.op) else None)) from None
+        loc = e.loc if e.loc is not None else loc_of(tracker.op) if tracker.op is not None else None
+        raise DiagnosticError(error(str(e), loc)) from None
     for (src, dst), q in state.channels.items():
         if q:
             raise DiagnosticError(error(f"chip {src} sent chip {dst} a value that was never received",
