@@ -100,6 +100,11 @@ def get_ints(op: Operation, name: str) -> list[int] | None:
     return [x.value.data for x in a.data] if isinstance(a, ArrayAttr) else None
 
 
+def get_str(op: Operation, name: str, default: str | None = None) -> str | None:
+    a = op.attributes.get(name)
+    return a.data if isinstance(a, StringAttr) else default
+
+
 def get_sym(op: Operation, name: str) -> str | None:
     a = op.attributes.get(name)
     return a.root_reference.data if isinstance(a, SymbolRefAttr) else None
@@ -269,9 +274,33 @@ def _unary(kind: str, float_only: bool):
 
 
 BINARY_OPS = {k: _binary(k) for k in ("add", "sub", "mul", "max", "min")}
-UNARY_OPS = {k: _unary(k, k not in ("neg", "abs", "relu"))
-             for k in ("exp", "tanh", "sigmoid", "relu", "gelu", "silu", "rsqrt", "recip", "neg", "abs")}
-COMPOSITE_UNARY = ("gelu", "silu")
+#: comparisons: binary ops (numpy broadcasting) whose result, of the operands' element type,
+#: holds 1 where the relation holds and 0 elsewhere, as the VXM's cmp.* do
+COMPARE_OPS = {k: _binary(k) for k in ("eq", "ne", "lt", "le", "gt", "ge")}
+
+
+@irdl_op_definition
+class GeluOp(UnaryOp):
+    """GELU: ``approximate = "tanh"`` (the default) is the tanh form, ``"none"`` the exact
+    ``0.5·x·(1 + erf(x/√2))`` (definitions: lpu.dsl.numerics.gelu, gelu_exact)."""
+
+    name = "df.gelu"
+    approximate = opt_attr_def(StringAttr)
+    KIND: ClassVar[str] = "gelu"
+    FLOAT_ONLY: ClassVar[bool] = True
+    ATTRS: ClassVar = {"approximate": "str"}
+
+    def check(self):
+        a = self.attributes.get("approximate")
+        if a is not None and a.data not in ("tanh", "none"):
+            fail(f"'approximate' is \"tanh\" or \"none\", not {a.data!r}")
+
+
+UNARY_OPS = {k: GeluOp if k == "gelu" else _unary(k, k not in ("neg", "abs", "relu", "sign"))
+             for k in ("exp", "tanh", "sigmoid", "relu", "gelu", "silu", "rsqrt", "recip", "neg", "abs", "erf",
+                       "sign")}
+#: unary ops defined by their decomposition (lpu.dsl.numerics; df-decompose writes it out)
+COMPOSITE_UNARY = ("gelu", "silu", "erf", "sign")
 
 
 @irdl_op_definition
@@ -307,8 +336,31 @@ class GetOp(DfOp):
 
 
 @irdl_op_definition
+class SelectOp(DfOp):
+    """``select %cond, %a, %b``: ``a`` where ``cond`` is nonzero, else ``b`` (numpy ``where``, with
+    broadcasting of all three); ``cond`` may have any element type, ``a`` and ``b`` share one."""
+
+    name = "df.select"
+    cond = operand_def(TensorType)
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure(), DfCanonicalization())
+
+    @classmethod
+    def infer(cls, ts, op):
+        ea, eb = T.elem_of(ts[1]), T.elem_of(ts[2])
+        if ea != eb:
+            fail(f"the values have different element types: {ea} and {eb}")
+        shape = _broadcast(_broadcast(T.shape_of(ts[0]), T.shape_of(ts[1])), T.shape_of(ts[2]))
+        return [T.tensor_type(shape, ea)]
+
+
+@irdl_op_definition
 class MatmulOp(DfOp):
-    """``out[..., j] = sum_i lhs[..., i] * rhs[i, j]``, accumulated in i32 (i8) or f32."""
+    """``out[..., j] = sum_i lhs[..., i] * rhs[i, j]``, accumulated in i32 (i8) or f32; with a
+    right operand of rank 3 or more, batches: ``[..., m, k] × [..., k, n] → [..., m, n]``, the
+    batch dimensions broadcast as numpy's (a batch of 1 is reused for every batch)."""
 
     name = "df.matmul"
     lhs = operand_def(TensorType)
@@ -326,11 +378,19 @@ class MatmulOp(DfOp):
             fail(f"multiplies i8, f16 or bf16 (the MXM's weight types), not {ea}")
         if len(a) < 1:
             fail("left operand must have rank 1 or more")
-        if len(b) != 2:
-            fail(f"right operand must be a matrix (rank 2), not rank {len(b)}")
-        if a[-1] != b[0]:
-            fail(f"contraction dimensions differ: {a[-1]} (left) and {b[0]} (right)")
-        return [T.tensor_type(a[:-1] + (b[1],), T.ACCUMULATOR[ea])]
+        if len(b) < 2:
+            fail(f"right operand must be a matrix (rank 2) or a batch of them (rank 3 or more), not rank {len(b)}")
+        if a[-1] != b[-2]:
+            fail(f"contraction dimensions differ: {a[-1]} (left) and {b[-2]} (right)")
+        if len(b) == 2:
+            return [T.tensor_type(a[:-1] + (b[1],), T.ACCUMULATOR[ea])]
+        if len(a) < 2:
+            fail(f"a batched matmul's left operand has rank 2 or more ([..., m, k]), not rank {len(a)}")
+        try:
+            batch = tuple(np.broadcast_shapes(a[:-2], b[:-2]))
+        except ValueError:
+            fail(f"batch dimensions {a[:-2]} (left) and {b[:-2]} (right) do not broadcast")
+        return [T.tensor_type(batch + (a[-2], b[-1]), T.ACCUMULATOR[ea])]
 
 
 @irdl_op_definition
@@ -421,6 +481,37 @@ class ReduceMaxOp(_ReduceBase):
     name = "df.reduce_max"
 
 
+@irdl_op_definition
+class ReduceMinOp(_ReduceBase):
+    name = "df.reduce_min"
+
+
+class _ArgBase(_ReduceBase):
+    @classmethod
+    def infer(cls, ts, op):
+        shape = T.shape_of(ts[0])
+        if not shape:
+            fail(f"'{cls.name[3:]}' of a rank-0 tensor")
+        axis = _axis(op, len(shape))
+        return [T.tensor_type(shape[:axis] + (1,) + shape[axis + 1:], "i32")]
+
+
+@irdl_op_definition
+class ArgmaxOp(_ArgBase):
+    """The index (i32) of the first maximum along ``axis`` (default -1), which keeps size 1; a NaN
+    counts as the maximum, as in numpy (definition: lpu.dsl.numerics.argmax)."""
+
+    name = "df.argmax"
+
+
+@irdl_op_definition
+class ArgminOp(_ArgBase):
+    """The index (i32) of the first minimum along ``axis`` (default -1), which keeps size 1; a NaN
+    counts as the minimum, as in numpy (definition: lpu.dsl.numerics.argmin)."""
+
+    name = "df.argmin"
+
+
 def _float_rank1(t: Attribute, what: str) -> tuple[tuple, str]:
     shape, e = T.shape_of(t), T.elem_of(t)
     if e not in T.FLOATS:
@@ -432,16 +523,56 @@ def _float_rank1(t: Attribute, what: str) -> tuple[tuple, str]:
 
 @irdl_op_definition
 class SoftmaxOp(DfOp):
-    """Softmax over the last axis (definition: lpu.dsl.numerics.softmax)."""
+    """Softmax over ``axis`` (default -1, the last; definition: lpu.dsl.numerics.softmax)."""
 
     name = "df.softmax"
     input = operand_def(TensorType)
     result = result_def(TensorType)
+    axis = opt_attr_def(IntegerAttr)
     traits = traits_def(Pure())
+    ATTRS: ClassVar = {"axis": "int"}
 
     @classmethod
     def infer(cls, ts, op):
-        _float_rank1(ts[0], "softmax")
+        shape, _e = _float_rank1(ts[0], "softmax")
+        _axis(op, len(shape))
+        return [ts[0]]
+
+
+@irdl_op_definition
+class RopeOp(DfOp):
+    """Rotary position embedding of ``x [..., d]`` by ``cos``/``sin`` (broadcastable to
+    ``[..., d/2]``): ``style = "half"`` (the default; HF/NeoX rotate_half) rotates the pairs
+    ``(i, i + d/2)``, ``"interleaved"`` the pairs ``(2i, 2i + 1)`` (definition:
+    lpu.dsl.numerics.rope)."""
+
+    name = "df.rope"
+    input = operand_def(TensorType)
+    cos = operand_def(TensorType)
+    sin = operand_def(TensorType)
+    result = result_def(TensorType)
+    style = opt_attr_def(StringAttr)
+    traits = traits_def(Pure())
+    ATTRS: ClassVar = {"style": "str"}
+
+    @classmethod
+    def infer(cls, ts, op):
+        shape, e = _float_rank1(ts[0], "rope")
+        if shape[-1] % 2:
+            fail(f"rotates pairs: the last dimension must be even, not {shape[-1]}")
+        half = shape[:-1] + (shape[-1] // 2,)
+        for t, role in zip(ts[1:], ("cos", "sin")):
+            if T.elem_of(t) != e:
+                fail(f"{role} must have the element type of the input ({e}), not {T.elem_of(t)}")
+            try:
+                ok = tuple(np.broadcast_shapes(half, T.shape_of(t))) == half
+            except ValueError:
+                ok = False
+            if not ok:
+                fail(f"{role} of shape {T.shape_of(t)} does not broadcast to {half} (the input's pairs)")
+        style = op.attributes.get("style")
+        if style is not None and getattr(style, "data", None) not in ("half", "interleaved"):
+            fail(f"'style' is \"half\" or \"interleaved\", not {getattr(style, 'data', style)!r}")
         return [ts[0]]
 
 
@@ -938,8 +1069,9 @@ class KernelOp(DfOp):
 
 
 DF_OPS: list[type[Operation]] = [
-    *BINARY_OPS.values(), *UNARY_OPS.values(), ConstantOp, GetOp, MatmulOp, CastOp, QuantizeOp,
-    DequantizeOp, ReduceSumOp, ReduceMaxOp, SoftmaxOp, LayernormOp, RmsnormOp, TransposeOp,
+    *BINARY_OPS.values(), *COMPARE_OPS.values(), *UNARY_OPS.values(), SelectOp, ConstantOp, GetOp, MatmulOp,
+    CastOp, QuantizeOp, DequantizeOp, ReduceSumOp, ReduceMaxOp, ReduceMinOp, ArgmaxOp, ArgminOp, SoftmaxOp,
+    RopeOp, LayernormOp, RmsnormOp, TransposeOp,
     ReshapeOp, SliceOp, StoreOp, ConcatOp, ForOp, YieldOp, SendOp, RecvOp, CallOp, ReturnOp, FuncOp,
     DataOp, ReserveOp, ExternOp, KernelOp,
 ]

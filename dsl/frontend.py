@@ -459,7 +459,7 @@ class _Build(Transformer):
             elif o[0] == "lit":
                 if not issubclass(cls, D.BinaryOp):
                     self.err(f"'{cls.name}' takes no number operand (only the binary ops do: "
-                             f"{', '.join(sorted(D.BINARY_OPS))})", o[2], o[3])
+                             f"{', '.join([*D.BINARY_OPS, *D.COMPARE_OPS])})", o[2], o[3])
                     return self._poison(results)
                 literals.append((len(values), o))
                 values.append(None)
@@ -662,6 +662,10 @@ def _convert(kind: str, value, types):
         if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
             raise ValueError("must be a list of integers")
         return D.ints_attr(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        return StringAttr(value)
     if kind == "sym":
         if not (isinstance(value, tuple) and value[0] == "sym"):
             raise ValueError("must be a @symbol")

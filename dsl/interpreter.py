@@ -218,9 +218,29 @@ class DfFunctions(InterpreterFunctions):
     def run_reduce_max(self, interp, op, args):
         return (N.reduce_max(args[0], D.get_int(op, "axis", -1), _elem(op)),)
 
+    @impl(D.ReduceMinOp)
+    def run_reduce_min(self, interp, op, args):
+        return (N.reduce_min(args[0], D.get_int(op, "axis", -1), _elem(op)),)
+
+    @impl(D.ArgmaxOp)
+    def run_argmax(self, interp, op, args):
+        return (N.argmax(args[0], D.get_int(op, "axis", -1), T.elem_of(op.input.type)),)
+
+    @impl(D.ArgminOp)
+    def run_argmin(self, interp, op, args):
+        return (N.argmin(args[0], D.get_int(op, "axis", -1), T.elem_of(op.input.type)),)
+
+    @impl(D.SelectOp)
+    def run_select(self, interp, op, args):
+        return (_checked(N.select(*args), op),)
+
     @impl(D.SoftmaxOp)
     def run_softmax(self, interp, op, args):
-        return (N.softmax(args[0], _elem(op)),)
+        return (N.softmax(args[0], _elem(op), D.get_int(op, "axis", -1)),)
+
+    @impl(D.RopeOp)
+    def run_rope(self, interp, op, args):
+        return (_checked(N.rope(*args, _elem(op), D.get_str(op, "style", "half")), op),)
 
     @impl(D.LayernormOp)
     def run_layernorm(self, interp, op, args):
@@ -318,13 +338,13 @@ class DfFunctions(InterpreterFunctions):
         return tuple(state.sram[sym].copy() for sym in outs)
 
 
-for _kind, _cls in D.BINARY_OPS.items():
+for _kind, _cls in [*D.BINARY_OPS.items(), *D.COMPARE_OPS.items()]:
     def _run_binary(self, interp, op, args, _kind=_kind):
         return (N.binary(_kind, args[0], args[1], _elem(op)),)
     setattr(DfFunctions, f"run_{_kind}", impl(_cls)(_run_binary))
 for _kind, _cls in D.UNARY_OPS.items():
     def _run_unary(self, interp, op, args, _kind=_kind):
-        return (N.unary(_kind, args[0], _elem(op)),)
+        return (N.unary(_kind, args[0], _elem(op), D.get_str(op, "approximate", "tanh")),)
     setattr(DfFunctions, f"run_{_kind}", impl(_cls)(_run_unary))
 DfFunctions = register_impls(DfFunctions)
 

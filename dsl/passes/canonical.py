@@ -44,7 +44,7 @@ class FoldConstants(RewritePattern):
         if isinstance(op, D.BinaryOp):
             result = N.binary(op.KIND, values[0], values[1], elem)
         elif isinstance(op, D.UnaryOp):
-            result = N.unary(op.KIND, values[0], elem)
+            result = N.unary(op.KIND, values[0], elem, D.get_str(op, "approximate", "tanh"))
         else:
             result = N.convert(values[0], T.elem_of(op.input.type), elem)
         e = Emitter(op)
