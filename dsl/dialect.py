@@ -262,21 +262,35 @@ class UnaryOp(DfOp):
         return [ts[0]]
 
 
-def _binary(kind: str):
+def _binary(kind: str, doc: str | None = None):
     return irdl_op_definition(type(f"{kind.capitalize()}Op", (BinaryOp,), {
-        "name": f"df.{kind}", "KIND": kind, "__module__": __name__, "__annotations__": {"KIND": ClassVar[str]}}))
+        "name": f"df.{kind}", "KIND": kind, "__module__": __name__, "__annotations__": {"KIND": ClassVar[str]},
+        "__doc__": doc}))
 
 
-def _unary(kind: str, float_only: bool):
+def _unary(kind: str, float_only: bool, doc: str | None = None):
     return irdl_op_definition(type(f"{kind.capitalize()}Op", (UnaryOp,), {
         "name": f"df.{kind}", "KIND": kind, "FLOAT_ONLY": float_only, "__module__": __name__,
-        "__annotations__": {"KIND": ClassVar[str], "FLOAT_ONLY": ClassVar[bool]}}))
+        "__annotations__": {"KIND": ClassVar[str], "FLOAT_ONLY": ClassVar[bool]}, "__doc__": doc}))
+
+
+_DOCS = {
+    "eq": "1 where a == b, else 0, in the operands' element type (numpy broadcasting).",
+    "ne": "1 where a != b (and where either is NaN), else 0, in the operands' element type.",
+    "lt": "1 where a < b, else 0, in the operands' element type (numpy broadcasting).",
+    "le": "1 where a <= b, else 0, in the operands' element type (numpy broadcasting).",
+    "gt": "1 where a > b, else 0, in the operands' element type (numpy broadcasting).",
+    "ge": "1 where a >= b, else 0, in the operands' element type (numpy broadcasting).",
+    "erf": "The error function, computed in f32 from VXM primitives (lpu.dsl.numerics.erf; within 2e-7 of "
+           "the true erf).",
+    "sign": "-1, 0 or 1 of the element type; 0 for ±0 and NaN.",
+}
 
 
 BINARY_OPS = {k: _binary(k) for k in ("add", "sub", "mul", "max", "min")}
 #: comparisons: binary ops (numpy broadcasting) whose result, of the operands' element type,
 #: holds 1 where the relation holds and 0 elsewhere, as the VXM's cmp.* do
-COMPARE_OPS = {k: _binary(k) for k in ("eq", "ne", "lt", "le", "gt", "ge")}
+COMPARE_OPS = {k: _binary(k, _DOCS[k]) for k in ("eq", "ne", "lt", "le", "gt", "ge")}
 
 
 @irdl_op_definition
@@ -296,7 +310,7 @@ class GeluOp(UnaryOp):
             fail(f"'approximate' is \"tanh\" or \"none\", not {a.data!r}")
 
 
-UNARY_OPS = {k: GeluOp if k == "gelu" else _unary(k, k not in ("neg", "abs", "relu", "sign"))
+UNARY_OPS = {k: GeluOp if k == "gelu" else _unary(k, k not in ("neg", "abs", "relu", "sign"), _DOCS.get(k))
              for k in ("exp", "tanh", "sigmoid", "relu", "gelu", "silu", "rsqrt", "recip", "neg", "abs", "erf",
                        "sign")}
 #: unary ops defined by their decomposition (lpu.dsl.numerics; df-decompose writes it out)

@@ -91,7 +91,9 @@ def _type_text(t) -> str:
 
 
 def _op_doc(op) -> str:
-    doc = (type(op).__doc__ or "").strip().split("\n\n")[0]
+    """The first paragraph of an op's (or op class's) docstring."""
+    cls = op if isinstance(op, type) else type(op)
+    doc = (cls.__doc__ or "").strip().split("\n\n")[0]
     return " ".join(doc.split())
 
 

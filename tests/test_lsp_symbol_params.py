@@ -64,3 +64,20 @@ async def test_completion_offers_the_functions_own_parameters(client):
     assert sorted(i.label for i in res.items) == ["@cache", "@kv", "@main", "@put"]
     res = await client.text_document_completion_async(types.CompletionParams(doc(URI), P(9, 26)))
     assert sorted(i.label for i in res.items) == ["@cache", "@main", "@put"]
+
+
+async def test_the_new_ops_are_completed_and_hovered(client):
+    uri = "file:///tmp/lsp-test/newops.lpu"
+    text = ("func @f(%x: tensor<4x8xf16>) -> tensor<4x1xi32> {\n  %a = argmax %x\n  %l = lt %x, 0.5\n"
+            "  %\n  return %a\n}\n")
+    await open_document(client, uri, text)
+    res = await client.text_document_completion_async(types.CompletionParams(doc(uri), P(2, 7)))
+    items = {i.label: i.detail for i in res.items}
+    for op in ("argmax", "argmin", "erf", "sign", "select", "rope", "reduce_min", "store", "eq", "ne", "lt", "le",
+               "gt", "ge"):
+        assert op in items
+    assert items["lt"] == "1 where a < b, else 0, in the operands' element type (numpy broadcasting)."
+    assert items["argmax"].startswith("The index (i32) of the first maximum") and items["add"] is None
+    h = await client.text_document_hover_async(types.HoverParams(doc(uri), P(1, 8)))
+    assert h.contents.value.startswith("```lpu\nargmax\n```\n\nThe index (i32) of the first maximum along ``axis``")
+    assert h.contents.value.endswith("result: `tensor<4x1xi32>`")
