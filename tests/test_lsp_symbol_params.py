@@ -69,7 +69,7 @@ async def test_completion_offers_the_functions_own_parameters(client):
 async def test_the_new_ops_are_completed_and_hovered(client):
     uri = "file:///tmp/lsp-test/newops.lpu"
     text = ("func @f(%x: tensor<4x8xf16>) -> tensor<4x1xi32> {\n  %a = argmax %x\n  %l = lt %x, 0.5\n"
-            "  %\n  return %a\n}\n")
+            "  return %a\n}\n")
     await open_document(client, uri, text)
     res = await client.text_document_completion_async(types.CompletionParams(doc(uri), P(2, 7)))
     items = {i.label: i.detail for i in res.items}
