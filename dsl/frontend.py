@@ -457,9 +457,9 @@ class _Build(Transformer):
             if o[0] == "use":
                 values.append(o[1])
             elif o[0] == "lit":
-                if not issubclass(cls, D.BinaryOp):
+                if not (issubclass(cls, D.BinaryOp) or (cls is D.SelectOp and len(values) > 0)):
                     self.err(f"'{cls.name}' takes no number operand (only the binary ops do: "
-                             f"{', '.join([*D.BINARY_OPS, *D.COMPARE_OPS])})", o[2], o[3])
+                             f"{', '.join([*D.BINARY_OPS, *D.COMPARE_OPS])}; and select's values)", o[2], o[3])
                     return self._poison(results)
                 literals.append((len(values), o))
                 values.append(None)
@@ -518,7 +518,7 @@ class _Build(Transformer):
     def _literals(self, cls, name: Token, values, literals, chip):
         """The constants of ``literals`` (number operands of a binary op), each of the element type
         of the op's value operand, added to the block before the op, at its location."""
-        others = [v for v in values if v is not None]
+        others = [v for v in (values[1:] if cls is D.SelectOp else values) if v is not None]  # (select: a, b)
         if not others:
             self.err(f"'{cls.name}' needs a value operand beside its numbers", name)
             return None

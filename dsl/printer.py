@@ -71,17 +71,18 @@ class _Names:
 
 def literal_text(const: Operation, user: Operation) -> str | None:
     """The number to print in place of ``const``'s result as an operand of ``user``, or None:
-    a rank-0 finite constant with no other use, directly before ``user`` (a binary op whose
-    other operand is a value), on the same chip — exactly what the parser makes of
+    a rank-0 finite constant with no other use, directly before ``user`` (a binary op, or one
+    of select's two values), on the same chip — exactly what the parser makes of
     ``mul %x, 0.125``, so the printed text reads back as the same ops."""
-    if not isinstance(const, D.ConstantOp) or not isinstance(user, D.BinaryOp) or const.next_op is not user:
+    if not isinstance(const, D.ConstantOp) or not isinstance(user, (D.BinaryOp, D.SelectOp)) or \
+            const.next_op is not user:
         return None
     r = const.result
     if T.shape_of(r.type) != () or not r.has_one_use():
         return None
     if set(const.attributes) - {"value", "chip"} or const.attributes.get("chip") != user.attributes.get("chip"):
         return None
-    if user.lhs is not r and user.rhs is not r:
+    if user.lhs is not r and user.rhs is not r or isinstance(user, D.SelectOp) and user.cond is r:
         return None
     v = D.dense_value(const.value).reshape(()).item()
     if isinstance(v, float) and not np.isfinite(v):
@@ -138,7 +139,7 @@ def _block(block: Block, names: _Names, indent: str, out: list[str]) -> None:
             continue  # printed as a number operand of the next op
         else:
             literals = None
-            if isinstance(op, D.BinaryOp) and op.prev_op is not None and op.prev_op.results:
+            if isinstance(op, (D.BinaryOp, D.SelectOp)) and op.prev_op is not None and op.prev_op.results:
                 text = literal_text(op.prev_op, op)
                 if text is not None:
                     literals = {op.prev_op.results[0]: text}

@@ -168,8 +168,7 @@ func @main(%q: tensor<3x3x64xf16>, %pos: tensor<i32>) -> tensor<3x3x64xf32> {
   %scaled = mul %sh, 0.125
   %i = get @iota
   %valid = le %i, %pos
-  %neg = constant {value = -30000.0} : tensor<f16>
-  %masked = select %valid, %scaled, %neg
+  %masked = select %valid, %scaled, -30000.0
   %p = softmax %masked
   %vv = get @v
   %o = matmul %p, %vv

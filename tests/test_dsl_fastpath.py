@@ -14,7 +14,7 @@ HEADER = ('target "lpu-v1"\ndata @w : tensor<4x4xf16> = [0.5]\n'
 NAMES = ["%a", "%b", "%c", "%x", "%m", "%0", "%a.1", "%zz"]
 OPS = ["add", "mul", "sub", "df.max", "neg", "exp", "relu", "softmax", "matmul", "cast", "reshape", "constant",
        "get", "transpose", "reduce_sum", "rmsnorm", "send", "recv", "return", "for", "fo", "nope", "func", "to",
-       "layernorm", "concat", "slice"]
+       "layernorm", "concat", "slice", "select", "lt", "ne", "argmax", "erf", "store", "rope", "reduce_min"]
 OPERANDS = ["%x", "%a", "%b", "%m", "%undefined", "@w", "@nope", "%0", "0.125", "-2", "+ 1.5", "300", "1e3", "0x10",
             "1.5e", "-0.0"]
 ATTRS = ["chip = 1", "eps = 1e-05", "value = 0.5", "value = [1, 2, 3, 4]", "axis = -1", "axis=- 1", "perm = [1, 0]",

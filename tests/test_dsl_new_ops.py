@@ -71,6 +71,12 @@ def test_select_is_numpys_where_with_any_condition_type():
                 "tensor<4x5xf16>, tensor<4x5xf16>")
     (s, t), _m = run_both(text, {"c": cond, "a": a, "b": b, "i": i})
     assert np.array_equal(s, np.where(cond != 0, a, b)) and np.array_equal(t, np.where(i != 0, b, a))
+    # a number for either value: a constant of the values' type (the condition's type does not matter)
+    text = func("%s = select %i, %b, -30000.0\n%t = select %i, 2, %b\nreturn %s, %t",
+                "(%i: tensor<5xi32>, %b: tensor<4x5xf16>) -> tensor<4x5xf16>, tensor<4x5xf16>")
+    (s, t), m = run_both(text, {"b": b, "i": i})
+    assert np.array_equal(s, np.where(i != 0, b, np.float16(-30000))) and np.array_equal(t, np.where(i != 0, 2, b))
+    assert "%s = select %i, %b, -30000.0 : tensor<4x5xf16>" in print_module(parse(text))
 
 
 @pytest.mark.parametrize("elem", ["i8", "i32", "f16", "bf16", "f32"])
@@ -256,9 +262,14 @@ def test_reductions_argmax_softmax_over_random_shapes(case, seed):
      "2:17: 'approximate' must be a string"),
     ("%y = erf %x\nreturn %y", "(%x: tensor<4xi8>) -> tensor<4xi8>",
      "2:8: 'df.erf' op 'erf' needs a float element type (f16, bf16 or f32), not i8"),
-    ("%y = select %x, 1.0, %x\nreturn %y", "(%x: tensor<4xf16>) -> tensor<4xf16>",
-     "2:19: 'df.select' takes no number operand (only the binary ops do: add, sub, mul, max, min, eq, ne, lt, "
-     "le, gt, ge)"),
+    ("%y = select 1, %x, %x\nreturn %y", "(%x: tensor<4xf16>) -> tensor<4xf16>",
+     "2:15: 'df.select' takes no number operand (only the binary ops do: add, sub, mul, max, min, eq, ne, lt, "
+     "le, gt, ge; and select's values)"),
+    ("%y = select %x, 1.0, 2\nreturn %y", "(%x: tensor<4xf16>) -> tensor<4xf16>",
+     "2:8: 'df.select' needs a value operand beside its numbers"),
+    ("%y = neg 1\nreturn %x", "(%x: tensor<4xf16>) -> tensor<4xf16>",
+     "2:12: 'df.neg' takes no number operand (only the binary ops do: add, sub, mul, max, min, eq, ne, lt, "
+     "le, gt, ge; and select's values)"),
 ])
 def test_verifier_messages(body, sig, message):
     assert errors(func(body, sig)) == [message]
