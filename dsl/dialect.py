@@ -701,8 +701,8 @@ class StoreOp(DfOp):
     """Writes ``value`` into the window of the SRAM tensor ``@tensor`` that starts at
     ``offsets + index * step`` (the addressing of ``slice``; the window's sizes are the value's
     shape). The tensor keeps the new contents: later ``get``s see them, and so does the next
-    run of the program. No traits: its effects are unknown to the passes, which therefore
-    never remove, merge or reorder it."""
+    run of the program. No memory-effect trait (nor Pure): its effects are unknown to the
+    passes, which therefore never remove, merge or reorder it."""
 
     name = "df.store"
     value = operand_def(TensorType)
@@ -710,6 +710,7 @@ class StoreOp(DfOp):
     tensor = attr_def(SymbolRefAttr)
     offsets = opt_attr_def(ArrayAttr)
     step = opt_attr_def(ArrayAttr)
+    traits = traits_def(DfCanonicalization())  # (a constant index becomes static offsets; not Pure)
     ATTRS: ClassVar = {"tensor": "sym", "offsets": "ints", "step": "ints"}
     SYMBOL: ClassVar = "tensor"
     SYMBOL_AT: ClassVar = 1  # written `store %value, @tensor, %index`
