@@ -147,6 +147,13 @@ def test_batched_matmul(name, t, a, b):
     run(src, exact=t == "i8")
 
 
+def test_batched_matmul_by_a_computed_transpose():
+    """Keys kept as [kv head, position, d] and turned by the SXM into each batch's weights."""
+    src = prog("(%q: tensor<3x3x64xf16>, %k: tensor<3x40x64xf16>) -> tensor<3x3x40xf32>",
+               "%kt = transpose %k {perm = [0, 2, 1]}\n%s = matmul %q, %kt\nreturn %s")
+    run(src, exact=False)
+
+
 def test_grouped_query_attention_against_a_cache_in_sram(tmp_path, monkeypatch):
     """One decode step of 9 query heads over 3 kv heads: scores by batched matmul against the
     key cache (data), positions past the current one masked by select, softmax, the values'
