@@ -6,8 +6,8 @@ parser fills in a type the source leaves out. Verifier messages are plain senten
 frontend prefixes them with ``'df.op' op`` and the op's ``.lpu`` location.
 
 Traits drive xDSL's generic passes: ``Pure`` ops may be CSE'd and removed when dead; ``send``,
-``recv``, ``call`` and ``get`` have no memory-effect trait, so nothing ever removes or merges
-them; ``constant`` is ``ConstantLike`` (canonicalize folds constant elementwise ops into it).
+``recv``, ``call``, ``get`` and ``store`` have no memory-effect trait, so nothing ever removes,
+merges or reorders them; ``constant`` is ``ConstantLike`` (canonicalize folds constant elementwise ops into it).
 """
 
 from __future__ import annotations
@@ -100,6 +100,11 @@ def get_ints(op: Operation, name: str) -> list[int] | None:
     return [x.value.data for x in a.data] if isinstance(a, ArrayAttr) else None
 
 
+def get_str(op: Operation, name: str, default: str | None = None) -> str | None:
+    a = op.attributes.get(name)
+    return a.data if isinstance(a, StringAttr) else default
+
+
 def get_sym(op: Operation, name: str) -> str | None:
     a = op.attributes.get(name)
     return a.root_reference.data if isinstance(a, SymbolRefAttr) else None
@@ -137,6 +142,44 @@ def module_symbol(op: Operation, name: str) -> Operation | None:
         if isinstance(sym, StringAttr) and sym.data == name:
             return top
     return None
+
+
+class SymParam:
+    """A symbol parameter ``@name: TYPE`` of a function, as a name inside its body resolves to:
+    a reference to an SRAM tensor that each call binds (``tensor_symbol``)."""
+
+    __slots__ = ("func", "name", "type")
+
+    def __init__(self, func: "FuncOp", name: str, type: Attribute):
+        self.func, self.name, self.type = func, name, type
+
+
+def enclosing_func(op) -> "FuncOp | None":
+    while op is not None and not isinstance(op, FuncOp):
+        op = op.parent_op() if isinstance(op, Operation) else None
+    return op
+
+
+def tensor_symbol(op: Operation, name: str):
+    """What ``@name`` stands for at ``op``: a symbol parameter of the enclosing function
+    (``SymParam``), else the module's top-level op of that name (or None)."""
+    func = enclosing_func(op)
+    if func is not None:
+        for pname, ptype in func.sym_param_list():
+            if pname == name:
+                return SymParam(func, name, ptype)
+    return module_symbol(op, name)
+
+
+def tensor_type_of(op: Operation, name: str, what: str = "a tensor") -> Attribute:
+    """The tensor type ``@name`` has at ``op`` (a data/reserve tensor or a symbol parameter);
+    a verifier failure when it is neither."""
+    target = tensor_symbol(op, name)
+    if isinstance(target, SymParam):
+        return target.type
+    if isinstance(target, (DataOp, ReserveOp)):
+        return target.type
+    fail(f"'@{name}' is not {what} (data or reserve) of this module nor a symbol parameter of the function")
 
 
 class DfCanonicalization(HasCanonicalizationPatternsTrait):
@@ -219,21 +262,59 @@ class UnaryOp(DfOp):
         return [ts[0]]
 
 
-def _binary(kind: str):
+def _binary(kind: str, doc: str | None = None):
     return irdl_op_definition(type(f"{kind.capitalize()}Op", (BinaryOp,), {
-        "name": f"df.{kind}", "KIND": kind, "__module__": __name__, "__annotations__": {"KIND": ClassVar[str]}}))
+        "name": f"df.{kind}", "KIND": kind, "__module__": __name__, "__annotations__": {"KIND": ClassVar[str]},
+        "__doc__": doc}))
 
 
-def _unary(kind: str, float_only: bool):
+def _unary(kind: str, float_only: bool, doc: str | None = None):
     return irdl_op_definition(type(f"{kind.capitalize()}Op", (UnaryOp,), {
         "name": f"df.{kind}", "KIND": kind, "FLOAT_ONLY": float_only, "__module__": __name__,
-        "__annotations__": {"KIND": ClassVar[str], "FLOAT_ONLY": ClassVar[bool]}}))
+        "__annotations__": {"KIND": ClassVar[str], "FLOAT_ONLY": ClassVar[bool]}, "__doc__": doc}))
+
+
+_DOCS = {
+    "eq": "1 where a == b, else 0, in the operands' element type (numpy broadcasting).",
+    "ne": "1 where a != b (and where either is NaN), else 0, in the operands' element type.",
+    "lt": "1 where a < b, else 0, in the operands' element type (numpy broadcasting).",
+    "le": "1 where a <= b, else 0, in the operands' element type (numpy broadcasting).",
+    "gt": "1 where a > b, else 0, in the operands' element type (numpy broadcasting).",
+    "ge": "1 where a >= b, else 0, in the operands' element type (numpy broadcasting).",
+    "erf": "The error function, computed in f32 from VXM primitives (lpu.dsl.numerics.erf; within 2e-7 of "
+           "the true erf).",
+    "sign": "-1, 0 or 1 of the element type; 0 for ±0 and NaN.",
+}
 
 
 BINARY_OPS = {k: _binary(k) for k in ("add", "sub", "mul", "max", "min")}
-UNARY_OPS = {k: _unary(k, k not in ("neg", "abs", "relu"))
-             for k in ("exp", "tanh", "sigmoid", "relu", "gelu", "silu", "rsqrt", "recip", "neg", "abs")}
-COMPOSITE_UNARY = ("gelu", "silu")
+#: comparisons: binary ops (numpy broadcasting) whose result, of the operands' element type,
+#: holds 1 where the relation holds and 0 elsewhere, as the VXM's cmp.* do
+COMPARE_OPS = {k: _binary(k, _DOCS[k]) for k in ("eq", "ne", "lt", "le", "gt", "ge")}
+
+
+@irdl_op_definition
+class GeluOp(UnaryOp):
+    """GELU: ``approximate = "tanh"`` (the default) is the tanh form, ``"none"`` the exact
+    ``0.5·x·(1 + erf(x/√2))`` (definitions: lpu.dsl.numerics.gelu, gelu_exact)."""
+
+    name = "df.gelu"
+    approximate = opt_attr_def(StringAttr)
+    KIND: ClassVar[str] = "gelu"
+    FLOAT_ONLY: ClassVar[bool] = True
+    ATTRS: ClassVar = {"approximate": "str"}
+
+    def check(self):
+        a = self.attributes.get("approximate")
+        if a is not None and a.data not in ("tanh", "none"):
+            fail(f"'approximate' is \"tanh\" or \"none\", not {a.data!r}")
+
+
+UNARY_OPS = {k: GeluOp if k == "gelu" else _unary(k, k not in ("neg", "abs", "relu", "sign"), _DOCS.get(k))
+             for k in ("exp", "tanh", "sigmoid", "relu", "gelu", "silu", "rsqrt", "recip", "neg", "abs", "erf",
+                       "sign")}
+#: unary ops defined by their decomposition (lpu.dsl.numerics; df-decompose writes it out)
+COMPOSITE_UNARY = ("gelu", "silu", "erf", "sign")
 
 
 @irdl_op_definition
@@ -265,16 +346,35 @@ class GetOp(DfOp):
 
     @classmethod
     def infer(cls, ts, op):
-        name = get_sym(op, "tensor")
-        target = module_symbol(op, name)
-        if not isinstance(target, (DataOp, ReserveOp)):
-            fail(f"'@{name}' is not a tensor (data or reserve) of this module")
-        return [target.type]
+        return [tensor_type_of(op, get_sym(op, "tensor"))]
+
+
+@irdl_op_definition
+class SelectOp(DfOp):
+    """``select %cond, %a, %b``: ``a`` where ``cond`` is nonzero, else ``b`` (numpy ``where``, with
+    broadcasting of all three); ``cond`` may have any element type, ``a`` and ``b`` share one."""
+
+    name = "df.select"
+    cond = operand_def(TensorType)
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure(), DfCanonicalization())
+
+    @classmethod
+    def infer(cls, ts, op):
+        ea, eb = T.elem_of(ts[1]), T.elem_of(ts[2])
+        if ea != eb:
+            fail(f"the values have different element types: {ea} and {eb}")
+        shape = _broadcast(_broadcast(T.shape_of(ts[0]), T.shape_of(ts[1])), T.shape_of(ts[2]))
+        return [T.tensor_type(shape, ea)]
 
 
 @irdl_op_definition
 class MatmulOp(DfOp):
-    """``out[..., j] = sum_i lhs[..., i] * rhs[i, j]``, accumulated in i32 (i8) or f32."""
+    """``out[..., j] = sum_i lhs[..., i] * rhs[i, j]``, accumulated in i32 (i8) or f32; with a
+    right operand of rank 3 or more, batches: ``[..., m, k] × [..., k, n] → [..., m, n]``, the
+    batch dimensions broadcast as numpy's (a batch of 1 is reused for every batch)."""
 
     name = "df.matmul"
     lhs = operand_def(TensorType)
@@ -292,11 +392,19 @@ class MatmulOp(DfOp):
             fail(f"multiplies i8, f16 or bf16 (the MXM's weight types), not {ea}")
         if len(a) < 1:
             fail("left operand must have rank 1 or more")
-        if len(b) != 2:
-            fail(f"right operand must be a matrix (rank 2), not rank {len(b)}")
-        if a[-1] != b[0]:
-            fail(f"contraction dimensions differ: {a[-1]} (left) and {b[0]} (right)")
-        return [T.tensor_type(a[:-1] + (b[1],), T.ACCUMULATOR[ea])]
+        if len(b) < 2:
+            fail(f"right operand must be a matrix (rank 2) or a batch of them (rank 3 or more), not rank {len(b)}")
+        if a[-1] != b[-2]:
+            fail(f"contraction dimensions differ: {a[-1]} (left) and {b[-2]} (right)")
+        if len(b) == 2:
+            return [T.tensor_type(a[:-1] + (b[1],), T.ACCUMULATOR[ea])]
+        if len(a) < 2:
+            fail(f"a batched matmul's left operand has rank 2 or more ([..., m, k]), not rank {len(a)}")
+        try:
+            batch = tuple(np.broadcast_shapes(a[:-2], b[:-2]))
+        except ValueError:
+            fail(f"batch dimensions {a[:-2]} (left) and {b[:-2]} (right) do not broadcast")
+        return [T.tensor_type(batch + (a[-2], b[-1]), T.ACCUMULATOR[ea])]
 
 
 @irdl_op_definition
@@ -387,6 +495,37 @@ class ReduceMaxOp(_ReduceBase):
     name = "df.reduce_max"
 
 
+@irdl_op_definition
+class ReduceMinOp(_ReduceBase):
+    name = "df.reduce_min"
+
+
+class _ArgBase(_ReduceBase):
+    @classmethod
+    def infer(cls, ts, op):
+        shape = T.shape_of(ts[0])
+        if not shape:
+            fail(f"'{cls.name[3:]}' of a rank-0 tensor")
+        axis = _axis(op, len(shape))
+        return [T.tensor_type(shape[:axis] + (1,) + shape[axis + 1:], "i32")]
+
+
+@irdl_op_definition
+class ArgmaxOp(_ArgBase):
+    """The index (i32) of the first maximum along ``axis`` (default -1), which keeps size 1; a NaN
+    counts as the maximum, as in numpy (definition: lpu.dsl.numerics.argmax)."""
+
+    name = "df.argmax"
+
+
+@irdl_op_definition
+class ArgminOp(_ArgBase):
+    """The index (i32) of the first minimum along ``axis`` (default -1), which keeps size 1; a NaN
+    counts as the minimum, as in numpy (definition: lpu.dsl.numerics.argmin)."""
+
+    name = "df.argmin"
+
+
 def _float_rank1(t: Attribute, what: str) -> tuple[tuple, str]:
     shape, e = T.shape_of(t), T.elem_of(t)
     if e not in T.FLOATS:
@@ -398,16 +537,56 @@ def _float_rank1(t: Attribute, what: str) -> tuple[tuple, str]:
 
 @irdl_op_definition
 class SoftmaxOp(DfOp):
-    """Softmax over the last axis (definition: lpu.dsl.numerics.softmax)."""
+    """Softmax over ``axis`` (default -1, the last; definition: lpu.dsl.numerics.softmax)."""
 
     name = "df.softmax"
     input = operand_def(TensorType)
     result = result_def(TensorType)
+    axis = opt_attr_def(IntegerAttr)
     traits = traits_def(Pure())
+    ATTRS: ClassVar = {"axis": "int"}
 
     @classmethod
     def infer(cls, ts, op):
-        _float_rank1(ts[0], "softmax")
+        shape, _e = _float_rank1(ts[0], "softmax")
+        _axis(op, len(shape))
+        return [ts[0]]
+
+
+@irdl_op_definition
+class RopeOp(DfOp):
+    """Rotary position embedding of ``x [..., d]`` by ``cos``/``sin`` (broadcastable to
+    ``[..., d/2]``): ``style = "half"`` (the default; HF/NeoX rotate_half) rotates the pairs
+    ``(i, i + d/2)``, ``"interleaved"`` the pairs ``(2i, 2i + 1)`` (definition:
+    lpu.dsl.numerics.rope)."""
+
+    name = "df.rope"
+    input = operand_def(TensorType)
+    cos = operand_def(TensorType)
+    sin = operand_def(TensorType)
+    result = result_def(TensorType)
+    style = opt_attr_def(StringAttr)
+    traits = traits_def(Pure())
+    ATTRS: ClassVar = {"style": "str"}
+
+    @classmethod
+    def infer(cls, ts, op):
+        shape, e = _float_rank1(ts[0], "rope")
+        if shape[-1] % 2:
+            fail(f"rotates pairs: the last dimension must be even, not {shape[-1]}")
+        half = shape[:-1] + (shape[-1] // 2,)
+        for t, role in zip(ts[1:], ("cos", "sin")):
+            if T.elem_of(t) != e:
+                fail(f"{role} must have the element type of the input ({e}), not {T.elem_of(t)}")
+            try:
+                ok = tuple(np.broadcast_shapes(half, T.shape_of(t))) == half
+            except ValueError:
+                ok = False
+            if not ok:
+                fail(f"{role} of shape {T.shape_of(t)} does not broadcast to {half} (the input's pairs)")
+        style = op.attributes.get("style")
+        if style is not None and getattr(style, "data", None) not in ("half", "interleaved"):
+            fail(f"'style' is \"half\" or \"interleaved\", not {getattr(style, 'data', style)!r}")
         return [ts[0]]
 
 
@@ -515,6 +694,55 @@ class SliceOp(DfOp):
             if s < 1 or o < 0 or (step is None and o + s > n) or s > n:
                 fail(f"window [{o}, {o + s}) of axis {d} is outside its {n} elements")
         return [T.tensor_type(tuple(sizes), T.elem_of(ts[0]))]
+
+
+@irdl_op_definition
+class StoreOp(DfOp):
+    """Writes ``value`` into the window of the SRAM tensor ``@tensor`` that starts at
+    ``offsets + index * step`` (the addressing of ``slice``; the window's sizes are the value's
+    shape). The tensor keeps the new contents: later ``get``s see them, and so does the next
+    run of the program. No memory-effect trait (nor Pure): its effects are unknown to the
+    passes, which therefore never remove, merge or reorder it."""
+
+    name = "df.store"
+    value = operand_def(TensorType)
+    index = opt_operand_def(TensorType)
+    tensor = attr_def(SymbolRefAttr)
+    offsets = opt_attr_def(ArrayAttr)
+    step = opt_attr_def(ArrayAttr)
+    traits = traits_def(DfCanonicalization())  # (a constant index becomes static offsets; not Pure)
+    ATTRS: ClassVar = {"tensor": "sym", "offsets": "ints", "step": "ints"}
+    SYMBOL: ClassVar = "tensor"
+    SYMBOL_AT: ClassVar = 1  # written `store %value, @tensor, %index`
+
+    @classmethod
+    def infer(cls, ts, op):
+        rank = len(T.shape_of(ts[0]))
+        for name in ("offsets", "step"):
+            v = get_ints(op, name)
+            if v is not None and len(v) != rank:
+                fail(f"'{name}' has {len(v)} entries but the value has rank {rank}")
+        if (len(ts) > 1) != (get_ints(op, "step") is not None):
+            fail("an index operand and 'step' go together")
+        if len(ts) > 1 and ts[1] != T.index_type():
+            fail(f"the index must be {T.INDEX_TYPE_TEXT}, not {T.type_text(ts[1])}")
+        return []
+
+    def check(self):
+        name = get_sym(self, "tensor")
+        ttype = tensor_type_of(self, name)
+        vt = self.value.type
+        vshape, shape = T.shape_of(vt), T.shape_of(ttype)
+        if T.elem_of(vt) != T.elem_of(ttype):
+            fail(f"cannot store {T.type_text(vt)} into '@{name}' of type {T.type_text(ttype)}: "
+                 f"the element types differ")
+        if len(vshape) != len(shape):
+            fail(f"cannot store {T.type_text(vt)} into '@{name}' of type {T.type_text(ttype)}: "
+                 f"the ranks differ")
+        offsets = get_ints(self, "offsets") or [0] * len(shape)
+        for d, (o, s, n) in enumerate(zip(offsets, vshape, shape)):
+            if o < 0 or o + s > n:
+                fail(f"window [{o}, {o + s}) of axis {d} is outside the {n} elements of '@{name}'")
 
 
 @irdl_op_definition
@@ -628,6 +856,8 @@ class CallOp(DfOp):
     res = var_result_def(TensorType)
     inputs = opt_attr_def(ArrayAttr)
     outputs = opt_attr_def(ArrayAttr)
+    sym_args = opt_attr_def(ArrayAttr)  # the @symbols passed for the callee's symbol parameters
+    sym_arg_positions = opt_attr_def(ArrayAttr)  # where they stand among the arguments
     ATTRS: ClassVar = {"callee": "sym", "inputs": "syms", "outputs": "syms"}
     SYMBOL: ClassVar = "callee"
 
@@ -635,29 +865,79 @@ class CallOp(DfOp):
     def infer(cls, ts, op):
         name = get_sym(op, "callee")
         target = module_symbol(op, name)
+        sym_args = get_syms(op, "sym_args") or []
         if isinstance(target, FuncOp):
             ftype = target.function_type
             want = list(ftype.inputs.data)
+            _check_call_arity(op, name, target, len(ts))
             if list(ts) != want:
                 fail(f"operand types ({', '.join(map(T.type_text, ts))}) do not match '@{name}' "
                      f"({', '.join(map(T.type_text, want))})")
+            for (pname, ptype), sym in zip(target.sym_param_list(), sym_args):
+                t = tensor_type_of(op, sym)
+                if t != ptype:
+                    fail(f"'@{sym}' of type {T.type_text(t)} is passed for the symbol parameter '@{pname}' "
+                         f"of '@{name}', of type {T.type_text(ptype)}")
             return list(ftype.outputs.data)
+        if sym_args:
+            fail(f"'@{name}' is not a function: only a function takes symbol arguments")
         if isinstance(target, KernelOp):
             ins, outs = get_syms(op, "inputs") or [], get_syms(op, "outputs") or []
             if len(ins) != len(ts):
                 fail(f"'inputs' names {len(ins)} tensors for {len(ts)} operands")
             got = []
             for t, sym in zip([*ts, *[None] * len(outs)], ins + outs):
-                tensor = module_symbol(op, sym)
-                if not isinstance(tensor, (DataOp, ReserveOp)):
-                    fail(f"'@{sym}' is not a tensor (data or reserve) of this module")
-                if t is not None and t != tensor.type:
+                ttype = tensor_type_of(op, sym)
+                if t is not None and t != ttype:
                     fail(f"operand of type {T.type_text(t)} cannot be written to '@{sym}' of type "
-                         f"{T.type_text(tensor.type)}")
+                         f"{T.type_text(ttype)}")
                 if t is None:
-                    got.append(tensor.type)
+                    got.append(ttype)
             return got
         fail(f"'@{name}' is not a function or kernel of this module")
+
+    def arg_list(self) -> list:
+        """The arguments in written order: SSA values and ``@symbol`` names (str)."""
+        return merge_positions(list(self.args), get_syms(self, "sym_args") or [],
+                               get_ints(self, "sym_arg_positions") or [])
+
+
+def merge_positions(values: list, syms: list, positions: list[int]) -> list:
+    """``values`` and ``syms`` interleaved: ``syms[k]`` at position ``positions[k]``."""
+    out, vi, si = [], 0, 0
+    at = dict(zip(positions, syms))
+    for i in range(len(values) + len(syms)):
+        if i in at:
+            out.append(at[i])
+            si += 1
+        elif vi < len(values):
+            out.append(values[vi])
+            vi += 1
+    return out
+
+
+def _check_call_arity(op, name: str, func: "FuncOp", n_values: int) -> None:
+    """The call's values and symbols stand where ``func`` has value and symbol parameters."""
+    params = func.sym_param_list()
+    ppos = func.sym_param_positions()
+    apos = get_ints(op, "sym_arg_positions") or []
+    n_sym = len(get_syms(op, "sym_args") or [])
+    if len(apos) != n_sym:
+        fail(f"'sym_arg_positions' has {len(apos)} entries for {n_sym} symbol arguments")
+    n_params = len(func.function_type.inputs.data) + len(params)
+    if n_values + n_sym != n_params:
+        fail(f"'@{name}' takes {n_params} argument{'s' if n_params != 1 else ''}, not {n_values + n_sym}")
+    names = func.value_param_names()
+    vi = 0
+    for i in range(n_params):
+        if (i in ppos) != (i in apos):
+            if i in ppos:
+                fail(f"argument {i + 1} of '@{name}' is its symbol parameter '@{params[ppos.index(i)][0]}' "
+                     f"(pass a tensor @name, not a value)")
+            fail(f"argument {i + 1} of '@{name}' is its value parameter '%{names[vi]}' "
+                 f"(pass a value %name, not a symbol)")
+        if i not in ppos:
+            vi += 1
 
 
 @irdl_op_definition
@@ -704,10 +984,29 @@ class _IsolatedFromAbove(IsolatedFromAbove):
 class FuncOp(DfOp):
     name = "df.func"
     sym_name = attr_def(StringAttr)
-    function_type = attr_def(FunctionType)
+    function_type = attr_def(FunctionType)  # the value parameters and the results
     arg_names = opt_attr_def(ArrayAttr)
+    # symbol parameters `@name: TYPE` (references to SRAM tensors, bound by each call): names,
+    # types, and positions among all the parameters as written
+    sym_params = opt_attr_def(ArrayAttr)
+    sym_param_types = opt_attr_def(ArrayAttr)
+    sym_param_positions = opt_attr_def(ArrayAttr)
     body = region_def("single_block")
     traits = traits_def(SymbolOpInterface(), _IsolatedFromAbove())
+
+    def sym_param_list(self) -> list[tuple[str, Attribute]]:
+        if self.sym_params is None:
+            return []
+        types = self.sym_param_types.data if self.sym_param_types is not None else ()
+        return [(n.data, t) for n, t in zip(self.sym_params.data, types)]
+
+    def sym_param_positions(self) -> list[int]:
+        return get_ints(self, "sym_param_positions") or []
+
+    def value_param_names(self) -> list[str]:
+        names = [a.data for a in self.arg_names.data] if self.arg_names is not None else []
+        args = self.body.block.args
+        return [names[i] if i < len(names) else (a.name_hint or f"arg{i}") for i, a in enumerate(args)]
 
     def check(self):
         args = [a.type for a in self.body.block.args]
@@ -715,6 +1014,23 @@ class FuncOp(DfOp):
             fail("entry block arguments do not match the function type")
         if not isinstance(self.body.block.last_op, ReturnOp):
             fail(f"'@{self.sym_name.data}' must end with 'return'")
+        names = [n.data for n in self.sym_params.data] if self.sym_params is not None else []
+        types = list(self.sym_param_types.data) if self.sym_param_types is not None else []
+        positions = self.sym_param_positions()
+        if not (len(names) == len(types) == len(positions)):
+            fail("'sym_params', 'sym_param_types' and 'sym_param_positions' must have one entry per symbol parameter")
+        n = len(args) + len(names)
+        if positions != sorted(set(positions)) or any(not 0 <= p < n for p in positions):
+            fail(f"'sym_param_positions' {positions} are not increasing positions among {n} parameters")
+        for name, t in zip(names, types):
+            if not T.is_tensor(t):
+                fail(f"symbol parameter '@{name}' has type {t}, not a tensor of the language")
+            if names.count(name) > 1:
+                fail(f"symbol parameter '@{name}' is declared twice")
+            other = module_symbol(self, name)
+            if other is not None:
+                fail(f"symbol parameter '@{name}' has the name of the module's {other.name[3:]} '@{name}' "
+                     f"(a parameter may not hide a module symbol)")
 
 
 # --- module-level items shared with the assembly level --------------------------------------
@@ -768,9 +1084,10 @@ class KernelOp(DfOp):
 
 
 DF_OPS: list[type[Operation]] = [
-    *BINARY_OPS.values(), *UNARY_OPS.values(), ConstantOp, GetOp, MatmulOp, CastOp, QuantizeOp,
-    DequantizeOp, ReduceSumOp, ReduceMaxOp, SoftmaxOp, LayernormOp, RmsnormOp, TransposeOp,
-    ReshapeOp, SliceOp, ConcatOp, ForOp, YieldOp, SendOp, RecvOp, CallOp, ReturnOp, FuncOp,
+    *BINARY_OPS.values(), *COMPARE_OPS.values(), *UNARY_OPS.values(), SelectOp, ConstantOp, GetOp, MatmulOp,
+    CastOp, QuantizeOp, DequantizeOp, ReduceSumOp, ReduceMaxOp, ReduceMinOp, ArgmaxOp, ArgminOp, SoftmaxOp,
+    RopeOp, LayernormOp, RmsnormOp, TransposeOp,
+    ReshapeOp, SliceOp, StoreOp, ConcatOp, ForOp, YieldOp, SendOp, RecvOp, CallOp, ReturnOp, FuncOp,
     DataOp, ReserveOp, ExternOp, KernelOp,
 ]
 BY_NAME: dict[str, type[Operation]] = {op.name: op for op in DF_OPS}

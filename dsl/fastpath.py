@@ -6,7 +6,8 @@ that each have the common shape
 
     [%r ("," %r)* "="] NAME [(%v | @sym) ("," ...)*] ["{" NAME "=" VALUE, ... "}"] [":" TYPE ("," TYPE)*]
 
-with ``VALUE`` a signed number, an ``@symbol`` or a flat ``[list]`` of those. The rule's callback
+with ``VALUE`` a signed number, an ``@symbol`` or a flat ``[list]`` of those, and an operand a
+``%value``, an ``@symbol`` or a signed number (``mul %x, 0.125``). The rule's callback
 (``split_statements``) cuts the run into statements and hands each to the same code the
 general grammar path calls (``_Build.op``), with the same tokens, so what is built and every
 diagnostic are exactly what the full grammar would give. Any other line (a ``for``, a call with
@@ -35,7 +36,7 @@ _NUMBER = r"(?:[-+]" + _WS + r")?(?:[0-9]+\.[0-9]*+(?:[eE][-+]?[0-9]+)?|[0-9]+[e
 _SCALAR = r"(?:" + _NUMBER + "|" + _SYMBOL + r")"
 _ATTR_VALUE = r"(?:" + _SCALAR + r"|\[" + _WS + r"(?:" + _SCALAR + r"(?:" + _WS + "," + _WS + _SCALAR + r")*+" + _WS + r")?\])"
 _ATTR = _NAME + _WS + "=" + _WS + _ATTR_VALUE
-_OPERAND = r"(?:" + _VALUE + "|" + _SYMBOL + r")"
+_OPERAND = r"(?:" + _VALUE + "|" + _SYMBOL + "|" + _NUMBER + r")"
 # 'for' is a keyword where a statement's op name stands; any other name is an op name
 _OP_NAME = r"(?!for(?![A-Za-z0-9_.]))" + _NAME
 
@@ -64,6 +65,8 @@ _TYPE_RE = re.compile(_TYPE)
 _ATTR_RE = re.compile(r"(?P<key>" + _NAME + r")" + _WS + "=" + _WS + r"(?P<value>" + _ATTR_VALUE + ")")
 _SCALAR_RE = re.compile(_SCALAR)
 _SIGN_RE = re.compile(r"([-+])" + _WS)
+# a number operand (``mul %x, 0.125``): its statement is built through the general callbacks
+_LITERAL_RE = re.compile(r"(?:^|,)" + _WS + r"[-+0-9]")
 
 
 def split_statements(build, tok: Token) -> None:
@@ -97,7 +100,17 @@ def _value_type(_s: str) -> str:
 
 
 def _operand_type(s: str) -> str:
-    return "VALUE" if s[0] == "%" else "SYMBOL"
+    return "VALUE" if s[0] == "%" else "SYMBOL" if s[0] == "@" else "NUMBER"
+
+
+def _number_tokens(t: Token) -> list[Token]:
+    """A number operand's tokens as Lark cuts them: an optional SIGN, then INT or FLOAT."""
+    text = t.value
+    sign = _SIGN_RE.match(text)
+    digits = text[sign.end():] if sign else text
+    kind = "INT" if digits[:2] == "0x" or digits.isdigit() else "FLOAT"
+    number = Token(kind, digits, line=t.line, column=t.column + (sign.end() if sign else 0))
+    return [Token("SIGN", sign.group(1), line=t.line, column=t.column), number] if sign else [number]
 
 
 def _type_type(_s: str) -> str:
@@ -107,7 +120,8 @@ def _type_type(_s: str) -> str:
 def _statement(build, m: re.Match, line: int, line_start: int) -> None:
     g = m.group
     operands, attrs = g("operands"), g("attrs")
-    if (operands is None or "@" not in operands) and (attrs is None or "@" not in attrs):
+    if (operands is None or ("@" not in operands and _LITERAL_RE.search(operands) is None)) \
+            and (attrs is None or "@" not in attrs):
         # no @symbol: what the op is depends only on this text and the operands' types
         if _known_shape(build, m, line, line_start):
             return
@@ -182,7 +196,12 @@ def _general(build, m: re.Match, line: int, line_start: int) -> None:
     if g("operands") is not None:
         operands = []
         for t in _tokens(_OPERAND_RE, g("operands"), m.start("operands"), _operand_type, line, line_start):
-            operands.append(build.use([t]) if t.type == "VALUE" else build.sym([t]))
+            if t.type == "VALUE":
+                operands.append(build.use([t]))
+            elif t.type == "SYMBOL":
+                operands.append(build.sym([t]))
+            else:
+                operands.append(build.literal(_number_tokens(t)))
     attrs = None
     if g("attrs") is not None:
         attrs = []

@@ -44,34 +44,67 @@ from lpu.dsl import types as T
 from lpu.dsl.fastpath import STMTS_PATTERN, split_statements
 from lpu.dsl.verify import MAX_ERRORS, loc_of, verify_diagnostics, verify_module, verify_ops
 
-__all__ = ["MAX_ERRORS", "SourceIndex", "check_module", "loc_of", "parse_module", "signatures_of", "source_index",
+__all__ = ["MAX_ERRORS", "SourceIndex", "SymbolParam", "check_module", "loc_of", "parse_module", "signatures_of", "source_index",
            "verify_diagnostics", "verify_module", "verify_ops"]
 
+
+
+class SymbolParam:
+    """A function's symbol parameter ``@name: TYPE`` in the source index: the key of its
+    definition and of every use inside the function (a name, scoped to one function; compared
+    equal when the function and the name are). ``func`` is the function's name, ``type`` the
+    parameter's tensor type."""
+
+    __slots__ = ("name", "type", "func")
+
+    def __init__(self, name: str, type, func: str):
+        self.name, self.type, self.func = name, type, func
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SymbolParam) and (self.func, self.name) == (other.func, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.func, self.name))
+
+    def __repr__(self) -> str:
+        return f"SymbolParam(@{self.name} of @{self.func})"
 
 
 @dataclass
 class SourceIndex:
     """Where every named thing of a parsed module is defined and used (for the language
-    server's go-to-definition, references and hover)."""
+    server's go-to-definition, references and hover). A use of a function's symbol parameter
+    is keyed by its ``SymbolParam`` (defined in ``param_defs``), a use of a module symbol by
+    its name."""
 
     file: str
     value_defs: dict[SSAValue, SourceLoc] = field(default_factory=dict)
     value_uses: list[tuple[SourceLoc, SSAValue]] = field(default_factory=list)
     symbol_defs: dict[str, SourceLoc] = field(default_factory=dict)
-    symbol_uses: list[tuple[SourceLoc, str]] = field(default_factory=list)
+    symbol_uses: list[tuple[SourceLoc, "str | SymbolParam"]] = field(default_factory=list)
     op_locs: dict[Operation, SourceLoc] = field(default_factory=dict)
+    param_defs: dict[SymbolParam, SourceLoc] = field(default_factory=dict)
 
     def at(self, line: int, col: int):
-        """The SSA value or ``@symbol`` name whose definition or use covers (line, col)."""
+        """The SSA value, ``@symbol`` name or ``SymbolParam`` whose definition or use covers
+        (line, col)."""
         for loc, v in [*((l, v) for v, l in self.value_defs.items()), *self.value_uses,
-                       *((l, s) for s, l in self.symbol_defs.items()), *self.symbol_uses]:
+                       *((l, s) for s, l in self.symbol_defs.items()), *self.symbol_uses,
+                       *((l, p) for p, l in self.param_defs.items())]:
             if loc.line == line and loc.col <= col < loc.col + loc.length:
                 return v
         return None
 
-    def references(self, target) -> list[SourceLoc]:
+    def definition(self, target) -> SourceLoc | None:
         if isinstance(target, str):
-            return [l for l, s in self.symbol_uses if s == target]
+            return self.symbol_defs.get(target)
+        if isinstance(target, SymbolParam):
+            return self.param_defs.get(target)
+        return self.value_defs.get(target)
+
+    def references(self, target) -> list[SourceLoc]:
+        if isinstance(target, (str, SymbolParam)):
+            return [l for l, s in self.symbol_uses if s == target and isinstance(s, type(target))]
         return [l for l, v in self.value_uses if v is target]
 
 
@@ -110,6 +143,7 @@ class _Build(Transformer):
         self.scopes: list[dict[str, SSAValue | _Poison]] = []
         self.target_decl: tuple | None = None
         self.signatures: dict[str, list[str]] = {}
+        self.func_syms: dict[str, SymbolParam] = {}  # the symbol parameters of the function being read
         self.last_built: tuple | None = None  # (cls, values, attributes, result types) of the last op
 
     # --- helpers -----------------------------------------------------------------------------
@@ -272,14 +306,24 @@ class _Build(Transformer):
         return op
 
     # --- functions --------------------------------------------------------------------------
-    def param(self, c):
-        name, ty = c
+    def _pending_block(self) -> Block:
         if self._pending is None:
             self._pending = Block()
             self.scopes.append({})
-        arg = self._pending.insert_arg(self.type_of(ty), len(self._pending.args))
+            self.func_syms = {}
+        return self._pending
+
+    def param(self, c):
+        name, ty = c
+        block = self._pending_block()
+        arg = block.insert_arg(self.type_of(ty), len(block.args))
         self.define(name, arg)
         return name
+
+    def sym_param(self, c):
+        name, ty = c
+        self._pending_block()
+        return ("sym_param", name, self.type_of(ty))
 
     def types(self, c):
         return [self.type_of(t) for t in c]
@@ -294,16 +338,36 @@ class _Build(Transformer):
         if block is None:
             block = Block()
             self.scopes.append({})
+            self.func_syms = {}
         self.blocks.append(block)
         ftype = FunctionType.from_lists([a.type for a in block.args], results or [])
+        values = [p for p in params or [] if isinstance(p, Token)]
         attrs = {"sym_name": StringAttr(sym.value[1:]), "function_type": ftype,
-                 "arg_names": ArrayAttr([StringAttr(p.value[1:]) for p in params or []])}
+                 "arg_names": ArrayAttr([StringAttr(p.value[1:]) for p in values])}
+        syms = []
+        for i, p in enumerate(params or []):
+            if isinstance(p, tuple):  # a symbol parameter: in scope from here to the function's end
+                _kind, tok, ty = p
+                key = SymbolParam(tok.value[1:], ty, sym.value[1:])
+                prev = self.func_syms.get(key.name)
+                if prev is not None:
+                    self.err(f"redefinition of symbol parameter '{tok.value}'", tok).note(
+                        "previous definition is here", self.index.param_defs[prev])
+                    continue
+                self.func_syms[key.name] = key
+                self.index.param_defs[key] = self.loc(tok)
+                syms.append((i, key))
+        if syms:
+            attrs["sym_params"] = ArrayAttr([StringAttr(p.name) for _i, p in syms])
+            attrs["sym_param_types"] = ArrayAttr([p.type for _i, p in syms])
+            attrs["sym_param_positions"] = D.ints_attr([i for i, _p in syms])
         return sym, attrs
 
     def func(self, c):
         sym, attrs = c[0]
         block = self.blocks.pop()
         self.scopes.pop()
+        self.func_syms = {}
         op = self.at(D.FuncOp.create(attributes=attrs, regions=[Region(block)]), sym)
         self.define_symbol(sym, op)
         return op
@@ -321,16 +385,30 @@ class _Build(Transformer):
     def use(self, c):
         return ("use", self.lookup(c[0]), c[0])
 
+    def _symbol_use(self, t: Token) -> str:
+        name = t.value[1:]
+        self.index.symbol_uses.append((self.loc(t), self.func_syms.get(name, name)))
+        return name
+
     def sym(self, c):
-        self.index.symbol_uses.append((self.loc(c[0]), c[0].value[1:]))
-        return ("sym", c[0].value[1:], c[0])
+        return ("sym", self._symbol_use(c[0]), c[0])
 
     def callee(self, c):
         self.index.symbol_uses.append((self.loc(c[0]), c[0].value[1:]))
-        return ("callee", c[0].value[1:], c[0], [self.lookup(v) for v in (c[1] or [])])
+        return ("callee", c[0].value[1:], c[0], c[1] or [])
 
-    def values(self, c):
+    def args(self, c):
         return c
+
+    def literal(self, c):
+        """A number where an operand stands (``mul %x, 0.125``): a rank-0 constant of the other
+        operand's element type, made by ``op`` once that type is known."""
+        first = c[0]
+        v = _number(c[-1].value)
+        if len(c) == 2 and first.value == "-":
+            v = -v
+        return ("lit", v, first, sum(len(t.value) for t in c) if len(c) == 1 else
+                c[-1].column + len(c[-1].value) - first.column)
 
     def operands(self, c):
         return c
@@ -355,8 +433,7 @@ class _Build(Transformer):
         return _string(c[0].value)
 
     def symbol(self, c):
-        self.index.symbol_uses.append((self.loc(c[0]), c[0].value[1:]))
-        return ("sym", c[0].value[1:])
+        return ("sym", self._symbol_use(c[0]))
 
     def attr(self, c):
         return c[0], c[1]
@@ -375,17 +452,35 @@ class _Build(Transformer):
             if close:
                 d.note(f"did you mean '{close[0]}'?")
             return self._poison(results)
-        values, attributes = [], {}
-        for o in operands or []:
+        values, attributes, literals = [], {}, []
+        for i, o in enumerate(operands or []):
             if o[0] == "use":
                 values.append(o[1])
+            elif o[0] == "lit":
+                if not (issubclass(cls, D.BinaryOp) or (cls is D.SelectOp and len(values) > 0)):
+                    self.err(f"'{cls.name}' takes no number operand (only the binary ops do: "
+                             f"{', '.join([*D.BINARY_OPS, *D.COMPARE_OPS])}; and select's values)", o[2], o[3])
+                    return self._poison(results)
+                literals.append((len(values), o))
+                values.append(None)
             elif cls.SYMBOL is None:
                 self.err(f"'{cls.name}' takes no @symbol operand", o[2])
                 return self._poison(results)
             else:
+                at = getattr(cls, "SYMBOL_AT", 0)
+                if i != at or cls.SYMBOL in attributes:
+                    self.err(f"'{cls.name}' takes its @symbol as operand {at + 1}", o[2])
+                    return self._poison(results)
                 attributes[cls.SYMBOL] = SymbolRefAttr(o[1])
                 if o[0] == "callee":
-                    values.extend(o[3])
+                    syms = [(k, a) for k, a in enumerate(o[3]) if a[0] == "sym"]
+                    if syms and cls is not D.CallOp:
+                        self.err(f"'{cls.name}' takes no @symbol argument", syms[0][1][2])
+                        return self._poison(results)
+                    values.extend(a[1] for a in o[3] if a[0] == "use")
+                    if syms:
+                        attributes["sym_args"] = ArrayAttr([SymbolRefAttr(a[1]) for _k, a in syms])
+                        attributes["sym_arg_positions"] = D.ints_attr([k for k, _a in syms])
                 elif cls is D.CallOp:
                     self.err("a call needs its arguments in parentheses: @f(%a, ...)", o[2])
                     return self._poison(results)
@@ -396,6 +491,12 @@ class _Build(Transformer):
             if a is None:
                 return self._poison(results)
             attributes[key.value] = a
+        if literals:
+            consts = self._literals(cls, name, values, literals, attributes.get("chip"))
+            if consts is None:
+                return self._poison(results)
+            for (k, _o), c in zip(literals, consts):
+                values[k] = c.result
         if types is None:
             types = self._infer(cls, name, values, attributes)
             if types is None:
@@ -413,6 +514,31 @@ class _Build(Transformer):
         for t, r in zip(results or [], op.results):
             self.define(t, r)
         return None
+
+    def _literals(self, cls, name: Token, values, literals, chip):
+        """The constants of ``literals`` (number operands of a binary op), each of the element type
+        of the op's value operand, added to the block before the op, at its location."""
+        others = [v for v in (values[1:] if cls is D.SelectOp else values) if v is not None]  # (select: a, b)
+        if not others:
+            self.err(f"'{cls.name}' needs a value operand beside its numbers", name)
+            return None
+        elem = T.elem_of(others[0].type)
+        consts = []
+        for _k, (_kind, v, tok, length) in literals:
+            try:
+                if elem in T.INTS and not isinstance(v, int):
+                    raise ValueError(f"is not an integer, as the other operand's {elem} needs")
+                attr = _fill([v], (), elem)
+            except ValueError as e:
+                text = str(e).replace("holds a value out of range for", "is out of range for")
+                self.err(f"the number {v!r} {text}", tok, length)
+                return None
+            attrs = {"value": attr} if chip is None else {"value": attr, "chip": chip}
+            c = D.ConstantOp.create(result_types=[attr.type], attributes=attrs,
+                                    location=self.location(name.line, name.column))
+            self.blocks[-1].add_op(c)
+            consts.append(c)
+        return consts
 
     def _poison(self, results):
         for t in results or []:
@@ -434,6 +560,8 @@ class _Build(Transformer):
     def _infer(self, cls, name: Token, values, attributes):
         if cls in (D.GetOp, D.CallOp):
             sym = attributes[cls.SYMBOL].root_reference.data if cls.SYMBOL in attributes else None
+            if cls is D.GetOp and sym in self.func_syms:
+                return [self.func_syms[sym].type]
             target = self.symbols.get(sym)
             if target is None and cls is D.CallOp and sym in self.signatures:
                 try:  # a function defined further down: its signature line says what it returns
@@ -449,8 +577,9 @@ class _Build(Transformer):
             if isinstance(target, (D.DataOp, D.ReserveOp)) and cls is D.GetOp:
                 return [target.type]
             outs = D.get_syms(SimpleNamespace(attributes=attributes), "outputs") or []
-            found = [self.symbols.get(s) for s in outs]
-            if isinstance(target, D.KernelOp) and all(isinstance(f, (D.DataOp, D.ReserveOp)) for f in found):
+            found = [self.func_syms.get(s) or self.symbols.get(s) for s in outs]
+            if isinstance(target, D.KernelOp) and all(isinstance(f, (D.DataOp, D.ReserveOp, SymbolParam))
+                                                      for f in found):
                 return [f.type for f in found]
             self.err(f"'{cls.name}' of '@{sym}' needs its result types after ':'", name)
             return None
@@ -533,6 +662,10 @@ def _convert(kind: str, value, types):
         if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
             raise ValueError("must be a list of integers")
         return D.ints_attr(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        return StringAttr(value)
     if kind == "sym":
         if not (isinstance(value, tuple) and value[0] == "sym"):
             raise ValueError("must be a @symbol")

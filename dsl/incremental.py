@@ -99,8 +99,8 @@ def _fingerprint(op) -> tuple | None:
     """What a statement can learn about a symbol (its kind and type)."""
     if op is None:
         return None
-    if isinstance(op, D.FuncOp):
-        return ("func", op.function_type)
+    if isinstance(op, D.FuncOp):  # (its symbol parameters are part of its signature)
+        return ("func", op.function_type, tuple(op.sym_param_list()), tuple(op.sym_param_positions()))
     if isinstance(op, (D.DataOp, D.ReserveOp)):
         return (op.name, op.type)
     return (op.name,)
@@ -285,6 +285,7 @@ class IncrementalChecker:
             index.value_uses += e.index.value_uses
             index.symbol_uses += e.index.symbol_uses
             index.op_locs.update(e.index.op_locs)
+            index.param_defs.update(e.index.param_defs)
             defs += e.index.symbol_defs.items()
         index.symbol_defs = dict(sorted(defs, key=lambda kv: (kv[1].line, kv[1].col)))
         return index

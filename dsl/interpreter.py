@@ -4,7 +4,9 @@ programs are checked against, and the check that every pass preserves meaning.
 
 Chips: every op runs where its ``chip`` attribute says (default 0), in program order; a
 ``send`` queues its value on the (from, to) channel and a ``recv`` takes the oldest one.
-SRAM tensors (``data``/``reserve``) hold their contents for the whole run; an assembly kernel
+SRAM tensors (``data``/``reserve``) hold their contents for the whole run (and, given one
+``sram`` dict, from run to run), ``store`` writes into them, and a function's symbol parameters
+are bound by each call to the tensors it passes (``_State.bindings``); an assembly kernel
 called with ``call`` runs through a Python reference given to ``run_function(kernels=...)``, or,
 without one, on the simulator over those tensors (``lpu.dsl.kernels``).
 """
@@ -40,8 +42,9 @@ class RunError(DiagnosticError):
     """A run-time error of the reference: a diagnostic at the op (or data tensor) that failed,
     so every tool that reads df data (the compiler too) reports it like any other error."""
 
-    def __init__(self, message: str, op: Operation | None = None):
-        super().__init__(error(message, loc_of(op) if op is not None else None))
+    def __init__(self, message: str, op: Operation | None = None, loc: SourceLoc | None = None):
+        self.loc = loc if loc is not None else loc_of(op) if op is not None else None
+        super().__init__(error(message, self.loc))
         self.op = op
 
 
@@ -50,15 +53,25 @@ def _elem(op: Operation) -> str:
 
 
 class _State:
-    def __init__(self, module: ModuleOp, base_dir: str, kernels: dict[str, KernelRef]):
+    def __init__(self, module: ModuleOp, base_dir: str, kernels: dict[str, KernelRef],
+                 sram: dict[str, np.ndarray] | None = None):
         self.module = module
         self.base_dir = base_dir
         self.kernels = kernels
-        self.sram: dict[str, np.ndarray] = {}
+        self.sram: dict[str, np.ndarray] = sram if sram is not None else {}
         self.channels: dict[tuple[int, int], deque] = {}
         self.symbols = {op.sym_name.data: op for op in module.ops if "sym_name" in op.attributes}
+        # the symbol parameters of the functions being run, innermost call last: name -> the
+        # module tensor it is bound to
+        self.bindings: list[dict[str, str]] = [{}]
+
+    def resolve(self, name: str) -> str:
+        """The module tensor ``@name`` stands for in the function being run."""
+        return self.bindings[-1].get(name, name)
 
     def tensor(self, name: str, op: Operation) -> np.ndarray:
+        """The contents of the module's SRAM tensor ``@name`` (made from its initial contents on
+        first use, then kept: ``store`` writes into it)."""
         if name not in self.sram:
             self.sram[name] = self._initial(self.symbols[name])
         return self.sram[name]
@@ -88,15 +101,64 @@ class _State:
                 raise RunError(f"'@{t.sym_name.data}' has {len(raw)} bytes of hex data but "
                                f"{T.type_text(t.type)} needs {need}", t)
             return np.frombuffer(raw, dtype=T.dtype(elem)).reshape(shape).copy()
-        path = os.path.join(self.base_dir, t.init.data)
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise RunError(f"cannot load '{t.init.data}' for '@{t.sym_name.data}': {e}", t) from None
-        if arr.shape != shape or arr.dtype != T.dtype(elem):
-            raise RunError(f"'{t.init.data}' holds {arr.dtype}{list(arr.shape)} but '@{t.sym_name.data}' is "
-                           f"{T.type_text(t.type)}", t)
+        return load_npy(t, self.base_dir)
+
+
+#: what an .npy file's float dtype is, as an element type ('f64' converts too; '|V2' is how
+#: numpy writes ml_dtypes' bfloat16)
+_FLOAT_FILES = {"float16": "f16", "float32": "f32", "float64": "f64", "bfloat16": "bf16"}
+
+
+def load_npy(t: D.DataOp, base_dir: str) -> np.ndarray:
+    """The contents of ``data @t = load("file.npy")``: the file's array, of exactly the declared
+    shape. A float file converts to a float tensor of another type (f32 -> f16, f64 -> bf16,
+    f16 -> f32, ...), rounded to nearest even as ``cast`` rounds; a bf16 file written by
+    ml_dtypes (numpy's ``|V2``) is read as bf16. Anything else that differs is an error at the
+    ``load``."""
+    shape, elem, name, file = T.shape_of(t.type), T.elem_of(t.type), t.sym_name.data, t.init.data
+    path = os.path.join(base_dir, file)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise RunError(f"cannot load '{file}' for '@{name}': {getattr(e, 'strerror', None) or e}", t,
+                       _load_loc(t)) from None
+    if not isinstance(arr, np.ndarray):  # np.load opens .npz archives too
+        raise RunError(f"cannot load '{file}' for '@{name}': not a .npy file (an .npz archive holds several "
+                       "arrays)", t, _load_loc(t))
+    if arr.dtype.kind == "V" and arr.dtype.itemsize == 2 and arr.dtype.fields is None:
+        arr = arr.view(T.dtype("bf16"))
+    held = f"{arr.dtype}{list(arr.shape)}"
+    if arr.shape != shape:
+        raise RunError(f"'{file}' holds {held} but '@{name}' is {T.type_text(t.type)}", t, _load_loc(t))
+    if arr.dtype == T.dtype(elem):
         return arr
+    src = _FLOAT_FILES.get(str(arr.dtype))
+    if src is not None and elem in T.FLOATS:
+        return N.convert(arr, "f32", elem)  # (floats: the source type does not matter)
+    kind = "floats" if src is not None else "integers" if arr.dtype.kind in "iub" else "neither floats nor integers"
+    why = (" (a float file converts to any float type; integers and floats do not convert into each other)"
+           if src is not None or elem in T.FLOATS else "")
+    raise RunError(f"'{file}' holds {held}, {kind}, but '@{name}' is {T.type_text(t.type)}{why}", t, _load_loc(t))
+
+
+def _load_loc(t: Operation) -> SourceLoc | None:
+    """The ``load("...")`` of ``data @t`` in its source file (the op's own location when the
+    file cannot be read)."""
+    loc = loc_of(t)
+    if loc is None:
+        return None
+    try:
+        with open(loc.file, encoding="utf-8") as f:
+            for _ in range(loc.line - 1):
+                f.readline()
+            line = f.readline()
+    except OSError:
+        return loc
+    col = line.find("load(", loc.col - 1)
+    end = line.find(")", col)
+    if col < 0 or end < 0:
+        return loc
+    return SourceLoc(loc.file, loc.line, col + 1, end - col + 1)
 
 
 def _checked(v: np.ndarray, op: Operation) -> np.ndarray:
@@ -115,7 +177,22 @@ class DfFunctions(InterpreterFunctions):
 
     @impl(D.GetOp)
     def run_get(self, interp, op, args):
-        return (self.state.tensor(D.get_sym(op, "tensor"), op).copy(),)
+        return (self.state.tensor(self.state.resolve(D.get_sym(op, "tensor")), op).copy(),)
+
+    @impl(D.StoreOp)
+    def run_store(self, interp, op, args):
+        name = self.state.resolve(D.get_sym(op, "tensor"))
+        t = self.state.tensor(name, op)
+        v = args[0]
+        offsets = D.get_ints(op, "offsets") or [0] * v.ndim
+        if len(args) > 1:
+            i = int(args[1])
+            offsets = [o + i * s for o, s in zip(offsets, D.get_ints(op, "step"))]
+        for d, (o, s, n) in enumerate(zip(offsets, v.shape, t.shape)):
+            if o < 0 or o + s > n:
+                raise RunError(f"window [{o}, {o + s}) of axis {d} is outside the {n} elements of '@{name}'", op)
+        t[tuple(slice(o, o + s) for o, s in zip(offsets, v.shape))] = v
+        return ()
 
     @impl(D.MatmulOp)
     def run_matmul(self, interp, op, args):
@@ -141,9 +218,29 @@ class DfFunctions(InterpreterFunctions):
     def run_reduce_max(self, interp, op, args):
         return (N.reduce_max(args[0], D.get_int(op, "axis", -1), _elem(op)),)
 
+    @impl(D.ReduceMinOp)
+    def run_reduce_min(self, interp, op, args):
+        return (N.reduce_min(args[0], D.get_int(op, "axis", -1), _elem(op)),)
+
+    @impl(D.ArgmaxOp)
+    def run_argmax(self, interp, op, args):
+        return (N.argmax(args[0], D.get_int(op, "axis", -1), T.elem_of(op.input.type)),)
+
+    @impl(D.ArgminOp)
+    def run_argmin(self, interp, op, args):
+        return (N.argmin(args[0], D.get_int(op, "axis", -1), T.elem_of(op.input.type)),)
+
+    @impl(D.SelectOp)
+    def run_select(self, interp, op, args):
+        return (_checked(N.select(*args), op),)
+
     @impl(D.SoftmaxOp)
     def run_softmax(self, interp, op, args):
-        return (N.softmax(args[0], _elem(op)),)
+        return (N.softmax(args[0], _elem(op), D.get_int(op, "axis", -1)),)
+
+    @impl(D.RopeOp)
+    def run_rope(self, interp, op, args):
+        return (_checked(N.rope(*args, _elem(op), D.get_str(op, "style", "half")), op),)
 
     @impl(D.LayernormOp)
     def run_layernorm(self, interp, op, args):
@@ -217,28 +314,37 @@ class DfFunctions(InterpreterFunctions):
     def run_call(self, interp, op, args):
         name = D.get_sym(op, "callee")
         target = self.state.symbols.get(name)
+        state = self.state
         if isinstance(target, D.FuncOp):
-            return interp.run_ssacfg_region(target.body, tuple(args), name)
-        ref = self.state.kernels.get(name)
-        for sym, v in zip(D.get_syms(op, "inputs") or [], args):
-            self.state.tensor(sym, op)
-            self.state.sram[sym] = v.copy()
-        for sym in D.get_syms(op, "outputs") or []:
-            self.state.tensor(sym, op)
+            params = [p for p, _t in target.sym_param_list()]
+            syms = [state.resolve(s) for s in D.get_syms(op, "sym_args") or []]
+            state.bindings.append(dict(zip(params, syms)))
+            try:
+                return interp.run_ssacfg_region(target.body, tuple(args), name)
+            finally:
+                state.bindings.pop()
+        ref = state.kernels.get(name)
+        ins = [state.resolve(s) for s in D.get_syms(op, "inputs") or []]
+        outs = [state.resolve(s) for s in D.get_syms(op, "outputs") or []]
+        for sym, v in zip(ins, args):
+            state.tensor(sym, op)
+            state.sram[sym] = v.copy()
+        for sym in outs:
+            state.tensor(sym, op)
         if ref is not None:
-            ref(self.state.sram)
+            ref(state.sram)
         else:  # no Python reference: the kernel runs on the simulator, the machine's reference
-            self.state.simulate_kernel(name, op)
-        return tuple(self.state.sram[sym].copy() for sym in D.get_syms(op, "outputs") or [])
+            state.simulate_kernel(name, op)
+        return tuple(state.sram[sym].copy() for sym in outs)
 
 
-for _kind, _cls in D.BINARY_OPS.items():
+for _kind, _cls in [*D.BINARY_OPS.items(), *D.COMPARE_OPS.items()]:
     def _run_binary(self, interp, op, args, _kind=_kind):
         return (N.binary(_kind, args[0], args[1], _elem(op)),)
     setattr(DfFunctions, f"run_{_kind}", impl(_cls)(_run_binary))
 for _kind, _cls in D.UNARY_OPS.items():
     def _run_unary(self, interp, op, args, _kind=_kind):
-        return (N.unary(_kind, args[0], _elem(op)),)
+        return (N.unary(_kind, args[0], _elem(op), D.get_str(op, "approximate", "tanh")),)
     setattr(DfFunctions, f"run_{_kind}", impl(_cls)(_run_unary))
 DfFunctions = register_impls(DfFunctions)
 
@@ -297,18 +403,64 @@ def random_input(arg_type, rng: np.random.Generator) -> np.ndarray:
         rng.standard_normal(size=shape).astype(np.float32)
 
 
+def check_symbols(module: ModuleOp, func: D.FuncOp, symbols: dict[str, str] | None) -> dict[str, str]:
+    """The module tensors the entry function's symbol parameters are bound to (``symbols``:
+    parameter name -> tensor name, both without '@'), checked like a call's."""
+    loc = loc_of(func)
+    fname = func.sym_name.data
+    symbols = dict(symbols or {})
+    tensors = {op.sym_name.data: op for op in module.ops if isinstance(op, (D.DataOp, D.ReserveOp))}
+    params = func.sym_param_list()
+    for pname, ptype in params:
+        if pname not in symbols:
+            raise DiagnosticError(error(f"no tensor for symbol parameter '@{pname}' of '@{fname}' "
+                                        f"(run_function(..., symbols={{'{pname}': 'tensor'}}))", loc))
+        t = tensors.get(symbols[pname])
+        if t is None:
+            raise DiagnosticError(error(f"'@{symbols[pname]}' given for '@{pname}' is not a tensor (data or "
+                                        f"reserve) of this module", loc))
+        if t.type != ptype:
+            raise DiagnosticError(error(f"'@{symbols[pname]}' of type {T.type_text(t.type)} is given for the symbol "
+                                        f"parameter '@{pname}' of '@{fname}', of type {T.type_text(ptype)}", loc))
+    extra = sorted(set(symbols) - {p for p, _t in params})
+    if extra:
+        raise DiagnosticError(error(f"'@{fname}' has no symbol parameter '@{extra[0]}'", loc))
+    return symbols
+
+
+def initial_sram(module: ModuleOp, *, base_dir: str = ".") -> dict[str, np.ndarray]:
+    """Every SRAM tensor (data, reserve) of ``module`` with its initial contents: what a
+    ``sram`` state of ``run_function`` starts from (it fills itself lazily otherwise)."""
+    state = _State(module, base_dir, {})
+    for op in module.ops:
+        if isinstance(op, (D.DataOp, D.ReserveOp)):
+            state.tensor(op.sym_name.data, op)
+    return state.sram
+
+
 def run_function(module: ModuleOp, name: str, inputs: dict[str, np.ndarray], *,
-                 kernels: dict[str, KernelRef] | None = None, base_dir: str | None = None) -> list[np.ndarray]:
+                 kernels: dict[str, KernelRef] | None = None, base_dir: str | None = None,
+                 sram: dict[str, np.ndarray] | None = None,
+                 symbols: dict[str, str] | None = None) -> list[np.ndarray]:
     """Run ``@name`` on ``inputs`` (keyed by argument name, without '%'); its results.
 
     ``base_dir`` is where ``load("x.npy")`` paths start (default: the directory of the file
-    the module was parsed from). Errors are ``DiagnosticError`` at the op that failed."""
+    the module was parsed from). Errors are ``DiagnosticError`` at the op that failed.
+
+    ``sram`` carries the SRAM tensors from one run to the next: a dict, symbol name (without
+    '@') -> ndarray, that the run fills with a tensor's initial contents on its first use and
+    updates in place (``store`` writes into the arrays, a kernel call replaces them); pass the
+    same dict to the next run and it sees what this one stored. Without it, every run starts
+    from the module's initial contents. ``symbols`` binds the symbol parameters of ``@name``
+    (parameter -> module tensor), as a call's ``@symbol`` arguments do."""
     func = function(module, name)
     args = check_inputs(func, inputs)
+    bound = check_symbols(module, func, symbols)
     if base_dir is None:
         loc = loc_of(func)
         base_dir = os.path.dirname(loc.file) if loc is not None and os.path.exists(loc.file) else "."
-    state = _State(module, base_dir, kernels or {})
+    state = _State(module, base_dir, kernels or {}, sram)
+    state.bindings = [bound]
     tracker = _Tracker()
     interp = Interpreter(module, listeners=(tracker,))
     interp.register_implementations(DfFunctions(state))
@@ -316,7 +468,8 @@ def run_function(module: ModuleOp, name: str, inputs: dict[str, np.ndarray], *,
         with np.errstate(all="ignore"):
             results = interp.run_ssacfg_region(func.body, tuple(args), name)
     except RunError as e:
-        raise DiagnosticError(error(str(e), loc_of(e.op or tracker.op) if (e.op or tracker.op) else None)) from None
+        loc = e.loc if e.loc is not None else loc_of(tracker.op) if tracker.op is not None else None
+        raise DiagnosticError(error(str(e), loc)) from None
     for (src, dst), q in state.channels.items():
         if q:
             raise DiagnosticError(error(f"chip {src} sent chip {dst} a value that was never received",
@@ -324,4 +477,4 @@ def run_function(module: ModuleOp, name: str, inputs: dict[str, np.ndarray], *,
     return [np.asarray(r) for r in results]
 
 
-__all__ = ["run_function", "random_input", "arg_names", "function", "KernelRef", "SourceLoc"]
+__all__ = ["run_function", "initial_sram", "random_input", "arg_names", "function", "KernelRef", "SourceLoc"]

@@ -69,20 +69,44 @@ class _Names:
         return "%" + name
 
 
-def _op_line(op: Operation, names: _Names) -> str:
+def literal_text(const: Operation, user: Operation) -> str | None:
+    """The number to print in place of ``const``'s result as an operand of ``user``, or None:
+    a rank-0 finite constant with no other use, directly before ``user`` (a binary op, or one
+    of select's two values), on the same chip — exactly what the parser makes of
+    ``mul %x, 0.125``, so the printed text reads back as the same ops."""
+    if not isinstance(const, D.ConstantOp) or not isinstance(user, (D.BinaryOp, D.SelectOp)) or \
+            const.next_op is not user:
+        return None
+    r = const.result
+    if T.shape_of(r.type) != () or not r.has_one_use():
+        return None
+    if set(const.attributes) - {"value", "chip"} or const.attributes.get("chip") != user.attributes.get("chip"):
+        return None
+    if user.lhs is not r and user.rhs is not r or isinstance(user, D.SelectOp) and user.cond is r:
+        return None
+    v = D.dense_value(const.value).reshape(()).item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return format_number(v)
+
+
+def _op_line(op: Operation, names: _Names, literals: dict | None = None) -> str:
     cls = type(op)
     parts = []
     if op.results:
         parts.append(", ".join(names(r) for r in op.results) + " = ")
     parts.append(op.name[3:])
-    operands = [names(v) for v in op.operands]
+    operands = [literals[v] if literals and v in literals else names(v) for v in op.operands]
     sym = getattr(cls, "SYMBOL", None)
     if sym is not None and sym in op.attributes:
         head = format_attr(op.attributes[sym])
         if cls is D.CallOp:
-            operands = [f"{head}({', '.join(operands)})"]
+            args = D.merge_positions(operands, ["@" + s for s in D.get_syms(op, "sym_args") or []],
+                                     D.get_ints(op, "sym_arg_positions") or [])
+            operands = [f"{head}({', '.join(args)})"]
         else:
-            operands = [head, *operands]
+            at = getattr(cls, "SYMBOL_AT", 0)
+            operands = [*operands[:at], head, *operands[at:]]
     if operands:
         parts.append(" " + ", ".join(operands))
     attrs = [(k, op.attributes[k]) for k in [*cls.ATTRS, "chip"] if k in op.attributes and k != sym]
@@ -111,8 +135,15 @@ def _block(block: Block, names: _Names, indent: str, out: list[str]) -> None:
             out.append(line + " {")
             _block(body, names, indent + "  ", out)
             out.append(indent + "}")
+        elif isinstance(op, D.ConstantOp) and op.next_op is not None and literal_text(op, op.next_op) is not None:
+            continue  # printed as a number operand of the next op
         else:
-            out.append(indent + _op_line(op, names))
+            literals = None
+            if isinstance(op, (D.BinaryOp, D.SelectOp)) and op.prev_op is not None and op.prev_op.results:
+                text = literal_text(op.prev_op, op)
+                if text is not None:
+                    literals = {op.prev_op.results[0]: text}
+            out.append(indent + _op_line(op, names, literals))
 
 
 def _placement(op: Operation) -> str:
@@ -148,7 +179,9 @@ def print_module(module: ModuleOp) -> str:
             out += ["", op.text.data, ""]
         elif isinstance(op, D.FuncOp):
             names = _Names()
-            args = ", ".join(f"{names(a)}: {T.type_text(a.type)}" for a in op.body.block.args)
+            params = [f"{names(a)}: {T.type_text(a.type)}" for a in op.body.block.args]
+            syms = [f"@{n}: {T.type_text(t)}" for n, t in op.sym_param_list()]
+            args = ", ".join(D.merge_positions(params, syms, op.sym_param_positions()))
             outs = op.function_type.outputs.data
             ret = (" -> " + ", ".join(T.type_text(t) for t in outs)) if outs else ""
             out += ["", f"func @{op.sym_name.data}({args}){ret} {{"]

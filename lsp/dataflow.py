@@ -75,6 +75,12 @@ class DataflowDocument:
         return snap
 
 
+def _is_param(target) -> bool:
+    from lpu.dsl.frontend import SymbolParam
+
+    return isinstance(target, SymbolParam)
+
+
 def _type_text(t) -> str:
     from lpu.dsl import types as T
 
@@ -85,7 +91,9 @@ def _type_text(t) -> str:
 
 
 def _op_doc(op) -> str:
-    doc = (type(op).__doc__ or "").strip().split("\n\n")[0]
+    """The first paragraph of an op's (or op class's) docstring."""
+    cls = op if isinstance(op, type) else type(op)
+    doc = (cls.__doc__ or "").strip().split("\n\n")[0]
     return " ".join(doc.split())
 
 
@@ -120,6 +128,15 @@ class DataflowView:
                 text = self._symbol_hover(target)
                 loc = next((l for l, s in [*((l, s) for s, l in index.symbol_defs.items()), *index.symbol_uses]
                             if s == target and l.line == line and l.col <= col <= l.col + l.length), None)
+            elif _is_param(target):
+                d = index.param_defs.get(target)
+                text = (f"**@{target.name}** — symbol parameter of @{target.func}\n\n`{_type_text(target.type)}`"
+                        "\n\na reference to an SRAM tensor: each call passes a data or reserve tensor "
+                        "(or its caller's own symbol parameter) of this type")
+                if d is not None:
+                    text += f", defined on line {d.line}"
+                loc = next((l for l, s in [*((l, p) for p, l in index.param_defs.items()), *index.symbol_uses]
+                            if s is target and l.line == line and l.col <= col <= l.col + l.length), None)
             else:
                 name = next((l for v, l in index.value_defs.items() if v is target), None)
                 shown = self.lines.text(name.line - 1)[name.col - 1:name.col - 1 + name.length] if name else "value"
@@ -156,7 +173,12 @@ class DataflowView:
         text = f"**@{name}** — {kind}"
         ftype = op.attributes.get("function_type")
         if ftype is not None:
-            ins = ", ".join(_type_text(t) for t in ftype.inputs.data)
+            ins = [_type_text(t) for t in ftype.inputs.data]
+            if getattr(op, "sym_param_list", None) is not None and op.sym_param_list():
+                from lpu.dsl.dialect import merge_positions
+                ins = merge_positions(ins, [f"@{n}: {_type_text(t)}" for n, t in op.sym_param_list()],
+                                      op.sym_param_positions())
+            ins = ", ".join(ins)
             outs = ", ".join(_type_text(t) for t in ftype.outputs.data)
             text += f"\n\n`({ins}) -> ({outs})`"
         ttype = op.attributes.get("type")
@@ -171,8 +193,7 @@ class DataflowView:
         index = self.snap.index
         if target is None:
             return []
-        loc = index.symbol_defs.get(target) if isinstance(target, str) else \
-            next((l for v, l in index.value_defs.items() if v is target), None)
+        loc = index.definition(target)
         return [types.Location(self.uri, self._loc_range(loc))] if loc is not None else []
 
     def references(self, pos: types.Position, include_declaration: bool) -> list[types.Location]:
@@ -182,8 +203,7 @@ class DataflowView:
             return []
         locs = list(index.references(target))
         if include_declaration:
-            d = index.symbol_defs.get(target) if isinstance(target, str) else \
-                next((l for v, l in index.value_defs.items() if v is target), None)
+            d = index.definition(target)
             if d is not None:
                 locs.insert(0, d)
         locs.sort(key=lambda l: (l.line, l.col))
@@ -199,6 +219,8 @@ class DataflowView:
         index = self.snap.index
         if word.startswith("@"):
             names = list(index.symbol_defs) if index else []
+            if index:  # the symbol parameters of the function the cursor is in
+                names += [p.name for p, l in index.param_defs.items() if l.line <= line <= self._block_end(l.line) and p.name not in names]
             return [types.CompletionItem(f"@{n}", kind=types.CompletionItemKind.Reference) for n in names]
         if word.startswith("%"):
             names = sorted({self.lines.text(l.line - 1)[l.col - 1:l.col - 1 + l.length]
@@ -265,7 +287,8 @@ class DataflowView:
 
         tokens = []
         defs = {(l.line, l.col) for l in self.snap.index.value_defs.values()} if self.snap.index else set()
-        sym_defs = {(l.line, l.col) for l in self.snap.index.symbol_defs.values()} if self.snap.index else set()
+        sym_defs = {(l.line, l.col) for l in [*self.snap.index.symbol_defs.values(),
+                                               *self.snap.index.param_defs.values()]} if self.snap.index else set()
         for n, text in enumerate(self.snap.lines, start=1):
             for m in _TOKEN_RE.finditer(text):
                 kind, col, length = m.lastgroup, m.start() + 1, m.end() - m.start()

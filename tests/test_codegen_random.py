@@ -1,6 +1,7 @@
 """Random small ``df`` programs (random shapes, element types and op chains: elementwise ops
 with broadcasting, casts, reductions, matmuls, slices — also by a run-time index —, reshapes,
-concats) compile, run on
+concats; comparisons, select, reductions and argmax over either axis, softmax, sign, erf, exact
+gelu, batched matmuls) compile, run on
 the simulator with zero hazards, and match the reference interpreter: bit for bit, except
 after a float lane sum (the rotate tree adds in another order), where the stated tolerance
 applies."""
@@ -47,6 +48,13 @@ def programs(draw):
             choices.append("transpose")
         if shape[0] > 1:
             choices.append("row")
+        # the decoder's ops (issue 11): comparisons, select, reductions and argmax over either
+        # axis, and for floats softmax over either axis, sign, erf, exact gelu, batched matmuls
+        choices += ["compare", "select", "reduce_axis", "sign"]
+        if elem in FLOATS:
+            choices += ["softmax", "erf"]
+        if elem in ("i8", "f16", "bf16") and shape[0] > 1 and shape[-1] > 1:
+            choices.append("batched")
         kind = draw(st.sampled_from(choices))
         if kind == "binary":
             op = draw(st.sampled_from(["add", "sub", "mul", "max", "min"]))
@@ -61,6 +69,44 @@ def programs(draw):
                 other = f"%a{len(args) - 1}"
             a, b = (cur, other) if draw(st.booleans()) else (other, cur)
             lines.append(f"  {v} = {op} {a}, {b}")
+        elif kind == "compare":
+            op = draw(st.sampled_from(["eq", "ne", "lt", "le", "gt", "ge"]))
+            if draw(st.booleans()):
+                other = "0.5" if elem in FLOATS else "1"
+            else:
+                args.append((f"a{len(args)}", shape[-1:], elem))
+                other = f"%a{len(args) - 1}"
+            lines.append(f"  {v} = {op} {cur}, {other}")
+        elif kind == "select":  # on a condition of its own type, from an argument of the same shape
+            args.append((f"a{len(args)}", shape[:-1] + (1,), elem))
+            args.append((f"a{len(args)}", shape, elem))
+            lines.append(f"  {v} = select %a{len(args) - 2}, {cur}, %a{len(args) - 1}")
+        elif kind == "reduce_axis":
+            op = draw(st.sampled_from(["reduce_max", "reduce_min", "argmax", "argmin"]))
+            axis = draw(st.integers(0, 1))
+            lines.append(f"  {v} = {op} {cur} {{axis = {axis}}}")
+            shape = (1, shape[1]) if axis == 0 else (shape[0], 1)
+            if op.startswith("arg"):
+                elem = "i32"
+        elif kind == "sign":
+            lines.append(f"  {v} = sign {cur}")
+        elif kind == "softmax":
+            lines.append(f"  {v} = softmax {cur} {{axis = {draw(st.integers(0, 1))}}}")
+            exact = False
+        elif kind == "erf":
+            op = draw(st.sampled_from(["erf", 'gelu {approximate = "none"}']))
+            lines.append(f"  {v} = {op.replace('gelu', 'gelu ' + cur) if op != 'erf' else 'erf ' + cur}")
+        elif kind == "batched":  # each row a batch of one row, times its own matrix
+            n_out = draw(st.sampled_from([5, 64, 330]))
+            r, k = shape
+            args.append((f"a{len(args)}", (r, k, n_out), elem))
+            lines.append(f"  {v}x = reshape {cur} : {ttype((r, 1, k), elem)}")
+            lines.append(f"  {v}m = matmul {v}x, %a{len(args) - 1} : {ttype((r, 1, n_out), ACC[elem])}")
+            lines.append(f"  {v} = reshape {v}m : {ttype((r, n_out), ACC[elem])}")
+            shape = (r, n_out)
+            if elem in FLOATS:
+                exact = False
+            elem = ACC[elem]
         elif kind == "unary":
             ops = ["neg", "abs", "relu"] + (["exp", "tanh", "sigmoid"] if elem in FLOATS else [])
             lines.append(f"  {v} = {draw(st.sampled_from(ops))} {cur}")
@@ -129,7 +175,7 @@ def _check(prog, seed):
 
 # the default run draws the same 30 programs every time (its length and outcome do not depend
 # on the draw); the slow suite (`make test-slow`) explores 300 fresh ones
-@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(programs(), st.integers(0, 3))
 def test_random_programs_match_the_interpreter(prog, seed):
     _check(prog, seed)

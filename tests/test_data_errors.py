@@ -16,9 +16,9 @@ func @main(%x: tensor<4xi8>) -> tensor<4xi32> {
   return %y
 }
 """
-WANT = """t.lpu:2:6: error: 'w.npy' holds int8[3, 3] but '@w' is tensor<4x4xi8>
+WANT = """t.lpu:2:28: error: 'w.npy' holds int8[3, 3] but '@w' is tensor<4x4xi8>
 data @w : tensor<4x4xi8> = load("w.npy")
-     ^~~~
+                           ^~~~~~~~~~~~~
 """
 
 

@@ -1,6 +1,6 @@
 """The frontend's fast path (lpu.dsl.fastpath: runs of common statements split by regexes)
 against the full grammar alone: for generated and mutated function bodies, the same module,
-the same source index and exactly the same diagnostics."""
+the same source index and exactly the same diagnostics (number operands too)."""
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,8 +14,9 @@ HEADER = ('target "lpu-v1"\ndata @w : tensor<4x4xf16> = [0.5]\n'
 NAMES = ["%a", "%b", "%c", "%x", "%m", "%0", "%a.1", "%zz"]
 OPS = ["add", "mul", "sub", "df.max", "neg", "exp", "relu", "softmax", "matmul", "cast", "reshape", "constant",
        "get", "transpose", "reduce_sum", "rmsnorm", "send", "recv", "return", "for", "fo", "nope", "func", "to",
-       "layernorm", "concat", "slice"]
-OPERANDS = ["%x", "%a", "%b", "%m", "%undefined", "@w", "@nope", "%0"]
+       "layernorm", "concat", "slice", "select", "lt", "ne", "argmax", "erf", "store", "rope", "reduce_min"]
+OPERANDS = ["%x", "%a", "%b", "%m", "%undefined", "@w", "@nope", "%0", "0.125", "-2", "+ 1.5", "300", "1e3", "0x10",
+            "1.5e", "-0.0"]
 ATTRS = ["chip = 1", "eps = 1e-05", "value = 0.5", "value = [1, 2, 3, 4]", "axis = -1", "axis=- 1", "perm = [1, 0]",
          "to = 1", "from = 0", "value = 0x10", "eps = 1.5e", "offsets = [0, 0]", "sizes = [1,4]", "bogus = 2",
          "axis = 1.5", "value = 007", "eps = +2", "axis = @w", "perm = []", "value = [0.5, @w]"]
@@ -144,3 +145,23 @@ def test_crlf_line_ends():
     same_as_full_grammar(text.replace("\n", "\r\n"))
     _m, diags = check_module(text.replace("\n", "\r\n"), "t.lpu")
     assert [(d.loc.line, d.loc.col, d.message) for d in diags] == [(5, 16, "use of undefined value '%q'")]
+
+
+def test_number_operands_take_the_fast_path_and_build_constants():
+    text = (HEADER + "  %a = mul %x, 0.125\n  %b = add -1, %a\n  %c = max %b, + 2.5e-1 {chip = 0}\n"
+            "  return %c\n}\n")
+    same_as_full_grammar(text)
+    module, diags = check_module(text, "t.lpu")
+    assert diags == []
+    ops = list(module.ops)[-1].body.block.ops
+    assert [o.name for o in ops] == ["df.constant", "df.mul", "df.constant", "df.add", "df.constant", "df.max",
+                                     "df.return"]
+    from lpu.dsl.dialect import dense_value
+    from lpu.dsl.frontend import loc_of
+    consts = [o for o in ops if o.name == "df.constant"]
+    assert [dense_value(c.value).item() for c in consts] == [0.125, -1.0, 0.25]
+    assert [str(dense_value(c.value).dtype) for c in consts] == ["float16"] * 3
+    assert [loc_of(c).line for c in consts] == [4, 5, 6] and consts[2].attributes["chip"].value.data == 0
+    printed = print_module(module)
+    assert "%a = mul %x, 0.125 : tensor<4xf16>" in printed and "%b = add -1.0, %a : tensor<4xf16>" in printed
+    assert "%c = max %b, 0.25 {chip = 0} : tensor<4xf16>" in printed

@@ -165,3 +165,46 @@ def test_the_docs_example(capsys):
     with contextlib.chdir(root):
         exec(block, {})
     assert capsys.readouterr().out == "[] 1 1\n"
+
+
+SYM_BASE = """reserve @cache : tensor<4x8xf16>
+data @w : tensor<8x8xf16> = [0.5]
+
+func @put(%v: tensor<1x8xf16>, %i: tensor<i32>, @kv: tensor<4x8xf16>, @m: tensor<8x8xf16>) -> tensor<4x8xf16> {
+  %mm = get @m
+  %p = matmul %v, %mm
+  %h = cast %p : tensor<1x8xf16>
+  store %h, @kv, %i {offsets = [0, 0], step = [1, 0]}
+  %all = get @kv
+  return %all
+}
+
+func @main(%v: tensor<1x8xf16>, %i: tensor<i32>) -> tensor<4x8xf16> {
+  %s = mul %v, 0.5
+  %r = call @put(%s, %i, @cache, @w)
+  return %r
+}
+"""
+SYM_SWAPS = [("@kv", "@cache"), ("@cache", "@kv"), ("@w)", "@cache)"), ("@m: tensor<8x8xf16>", "@m: tensor<8x4xf16>"),
+             (", @m: tensor<8x8xf16>", ""), ("%i, @cache", "@cache, %i"), ("0.5", "%i"), ("store %h", "store %v")]
+
+
+def _sym_edit_sequence(edits):
+    checker = IncrementalChecker("t.lpu")
+    text = SYM_BASE
+    same(checker, text)
+    for kind, a, pos in edits:
+        if kind == "swap":
+            old, new = SYM_SWAPS[a % len(SYM_SWAPS)]
+            i = text.find(old, pos % max(1, len(text)))
+            i = text.find(old) if i < 0 else i
+            text = text if i < 0 else text[:i] + new + text[i + len(old):]
+        else:
+            text = apply(text, (kind, a, pos))
+        same(checker, text)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(EDIT, min_size=1, max_size=6))
+def test_random_edits_of_symbol_parameters_give_the_full_checks_results(edits):
+    _sym_edit_sequence(edits)

@@ -15,7 +15,7 @@ def run1(body, sig, **inputs):
 
 @pytest.mark.parametrize("body,sig,message", [
     ("%y = matmul %x, %x\nreturn %y", "(%x: tensor<4xi8>) -> tensor<4xi32>",
-     "2:8: 'df.matmul' op right operand must be a matrix (rank 2), not rank 1"),
+     "2:8: 'df.matmul' op right operand must be a matrix (rank 2) or a batch of them (rank 3 or more), not rank 1"),
     ("%y = matmul %x, %w\nreturn %y", "(%x: tensor<4xi8>, %w: tensor<5x3xi8>) -> tensor<3xi32>",
      "2:8: 'df.matmul' op contraction dimensions differ: 4 (left) and 5 (right)"),
     ("%y = matmul %x, %w\nreturn %y", "(%x: tensor<4xf32>, %w: tensor<4x3xf32>) -> tensor<3xf32>",

@@ -40,6 +40,18 @@ def _sources():
         "%r2 = reshape %r1 : tensor<4x320xf16>\n%t = transpose %r2\n%t2 = transpose %t\n%q = cast %t2 : tensor<4x320xf16>\n"
         "%l = for %i = 0 to 2 iter(%acc = %q) : tensor<4x320xf16> {\n  %u = mul %x, %s\n  %w = neg %u\n"
         "  %n = add %acc, %u\n  yield %n\n}\n%o = add %l, %b\nreturn %o")
+    # stores and gets of SRAM tensors (never merged, removed or reordered), through a symbol
+    # parameter, and the decoder's composites
+    out["kv-cache"] = (
+        "reserve @k : tensor<4x8xf16>\n\n"
+        "func @put(%v: tensor<1x8xf16>, %i: tensor<i32>, @t: tensor<4x8xf16>) -> tensor<4x8xf16> {\n"
+        "  %a = get @t\n  store %v, @t, %i {offsets = [0, 0], step = [1, 0]}\n  %b = get @t\n  %c = get @t\n"
+        "  %s = add %b, %c\n  %d = add %a, %s\n  %z = constant {value = 2} : tensor<i32>\n"
+        "  store %v, @t, %z {offsets = [0, 0], step = [1, 0]}\n  %e = erf %d\n  %g = gelu %e {approximate = \"none\"}\n"
+        "  %m = argmax %g {axis = 0}\n  %sg = sign %g\n  %sm = softmax %sg {axis = 0}\n"
+        "  %h = slice %sm {offsets = [0, 0], sizes = [4, 4]}\n  %r = rope %sm, %h, %h\n  %unused = get @t\n  return %r\n}\n\n"
+        "func @main(%v: tensor<1x8xf16>, %i: tensor<i32>) -> tensor<4x8xf16> {\n  %r = call @put(%v, %i, @k)\n"
+        "  return %r\n}\n")
     return out
 
 

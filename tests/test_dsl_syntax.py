@@ -74,7 +74,7 @@ def modules(draw):
     values = ["%x"]
     lines = []
     for i in range(draw(st.integers(1, 12))):
-        kind = draw(st.sampled_from(["unary", "binary", "const", "chip", "loop"]))
+        kind = draw(st.sampled_from(["unary", "binary", "const", "literal", "chip", "loop"]))
         v = f"%v{i}"
         if kind == "unary":
             lines.append(f"{v} = {draw(st.sampled_from(UNARY))} {draw(st.sampled_from(values))}")
@@ -85,6 +85,12 @@ def modules(draw):
             c = draw(st.floats(-100, 100, allow_nan=False, width=16))
             lines.append(f"{v}c = constant {{value = {c!r}}} : tensor<{elem}>")
             lines.append(f"{v} = mul {draw(st.sampled_from(values))}, {v}c")
+        elif kind == "literal":  # a number operand, on either side
+            c = draw(st.integers(-100, 100)) if elem.startswith("i") else \
+                draw(st.floats(-100, 100, allow_nan=False, width=16))
+            a = draw(st.sampled_from(values))
+            op = draw(st.sampled_from(BINARY))
+            lines.append(f"{v} = {op} {a}, {c!r}" if draw(st.booleans()) else f"{v} = {op} {c!r}, {a}")
         elif kind == "chip":
             lines.append(f"{v} = relu {draw(st.sampled_from(values))} {{chip = {draw(st.integers(0, 3))}}}")
         else:
@@ -123,12 +129,20 @@ def test_fuzzed_text_gives_diagnostics_not_tracebacks(pos, cut, insert):
 
 def test_doc_examples_parse_and_run():
     import re
+    from lpu.dsl.interpreter import run_function
     with open(os.path.join(os.path.dirname(EXAMPLES), "docs", "dataflow.md")) as f:
         blocks = re.findall(r"```lpu\n(.*?)```", f.read(), re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
+    m = parse_module(blocks[2], "doc2.lpu")  # symbol parameters and a store, three steps
+    from lpu.dsl.interpreter import run_function as run
+    state, rows = {}, []
+    for pos in range(3):
+        x = np.full((1, 4), pos + 1, np.float16)
+        (s,) = run(m, "main", {"x": x, "pos": np.asarray(pos, np.int32)}, sram=state)
+        rows.append(2.0 * (pos + 1))
+        assert np.array_equal(s, np.full((1, 4), sum(rows), np.float32))
     check_module(blocks[0], "doc0.lpu")  # names a .npy that is not there: parsing is enough
     m = parse_module(blocks[1], "doc1.lpu")
-    from lpu.dsl.interpreter import run_function
     x = np.arange(8, dtype=np.float16)
     (r,) = run_function(m, "main", {"x": x})
     assert np.array_equal(r, (4 * 0.5 * x).astype(np.float32))

@@ -113,7 +113,8 @@ def is_gemv(module: ModuleOp, name: str) -> bool:
 
     ops = [op for op in function(module, name).body.block.ops if not isinstance(op, D.GetOp)]
     return (len(ops) == 2 and isinstance(ops[0], D.MatmulOp) and isinstance(ops[1], D.ReturnOp)
-            and ops[1].operands[0] is ops[0].results[0] and len(ops[0].lhs.type.get_shape()) <= 2)
+            and ops[1].operands[0] is ops[0].results[0] and len(ops[0].lhs.type.get_shape()) <= 2
+            and len(ops[0].rhs.type.get_shape()) == 2)
 
 
 def _compile(plan: GemvPlan, cfg, name: str, file: str, t0: float) -> Compiled:

@@ -31,9 +31,10 @@ def op_latency(op, cfg) -> int:
     name = op.name.removeprefix("df.")
     if name in _TRANSCENDENTAL:
         return BY_MNEMONIC["exp"].latency_for(cfg, "f32")
-    if name in D.BINARY_OPS or name in D.UNARY_OPS or isinstance(op, (D.CastOp, D.QuantizeOp, D.DequantizeOp)):
+    if name in D.BINARY_OPS or name in D.COMPARE_OPS or name in D.UNARY_OPS or \
+            isinstance(op, (D.SelectOp, D.CastOp, D.QuantizeOp, D.DequantizeOp)):
         return lat
-    if isinstance(op, (D.ReduceSumOp, D.ReduceMaxOp)):
+    if isinstance(op, (D.ReduceSumOp, D.ReduceMaxOp, D.ReduceMinOp)):
         shape = T.shape_of(op.input.type)
         axis = D.get_int(op, "axis", -1) % max(len(shape), 1)
         n = shape[axis] if shape else 1
@@ -74,10 +75,12 @@ def function_bounds(module, name: str, cfg) -> dict[str, float]:
         chain = max(chain, done)
         if isinstance(op, D.MatmulOp):
             e = T.elem_of(op.lhs.type)
-            (K, N), M = T.shape_of(op.rhs.type), math.prod(T.shape_of(op.lhs.type)[:-1])
+            rhs = T.shape_of(op.rhs.type)
+            K, N = rhs[-2:]
+            M = math.prod(T.shape_of(op.result.type)[:-1])  # rows of x, over every batch
             occ = cfg["mxm.int_occupancy"] if e == "i8" else cfg["mxm.float_occupancy"]
             macs += M * K * N * occ  # plane-cycles of MACs: f16 runs at a quarter rate
-            wbytes += K * N * DTYPE_BYTES[e]
+            wbytes += math.prod(rhs) * DTYPE_BYTES[e]  # (a batched matmul: every batch's matrix)
     lw_bytes = planes * cfg["mxm.max_rows_per_lw"] * cfg.lanes
     stream_bytes = 2 * cfg.streams * cfg.lanes
     return {

@@ -3,6 +3,8 @@
 The function has been through ``inline, unroll, df-decompose, canonicalize, cse, dce``, so
 what is left are primitives. Each becomes one snippet per output vector, or a job:
 
+- comparisons: ``cmp.eq``/``cmp.lt``/``cmp.le`` (``gt``/``ge`` swap the operands, ``ne`` compares
+  the ``eq`` result with 0); ``select``: the VXM's ``select``;
 - elementwise ``add sub mul max min`` and the unary ops: one VXM instruction per vector, with
   numpy broadcasting (a broadcast row is re-read; a ``[..., 1]`` operand is splat, so its one
   vector per row serves every vector of the row; a scalar constant is the instruction's
@@ -39,6 +41,9 @@ from lpu.dsl.codegen.vector import Storage, VValue, unsupported
 from lpu.dsl.frontend import loc_of
 
 _COMMUTATIVE = ("add", "mul", "max", "min")
+#: comparison -> (VXM mnemonic, operands swapped)
+_CMP = {"eq": ("cmp.eq", False), "ne": ("cmp.eq", False), "lt": ("cmp.lt", False), "le": ("cmp.le", False),
+        "gt": ("cmp.lt", True), "ge": ("cmp.le", True)}
 
 
 class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, TemplateLowering):
@@ -114,6 +119,10 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
                                                        weights=op.result in self.weights)
         elif name in D.BINARY_OPS:
             self.binary(op, name, loc)
+        elif name in D.COMPARE_OPS:
+            self.compare(op, name, loc)
+        elif isinstance(op, D.SelectOp):
+            self.values[op.result] = self.select(op, loc)
         elif name in D.UNARY_OPS and name not in D.COMPOSITE_UNARY:
             x = self.values[op.input]
             out = self.temp(x.shape, x.elem, loc)
@@ -125,7 +134,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
             self.values[op.result] = self.quantize(op, loc)
         elif isinstance(op, D.DequantizeOp):
             self.values[op.result] = self.dequantize(op, loc)
-        elif isinstance(op, (D.ReduceSumOp, D.ReduceMaxOp)):
+        elif isinstance(op, (D.ReduceSumOp, D.ReduceMaxOp, D.ReduceMinOp)):
             self.values[op.result] = self.reduce(op, loc)
         elif isinstance(op, D.MatmulOp):
             self.values[op.result] = self.matmul(op, loc)
@@ -143,10 +152,45 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
             raise unsupported(op, f"'{op.name}' in a function of vector ops")
 
     def binary(self, op, kind, loc) -> None:
-        a_v, b_v = op.lhs, op.rhs
-        elem = T.elem_of(op.result.type)
-        shape = T.shape_of(op.result.type)
-        if a_v in self.scalars and b_v not in self.scalars and kind in _COMMUTATIVE:
+        self.values[op.result] = self.elementwise(kind, op.lhs, op.rhs, T.shape_of(op.result.type),
+                                                  T.elem_of(op.result.type), kind in _COMMUTATIVE, loc)
+
+    def compare(self, op, kind, loc) -> None:
+        """``eq lt le`` are ``cmp.*``; ``gt ge`` are ``cmp.lt``/``cmp.le`` with the operands
+        swapped (a number left operand is then a vector in SRAM); ``ne`` is ``cmp.eq`` of the
+        ``eq`` result and 0 (NaN: ``eq`` 0, so ``ne`` 1, as numpy's)."""
+        m, swap = _CMP[kind]
+        a, b = (op.rhs, op.lhs) if swap else (op.lhs, op.rhs)
+        elem, shape = T.elem_of(op.result.type), T.shape_of(op.result.type)
+        out = self.elementwise(m, a, b, shape, elem, kind in ("eq", "ne"), loc)
+        if kind == "ne":
+            eq, out = out, self.temp(shape, elem, loc)
+            self.map1("cmp.eq", eq, out, loc, imm=parse_imm(0.0 if elem in T.FLOATS else 0, elem))
+        self.values[op.result] = out
+
+    def select(self, op, loc) -> VValue:
+        """``select``: one VXM ``select`` a vector, with numpy broadcasting of the three. A
+        condition of another element type is first made ``cmp.eq(cond, 0)`` in its own type
+        (nonzero, NaN included, gives 0: a conversion could round a small value to zero) and
+        converted (0/1 exactly), and the two values swap places."""
+        elem, shape = T.elem_of(op.result.type), tuple(T.shape_of(op.result.type))
+        cond, a, b = self.values[op.cond], self.values[op.lhs], self.values[op.rhs]
+        if cond.elem != elem:
+            zero = self.temp(cond.shape, cond.elem, loc)
+            self.map1("cmp.eq", cond, zero, loc, imm=parse_imm(0.0 if cond.elem in T.FLOATS else 0, cond.elem))
+            cond, a, b = self.convert(zero, elem, loc), b, a
+        out = self.temp(shape, elem, loc)
+        maps = [_row_map(shape, v.shape) for v in (cond, a, b)]
+        for r in range(out.rows):
+            for c in range(out.cols(self.lanes)):
+                srcs = [Src(v.vec(int(m[r]), 0 if v.splat else c, self.lanes), elem) for v, m in zip((cond, a, b), maps)]
+                self.emit("select", elem, srcs, out.vec(r, c, self.lanes), loc=loc)
+        return out
+
+    def elementwise(self, kind, a_v, b_v, shape, elem, commutative, loc) -> VValue:
+        """``out = kind(a, b)`` (a VXM binary mnemonic), one instruction a vector, numpy
+        broadcasting; a rank-0 constant ``b`` is the immediate."""
+        if a_v in self.scalars and b_v not in self.scalars and commutative:
             a_v, b_v = b_v, a_v
         out = self.temp(shape, elem, loc)
         imm = None
@@ -162,7 +206,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
                 if imm is None:
                     srcs.append(Src(b.vec(int(rb[r]), 0 if b.splat else c, self.lanes), elem))
                 self.emit(kind, elem, srcs, out.vec(r, c, self.lanes), imm=imm, loc=loc)
-        self.values[op.result] = out
+        return out
 
     def map1(self, m, x: VValue, out: VValue, loc, imm=None, dtype2=None) -> None:
         """One instruction per vector: ``out = m(x)`` (``imm``: the b operand)."""

@@ -148,16 +148,18 @@ class MatmulLowering:
         return cache[(slice_, elem)]
 
     def matmul_transposed(self, op, B: VValue, loc) -> VValue:
+        return self.dot_rows(self.values[op.lhs], B, T.elem_of(op.result.type), tuple(T.shape_of(op.result.type)),
+                             loc)
+
+    def dot_rows(self, x: VValue, B: VValue, acc: str, shape, loc) -> VValue:
         """``y[r, n] = Σ_k x[r, k] · B[n, k]``: each product row on the VXM in the accumulator
         type (exact for f16/bf16 and i8 products), summed over its lanes by the rotate tree
         (a splat), and the splats merged into ``y``'s vectors by ``select`` on lane masks."""
-        x = self.values[op.lhs]
         L = self.lanes
-        acc = T.elem_of(op.result.type)
         K = x.N
         kc = x.cols(L)
         valid = K - (kc - 1) * L
-        y = self.temp(T.shape_of(op.result.type), acc, loc)
+        y = self.temp(shape, acc, loc)
         Nn = B.rows
         # rows of B known at compile time (a KV cache in SRAM) are transposed here and go
         # through the MXM as an ordinary matmul; the rest are lane dot products
@@ -234,13 +236,40 @@ class MatmulLowering:
         if op.rhs in self.transposed:
             return self.matmul_transposed(op, self.transposed[op.rhs], loc)
         x, W = self.values[op.lhs], self.values[op.rhs]
+        acc, shape = T.elem_of(op.result.type), tuple(T.shape_of(op.result.type))
+        if len(W.shape) > 2:
+            return self.batched_matmul(x, W, acc, shape, loc)
+        return self.matmul2(x, W, acc, shape, loc)
+
+    def batched_matmul(self, x: VValue, W: VValue, acc: str, shape, loc) -> VValue:
+        """``[..., m, k] × [..., k, n]``: one matmul per batch (batch dimensions broadcast as
+        numpy's), each on the MXM as its own ``MatmulJob`` — batch ``b``'s ``k`` rows of ``W``
+        are the weights of its block (only those ``k`` rows are loaded by ``lw``), its ``m``
+        rows of ``x`` one ``mm`` each; the results' rows are the batches' in order."""
         L = self.lanes
-        if len(W.shape) != 2:
-            raise unsupported(op, f"a matmul by a rank-{len(W.shape)} tensor")
+        m, k = (x.shape[-2], x.shape[-1]) if len(x.shape) >= 2 else (1, x.shape[-1])
+        n = W.shape[-1]
+        batch = shape[:-2]
+        xi = np.broadcast_to(np.arange(int(np.prod(x.shape[:-2]))).reshape(x.shape[:-2]), batch).reshape(-1)
+        wi = np.broadcast_to(np.arange(int(np.prod(W.shape[:-2]))).reshape(W.shape[:-2]), batch).reshape(-1)
+        xc, wc = x.cols(L), W.cols(L)
+        done: dict = {}
+        vecs = []
+        for b in range(int(np.prod(batch))):
+            key = (int(xi[b]), int(wi[b]))
+            if key not in done:  # (a broadcast batch pair met before: the same result)
+                xb = VValue((m, k), x.elem, x.vecs[key[0] * m * xc:(key[0] + 1) * m * xc])
+                Wb = VValue((k, n), W.elem, W.vecs[key[1] * k * wc:(key[1] + 1) * k * wc])
+                done[key] = self.matmul2(xb, Wb, acc, (m, n), loc)
+            vecs += done[key].vecs
+        return VValue(shape, acc, vecs)
+
+    def matmul2(self, x: VValue, W: VValue, acc: str, shape, loc) -> VValue:
+        """``[..., K] × [K, N]``."""
+        L = self.lanes
         if x.splat:  # K = 1: an outer product, one exact product a lane in the accumulator type
-            acc = T.elem_of(op.result.type)
             xa, Wa = self.convert(x, acc, loc), self.convert(W, acc, loc)
-            y = self.temp(T.shape_of(op.result.type), acc, loc)
+            y = self.temp(shape, acc, loc)
             for r in range(y.rows):
                 for c in range(y.cols(L)):
                     self.emit("mul", acc, [Src(xa.vec(r, 0, L), acc), Src(Wa.vec(0, c, L), acc)], y.vec(r, c, L),
@@ -249,10 +278,9 @@ class MatmulLowering:
         if W.splat:  # N = 1: W's column as one row, and a lane dot product per row of x
             K = W.shape[0]
             B = self.gather((1, K), W.elem, [W], np.zeros(K, int), np.arange(K), loc)
-            return self.matmul_transposed(op, B, loc)
+            return self.dot_rows(x, B, acc, shape, loc)
         K, N = W.shape
         elem = x.elem
-        acc = T.elem_of(op.result.type)
         rows_per_lw = self.cfg["mxm.max_rows_per_lw"] // T.dtype(elem).itemsize
         C = W.cols(L)
         if not all(len({W.vec(i, c, L).slice for i in range(g, min(K, g + rows_per_lw))}) == min(K, g + rows_per_lw) - g
@@ -263,7 +291,7 @@ class MatmulLowering:
             for a, b in zip(W.vecs, Wl.vecs):
                 self.emit("mov", elem, [Src(a, elem)], b, loc=loc)
             W = Wl
-        return self.mxm(x, W, acc, T.shape_of(op.result.type), loc)
+        return self.mxm(x, W, acc, shape, loc)
 
     def mxm(self, x: VValue, W: VValue, acc: str, shape, loc) -> VValue:
         """``x · W`` on the MXM planes (``W`` in the weight layout)."""

@@ -20,7 +20,7 @@ class ReduceLowering:
         x = self.values[op.input]
         rank = len(x.shape)
         axis = D.get_int(op, "axis", -1) % max(rank, 1)
-        kind = "add" if isinstance(op, D.ReduceSumOp) else "max"
+        kind = "add" if isinstance(op, D.ReduceSumOp) else "min" if isinstance(op, D.ReduceMinOp) else "max"
         elem = T.elem_of(op.result.type)
         if (kind == "add" and rank and axis == rank - 1 and not x.splat and x.elem in ("i8", "f16", "bf16")
                 and self.__dict__.setdefault("sum_elem", x.elem) == x.elem):
@@ -43,9 +43,10 @@ class ReduceLowering:
             if kind == "add":
                 fill = 0
             elif elem in T.FLOATS:
-                fill = -np.inf
+                fill = np.inf if kind == "min" else -np.inf
             else:
-                fill = np.iinfo(T.dtype(elem)).min
+                info = np.iinfo(T.dtype(elem))
+                fill = info.max if kind == "min" else info.min
             neutral = self.const(np.full(L, fill).astype(T.dtype(elem)), elem, loc)
         out = self.temp(shape, elem, loc)
         for r in range(x.rows):

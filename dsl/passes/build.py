@@ -50,8 +50,24 @@ class Emitter:
         """A rank-0 constant, rounded exactly as lpu.dsl.numerics.scalar rounds it."""
         return self._constant(_scalar_attr(float(value).hex(), elem))  # (hex: -0.0 is not 0.0)
 
-    def reduce(self, kind: str, a: SSAValue) -> SSAValue:
-        return self.op(D.ReduceSumOp if kind == "sum" else D.ReduceMaxOp, [a], {"axis": D.int_attr(-1)})
+    def reduce(self, kind: str, a: SSAValue, axis: int = -1) -> SSAValue:
+        cls = {"sum": D.ReduceSumOp, "max": D.ReduceMaxOp, "min": D.ReduceMinOp}[kind]
+        return self.op(cls, [a], {"axis": D.int_attr(axis)})
+
+    def compare(self, kind: str, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.op(D.COMPARE_OPS[kind], [a, b])
+
+    def select(self, cond: SSAValue, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.op(D.SelectOp, [cond, a, b])
+
+    def slice(self, a: SSAValue, offsets, sizes) -> SSAValue:
+        return self.op(D.SliceOp, [a], {"offsets": D.ints_attr(offsets), "sizes": D.ints_attr(sizes)})
+
+    def reshape(self, a: SSAValue, shape) -> SSAValue:
+        return self.op(D.ReshapeOp, [a], result_type=T.tensor_type(tuple(shape), T.elem_of(a.type)))
+
+    def concat(self, values, axis: int) -> SSAValue:
+        return self.op(D.ConcatOp, list(values), {"axis": D.int_attr(axis)})
 
 
 # A decomposition makes the same few scalars (1/N, eps, 0.5) and infers the same few types

@@ -44,7 +44,7 @@ class FoldConstants(RewritePattern):
         if isinstance(op, D.BinaryOp):
             result = N.binary(op.KIND, values[0], values[1], elem)
         elif isinstance(op, D.UnaryOp):
-            result = N.unary(op.KIND, values[0], elem)
+            result = N.unary(op.KIND, values[0], elem, D.get_str(op, "approximate", "tanh"))
         else:
             result = N.convert(values[0], T.elem_of(op.input.type), elem)
         e = Emitter(op)
@@ -94,22 +94,43 @@ class TransposeChain(RewritePattern):
         rewriter.replace(op, e.ops, [e.op(D.TransposeOp, [inner.input], {"perm": D.ints_attr(perm)})])
 
 
+def _static_offsets(op, rank: int) -> list[int] | None:
+    """``offsets + index * step`` of a slice or store whose index is a constant; else None."""
+    if op.index is None:
+        return None
+    index = _constant(op.index)
+    if index is None:
+        return None
+    i = int(index)
+    return [o + i * s for o, s in zip(D.get_ints(op, "offsets") or [0] * rank, D.get_ints(op, "step"))]
+
+
 class StaticSlice(RewritePattern):
     """A slice whose index is a constant (an unrolled loop's counter) is a static slice."""
 
     ROOTS = D.SliceOp  # the ops it can match (the pass driver skips the others)
 
     def match_and_rewrite(self, op, rewriter: PatternRewriter):
-        if not isinstance(op, D.SliceOp) or op.index is None:
+        offsets = _static_offsets(op, len(T.shape_of(op.input.type))) if isinstance(op, D.SliceOp) else None
+        if offsets is None:
             return
-        index = _constant(op.index)
-        if index is None:
-            return
-        i = int(index)
-        offsets = [o + i * s for o, s in zip(D.get_ints(op, "offsets"), D.get_ints(op, "step"))]
         e = Emitter(op)
         rewriter.replace(op, e.ops, [e.op(D.SliceOp, [op.input], {
             "offsets": D.ints_attr(offsets), "sizes": op.attributes["sizes"]})])
 
 
-PATTERNS = (FoldConstants(), CastToSameType(), ReshapeChain(), TransposeChain(), StaticSlice())
+class StaticStore(RewritePattern):
+    """A store whose index is a constant is a store at static offsets (as StaticSlice)."""
+
+    ROOTS = D.StoreOp  # the ops it can match (the pass driver skips the others)
+
+    def match_and_rewrite(self, op, rewriter: PatternRewriter):
+        offsets = _static_offsets(op, len(T.shape_of(op.value.type))) if isinstance(op, D.StoreOp) else None
+        if offsets is None:
+            return
+        e = Emitter(op)
+        e.op(D.StoreOp, [op.value], {"tensor": op.attributes["tensor"], "offsets": D.ints_attr(offsets)})
+        rewriter.replace(op, e.ops, [])
+
+
+PATTERNS = (FoldConstants(), CastToSameType(), ReshapeChain(), TransposeChain(), StaticSlice(), StaticStore())

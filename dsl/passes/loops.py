@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, SymbolRefAttr
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
@@ -115,6 +115,27 @@ def _unroll_kernels(module: ModuleOp, kernels, factor: int, full: bool) -> None:
             Rewriter.replace_op(kop, new, [])
 
 
+def substitute_symbols(ops: list[Operation], mapping: dict[str, str]) -> None:
+    """Renames the ``@symbol`` references of ``ops`` (and the ops inside them) by ``mapping``:
+    a ``get``/``store`` tensor, a call's symbol arguments and kernel tensors (never a callee)."""
+    def renamed(a):
+        if isinstance(a, SymbolRefAttr):
+            new = mapping.get(a.root_reference.data)
+            return SymbolRefAttr(new) if new is not None else a
+        if isinstance(a, ArrayAttr) and a.data and all(isinstance(x, SymbolRefAttr) for x in a.data):
+            items = [renamed(x) for x in a.data]
+            return ArrayAttr(items) if any(x is not y for x, y in zip(items, a.data)) else a
+        return a
+
+    for top in ops:
+        for o in top.walk():
+            for key, a in list(o.attributes.items()):
+                if key != "callee":
+                    new = renamed(a)
+                    if new is not a:
+                        o.attributes[key] = new
+
+
 def _size(func: D.FuncOp) -> int:
     return sum(1 for _ in func.body.walk())
 
@@ -143,6 +164,9 @@ class InlinePass(ModulePass):
                 body = callee.body.block
                 ops: list[Operation] = []
                 values = _clone_body(body, dict(zip(body.args, call.operands)), ops, call.location)
+                params = [p for p, _t in callee.sym_param_list()]
+                if params:  # the callee's symbol parameters name what the call passes
+                    substitute_symbols(ops, dict(zip(params, D.get_syms(call, "sym_args") or [])))
                 Rewriter.replace_op(call, ops, values)
                 changed = True
             if not changed:
