@@ -267,10 +267,32 @@ _FAST_RE = re.compile(r"[ \t]*@([0-9]+)[ \t]+([A-Za-z_][A-Za-z0-9_.]*)[ \t]+([A-
 _INT_RE = re.compile(r"0x[0-9a-fA-F]+|[0-9]+")
 
 
+def _tail_loc(text: str, start: int):
+    """The ``loc(...)`` annotation that starts at ``start`` and ends the line: ((file, line,
+    col), name or None), or None if it is not one."""
+    full = _LOC_RE.match(text, start)
+    if full is not None and full.end() == len(text):
+        return (_string(full.group(1)), int(full.group(2)), int(full.group(3))), None
+    named = _NAMED_LOC_RE.match(text, start) if full is None else None
+    if named is not None and named.end() == len(text):
+        return (_string(named.group(2)), int(named.group(3)), int(named.group(4))), _string(named.group(1))
+    return None
+
+
 def _split_inst(text: str, line: int, col: int):
     """One instruction line (comment removed) into a RawInst, or a RawError. The common shape is
-    matched whole by one regex; anything else (options, loc, errors) takes the general path."""
-    m = _FAST_RE.match(text)
+    matched whole by one regex (after a closing loc(...), as lpu compile -S and the disassembler
+    end every line); anything else (options, errors) takes the general path."""
+    loc = loc_name = None
+    core = text
+    if "loc" in text:
+        lm = _LOC_START_RE.search(text)
+        tail = _tail_loc(text, lm.start()) if lm is not None else None
+        if tail is None:
+            return _split_inst_general(text, line, col)
+        loc, loc_name = tail
+        core = text[:lm.start()].rstrip(" \t")
+    m = _FAST_RE.match(core)
     if m is None:
         return _split_inst_general(text, line, col)
     ops = []
@@ -304,7 +326,7 @@ def _split_inst(text: str, line: int, col: int):
         else:
             return _split_inst_general(text, line, col)
     return RawInst(int(m.group(1)), m.group(2), m.group(3), ops, line, col + m.start(1) - 1, col + m.start(2),
-                   col + m.start(3), None)
+                   col + m.start(3), loc, loc_name=loc_name)
 
 
 def _split_inst_general(text: str, line: int, col: int):
@@ -323,16 +345,11 @@ def _split_inst_general(text: str, line: int, col: int):
         return _unexpected(text, pos, "an operand", line, col)
     lm = _LOC_START_RE.search(text, pos) if "loc" in text else None
     if lm is not None:
-        full = _LOC_RE.match(text, lm.start())
-        named = _NAMED_LOC_RE.match(text, lm.start()) if full is None else None
-        if named is not None and named.end() == end:
-            loc_name = _string(named.group(1))
-            loc = (_string(named.group(2)), int(named.group(3)), int(named.group(4)))
-        elif full is None or full.end() != end:
+        tail = _tail_loc(text, lm.start())
+        if tail is None:
             return RawError("malformed location: expected loc(\"FILE\":LINE:COL) or loc(\"NAME\"(\"FILE\":LINE:COL)) "
                             "at the end of the line", line, col + lm.start(), 3)
-        else:
-            loc = (_string(full.group(1)), int(full.group(2)), int(full.group(3)))
+        loc, loc_name = tail
         end = lm.start()
         while end > pos and text[end - 1] in " \t":
             end -= 1
@@ -404,6 +421,8 @@ def _number(text: str):
 
 
 def _string(text: str) -> str:
+    if "\\" not in text:  # nothing to unescape (most file names): the text between the quotes
+        return text[1:-1]
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
