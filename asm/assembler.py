@@ -56,6 +56,7 @@ class _Assembler:
         self.symbols: dict[str, tuple[str, object, SourceLoc]] = {}  # name -> (kind, record, loc)
         self._checked: dict[tuple, tuple] = {}  # instruction text -> checked fields (see inst)
         self._tails: dict[tuple, int] = {}
+        self.op_names: dict[tuple[str, int, int], str] = {}  # from named loc(...) annotations
 
     def loc(self, line: int, col: int, length: int = 1) -> SourceLoc:
         return SourceLoc(self.file, line, col, length)
@@ -187,7 +188,24 @@ class _Assembler:
             inst = self.inst(ri)
             if inst is not None:
                 k.insts.append(inst)
+            if getattr(ri, "loc_name", None) is not None:
+                self.name_loc(ri)
         return k
+
+    def name_loc(self, ri) -> None:
+        """``loc("df.add"("f.lpu":3:8))``: the source op at that location (the object's
+        ``.lpu.ops``); one location names one op."""
+        name, where = ri.loc_name, ri.loc
+        at = self.loc(ri.line, ri.col, len(str(ri.cycle)) + 1)
+        if not name:
+            self.err("a named location needs a name: loc(\"NAME\"(\"FILE\":LINE:COL))", at)
+            return
+        if where[1] == 0:
+            self.err("a named location needs a line (line 0 is no location)", at)
+            return
+        known = self.op_names.setdefault(where, name)
+        if known != name:
+            self.err(f"{where[0]}:{where[1]}:{where[2]} is named '{name}' here but '{known}' before", at)
 
     def inst(self, ri) -> Inst | None:
         """Check one instruction. Programs repeat the same instruction text at many cycles, so
@@ -446,6 +464,7 @@ class _Assembler:
                 self.err(f"'@{name}' is declared extern but defined in this file", loc) \
                     .note("the definition is here", self.symbols[name][2])
         prog.externs = [n for n in self.externs if n not in self.symbols]
+        prog.op_names = self.op_names
         for rk in raw.kernels:
             kloc = self.loc(rk.line, rk.name_col, len(rk.name) + 1)
             k = self.kernel(rk)

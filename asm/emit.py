@@ -11,7 +11,8 @@ from functools import lru_cache
 import numpy as np
 
 from lpu.arch.isa import BY_MNEMONIC, decode, encode
-from lpu.asm.objfile import R_LPU_PEER, R_LPU_SRAM, R_LPU_TABLE, KernelInfo, ObjectFile, QueueCode, Reloc, SramSection
+from lpu.asm.objfile import (R_LPU_PEER, R_LPU_SRAM, R_LPU_TABLE, KernelInfo, ObjectFile, QueueCode, Reloc,
+                             SramSection, used_op_names)
 from lpu.asm.records import Inst, PeerRef, Program, SymRef
 from lpu.perf import without_gc
 
@@ -41,6 +42,7 @@ def emit(prog: Program) -> ObjectFile:
         for qi in sorted(by_queue):
             obj.code.append(_queue_code(k.name, cfg.queues[qi].name, by_queue[qi], files))
     obj.files = list(files)
+    obj.op_names = used_op_names(obj, prog.op_names)
     return obj
 
 

@@ -13,7 +13,7 @@ from lpu.tool import ArgumentParser, run_tool
 
 _TYPES = {E.SHT_PROGBITS: "PROGBITS", E.SHT_NOBITS: "NOBITS", E.SHT_SYMTAB: "SYMTAB", E.SHT_STRTAB: "STRTAB",
           E.SHT_RELA: "RELA", E.SHT_LOUSER: "LPU_CONFIG", E.SHT_LOUSER + 1: "LPU_KERNELS",
-          E.SHT_LOUSER + 2: "LPU_TENSORS", E.SHT_LOUSER + 3: "LPU_LINES"}
+          E.SHT_LOUSER + 2: "LPU_TENSORS", E.SHT_LOUSER + 3: "LPU_LINES", E.SHT_LOUSER + 4: "LPU_OPS"}
 _BIND = {E.STB_LOCAL: "local", E.STB_GLOBAL: "global"}
 _STT = {E.STT_NOTYPE: "notype", E.STT_OBJECT: "tensor", E.STT_FUNC: "kernel"}
 

@@ -28,6 +28,7 @@ SHT_LPU_CONFIG = E.SHT_LOUSER + 0
 SHT_LPU_KERNELS = E.SHT_LOUSER + 1
 SHT_LPU_TENSORS = E.SHT_LOUSER + 2
 SHT_LPU_LINES = E.SHT_LOUSER + 3
+SHT_LPU_OPS = E.SHT_LOUSER + 4  # optional: the source op named at line-table locations
 
 TEXT_PREFIX = ".lpu.text."
 SRAM_PREFIX = ".lpu.sram."
@@ -91,6 +92,9 @@ class ObjectFile:
     kernels: list[KernelInfo] = field(default_factory=list)
     code: list[QueueCode] = field(default_factory=list)
     externs: list[str] = field(default_factory=list)
+    #: (file index, line, column) -> the source op written there (``.lpu.ops``), for locations
+    #: the line table uses; empty for hand-written assembly
+    op_names: dict[tuple[int, int, int], str] = field(default_factory=dict)
 
     @property
     def peers(self) -> list[str]:
@@ -105,6 +109,51 @@ class ObjectFile:
 def _str(s: str) -> bytes:
     b = s.encode("utf-8")
     return struct.pack("<I", len(b)) + b
+
+
+def used_op_names(obj: ObjectFile, names: dict[tuple[str, int, int], str]) -> dict[tuple[int, int, int], str]:
+    """Of ``names`` ((file, line, column) -> op name), those at a location some word of ``obj``
+    carries, keyed by the object's file index, in (file, line, column) order."""
+    if not names:
+        return {}
+    index = {f: i for i, f in enumerate(obj.files)}
+    used: set[tuple[int, int, int]] = set()
+    for c in obj.code:
+        if len(c.lines):
+            used.update(map(tuple, np.unique(np.asarray(c.lines).reshape(-1, 3), axis=0).tolist()))
+    out = {}
+    for (f, line, col), name in names.items():
+        key = (index.get(f, -1), line, col)
+        if key in used:
+            out[key] = name
+    return dict(sorted(out.items()))
+
+
+def op_names_bytes(names: dict[tuple[int, int, int], str]) -> bytes:
+    """The ``.lpu.ops`` layout (objects and, per chip, images): a count, then per location in
+    ascending (file index, line, column) order the triple and the op's name (a string)."""
+    out = [struct.pack("<I", len(names))]
+    for (f, line, col), name in sorted(names.items()):
+        out.append(struct.pack("<III", f, line, col) + _str(name))
+    return b"".join(out)
+
+
+def read_op_names(data: bytes, files: int, what: str) -> dict[tuple[int, int, int], str]:
+    """``op_names_bytes`` read back; ``files``: how many files the line table names."""
+    r = _Reader(data, what)
+    out: dict[tuple[int, int, int], str] = {}
+    last = None
+    for _ in range(r.u32()):
+        key = (r.u32(), r.u32(), r.u32())
+        if key[0] >= files or key[1] == 0:
+            raise E.ElfError(f"{what}: names a location the line table cannot hold ({key[0]}, {key[1]}, {key[2]})")
+        if last is not None and key <= last:
+            raise E.ElfError(f"{what}: locations out of order")
+        out[key] = r.str()
+        last = key
+    if r.pos != len(r.data):
+        raise E.ElfError(f"{what}: {len(r.data) - r.pos} bytes too many")
+    return out
 
 
 class _Reader:
@@ -160,6 +209,8 @@ def to_elf(obj: ObjectFile, etype: int = E.ET_REL) -> E.ElfFile:
     defs = [k.where for k in obj.kernels] + [t.where for t in obj.sram]
     lines.append(struct.pack(f"<I{3 * len(defs)}I", len(defs), *(x for d in defs for x in d)))
     elf.sections.append(E.ElfSection(".lpu.lines", SHT_LPU_LINES, 0, b"".join(lines), align=4))
+    if obj.op_names:  # only then: an object of hand-written assembly stays as it always was
+        elf.sections.append(E.ElfSection(".lpu.ops", SHT_LPU_OPS, 0, op_names_bytes(obj.op_names), align=4))
 
     sram_index = {}
     for s in obj.sram:
@@ -275,6 +326,8 @@ def from_elf(elf: E.ElfFile) -> ObjectFile:
             raise E.ElfError(".lpu.lines: definition lines do not match the kernels and tensors")
         for rec, d in zip(obj.kernels + obj.sram, defs):
             rec.where = tuple(int(x) for x in d)
+    if SHT_LPU_OPS in by_type:
+        obj.op_names = read_op_names(by_type[SHT_LPU_OPS].data, len(obj.files), ".lpu.ops")
     return obj
 
 

@@ -68,6 +68,7 @@ class RawInst:
     mnemonic_col: int
     loc: tuple | None = None  # (file, line, col) from a loc(...) annotation
     key: str | None = None  # the line's text after its cycle: equal keys, equal instructions
+    loc_name: str | None = None  # the source op a named loc("df.add"("f":1:2)) gives
 
 
 @dataclass(slots=True)
@@ -200,6 +201,10 @@ _REF_RE = re.compile(r"\[[ \t]*(?:@([A-Za-z_][A-Za-z0-9_.$]*)(?:[ \t]*([-+])[ \t
                      r"|(0x[0-9a-fA-F]+|[0-9]+))[ \t]*\]")
 _LOC_START_RE = re.compile(r"(?<![A-Za-z0-9_.])loc[ \t]*\(")
 _LOC_RE = re.compile(r'loc[ \t]*\([ \t]*("(?:[^"\\\n]|\\.)*")[ \t]*:[ \t]*([0-9]+)[ \t]*:[ \t]*([0-9]+)[ \t]*\)')
+_STR = r'("(?:[^"\\\n]|\\.)*")'
+# MLIR's named location on an instruction: loc("df.add"("FILE":LINE:COL)), the source op there
+_NAMED_LOC_RE = re.compile(r'loc[ \t]*\([ \t]*' + _STR + r'[ \t]*\([ \t]*' + _STR
+                           + r'[ \t]*:[ \t]*([0-9]+)[ \t]*:[ \t]*([0-9]+)[ \t]*\)[ \t]*\)')
 _CODE_RE = re.compile(r'(?:[^\n/"]+|"(?:[^"\\\n]|\\.)*"|/(?!/))*')  # a line up to its comment
 _WORD_RE = re.compile(r"[^ \t,]+|,")
 
@@ -238,15 +243,15 @@ def split_body(body: str, line: int, col: int) -> list:
                 if len(_LINE_CACHE) > 1 << 18:
                     _LINE_CACHE.clear()
                 _LINE_CACHE[rest] = (ri.unit, ri.mnemonic, ri.unit_col - base, ri.mnemonic_col - base, ri.loc,
-                                     [(o.kind, o.value, o.col - base, o.length) for o in ri.operands])
+                                     [(o.kind, o.value, o.col - base, o.length) for o in ri.operands], ri.loc_name)
                 ri.key = rest
             out.append(ri)
             continue
-        unit, mnemonic, unit_at, mnemonic_at, loc, ops = hit
+        unit, mnemonic, unit_at, mnemonic_at, loc, ops, loc_name = hit
         ln = line + i
         out.append(RawInst(int(cm.group(1)), unit, mnemonic,
                            [RawOperand(kind, value, ln, base + at, length) for kind, value, at, length in ops],
-                           ln, c + cm.start(1) - 1, base + unit_at, base + mnemonic_at, loc, rest))
+                           ln, c + cm.start(1) - 1, base + unit_at, base + mnemonic_at, loc, rest, loc_name))
     return out
 
 
@@ -262,10 +267,32 @@ _FAST_RE = re.compile(r"[ \t]*@([0-9]+)[ \t]+([A-Za-z_][A-Za-z0-9_.]*)[ \t]+([A-
 _INT_RE = re.compile(r"0x[0-9a-fA-F]+|[0-9]+")
 
 
+def _tail_loc(text: str, start: int):
+    """The ``loc(...)`` annotation that starts at ``start`` and ends the line: ((file, line,
+    col), name or None), or None if it is not one."""
+    full = _LOC_RE.match(text, start)
+    if full is not None and full.end() == len(text):
+        return (_string(full.group(1)), int(full.group(2)), int(full.group(3))), None
+    named = _NAMED_LOC_RE.match(text, start) if full is None else None
+    if named is not None and named.end() == len(text):
+        return (_string(named.group(2)), int(named.group(3)), int(named.group(4))), _string(named.group(1))
+    return None
+
+
 def _split_inst(text: str, line: int, col: int):
     """One instruction line (comment removed) into a RawInst, or a RawError. The common shape is
-    matched whole by one regex; anything else (options, loc, errors) takes the general path."""
-    m = _FAST_RE.match(text)
+    matched whole by one regex (after a closing loc(...), as lpu compile -S and the disassembler
+    end every line); anything else (options, errors) takes the general path."""
+    loc = loc_name = None
+    core = text
+    if "loc" in text:
+        lm = _LOC_START_RE.search(text)
+        tail = _tail_loc(text, lm.start()) if lm is not None else None
+        if tail is None:
+            return _split_inst_general(text, line, col)
+        loc, loc_name = tail
+        core = text[:lm.start()].rstrip(" \t")
+    m = _FAST_RE.match(core)
     if m is None:
         return _split_inst_general(text, line, col)
     ops = []
@@ -299,7 +326,7 @@ def _split_inst(text: str, line: int, col: int):
         else:
             return _split_inst_general(text, line, col)
     return RawInst(int(m.group(1)), m.group(2), m.group(3), ops, line, col + m.start(1) - 1, col + m.start(2),
-                   col + m.start(3), None)
+                   col + m.start(3), loc, loc_name=loc_name)
 
 
 def _split_inst_general(text: str, line: int, col: int):
@@ -311,18 +338,18 @@ def _split_inst_general(text: str, line: int, col: int):
         return _unexpected(text, head.end(), "a unit and a mnemonic" if unit is None else "a mnemonic", line, col)
     at = head.start(1) - 1
     ops: list[RawOperand] = []
-    loc = None
+    loc = loc_name = None
     pos = head.end()
     end = len(text)
     if pos < end and text[pos] not in " \t":
         return _unexpected(text, pos, "an operand", line, col)
     lm = _LOC_START_RE.search(text, pos) if "loc" in text else None
     if lm is not None:
-        full = _LOC_RE.match(text, lm.start())
-        if full is None or full.end() != end:
-            return RawError("malformed location: expected loc(\"FILE\":LINE:COL) at the end of the line", line,
-                            col + lm.start(), 3)
-        loc = (_string(full.group(1)), int(full.group(2)), int(full.group(3)))
+        tail = _tail_loc(text, lm.start())
+        if tail is None:
+            return RawError("malformed location: expected loc(\"FILE\":LINE:COL) or loc(\"NAME\"(\"FILE\":LINE:COL)) "
+                            "at the end of the line", line, col + lm.start(), 3)
+        loc, loc_name = tail
         end = lm.start()
         while end > pos and text[end - 1] in " \t":
             end -= 1
@@ -370,7 +397,8 @@ def _split_inst_general(text: str, line: int, col: int):
             if comma < 0:
                 break
             pos = comma + 1
-    return RawInst(int(cycle), unit, mnemonic, ops, line, col + at, col + head.start(2), col + head.start(3), loc)
+    return RawInst(int(cycle), unit, mnemonic, ops, line, col + at, col + head.start(2), col + head.start(3), loc,
+                   loc_name=loc_name)
 
 
 def _signed(text: str):
@@ -393,6 +421,8 @@ def _number(text: str):
 
 
 def _string(text: str) -> str:
+    if "\\" not in text:  # nothing to unescape (most file names): the text between the quotes
+        return text[1:-1]
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

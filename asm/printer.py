@@ -1,7 +1,8 @@
 """Assembly text from records or objects: the disassembler's and the compiler's printer.
 
 What it prints, the assembler reads back to the same object, byte for byte: instructions carry
-their source location as ``loc("file":line:col)``, data its exact bytes as ``hex"..."``.
+their source location as ``loc("file":line:col)`` (``loc("df.add"("file":line:col))`` where the
+object names the source op there), data its exact bytes as ``hex"..."``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from lpu.asm.objfile import ObjectFile
 from lpu.asm.operands import operand_text
 from lpu.asm.records import Inst
 
-def inst_text(inst: Inst, queue_name: str, with_loc: bool = True) -> str:
+def inst_text(inst: Inst, queue_name: str, with_loc: bool = True, op_names: dict | None = None) -> str:
+    """One instruction as an assembly line. ``op_names`` ((file, line, col) -> name, an object's
+    ``.lpu.ops``) names the source op at the instruction's location: ``loc("df.add"("f":3:8))``,
+    MLIR's named location."""
     spec = inst.spec
     mnemonic = spec.mnemonic
     if spec.types:
@@ -26,7 +30,10 @@ def inst_text(inst: Inst, queue_name: str, with_loc: bool = True) -> str:
     if ops:
         text += " " + ", ".join(ops)
     if with_loc and inst.loc is not None and inst.loc.line > 0:
-        text += f" loc({_quote(inst.loc.file)}:{inst.loc.line}:{inst.loc.col})"
+        loc = inst.loc
+        where = f"{_quote(loc.file)}:{loc.line}:{loc.col}"
+        name = op_names.get((loc.file, loc.line, loc.col)) if op_names else None
+        text += f" loc({_quote(name)}({where}))" if name else f" loc({where})"
     return text
 
 
@@ -60,6 +67,7 @@ def disassemble(obj: ObjectFile, with_loc: bool = True, source: str = "") -> str
         out.append(line + (_def_loc(obj, s.where) if with_loc else ""))
     for name in obj.externs:
         out.append(f"extern @{name}")
+    names = {(obj.files[f], line, col): n for (f, line, col), n in obj.op_names.items() if f < len(obj.files)}
     by_kernel: dict[str, list] = {}
     for code in obj.code:
         by_kernel.setdefault(code.kernel, []).append(code)
@@ -75,7 +83,7 @@ def disassemble(obj: ObjectFile, with_loc: bool = True, source: str = "") -> str
                 insts.append((inst.cycle, qi, inst, code.queue))
         insts.sort(key=lambda x: (x[0], x[1]))
         for _c, _qi, inst, qname in insts:
-            out.append("  " + inst_text(inst, qname, with_loc))
+            out.append("  " + inst_text(inst, qname, with_loc, names))
         out.append("}")
     return "\n".join(out) + "\n"
 

@@ -90,3 +90,6 @@ class Program:
     externs: list[str] = field(default_factory=list)
     kernels: list[Kernel] = field(default_factory=list)
     file: str = "<input>"
+    #: (file, line, column) -> the name of the source op written there (``df.add``): from the
+    #: compiler, or from ``loc("df.add"("f.lpu":3:8))`` annotations; the object's ``.lpu.ops``
+    op_names: dict[tuple[str, int, int], str] = field(default_factory=dict)

@@ -219,14 +219,14 @@ def to_kernel(kop: KernelOp, cfg, file: str = "<codegen>") -> Kernel:
     ``DiagnosticError`` with every problem. The kernel's length is computed as ``lpu-as`` does."""
     diags: list[Diagnostic] = []
     k = Kernel(kop.sym_name.data, [], kop.is_global is not None)
-    for i, op in enumerate(kop.insts()):
-        loc = SourceLoc(file, i + 1, 1)
+    for op in kop.insts():
+        loc = op_loc(op)  # the df op it came from: the line table's entry for its word
         q = cfg.queue_by_name.get(op.unit.data)
         if q is None:
-            diags.append(error(f"unknown unit '{op.unit.data}'", loc))
+            diags.append(error(f"unknown unit '{op.unit.data}'", loc or SourceLoc(file)))
             continue
         if not runs_on(op.SPEC, q.kind):
-            diags.append(error(f"'{op.SPEC.mnemonic}' cannot execute on {q.name}", loc))
+            diags.append(error(f"'{op.SPEC.mnemonic}' cannot execute on {q.name}", loc or SourceLoc(file)))
             continue
         k.insts.append(op.to_inst(cfg, loc))
     if diags:
@@ -236,6 +236,15 @@ def to_kernel(kop: KernelOp, cfg, file: str = "<codegen>") -> Kernel:
     if diags:
         raise DiagnosticError(diags)
     return k
+
+
+def op_loc(op: LpuInstOp) -> SourceLoc | None:
+    """The source location an lpu op carries (``from_inst`` sets it from its record's): the
+    ``df`` op it was compiled from, or an assembly kernel's own line."""
+    loc = op.location
+    if isinstance(loc, FileLineColLoc) and loc.line.data > 0:
+        return SourceLoc(loc.filename.data, loc.line.data, loc.column.data)
+    return None
 
 
 def sequence_and_time(k: Kernel, cfg) -> list[Diagnostic]:
@@ -263,20 +272,24 @@ def kernel_of(name: str, insts: list[Inst], cfg, is_global: bool = True) -> Kern
     return k
 
 
-def op_text(op: LpuInstOp, cfg) -> str:
+def op_text(op: LpuInstOp, cfg, with_loc: bool = False, op_names: dict | None = None) -> str:
+    """One op as an assembly line; with ``with_loc``, ended by its ``loc(...)`` (named after the
+    source op at that location when ``op_names`` has it: ``lpu.asm.printer.inst_text``)."""
     from lpu.asm.printer import inst_text
 
-    return inst_text(op.to_inst(cfg), op.unit.data, with_loc=False)
+    return inst_text(op.to_inst(cfg, op_loc(op) if with_loc else None), op.unit.data, with_loc, op_names)
 
 
-__all__ = ["Lpu", "LpuInstOp", "KernelOp", "OPS", "OP_BY_MNEMONIC", "to_kernel", "kernel_of", "op_text",
+__all__ = ["Lpu", "LpuInstOp", "KernelOp", "OPS", "OP_BY_MNEMONIC", "to_kernel", "kernel_of", "op_loc", "op_text",
            "kernel_text"]
 
 
-def kernel_text(kop: KernelOp, cfg) -> str:
+def kernel_text(kop: KernelOp, cfg, with_loc: bool = False, op_names: dict | None = None) -> str:
     """The kernel as ``.lpu`` assembly, one instruction a line with its issue cycle, in cycle
-    order — what ``lpu compile -S`` writes and ``lpu-as`` reads back to the same object."""
+    order — what ``lpu compile -S`` writes (``with_loc``: each line ends with the location of
+    the df op it came from, so the object keeps its line table) and ``lpu-as`` reads back to
+    the same object."""
     insts = sorted(((op.cycle.value.data, cfg.queue_by_name[op.unit.data].index, i, op)
                     for i, op in enumerate(kop.insts())), key=lambda x: x[:3])
     head = f"{'global ' if kop.is_global is not None else ''}kernel @{kop.sym_name.data} {{"
-    return "\n".join([head] + ["  " + op_text(op, cfg) for *_, op in insts] + ["}"]) + "\n"
+    return "\n".join([head] + ["  " + op_text(op, cfg, with_loc, op_names) for *_, op in insts] + ["}"]) + "\n"

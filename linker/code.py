@@ -214,19 +214,21 @@ def build_queue(segments: list[Segment]) -> QueueBuild:
         if lead == len(words):
             lead = 0
             gap = seg.start - t
-        if gap > 0:
-            nops = np.array(nop_words(gap), dtype=np.uint64)
-            word_parts.append(nops)
-            line_parts.append(np.zeros((len(nops), 3), dtype=np.uint32))
-            count += len(nops)
-        seg.offset = count - lead
         words, lines = words[lead:], lines[lead:]
-        word_parts.append(words)
         if len(lines):
             has = lines[:, 1] != 0
             lines = lines.copy()
             lines[has, 0] = seg.file_map[lines[has, 0]]
             lines[~has] = 0
+        if gap > 0:
+            nops = np.array(nop_words(gap), dtype=np.uint64)
+            word_parts.append(nops)
+            # as the assembler does: the nops before an instruction carry its location
+            where = lines[0] if len(lines) else np.zeros(3, dtype=np.uint32)
+            line_parts.append(np.repeat(where[None, :], len(nops), axis=0))
+            count += len(nops)
+        seg.offset = count - lead
+        word_parts.append(words)
         line_parts.append(lines)
         count += len(words)
         t = seg.start + seg.timing.end

@@ -13,6 +13,7 @@ from lpu.linker.image import ChipImage, SystemImage
 def chip_object(chip: ChipImage) -> ObjectFile:
     cfg = config_from_text(chip.config_text, chip.config_source)
     obj = ObjectFile(chip.config_text, chip.config_source, list(chip.files))
+    obj.op_names = dict(chip.op_names)
     init = {(s.slice, s.address): s.data for s in chip.sram}
     for s in chip.symbols:
         data = init.get((s.slice, s.address))

@@ -68,6 +68,8 @@ class ChipImage:
     symbols: list[SymbolInfo] = field(default_factory=list)
     phases: list[PhaseInfo] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # source files named by the line tables
+    #: (file index, line, column) -> the source op written there, from the objects' .lpu.ops
+    op_names: dict[tuple[int, int, int], str] = field(default_factory=dict)
     length: int = 0  # cycles until the chip's last result lands (sum of phase lengths)
 
 

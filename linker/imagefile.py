@@ -9,6 +9,9 @@ Sections, in order:
 - per queue ``.lpu.text.CHIP.QUEUE`` (PROGBITS, AX): 64-bit words from cycle 0, and
   ``.lpu.lines.CHIP.QUEUE`` (SHT_LPU_LINES): file index, line, column per word.
 - per initialized SRAM range ``.lpu.sram.CHIP.SLICE+ADDRESS`` (PROGBITS, WA): byte-plane words.
+- per chip whose objects name source ops, ``.lpu.ops.CHIP`` (SHT_LPU_OPS, the objects' layout on
+  the chip's file list), after its ``.lpu.chip.NAME``; found by name, so readers that predate it
+  skip it.
 - ``.symtab``: ``CHIP:SYMBOL`` for every SRAM tensor (value: word address, size: words) and
   ``CHIP:OBJECT:KERNEL`` for every kernel (value: first cycle, size: cycles), for readelf/nm.
 
@@ -25,6 +28,7 @@ import numpy as np
 from lpu.arch.config import config_from_text
 from lpu.arch.isa import DTYPE_INDEX, DTYPES
 from lpu.asm import elf as E
+from lpu.asm.objfile import SHT_LPU_OPS, op_names_bytes, read_op_names
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
 from lpu.linker.code import MalformedCode, check_words
 from lpu.linker.image import ChipImage, LinkWire, PhaseInfo, QueueProgram, SramInit, SymbolInfo, SystemImage
@@ -84,6 +88,8 @@ def image_to_elf(img: SystemImage) -> E.ElfFile:
         rec.append(struct.pack("<I", len(queues)) + b"".join(queues))
         rec.append(struct.pack("<I", len(sram)) + b"".join(sram))
         chip_section.append(add(E.ElfSection(f".lpu.chip.{chip.name}", SHT_LPU_CHIP, 0, b"".join(rec), align=8)))
+        if chip.op_names:
+            add(E.ElfSection(f".lpu.ops.{chip.name}", SHT_LPU_OPS, 0, op_names_bytes(chip.op_names), align=4))
         for s in chip.symbols:
             sec = sram_index.get((s.slice, s.address))
             syms.append(E.ElfSymbol(f"{chip.name}:{s.name}", s.address, s.words,
@@ -186,8 +192,13 @@ def _read(data: bytes, name: str) -> SystemImage:
             raise E.ElfError(f"{what} names section {i}, which is not one")
         return secs[i]
 
+    ops = {s.name: s for s in secs if s.type == SHT_LPU_OPS}
     for cname, si in chip_secs:
-        img.chips.append(_chip(cname, section(si, SHT_LPU_CHIP, f"chip '{cname}'"), section, name))
+        chip = _chip(cname, section(si, SHT_LPU_CHIP, f"chip '{cname}'"), section, name)
+        sec = ops.get(f".lpu.ops.{cname}")
+        if sec is not None:
+            chip.op_names = read_op_names(sec.data, len(chip.files), sec.name)
+        img.chips.append(chip)
     names = {c.name for c in img.chips}
     if len(names) != len(img.chips):
         raise E.ElfError("two chips share a name")

@@ -322,6 +322,12 @@ class _Linker:
                     if d is not None and not quiet:
                         self.diags.append(d)
             img.queues.append(QueueProgram(q.name, qb.words, qb.lines))
+        index = self.files.get(chip, {})
+        for o in (o for o in self.objs if o.chip == chip):  # the objects' op names, on the chip's files
+            for (f, line, col), name in o.obj.op_names.items():
+                if f < len(o.obj.files):
+                    img.op_names.setdefault((index[o.obj.files[f]], line, col), name)
+        img.op_names = dict(sorted(img.op_names.items()))
         order = {s.name: i for i, s in enumerate(cfg.slices)}
         for p in sorted(placed, key=lambda p: (order[p.slice], p.address)):
             s = p.section

@@ -18,7 +18,8 @@ from lpu.files import read_bytes, write_atomic
 from lpu.sim import io as simio
 from lpu.sim.hazards import to_diagnostic
 from lpu.sim.machine import Machine
-from lpu.sim.report import stats, stats_text, trace
+from lpu.sim.report import stats, stats_text
+from lpu.sim.trace import trace
 from lpu.tool import ArgumentParser, run_tool
 
 PROG = "lpu-sim"

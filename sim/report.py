@@ -1,9 +1,7 @@
-"""What a run reports: cycles, time at the clock, busy fractions, MXM utilization, bytes moved;
-and the Chrome/Perfetto trace (a track per queue per chip, counters for stream occupancy)."""
+"""What a run reports: cycles, time at the clock, busy fractions, MXM utilization, bytes moved,
+and the series of stream values in flight (the trace's counter; the trace itself: ``trace.py``)."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 
@@ -58,37 +56,6 @@ def stats_text(s: dict) -> str:
     out.append(f"c2c bytes: {s['c2c_bytes']:,} sent")
     out.append(f"hazards: {s['hazards']}")
     return "\n".join(out) + "\n"
-
-
-def trace(m) -> str:
-    """Chrome trace event JSON: 1 us of trace time is one machine cycle."""
-    ev: list[dict] = []
-    for ci, name in enumerate(m.chip_names):
-        ev.append({"name": "process_name", "ph": "M", "pid": ci, "args": {"name": f"chip {name}"}})
-    for ci, qi, groups in m.queues:
-        ev.append({"name": "thread_name", "ph": "M", "pid": ci, "tid": qi,
-                   "args": {"name": m.cfgs[ci].queues[qi].name}})
-        ev.append({"name": "thread_sort_index", "ph": "M", "pid": ci, "tid": qi, "args": {"sort_index": qi}})
-    executed = m.executed
-    for g in m.groups:
-        done = executed.get(g.id, 0)
-        if not done:
-            continue
-        cfg = m.cfgs[g.chip]
-        dur = max(1, g.spec.occupancy_for(cfg, g.dtype))
-        text = m.inst_text(g.chip, g.queue, g.word)
-        loc = m.word_loc(g.chip, g.queue, g.word)
-        args = {"instruction": text}
-        if loc is not None:
-            args["loc"] = str(loc)
-        for k in range(done):
-            ev.append({"name": text, "ph": "X", "pid": g.chip, "tid": g.queue,
-                       "ts": g.issue + k * g.period, "dur": dur, "args": dict(args, repetition=k)})
-    for ci, series in m.stream_occupancy().items():
-        for c, e, w in series:
-            ev.append({"name": "streams in flight", "ph": "C", "pid": ci, "ts": c, "args": {"east": e, "west": w}})
-    return json.dumps({"traceEvents": ev, "displayTimeUnit": "ns",
-                       "otherData": {"time": "1 us of trace time = 1 machine cycle"}}, separators=(",", ":"))
 
 
 def occupancy_series(intervals: list[tuple[np.ndarray, np.ndarray, bool]], end: int) -> list[tuple[int, int, int]]:

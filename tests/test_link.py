@@ -181,6 +181,7 @@ def test_kernels_end_to_end_and_objects_side_by_side():
     assert queue_text(img, "chip0") == ["@0     MEM_W3  read.i8 [0], s0e", "@4     MEM_W3  read.i8 [0], s0e",
                                         "@4     MEM_E3  read.i8 [0], s0e"]
     mem_w3 = next(q for q in chip.queues if q.queue == "MEM_W3")
-    # the gap between the kernels is one canonical nop, with no source line
-    assert len(mem_w3.words) == 3 and mem_w3.lines[1].tolist() == [0, 0, 0]
+    # the gap between the kernels is one canonical nop at the location of the instruction it
+    # precedes, as the assembler places a nop (a.lpu line 7: k2's read)
+    assert len(mem_w3.words) == 3 and mem_w3.lines[1].tolist() == mem_w3.lines[2].tolist() == [0, 7, 3]
     assert mem_w3.lines[0].tolist() == [0, 4, 3] and chip.files == ["a.lpu", "b.lpu"]

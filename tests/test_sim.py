@@ -18,7 +18,7 @@ from lpu.linker.link import link_objects
 from lpu.linker.system import load_system
 from lpu.sim.cli import main as sim_main, simulate
 from lpu.sim.hazards import to_diagnostic
-from lpu.sim.report import trace
+from lpu.sim.trace import trace
 from lpu.diagnostics import SourceManager, render
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -391,7 +391,7 @@ def test_two_runs_identical(tmp_path):
     assert ta == tb
     t = json.loads(ta)["traceEvents"]
     names = {e["args"]["name"] for e in t if e.get("name") == "thread_name"}
-    assert {"MXM_W0", "MEM_W43", "MEM_W27"} <= names
+    assert {"MXM_W0", "MXM_W0 plane", "MEM_W43 read", "MEM_W27 read"} <= names  # tracks: tests/test_sim_trace.py
     mm = [e for e in t if e.get("ph") == "X" and e["name"].startswith("mm.i8")]
     assert [(e["ts"], e["dur"]) for e in mm] == [(40, 1)]
     assert any(e.get("ph") == "C" for e in t)

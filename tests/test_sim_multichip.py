@@ -12,7 +12,7 @@ import numpy as np
 from lpu.linker.link import link_objects
 from lpu.linker.system import load_system
 from lpu.sim.cli import simulate
-from lpu.sim.report import trace
+from lpu.sim.trace import trace
 from test_sim import EX, _ring, obj_of
 
 

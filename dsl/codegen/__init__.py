@@ -61,7 +61,31 @@ def assembly_text(func: str, program: Program, kernel: KernelOp, cycles: int, so
            f'target "{cfg.name}"', ""]
     out += [tensor_declaration(t, cfg) for t in program.tensors]
     out.append("")
-    return "\n".join(out) + kernel_text(kernel, cfg)
+    return "\n".join(out) + kernel_text(kernel, cfg, True, program.op_names)
+
+
+def source_op_names(module: ModuleOp) -> dict[tuple[str, int, int], str]:
+    """The ``df`` op written at each location of a parsed module: (file, line, column) ->
+    ``df.softmax``. The compiled instructions carry these locations (a decomposed softmax's
+    primitives carry the softmax's), so an object can name the source op of every word."""
+    from xdsl.dialects.builtin import FileLineColLoc
+
+    names: dict[tuple[str, int, int], str] = {}
+    for op in module.walk():
+        loc = op.location
+        if isinstance(loc, FileLineColLoc) and loc.line.data > 0:
+            names.setdefault((loc.filename.data, loc.line.data, loc.column.data), op.name)
+    return names
+
+
+def name_source_ops(c, names: dict[tuple[str, int, int], str]):
+    """``c`` (a compiled function) with its program and object naming the source op of every
+    location its words carry (the object's ``.lpu.ops``)."""
+    from lpu.asm.objfile import used_op_names
+
+    c.program.op_names = names
+    c.obj.op_names = used_op_names(c.obj, names)
+    return c
 
 
 def tensor_declaration(t, cfg) -> str:
@@ -80,7 +104,12 @@ def compile_function(module: ModuleOp, name: str, cfg, base_dir: str = ".", max_
     """Compile ``@name`` of a parsed ``df`` module for chip ``cfg``; raises ``DiagnosticError``.
 
     A lone ``y = x · W`` takes the GEMV path (register-block, sram-layout, schedule); every
-    other function the general path (``general.compile_general``)."""
+    other function the general path (``general.compile_general``). The object names the
+    source op of each location (``source_op_names``)."""
+    return name_source_ops(_compile_function(module, name, cfg, base_dir, max_planes, file), source_op_names(module))
+
+
+def _compile_function(module: ModuleOp, name: str, cfg, base_dir: str, max_planes: int | None, file: str):
     from lpu.dsl.interpreter import _State
 
     if not is_gemv(module, name):
@@ -88,6 +117,7 @@ def compile_function(module: ModuleOp, name: str, cfg, base_dir: str = ".", max_
 
         return compile_general(module, name, cfg, base_dir if os.path.isdir(base_dir) else ".", file)
     t0 = time.perf_counter()
+    loc = _matmul_loc(module, name)
     state = _State(module, base_dir if os.path.isdir(base_dir) else ".", {})
     weights = lambda d: state.tensor(d.sym_name.data, d)  # noqa: E731
     if max_planes is None:
@@ -95,11 +125,11 @@ def compile_function(module: ModuleOp, name: str, cfg, base_dir: str = ".", max_
         # compiling is cheap there, so try each count and keep the shortest kernel
         plan = register_block(module, name, cfg, weights)
         if plan.blocks <= SMALL_BLOCKS:
-            best = min((_compile(register_block(module, name, cfg, weights, p), cfg, name, file, t0)
+            best = min((_compile(register_block(module, name, cfg, weights, p), cfg, name, file, t0, loc)
                         for p in range(1, len(plan.planes) + 1)), key=lambda c: c.cycles)
             return best
     plan = register_block(module, name, cfg, weights, max_planes)
-    return _compile(plan, cfg, name, file, t0)
+    return _compile(plan, cfg, name, file, t0, loc)
 
 
 SMALL_BLOCKS = 16
@@ -117,12 +147,26 @@ def is_gemv(module: ModuleOp, name: str) -> bool:
             and len(ops[0].rhs.type.get_shape()) == 2)
 
 
-def _compile(plan: GemvPlan, cfg, name: str, file: str, t0: float) -> Compiled:
+def _matmul_loc(module: ModuleOp, name: str):
+    """The location of the function's one ``matmul``, as the lpu ops carry it."""
+    from xdsl.dialects.builtin import FileLineColLoc
+
+    from lpu.dsl import dialect as D
+    from lpu.dsl.interpreter import function
+
+    mm = next(op for op in function(module, name).body.block.ops if isinstance(op, D.MatmulOp))
+    return mm.location if isinstance(mm.location, FileLineColLoc) else None
+
+
+def _compile(plan: GemvPlan, cfg, name: str, file: str, t0: float, loc=None) -> Compiled:
     times = {}
     t1 = time.perf_counter()
     layout = sram_layout(plan, cfg)
     t2 = time.perf_counter()
     kop = schedule(plan, layout, cfg, name)
+    if loc is not None:  # every instruction of the blocked GEMV/GEMM comes from its one matmul
+        for op in kop.insts():
+            op.location = loc
     t3 = time.perf_counter()
     kernel = to_kernel(kop, cfg, file)
     prog = Program(cfg.name, cfg, list(layout.tensors), [], [kernel], file)

@@ -19,7 +19,7 @@ import numpy as np
 from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.operands import stream_field
 from lpu.asm.records import Inst, SymRef
-from lpu.diagnostics import DiagnosticError, error
+from lpu.diagnostics import DiagnosticError, SourceLoc, error
 from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, to_kernel
 
 
@@ -39,6 +39,8 @@ class Transfer:
     rows: list[tuple[str, int]] = field(default_factory=list)  # (symbol, word offset) of each vector on src
     arrivals: list[int] = field(default_factory=list)  # global cycle each vector lands in dst's buffer
     links: list[tuple[int, int]] = field(default_factory=list)  # per vector: (src's link, dst's link)
+    send_loc: SourceLoc | None = None  # the df send's location: its reads and sends carry it
+    recv_loc: SourceLoc | None = None  # the df recv's: its recvs and writes
 
 
 # --- values as vectors: rows of the last dimension, cut into lanes-wide vectors, padded ---------
@@ -126,14 +128,15 @@ def _recv_kernel(name, cfg, system, me: str, items, start: int) -> tuple[KernelO
                 for _, _, q, sl in places)):
             r += 1
         grp = stream_field(0, not west_edge)  # away from the edge the link is on
-        insts.append(Inst(r, qidx[qname], BY_MNEMONIC["recv"], tr.dtype, None, (link, grp)))
+        insts.append(Inst(r, qidx[qname], BY_MNEMONIC["recv"], tr.dtype, None, (link, grp), tr.recv_loc))
         tl.take(("queue", qname), r)
         last_on[link] = r
         for sym, off, q, sl in places:
             at = r + recv_lat + abs(q - pc)
             tl.take(("queue", sl), at)
             tl.take(("write", sl), at, w)
-            insts.append(Inst(at, qidx[sl], BY_MNEMONIC["write"], tr.dtype, None, (SymRef(sym, off), grp, 0)))
+            insts.append(Inst(at, qidx[sl], BY_MNEMONIC["write"], tr.dtype, None, (SymRef(sym, off), grp, 0),
+                              tr.recv_loc))
     insts.sort(key=lambda x: (x.cycle, x.queue))
     kop = KernelOp.build_from(name, [LpuInstOp.from_inst(x, cfg) for x in insts])
     return kop, to_kernel(kop, cfg).length
@@ -177,8 +180,9 @@ def _send_kernel(name, cfg, system, me: str, transfers, tensors, start: int) -> 
             tl.take(("queue", sl), r)
             tl.take(("read", sl), r, w)
             link_free[link] = s + busy
-            insts.append(Inst(r, qidx[sl], BY_MNEMONIC["read"], tr.dtype, None, (SymRef(sym, off), grp, 0)))
-            insts.append(Inst(s, qidx[qname], BY_MNEMONIC["send"], tr.dtype, None, (grp, link)))
+            insts.append(Inst(r, qidx[sl], BY_MNEMONIC["read"], tr.dtype, None, (SymRef(sym, off), grp, 0),
+                              tr.send_loc))
+            insts.append(Inst(s, qidx[qname], BY_MNEMONIC["send"], tr.dtype, None, (grp, link), tr.send_loc))
             tr.arrivals.append(start + s + busy + lat)
             tr.links.append((link, peer_link))
     insts.sort(key=lambda x: (x.cycle, x.queue))

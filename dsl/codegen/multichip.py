@@ -201,6 +201,7 @@ class MultiCompiled:
     arg_names: list[str]
     lanes: int
     cycles: int = 0
+    op_names: dict = field(default_factory=dict)  # (file, line, column) -> the df op there
 
     def kernel_names(self, c: int) -> list[str]:
         """Chip ``c``'s kernels, in run order."""
@@ -300,8 +301,8 @@ class MultiCompiled:
         out = [f"// {chip_name(c)} of @{self.func}: compiled from {source or 'a df function'}; "
                f"{len(code.kernels)} kernel(s), {code.length} cycles", f'target "{cfg.name}"', ""]
         out += [tensor_declaration(t, cfg) for t in code.tensors]
-        return "\n".join(out) + "\n" + "\n".join("\n" + kernel_text(k.kernel if k is code.compiled else k, cfg)
-                                                  for k in code.kernels)
+        return "\n".join(out) + "\n" + "\n".join(
+            "\n" + kernel_text(k.kernel if k is code.compiled else k, cfg, True, self.op_names) for k in code.kernels)
 
     def assembly(self, source: str = "") -> str:
         """Every chip's assembly (``lpu compile -S``), one after the other; ``--objects DIR``
@@ -349,7 +350,10 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
     from lpu.dsl.interpreter import arg_names, function
     from lpu.linker.system import load_system
 
+    from lpu.dsl.codegen import source_op_names
+
     func = function(module, name)
+    names = source_op_names(module)
     check_placement(func)
     chips = chips_used(func)
     topo = system_path or ("two-chips" if max(chips) < 2 else "node" if max(chips) < 8 else "two-nodes")
@@ -375,7 +379,8 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
             raise DiagnosticError(error(f"chip {key[0]} sends {len(s)} value(s) to chip {key[1]}, which receives "
                                         f"{len(r)}", loc_of(op)))
         for a, b in zip(s, r):
-            transfers.append(Transfer(a, b, key[0], key[1], T.elem_of(ops[a].operands[0].type)))
+            transfers.append(Transfer(a, b, key[0], key[1], T.elem_of(ops[a].operands[0].type),
+                                      send_loc=loc_of(ops[a]), recv_loc=loc_of(ops[b])))
     codes: dict[int, ChipCode] = {}
     for c in chips:
         part = chip_function(module, name, c)
@@ -475,7 +480,7 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
     for c in chips:
         code = codes[c]
         kernels = [k.program.kernels[0] if k is code.compiled else to_kernel(k, cfg, file) for k in code.kernels]
-        code.obj = emit(Program(cfg.name, cfg, code.tensors, [], kernels, file))
+        code.obj = emit(Program(cfg.name, cfg, code.tensors, [], kernels, file, names))
     results = []
     for v in ops[-1].operands:
         if v in func.body.block.args:
@@ -492,5 +497,5 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
         text += f'\n[chips.{chip_name(c)}]\nobjects = ["{chip_name(c)}"]\n'
     mc = MultiCompiled(name, codes, text, "<lpu compile system>", results,
                        [v.type for v in ops[-1].operands], arg_names(func), cfg.lanes,
-                       max(code.length for code in codes.values()))
+                       max(code.length for code in codes.values()), names)
     return mc

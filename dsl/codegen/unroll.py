@@ -110,7 +110,7 @@ def compact(insts: list[Inst], factor: int = 0, keep: frozenset[int] = frozenset
                 run += 1
             out.append(a)
             if run > 1:
-                out.append(Inst(a.cycle + d, a.queue, _REPEAT, None, None, (run - 1, d)))
+                out.append(Inst(a.cycle + d, a.queue, _REPEAT, None, None, (run - 1, d), a.loc))
             i += run
     out.sort(key=lambda x: (x.cycle, x.queue))
     return out
@@ -126,7 +126,7 @@ def expand(insts: list[Inst]) -> list[Inst]:
             if x.spec is _REPEAT and last is not None:
                 n, d = x.args
                 out.extend(Inst(last.cycle + k * d, last.queue, last.spec, last.dtype, last.dtype2,
-                                _repeated(last, k)) for k in range(1, n + 1))
+                                _repeated(last, k), last.loc) for k in range(1, n + 1))
                 last = None
                 continue
             out.append(x)

@@ -15,7 +15,7 @@ for e in events:
     if e["ph"] == "C":
         assert isinstance(e["ts"], int) and all(isinstance(v, int) for v in e["args"].values()), e
 print("processes:", " ".join(procs[p] for p in sorted(procs)))
-print("tracks:", " ".join(sorted(threads.values())))
+print("tracks:", ", ".join(sorted(threads.values())))
 for e in events:
     if e["ph"] == "X":
         print(f"slice {threads[(e['pid'], e['tid'])]} ts={e['ts']} dur={e['dur']} {e['name']}")
