@@ -52,9 +52,6 @@ class GGUFFile:
         self.tensors = {t.name: t for t in self.reader.tensors}
 
     # --- metadata --------------------------------------------------------------------------
-    def has(self, key: str) -> bool:
-        return key in self.fields
-
     def get(self, key: str, default: Any = None) -> Any:
         """The value of metadata ``key`` (a number, string, bool or list), or ``default``."""
         field = self.fields.get(key)

@@ -113,3 +113,19 @@ def test_not_gguf_through_a_real_process(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 1 and p.stdout == ""
     assert p.stderr == f"{bad}: error: not a GGUF file (it starts with b'\\x00\\x00\\x00\\x00', not b'GGUF')\n"
+
+
+# the messages tested above besides CASES', as docs/models.md spells them (file name "model.gguf")
+OTHERS = [
+    "not a GGUF file (it starts with b'PK\\x03\\x04', not b'GGUF')",          # test_models_gguf.py
+    "--context 1000: the context bucket must be 1 to the model's context length 512",
+    "tensor 'blk.0.ffn_gate.weight' holds values up to 100000, beyond f16's range (65504): import with --dtype bf16",
+]
+
+
+def test_docs_show_the_messages_as_tested():
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "models.md"), encoding="utf-8").read()
+    shown = [line.removeprefix("model.gguf: error: ") for line in doc.splitlines() if line.startswith("model.gguf: error: ")]
+    assert len(shown) >= 10
+    tested = {m for _, m in CASES} | set(OTHERS)
+    assert [m for m in shown if m not in tested] == []

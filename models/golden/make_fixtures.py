@@ -102,7 +102,6 @@ def gguf_path(model: str) -> str:
 
 
 def versions() -> dict:
-    import gguf  # noqa: F401
     import tokenizers
     import torch
     import transformers
