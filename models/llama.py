@@ -100,10 +100,15 @@ def read_config(f: GGUFFile) -> LlamaConfig:
         raise fail(f.path, f"mixture of experts ('{p}expert_count' = {int(experts)}) is not supported")
     _check_rope_scaling(f, p)
 
-    tokens = f.get("tokenizer.ggml.tokens")
     vocab = f.get(p + "vocab_size")
-    if vocab is None:
-        vocab = len(tokens) if tokens is not None else f.shape("token_embd.weight")[-1] if "token_embd.weight" in f.tensors else 0
+    if vocab is None:  # older files: the vocabulary's length, else the embedding's rows
+        tokens = f.get("tokenizer.ggml.tokens")
+        if tokens is not None:
+            vocab = len(tokens)
+        elif "token_embd.weight" in f.tensors:
+            vocab = f.shape("token_embd.weight")[-1]
+        else:
+            raise fail(f.path, f"metadata key '{p}vocab_size' (the vocabulary's size) is missing")
     name = f.get("general.name") or f.get("general.basename") or "llama"
     cfg = LlamaConfig(name=str(name), blocks=blocks, dim=dim, ffn=ffn, heads=heads, kv_heads=kv_heads,
                       vocab=int(vocab), rope_base=rope_base, rms_eps=eps, context_length=context_length,

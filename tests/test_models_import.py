@@ -214,3 +214,8 @@ def test_lpu_import_command(tmp_path, capsys):
     assert err == (f"{out}: 2 blocks, d = 64, 4/2 heads, vocabulary 512, context 64, f16; 25 files, "
                    f"{sum(os.path.getsize(p) for p in (tmp_path / 'sub' / 'tiny').iterdir()) / 1e6:.1f} MB in "
                    f"{tmp_path / 'sub' / 'tiny'}/\n")
+
+
+def test_vocabulary_size_from_the_token_list(tmp_path):
+    cfg = read_config(GGUFFile(tiny_variant(tmp_path, omit=("llama.vocab_size",))))
+    assert cfg.vocab == 512
