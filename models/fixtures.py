@@ -45,6 +45,7 @@ class Golden:
     versions: dict
     prompts: list[GoldenPrompt]
     corpus: list[dict]              # text, transformers (ids), smollm (ids), decoded
+    weights_sha256: dict            # transformers' weight name -> sha256 of its float32 bytes
 
     def prompt(self, name: str) -> GoldenPrompt:
         return next(p for p in self.prompts if p.name == name)
@@ -61,7 +62,7 @@ def load_golden(folder: str) -> Golden:
                             logits=npz[p["name"]].astype(np.float32) if p["name"] in npz.files else None)
                for p in g["prompts"]]
     return Golden(model=g["model"], gguf_sha256=g["gguf_sha256"], versions=g["versions"], prompts=prompts,
-                  corpus=g["tokenizer_corpus"])
+                  corpus=g["tokenizer_corpus"], weights_sha256=g["weights_sha256"])
 
 
 @dataclass

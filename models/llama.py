@@ -186,6 +186,22 @@ def weight_names(cfg: LlamaConfig) -> list[str]:
     return names + [f"blk.{b}.{t}" for b in range(cfg.blocks) for t in BLOCK_TENSORS]
 
 
+_HF_BLOCK = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+             "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+             "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+             "ffn_down": "mlp.down_proj"}
+
+
+def hf_name(name: str) -> str:
+    """transformers' name of the weight ``load_weights`` calls ``name`` (whose matrices are the
+    transposes of transformers' ``[out, in]``)."""
+    top = {"token_embd": "model.embed_tokens.weight", "output_norm": "model.norm.weight", "output": "lm_head.weight"}
+    if name in top:
+        return top[name]
+    _, b, kind = name.split(".")
+    return f"model.layers.{b}.{_HF_BLOCK[kind]}.weight"
+
+
 def load_weights(f: GGUFFile, cfg: LlamaConfig) -> dict[str, np.ndarray]:
     """The dequantized float32 weights by GGUF name without ``.weight``, in HF order:
     ``token_embd`` ``[vocab, d]``, norms ``[d]``, matrices ``[in, out]`` (``x · W``), Q and K

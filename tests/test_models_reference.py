@@ -18,12 +18,16 @@ from lpu.models.importer import import_gguf
 from lpu.models.llama import load_llama
 from lpu.models.reference import LlamaReference
 from lpu.models.tokenizer import Tokenizer
-from models_helpers import TINY_GGUF, needs_smollm2, smollm2_golden, tiny_golden
+from models_helpers import TINY_GGUF, assert_transformers_weights, needs_smollm2, smollm2_golden, tiny_golden
 
 
 @pytest.fixture(scope="module")
 def tiny():
     return load_llama(TINY_GGUF)
+
+
+def test_tiny_weights_are_transformers(tiny):
+    assert_transformers_weights(*tiny, tiny_golden())
 
 
 def test_tiny_reference_is_transformers(tiny):
@@ -78,6 +82,12 @@ def test_smollm2_checkpoint_is_the_fixtures():
 
     h = hashlib.sha256(open(smollm2.gguf_path(), "rb").read()).hexdigest()
     assert h == smollm2_golden().gguf_sha256
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_weights_are_transformers(smol):
+    assert_transformers_weights(*smol, smollm2_golden())
 
 
 @pytest.mark.slow

