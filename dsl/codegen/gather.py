@@ -106,6 +106,62 @@ def _commit(job, s, t, plan) -> None:
     s.length = max(s.length, c + w)
 
 
+@dataclass(slots=True)
+class ScatterJob:
+    """``src`` written into the slice of ``base`` at its address plus lane 0 of ``index`` (the
+    mirror of ``GatherJob``): a ``store`` at a run-time row. ``table``: every vector of the
+    tensor it may write (readers after it wait for it; it waits for the writes before it)."""
+
+    index: Vec
+    src: Vec
+    base: Vec
+    table: list[Vec]
+    elem: str
+    loc: SourceLoc | None = None
+
+
+def schedule_scatter(job: ScatterJob, s, horizon: int) -> None:
+    q_t, q_i, q_s = s.pos[job.base.slice], s.pos[job.index.slice], s.pos[job.src.slice]
+    RL, res = s.RL, s.res
+    w, wi = DTYPE_BYTES[job.elem], DTYPE_BYTES[INDEX]
+    ready = max(s.ready.get(v, 0) for v in job.table)
+    t0 = max(ready, s.ready.get(job.index, 0) + RL + abs(q_i - q_t), s.ready.get(job.src, 0) + RL + abs(q_s - q_t))
+    for t in range(t0, t0 + horizon + 1):
+        ri, rs = t - RL - abs(q_i - q_t), t - RL - abs(q_s - q_t)  # both pass the slice at t
+        if ri < 0 or rs < 0:
+            continue
+        reads = [(job.index.slice, ri, wi), (job.src.slice, rs, w)]
+        if job.index.slice == job.src.slice and abs(ri - rs) < max(w, wi):
+            continue
+        if any(sl == job.base.slice and (r == t) for sl, r, _ in reads):
+            continue
+        if not all(res.free("queue", sl, r) and res.free("read", sl, r, n) for sl, r, n in reads):
+            continue
+        if not res.free("queue", job.base.slice, t) or not res.free("write", job.base.slice, t, w):
+            continue
+        seg_i = Segment(q_i > q_t, q_i, ri + RL, q_t)
+        seg_s = Segment(q_s > q_t, q_s, rs + RL, q_t)
+        taken: list = []
+        bi = s.streams.find_beside([seg_i], wi, taken)
+        bs = s.streams.find_beside([seg_s], w, taken) if bi is not None else None
+        if bs is None:
+            continue
+        s.take_read(job.index, ri, wi, [seg_i], bi)
+        s.take_read(job.src, rs, w, [seg_s], bs)
+        fi, fs = stream_field(bi, seg_i.west), stream_field(bs, seg_s.west)
+        s.add(ri, job.index.slice, "read", INDEX, (SymRef(job.index.symbol, job.index.row * wi), fi, 0), loc=job.loc)
+        s.add(rs, job.src.slice, "read", job.elem, (SymRef(job.src.symbol, job.src.row * w), fs, 0), loc=job.loc)
+        s.res.take("queue", job.base.slice, t)
+        s.res.take("write", job.base.slice, t, w)
+        s.add(t, job.base.slice, "scatter", job.elem, (SymRef(job.base.symbol, job.base.row * w), fi, fs, 0),
+              loc=job.loc)
+        for v in job.table:
+            s.ready[v] = max(s.ready.get(v, 0), t + w)
+        s.length = max(s.length, t + w)
+        return
+    raise DiagnosticError(error(f"the scheduler found no cycle for a store (searched {horizon} cycles)", job.loc))
+
+
 #: copies of a striped lookup's index vector (each serves every few candidate gathers)
 STRIPE_INDEX_COPIES = 4
 

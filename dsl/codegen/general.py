@@ -48,6 +48,7 @@ class VectorCompiled:
     snippets: int = 0
     times: dict[str, float] = field(default_factory=dict)
     _kernel: KernelOp | None = None
+    params: dict[str, VValue] = field(default_factory=dict)  # symbol parameter -> its storage (a template's)
 
     @property
     def kernel(self) -> KernelOp:
@@ -117,12 +118,27 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     value_of = lambda sym: state.tensor(sym, state.symbols[sym])  # noqa: E731
     low = Lowering(storage, cfg, value_of, lambda k: kernel_program(module, k, cfg, value_of))
     low.templates = templates
+    low.module_op = state.symbols.get
     from lpu.dsl import dialect as D
+
+    low.params = dict(fn.sym_param_list())
+    low.copies = copies
+    gets_seen: set[str] = set()
+    for op in fn.body.block.ops:  # tensors stored into, and those also read before they are
+        if op.name == "df.store":
+            sym = D.get_sym(op, "tensor")
+            low.stored.add(sym)
+            if sym in gets_seen:
+                low.read_before_store.add(sym)
+        elif isinstance(op, D.GetOp) and op.result.uses:
+            gets_seen.add(D.get_sym(op, "tensor"))
 
     low.weights = {op.rhs for op in fn.body.block.ops if isinstance(op, D.MatmulOp)}
     for op in reversed(list(fn.body.block.ops)):  # views of a weight matrix: its source is laid out for lw too
         if isinstance(op, (D.SliceOp, D.ReshapeOp, D.ConcatOp)) and op.results[0] in low.weights:
             low.weights.update(op.operands)
+    low.weight_syms = {D.get_sym(op, "tensor") for op in fn.body.block.ops
+                       if isinstance(op, D.GetOp) and op.result in low.weights}
     low.tables = {op.result for op in fn.body.block.ops if isinstance(op, D.GetOp) and op.result.uses
                   and all(_looked_up(u) for u in op.result.uses)}
     # tensors only passed to templates at bound positions: each call lays them out its own way
@@ -160,7 +176,9 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     obj = emit(prog)
     t4 = time.perf_counter()
     times = {"passes": t1 - t0, "lower": t2 - t1, "schedule": t3 - t2, "emit": t4 - t3}
-    return VectorCompiled(name, storage, args, outs, prog, obj, max(kernel.length, length), len(low.snips), times)
+    params = {p: v for p, v in low.mutable.items() if p in low.params}
+    return VectorCompiled(name, storage, args, outs, prog, obj, max(kernel.length, length), len(low.snips), times,
+                          params=params)
 
 
 def _looked_up(use) -> bool:

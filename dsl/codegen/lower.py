@@ -36,6 +36,7 @@ from lpu.dsl.codegen.lower_call import CallLowering
 from lpu.dsl.codegen.lower_matmul import MatmulLowering
 from lpu.dsl.codegen.lower_reduce import ReduceLowering
 from lpu.dsl.codegen.snippets import Snippet, Src
+from lpu.dsl.codegen.store import StoreLowering
 from lpu.dsl.codegen.template import TemplateLowering
 from lpu.dsl.codegen.vector import Storage, VValue, unsupported
 from lpu.dsl.frontend import loc_of
@@ -46,7 +47,7 @@ _CMP = {"eq": ("cmp.eq", False), "ne": ("cmp.eq", False), "lt": ("cmp.lt", False
         "gt": ("cmp.lt", True), "ge": ("cmp.le", True)}
 
 
-class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, TemplateLowering):
+class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, TemplateLowering, StoreLowering):
     def __init__(self, storage: Storage, cfg, weights_of, kernel_program=None):
         self.st = storage
         self.cfg = cfg
@@ -69,6 +70,12 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
         self.instances: dict = {}  # (module tensor, template, storage) -> the call's tensors (renames)
         self.instance_names: set[str] = set()
         self.instance_list: list = []  # asm Tensor records of the calls' bound tensors
+        self.mutable: dict = {}  # symbol -> the one storage of a tensor stored into, or of a symbol parameter
+        self.params: dict = {}  # symbol parameter -> its type (a template's)
+        self.copies = 1  # calls a template's parameters are counted for
+        self.stored: set[str] = set()  # tensors this function stores into
+        self.read_before_store: set[str] = set()  # ... and reads before it does
+        self.weight_syms: set[str] = set()  # tensors a matmul reads as its right operand
         self._n = 0
 
     # --- values ----------------------------------------------------------------------------
@@ -103,6 +110,13 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
                 self.scalars[op.result] = a.reshape(()).item()
             self.arrays[op.result] = np.asarray(a).reshape(T.shape_of(op.result.type))
             self.values[op.result] = self.const(np.asarray(a).reshape(T.shape_of(op.result.type)), elem, loc)
+        elif isinstance(op, D.GetOp) and (D.get_sym(op, "tensor") in self.params or
+                                          D.get_sym(op, "tensor") in self.stored):
+            sym = D.get_sym(op, "tensor")
+            self.values[op.result] = self.mutable_storage(sym, op.result.type, loc, self.initial(sym),
+                                                          self.param_copies(sym))
+        elif op.name == "df.store":
+            self.store(op, loc)
         elif isinstance(op, D.GetOp):
             self.check_get(op)
             sym = D.get_sym(op, "tensor")
@@ -150,6 +164,20 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
             self.call(op, loc)
         else:
             raise unsupported(op, f"'{op.name}' in a function of vector ops")
+
+    # --- tensors written at run time (store.py) ----------------------------------------------
+    def tensor_type(self, op, sym: str):
+        return self.params[sym] if sym in self.params else D.tensor_type_of(op, sym)
+
+    def initial(self, sym: str):
+        """A stored module tensor's contents where the program starts (None: zeros, or a
+        template's parameter, whose contents each call's own tensor has)."""
+        if sym in self.params:
+            return None
+        return self.weights_of(sym) if isinstance(self.module_op(sym), D.DataOp) else None
+
+    def param_copies(self, sym: str) -> int:
+        return self.copies if sym in self.params else 1
 
     def binary(self, op, kind, loc) -> None:
         self.values[op.result] = self.elementwise(kind, op.lhs, op.rhs, T.shape_of(op.result.type),

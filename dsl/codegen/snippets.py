@@ -89,7 +89,7 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
                       horizon: int = HORIZON) -> Scheduled:
     from lpu.dsl.codegen.chain import Chain, schedule_chain
     from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob, _planes, schedule_lane_sum, schedule_matmul
-    from lpu.dsl.codegen.gather import GatherJob, schedule_gather
+    from lpu.dsl.codegen.gather import GatherJob, ScatterJob, schedule_gather, schedule_scatter
     from lpu.dsl.codegen.transpose import TransposeJob, schedule_transpose
 
     ctx = _Context(cfg, ready)
@@ -105,7 +105,7 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
 
     # the items that are not one VXM op place themselves
     jobs = {MatmulJob: schedule_matmul, LaneSumJob: schedule_lane_sum, Chain: schedule_chain,
-            TransposeJob: schedule_transpose, GatherJob: schedule_gather}
+            TransposeJob: schedule_transpose, GatherJob: schedule_gather, ScatterJob: schedule_scatter}
 
     for sn in _list_order(snips, ready):
         job = jobs.get(type(sn))
@@ -161,7 +161,7 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
     """The vectors an item reads and writes."""
     from lpu.dsl.codegen.chain import Chain
     from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob
-    from lpu.dsl.codegen.gather import GatherJob
+    from lpu.dsl.codegen.gather import GatherJob, ScatterJob
     from lpu.dsl.codegen.transpose import TransposeJob
 
     if isinstance(sn, MatmulJob):
@@ -175,6 +175,8 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
         return list(sn.src), list(sn.dst)
     if isinstance(sn, GatherJob):
         return [sn.index, *sn.table], [sn.dst]
+    if isinstance(sn, ScatterJob):  # it may write any vector of the tensor: after every earlier write
+        return [sn.index, sn.src, *sn.table], list(sn.table)
     return [x.vec for x in sn.srcs], [sn.dst]
 
 
@@ -185,17 +187,25 @@ def _list_order(snips: list, ready: dict):
     import heapq
 
     io = [_io(sn) for sn in snips]
+    # a vector written once is read after that write wherever it stands in the list (chains are
+    # listed where they start); one written several times (a tensor ``store`` writes at run
+    # time) after the latest write before the reader in program order
     producer: dict[Vec, int] = {}
+    writes: dict[Vec, int] = {}
     for i, (_, outs) in enumerate(io):
         for v in outs:
             producer[v] = i
+            writes[v] = writes.get(v, 0) + 1
+    latest: dict[Vec, int] = {}
     waiting = [0] * len(snips)
     users: dict[int, list[int]] = {}
-    for i, (ins, _) in enumerate(io):
-        deps = {producer[v] for v in ins if v in producer and producer[v] != i}
+    for i, (ins, outs) in enumerate(io):
+        deps = {(latest.get(v) if writes[v] > 1 else producer[v]) for v in ins if v in producer} - {None, i}
         waiting[i] = len(deps)
         for d in deps:
             users.setdefault(d, []).append(i)
+        for v in outs:
+            latest[v] = i
     heap = [(0, i) for i in range(len(snips)) if waiting[i] == 0]
     heapq.heapify(heap)
     while heap:

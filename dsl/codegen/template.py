@@ -61,8 +61,10 @@ class Template:
         return self.compiled.program.kernels[0]
 
     def bound_symbols(self) -> set[str]:
+        """The storage each call has its own of: bound arguments and symbol parameters."""
         return {vec.symbol for i, a in enumerate(self.arg_names) if i in self.bound
-                for vec in self.compiled.args[a].vecs}
+                for vec in self.compiled.args[a].vecs} | \
+            {vec.symbol for v in self.compiled.params.values() for vec in v.vecs}
 
     def shared_tensors(self) -> list[Tensor]:
         """The template's tensors every call shares (constants, argument and result vectors,
@@ -176,26 +178,30 @@ class TemplateLowering:
         for i, (aname, operand) in enumerate(zip(tpl.arg_names, op.operands)):
             v = tpl.compiled.args[aname]
             if i in tpl.bound:
-                renames.update(self.instance_tensors(tpl, v, operand.owner, loc))
+                renames.update(self.instance_tensors(tpl, v, D.get_sym(operand.owner, "tensor"), loc))
                 continue
             x = self.values[operand]
             for a, b in zip(x.vecs, v.vecs):
                 self.emit("mov", x.elem, [Src(a, x.elem)], b, loc=loc)
+        callee = D.module_symbol(op, tpl.name)
+        for (pname, _), sym in zip(callee.sym_param_list(), D.get_syms(op, "sym_args") or []):
+            if pname in tpl.compiled.params:  # (a parameter the template never reads or writes has no storage)
+                renames.update(self.instance_tensors(tpl, tpl.compiled.params[pname], sym, loc))
         self.snips.append(TemplateCall(tpl, renames, loc))
         for res, out in zip(op.results, tpl.compiled.outs):
             copy = self.temp(out.shape, out.elem, loc)
             self.map1("mov", out, copy, loc)
             self.values[res] = copy
 
-    def instance_tensors(self, tpl: Template, v: VValue, get_op, loc) -> dict[str, str]:
-        """The call's own tensors for a bound operand (``get @sym``): the module tensor laid
-        out as the template lays its parameter out, one tensor per slice; the renames."""
-        sym = D.get_sym(get_op, "tensor")
+    def instance_tensors(self, tpl: Template, v: VValue, sym: str, loc) -> dict[str, str]:
+        """The call's own tensors for a bound operand (``get @sym``) or symbol parameter: the
+        module tensor laid out as the template lays its parameter out, one tensor per slice
+        (a ``reserve`` without contents); the renames."""
         key = (sym, tpl.name, tuple(vec.symbol for vec in v.vecs[:1]))
         done = self.instances.get(key)
         if done is not None:
             return done
-        a = self.weights_of(sym)
+        a = self.weights_of(sym) if isinstance(self.module_op(sym), D.DataOp) else None
         rows = pack(np.asarray(a, dtype=T.dtype(v.elem)), self.lanes) if a is not None else None
         per: dict[str, list] = {}
         for k, vec in enumerate(v.vecs):

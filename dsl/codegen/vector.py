@@ -139,6 +139,7 @@ class _Sym:
     rows: int = 0
     image: list | None = None  # the rows' contents for data tensors
     is_global: bool = False
+    mutable: bool = False  # written at run time (store): its image is only where it starts
 
 
 @dataclass
@@ -196,7 +197,7 @@ class Storage:
 
     def alloc(self, name: str, shape: tuple[int, ...], elem: str, data: np.ndarray | None = None,
               is_global: bool = False, loc=None, weights: bool = False, at: str | None = None,
-              fixed: bool | None = None, copies: int = 1) -> VValue:
+              fixed: bool | None = None, copies: int = 1, mutable: bool = False) -> VValue:
         """``weights``: a matrix the MXM loads — column block ``c`` on one hemisphere (even
         ``c`` west), row ``i`` in the ``i``-th slice of its window (``_window``), so the rows
         one ``lw`` takes (consecutive ``i``) are read from different slices and stream toward
@@ -238,7 +239,7 @@ class Storage:
             sym = f"{self.prefix}{name}_{sl.lower()}"
             s = self.symbols.get(sym)
             if s is None:
-                s = self.symbols[sym] = _Sym(sl, elem, 0, [] if rows is not None else None, is_global)
+                s = self.symbols[sym] = _Sym(sl, elem, 0, [] if rows is not None else None, is_global, mutable)
             vecs[k] = Vec(sl, sym, s.rows)
             s.rows += 1
             if rows is not None:
@@ -269,7 +270,7 @@ class Storage:
     def content(self, v: Vec) -> np.ndarray | None:
         """A vector's contents when known at compile time (a row of a data tensor)."""
         s = self.symbols[v.symbol]
-        return s.image[v.row] if s.image is not None else None
+        return s.image[v.row] if s.image is not None and not s.mutable else None
 
     def alloc_vec(self, name: str, elem: str, avoid: set[str], loc=None) -> Vec:
         """One vector in the next slice of the rotation that is not in ``avoid``."""
