@@ -140,7 +140,11 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     low.weight_syms = {D.get_sym(op, "tensor") for op in fn.body.block.ops
                        if isinstance(op, D.GetOp) and op.result in low.weights}
     low.tables = {op.result for op in fn.body.block.ops if isinstance(op, D.GetOp) and op.result.uses
-                  and all(_looked_up(u) for u in op.result.uses)}
+                  and all(_looked_up(u) for u in op.result.uses)
+                  and not all(isinstance(u.operation, D.TransposeOp) for u in op.result.uses)}
+    # tensors only transposed (by the compiler, as constants): only the transposes are laid out
+    low.compile_time = {op.result for op in fn.body.block.ops if isinstance(op, D.GetOp) and op.result.uses
+                        and all(isinstance(u.operation, D.TransposeOp) for u in op.result.uses)}
     # tensors only passed to templates at bound positions: each call lays them out its own way
     low.bound_gets = {op.result for op in fn.body.block.ops if isinstance(op, D.GetOp) and op.result.uses
                       and all(isinstance(u.operation, D.CallOp) and D.get_sym(u.operation, "callee") in templates

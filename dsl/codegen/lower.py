@@ -67,6 +67,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
         self.tables: set = set()  # values only read by run-time slices (laid out as gather tables)
         self.templates: dict = {}  # callee -> template.Template: functions compiled once, called here
         self.bound_gets: set = set()  # get results only bound to template parameters (no storage here)
+        self.compile_time: set = set()  # get results only transposed by the compiler (no storage either)
         self.instances: dict = {}  # (module tensor, template, storage) -> the call's tensors (renames)
         self.instance_names: set[str] = set()
         self.instance_list: list = []  # asm Tensor records of the calls' bound tensors
@@ -125,6 +126,9 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
             self._n += 1
             elem = T.elem_of(op.result.type)
             if op.result in self.bound_gets:  # laid out by each template call that binds it
+                return
+            if op.result in self.compile_time:  # only its transposes (done here) are laid out
+                self.values[op.result] = VValue(tuple(a.shape), elem, [])
                 return
             if op.result in self.tables:  # only looked up at run time: laid out as a table straight away
                 self.values[op.result] = self.table_of(f"g{self._n}", np.asarray(a), elem, loc)

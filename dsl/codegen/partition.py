@@ -44,7 +44,7 @@ def _stored(module: ModuleOp) -> set[str]:
         if op.name == "df.store":
             out.add(D.get_sym(op, "tensor"))
         if isinstance(op, D.CallOp):
-            out.update(D.get_syms(op, "symbols") or [])
+            out.update(D.get_syms(op, "sym_args") or [])
     return out
 
 
@@ -52,25 +52,46 @@ def _heavy(op: Operation) -> bool:
     return isinstance(op, (D.CallOp, D.MatmulOp))
 
 
-def footprint(op: Operation, lanes: int, seen_callees: set[str]) -> int:
-    """Words of SRAM the op's tensors take on its chip (an estimate from their shapes)."""
+def _gets(v, out: set) -> None:
+    """The ``get``s a value is computed from through light ops (views, casts, lookups): what a
+    chip holds to compute it."""
+    op = v.owner
+    if not isinstance(op, Operation) or _heavy(op):
+        return
+    if isinstance(op, D.GetOp):
+        out.add(op)
+        return
+    for u in op.operands:
+        _gets(u, out)
+
+
+def footprint(op: Operation, lanes: int, seen: set) -> int:
+    """Words of SRAM ``op`` adds to a chip that already holds ``seen`` (tensors and callees,
+    updated): the tensors its operands are computed from, the tensors passed for symbol
+    parameters, and a callee's own tensors once a chip (an estimate from their shapes)."""
     words = 0
+    gets: set = set()
     for v in op.operands:
-        if isinstance(v.owner, D.GetOp):
-            words += tensor_words(v.type, lanes)
-    for sym in (D.get_syms(op, "symbols") or []) if isinstance(op, D.CallOp) else []:
-        t = D.module_symbol(op, sym)
-        if t is not None and hasattr(t, "type"):
-            words += tensor_words(t.type, lanes)
+        _gets(v, gets)
+    for g in gets:
+        sym = D.get_sym(g, "tensor")
+        if sym not in seen:
+            seen.add(sym)
+            words += tensor_words(g.result.type, lanes)
     if isinstance(op, D.CallOp):
+        for sym in D.get_syms(op, "sym_args") or []:
+            t = D.module_symbol(op, sym)
+            if t is not None and hasattr(t, "type") and sym not in seen:
+                seen.add(sym)
+                words += tensor_words(t.type, lanes)
         name = D.get_sym(op, "callee")
         f = D.module_symbol(op, name)
-        if isinstance(f, D.FuncOp) and name not in seen_callees:  # its own constants, once a chip
-            seen_callees.add(name)
+        if isinstance(f, D.FuncOp) and ("@" + name) not in seen:  # its own constants, once a chip
+            seen.add("@" + name)
             for inner in f.body.walk():
                 if isinstance(inner, D.GetOp):
                     t = D.module_symbol(f, D.get_sym(inner, "tensor"))
-                    if t is not None and hasattr(t, "type"):
+                    if isinstance(t, (D.DataOp, D.ReserveOp)):
                         words += tensor_words(t.type, lanes)
     return words
 
@@ -89,47 +110,49 @@ def _groups(fn: D.FuncOp, cfg, chips: int | None) -> list[list[Operation]]:
     heavy = [op for op in fn.body.block.ops if _heavy(op)]
     if not heavy:
         return [[]]
-    # the words each heavy op adds to a chip that already holds the ones before it
-    def costs(ops):
-        seen: set[str] = set()
-        gets: set = set()
-        out = []
-        for op in ops:
-            w = 0
-            for v in op.operands:  # a tensor read by several ops of one chip is laid out once
-                if isinstance(v.owner, D.GetOp) and v.owner not in gets:
-                    gets.add(v.owner)
-                    w += tensor_words(v.type, lanes)
-            w += footprint(op, lanes, seen) - sum(tensor_words(v.type, lanes) for v in op.operands
-                                                  if isinstance(v.owner, D.GetOp))
-            out.append(w)
-        return out
+    def greedy(limit: float) -> list[list[Operation]] | None:
+        """Consecutive groups, each holding at most ``limit`` words (None if one op alone
+        needs more)."""
+        groups: list[list[Operation]] = [[]]
+        seen: set = set()
+        used = 0.0
+        for op in heavy:
+            trial = set(seen)
+            w = footprint(op, lanes, trial)
+            if groups[-1] and used + w > limit:
+                groups.append([])
+                trial, used = set(), 0.0
+                w = footprint(op, lanes, trial)
+            if w > limit:
+                return None
+            groups[-1].append(op)
+            seen, used = trial, used + w
+        return groups
 
-    total = sum(costs(heavy))
-    target = capacity if chips is None else min(capacity, max(total / chips, 1))
-    groups: list[list[Operation]] = [[]]
-    seen: set[str] = set()
-    used = 0.0
-    for op in heavy:
-        w = costs(groups[-1] + [op])[-1] if groups[-1] else costs([op])[0]
-        if groups[-1] and used + w > target and (chips is None or len(groups) < chips):
-            groups.append([])
-            seen, used = set(), 0.0
-            w = costs([op])[0]
-        if w > capacity:
-            raise DiagnosticError(error(f"'{op.name.removeprefix('df.')}' needs {w:,} words of SRAM, more than "
-                                        f"{FILL:.0%} of one chip's {len(cfg.mem_slices) * cfg.words:,}",
-                                        _loc(op)))
-        groups[-1].append(op)
-        used += w
-    if chips is not None and len(groups) < chips:  # fewer groups than chips asked for: split the largest
-        while len(groups) < chips and any(len(g) > 1 for g in groups):
-            i = max(range(len(groups)), key=lambda k: (len(groups[k]), -k))
-            g = groups[i]
-            groups[i:i + 1] = [g[:len(g) // 2], g[len(g) // 2:]]
-    if any(used > capacity for used in (sum(costs(g)) for g in groups)):
-        g = next(g for g in groups if sum(costs(g)) > capacity)
-        raise DiagnosticError(error(f"the function needs more than {len(groups)} chips' SRAM", _loc(g[0])))
+    groups = greedy(capacity)
+    if groups is None:
+        op = next(op for op in heavy if footprint(op, lanes, set()) > capacity)
+        raise DiagnosticError(error(f"'{op.name.removeprefix('df.')}' needs {footprint(op, lanes, set()):,} words of "
+                                    f"SRAM, more than {FILL:.0%} of one chip's {len(cfg.mem_slices) * cfg.words:,}",
+                                    _loc(op)))
+    if chips is None:
+        return groups
+    if len(groups) > chips:
+        raise DiagnosticError(error(f"the function needs {len(groups)} chips' SRAM, more than the {chips} asked for",
+                                    _loc(fn)))
+    lo, hi = 0, int(capacity)  # the least limit that still fits the chips: balanced groups
+    while lo < hi:
+        mid = (lo + hi) // 2
+        g = greedy(mid)
+        if g is not None and len(g) <= chips:
+            hi = mid
+        else:
+            lo = mid + 1
+    groups = greedy(lo)
+    while len(groups) < chips and any(len(g) > 1 for g in groups):  # more chips than needed: split further
+        i = max(range(len(groups)), key=lambda k: (len(groups[k]), -k))
+        g = groups[i]
+        groups[i:i + 1] = [g[:len(g) // 2], g[len(g) // 2:]]
     return groups
 
 
