@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import mmap
 import sys
 import time
 
@@ -25,11 +26,20 @@ from lpu.diagnostics import DiagnosticError, SourceLoc, error
 from lpu.linker.image import SystemImage
 from lpu.perf import without_gc
 from lpu.sim import hazards as H
+from lpu.sim import plan as _plan
+from lpu.sim.plan import computed as _computed
 from lpu.sim.links import resolve_links
 from lpu.sim.program import Group, schedule_chip
 from lpu.sim.semantics import SEMANTICS, Exec
 from lpu.sim.streams import RowAllocator, resolve, stream_key, stream_ops
 from lpu.sim.units import Plane, SramSlice
+
+ENGINES = ("plan", "reference")
+
+
+class _Fallback(Exception):
+    """A hazard found while running the plan: the run is undone and made by the reference engine."""
+
 
 _STREAM_KIND = {"empty": H.EMPTY_READ, "conflict": H.WRITE_CONFLICT, "misaligned": H.MISALIGNED}
 _LINK_KIND = {"busy": H.LINK_BUSY, "empty": H.EMPTY_RECV, "overflow": H.OVERFLOW, "unconnected": H.UNCONNECTED}
@@ -44,21 +54,19 @@ def _sname(west: bool, s: int) -> str:
     return f"s{s}{'w' if west else 'e'}"
 
 
-def _computed(ready: np.ndarray, src: np.ndarray, k0: int, k1: int) -> int:
-    """The end of the run of repetitions from k0 (before k1) whose operand rows are all ready."""
-    ok = ready[src[k0:k1]]
-    if ok.all():
-        return k1
-    return k0 + int(np.argmin(ok.all(axis=1)))
-
-
 class Machine:
     """Every chip of a system image, ready to run."""
 
-    def __init__(self, image: SystemImage, name: str = "<image>", strict: bool = True) -> None:
+    def __init__(self, image: SystemImage, name: str = "<image>", strict: bool = True,
+                 engine: str = "plan") -> None:
+        """``engine``: "plan" runs the execution plan (``plan.py``) where it applies, else the
+        reference engine; "reference" always runs the reference engine (the event loop below)."""
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
         self.image = image
         self.image_name = name
         self.strict = strict
+        self.engine = engine
         self.chip_names = [c.name for c in image.chips]
         self.cfgs = [config_from_text(c.config_text, c.config_source or name) for c in image.chips]
         lanes = {c.lanes for c in self.cfgs}
@@ -73,9 +81,15 @@ class Machine:
         self._plans: dict[tuple, tuple] = {}  # execution plans by instruction word and queue
         self._schedule()
         self._resolve()
+        self.static_hazards = list(self.hazards)
+        self._storage()
         self.load_image_sram()
         self.instructions = 0
-        self.ran = False
+        self.runs = 0
+        self.plan_reason: str | None = None  # why the last run did not use the plan
+        self._exec_plan: _plan.Plan | None = None
+        self._plan_failed: str | None = None
+        self._planning = False
 
     # --- step 1: the issue schedule --------------------------------------------------------------
     def _schedule(self) -> None:
@@ -161,9 +175,34 @@ class Machine:
                                  o.chip, o.queue, o.word))
             self.hazards.append(hz)
         self._port_hazards()
-        self.pool = np.zeros((rows.next, self.lanes), np.uint8)
+        self.pool_rows = rows.next
         self.ready = np.zeros(rows.next, bool)
         self.ready[0] = True
+
+    def _storage(self) -> None:
+        """The value pool, and for the plan engine every MEM slice's words after it in one array
+        (``store``): a level's byte moves between streams and SRAM are then one fancy-indexed
+        copy. The array is an anonymous memory map: zero pages on first touch, 4 KiB at a time
+        (numpy's own large arrays ask for 2 MiB pages, and zeroing a whole one for each slice
+        a program touches a few words of cost more than the program's run)."""
+        self._slots: dict[tuple[int, int], int] = {}
+        if self.engine == "reference":
+            self.store = None
+            self.pool = np.zeros((self.pool_rows, self.lanes), np.uint8)
+            return
+        for ci, cfg in enumerate(self.cfgs):
+            for q in cfg.queues:
+                if q.kind == "mem":
+                    self._slots[(ci, q.position)] = len(self._slots)
+        self.slot_words = max(c.words for c in self.cfgs) if self.cfgs else 0
+        rows = self.pool_rows + len(self._slots) * self.slot_words
+        self.store = np.frombuffer(mmap.mmap(-1, max(1, rows * self.lanes)), np.uint8)[:rows * self.lanes] \
+            .reshape(rows, self.lanes)
+        self.pool = self.store[:self.pool_rows]
+
+    def sram_slot(self, chip: int, position: int) -> int:
+        """The index of a slice's words in the store (plan engine)."""
+        return self._slots[(chip, position)]
 
     def _stream_hazard(self, h, cfg) -> H.Hazard:
         g = self.groups[h.group]
@@ -243,7 +282,12 @@ class Machine:
         key = (chip, position)
         s = self.sram.get(key)
         if s is None:
-            s = self.sram[key] = SramSlice(self.cfgs[chip].words, self.lanes)
+            words = self.cfgs[chip].words
+            storage = None
+            if self.store is not None:
+                a = self.pool_rows + self._slots[key] * self.slot_words
+                storage = self.store[a:a + words]
+            s = self.sram[key] = SramSlice(words, self.lanes, storage)
         return s
 
     def load_image_sram(self) -> None:
@@ -297,6 +341,8 @@ class Machine:
 
     # --- step 3: execution -------------------------------------------------------------------------
     def dynamic_hazard(self, ex: Exec, kind: str, index: int, detail: str) -> None:
+        if self._planning:  # the reference engine finds and reports it
+            raise _Fallback(kind)
         g = ex.group
         c = int(ex.cycles[index])
         self.hazards.append(H.Hazard(kind, g.chip, c, g.queue, g.word, detail))
@@ -304,15 +350,75 @@ class Machine:
             self.limit = min(self.limit, c)
 
     def run(self, progress: bool = False) -> "Machine":
+        """Run the program from cycle 0. SRAM is as the last run left it (or as loaded); every
+        other state — streams, MXM planes, hazards, figures — starts afresh, so a machine can run
+        its program step after step (``runtime.py``)."""
         # the machine's arithmetic is IEEE and wrapping: an overflow to inf, a NaN or an integer
         # wrap is a result the program computed, not something for numpy to warn about
         with np.errstate(all="ignore"):
+            self._begin()
+            if self.engine == "plan":
+                plan = self.execution_plan()
+                if plan is not None:
+                    try:
+                        return self._run_plan(plan)
+                    except _Fallback as e:
+                        self.plan_reason = f"a hazard during the run ({e})"
+                        self._begin()
+                else:
+                    self.plan_reason = self._plan_failed
+            else:
+                self.plan_reason = "the reference engine was asked for"
             return self._run(progress)
+
+    def execution_plan(self) -> "_plan.Plan | None":
+        """The plan, built on first use and kept: every run of this machine reuses it."""
+        if self._exec_plan is None and self._plan_failed is None:
+            try:
+                self._exec_plan = _plan.build(self)
+            except _plan.NotPlannable as e:
+                self._plan_failed = str(e)
+        return self._exec_plan
+
+    def _begin(self) -> None:
+        """The per-run state, fresh: what a run starts from besides SRAM."""
+        self.runs += 1
+        self.hazards = list(self.static_hazards)
+        self.limit = math.inf
+        self.planes = {}
+        self._plans = {}
+        self.instructions = 0
+        self.ready[:] = False
+        self.ready[0] = True
+        for s in self.sram.values():
+            s.bytes_read = s.bytes_written = 0
+
+    @without_gc
+    def _run_plan(self, plan) -> "Machine":
+        t_start = time.perf_counter()
+        saved = self.store[plan.saved_rows]
+        self._planning = True
+        try:
+            plan.run(self.store, self)
+        except _Fallback:
+            self.store[plan.saved_rows] = saved  # SRAM as it was before this run
+            raise
+        finally:
+            self._planning = False
+        self.plan_reason = None
+        self.instructions = plan.instructions
+        self.executed = {g.id: g.count for g in self.groups}
+        self.busy = dict(plan.busy)
+        for key, (r, w) in plan.sram_bytes.items():
+            s = self.slice_state(*key)
+            s.bytes_read += r
+            s.bytes_written += w
+        self.wall_seconds = time.perf_counter() - t_start
+        self.hazards.sort(key=lambda h: h.order)
+        return self
 
     @without_gc  # the run builds few objects, and none in cycles: nothing for the collector to find
     def _run(self, progress: bool) -> "Machine":
-        assert not self.ran
-        self.ran = True
         if self.strict and self.hazards:
             self.limit = min(h.cycle for h in self.hazards)
         busy = [0] * len(self.queues)  # per queue: cycles its unit was occupied

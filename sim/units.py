@@ -14,11 +14,13 @@ class SramSlice:
 
     Until then the slice is its initial contents: segments of the system image's bytes (and
     ``--input`` tensors), kept as read-only views. A read inside one segment is a view of the
-    image, so streaming a weight matrix copies it once (into the value pool), not three times."""
+    image, so streaming a weight matrix copies it once (into the value pool), not three times.
+    ``storage``, when given, is the zeroed (words, lanes) array that holds the slice from the
+    start (the plan engine keeps every slice in one array, so it is written through)."""
 
-    def __init__(self, words: int, lanes: int) -> None:
+    def __init__(self, words: int, lanes: int, storage: np.ndarray | None = None) -> None:
         self.words, self.lanes = words, lanes
-        self._data: np.ndarray | None = None
+        self._data: np.ndarray | None = storage
         self._init: list[tuple[int, np.ndarray]] = []  # (first word, (n, lanes) uint8), later wins
         self.bytes_read = 0
         self.bytes_written = 0
@@ -98,6 +100,7 @@ class Plane:
         self.row_type: np.ndarray | None = None  # per row, the index in self.types; None: one type
         self.types: list[str] = []  # the weight types loaded so far, in order
         self.next_row = 0
+        self.dirty = np.zeros(rows, bool)  # rows loaded since the last install
         self.active: np.ndarray | None = None
         self.acc = np.zeros((slots, cols), np.uint32)  # raw bits: i32 or f32
         self.prev = np.zeros((slots, cols), np.uint32)  # the slot before its latest mm lands
@@ -116,21 +119,29 @@ class Plane:
             self.types.append(dtype)
         idx = slice(a, a + n) if a + n <= self.rows else (a + np.arange(n)) % self.rows
         self.shadow[idx, :raw.shape[1]] = raw
+        self.dirty[idx] = True
         if self.row_type is not None:
             self.row_type[idx] = self.types.index(dtype)
         self.next_row = int((a + n) % self.rows)
 
     def install(self) -> None:
+        """Rows not loaded since the last install are already widened in the active buffer."""
         if self.active is None:
             self.active = np.zeros((self.rows, self.cols), np.float32)
+        rows = np.nonzero(self.dirty)[0]
+        whole = len(rows) == self.rows
         for i, t in enumerate(self.types or ["i8"]):
             w = DTYPE_BYTES[t]
             typed = self.shadow[:, :w * self.cols].view(NUMPY_DTYPES[t])
             if self.row_type is None:
-                self.active[...] = typed
+                if whole:
+                    self.active[...] = typed
+                else:
+                    self.active[rows] = typed[rows]
             else:
-                mine = self.row_type == i
+                mine = rows[self.row_type[rows] == i]
                 self.active[mine] = typed[mine]
+        self.dirty[:] = False
         self.next_row = 0
 
     def multiply(self, act: np.ndarray, dtype: str, slot: int, add: int, last_cycle: int, occupancy: int):
