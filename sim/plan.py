@@ -385,11 +385,10 @@ def build(m) -> Plan:
                 joined = False
                 if prev is not None:
                     pgi, pg, pnode = prev
-                    plv = level[pgi]
+                    plv = nodes[pnode][0]
+                    # the next repetition, within one batch of the reference engine's if it matters
                     same = pg == g and (g not in batch_of or batch_id[i] == batch_id[pgi])
-                    if g in batch_of and pg == g and not same:
-                        pass  # a new reference batch
-                    elif (same or (pg + 1 == g and merge_l[g] >= 0 and merge_l[pg] == merge_l[g])) and \
+                    if (same or (pg + 1 == g and merge_l[g] >= 0 and merge_l[pg] == merge_l[g])) and \
                             (lv <= plv or no_dst_l[g] or g in batch_of):
                         # the next repetition (or instruction of the kind): one call. A unit
                         # instruction without results may wait for its last operand (only its
