@@ -527,7 +527,8 @@ class Machine:
         n = k1 - k0
         planes = {}
         if src is not None:
-            block = np.take(self.pool, src[k0:k1], axis=0)  # (n, planes, lanes)
+            # (n, planes, lanes); the plan engine's rows may be SRAM words of the store
+            block = np.take(self.pool if self.store is None else self.store, src[k0:k1], axis=0)
             if len(srcs) == 1:
                 planes[srcs[0][0]] = block
             else:

@@ -104,10 +104,11 @@ class Unit:
     group: object
     k0: int
     k1: int
+    src: np.ndarray | None  # (count, planes) store rows its operands are read from
 
     def run(self, store: np.ndarray, machine) -> None:
         g = self.group
-        machine._execute(g, self.k0, self.k1, machine.src_rows.get(g.id), machine._plan(g))
+        machine._execute(g, self.k0, self.k1, self.src, machine._plan(g))
 
 
 @dataclass(slots=True)
@@ -428,6 +429,16 @@ def _steps(m, groups, kind, key_of, lv, gi_group, gi_k, start, count, dst_width,
     sram0 = len(m.pool)  # store row of slot 0, word 0
     gk = kind[gi_group]
     steps: list[tuple[int, int, object]] = []  # (level, sort key, step)
+    # SRAM words the program may write: a read of any other word needs no copy, its readers
+    # take the word itself (forwarding: weights and inputs go straight from SRAM to their use)
+    writable = np.zeros(len(m.store), bool)
+    for gid, w in words_of.items():
+        if kind[gid] == _STORE:
+            writable[sram0 + int(slot_of[gid]) * words_per_slice + w.reshape(-1)] = True
+    for gid in np.nonzero(kind == _DYN_WRITE)[0].tolist():
+        a = sram0 + int(slot_of[gid]) * words_per_slice
+        writable[a:a + words_per_slice] = True
+    fwd = np.arange(sram0, dtype=np.int64)
     # byte moves: (instance, dst store row, src store row) for every plane moved
     moves = np.nonzero(np.isin(gk, (_LOAD, _STORE, _COPY)))[0]
     mdst, msrc, mlv = [], [], []
@@ -447,6 +458,15 @@ def _steps(m, groups, kind, key_of, lv, gi_group, gi_k, start, count, dst_width,
             if kk == _LOAD:
                 dst = ranges(np.array([m.dst_row0[g] for g in gids.tolist()], np.int64) + gi_k[gi] * w, w)
                 src = sram
+                ro = ~writable[src]
+                fwd[dst[ro]] = src[ro]
+                src_flat = fwd[src_flat]
+                keep = ~ro
+                dst, src = dst[keep], src[keep]
+                mdst.append(dst)
+                msrc.append(src)
+                mlv.append(np.repeat(lv[gi], w)[keep])
+                continue
             else:
                 dst = sram
                 src = src_flat[ranges(src_off[gi], w)]
@@ -456,6 +476,7 @@ def _steps(m, groups, kind, key_of, lv, gi_group, gi_k, start, count, dst_width,
         mlv.append(np.repeat(lv[gi], width))
     if mdst:
         dst, src, mv = np.concatenate(mdst), np.concatenate(msrc), np.concatenate(mlv)
+    if mdst and len(mv):
         o = np.argsort(mv, kind="stable")
         dst, src, mv = dst[o], src[o], mv[o]
         cut = np.nonzero(np.diff(mv))[0] + 1
@@ -484,9 +505,10 @@ def _steps(m, groups, kind, key_of, lv, gi_group, gi_k, start, count, dst_width,
     for level, *segs in nodes:
         if len(segs) == 1:
             gid, k0, k1 = segs[0]
-            steps.append((level, 2, Unit(groups[gid], k0, k1)))
+            src = m.src_rows.get(gid)
+            steps.append((level, 2, Unit(groups[gid], k0, k1, None if src is None else fwd[src])))
         else:
-            src = np.concatenate([m.src_rows[gid][k0:k1].reshape(-1) for gid, k0, k1 in segs])
+            src = np.concatenate([fwd[m.src_rows[gid][k0:k1].reshape(-1)] for gid, k0, k1 in segs])
             steps.append((level, 2, Merged(groups[segs[0][0]], sum(k1 - k0 for _, k0, k1 in segs), src)))
     steps.sort(key=lambda s: (s[0], s[1]))
     batches: dict[str, int] = {}

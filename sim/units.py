@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from lpu.arch.isa import DTYPE_BYTES
-from lpu.arch.layout import NUMPY_DTYPES
 
 
 class SramSlice:
@@ -86,21 +84,18 @@ class SramSlice:
 class Plane:
     """One MXM plane: a shadow and an active weight buffer, accumulator slots.
 
-    The shadow buffer keeps each row's bytes as loaded (an ``lw`` is a byte copy) and the type
-    they were loaded as; a row keeps its bytes until it is loaded again, so rows not reloaded
-    since the last ``iw`` install their old weights again. ``iw`` widens the whole shadow to
-    float32 into the one active buffer (exact for i8, f16 and bf16), so that one BLAS product
-    serves every type: an i8 dot product of 320 terms is an integer below 2^24 at every partial
-    sum, so it is exact in f32; f16/bf16 products are exact in f32 and summed in f32. Keeping
-    one active buffer (not two swapped ones) keeps the plane's working set near the cache's size."""
+    An ``lw`` widens the rows it loads to float32 into the shadow buffer (exact for i8, f16
+    and bf16), so ``iw`` is a copy into the one active buffer and one BLAS product serves every
+    type: an i8 dot product of 320 terms is an integer below 2^24 at every partial sum, so it is
+    exact in f32; f16/bf16 products are exact in f32 and summed in f32. A row keeps its weights
+    until it is loaded again, so rows not reloaded since the last ``iw`` install their old
+    weights again. Widening as rows arrive converts each loaded row once, where widening the
+    whole shadow at ``iw`` would convert rows that did not change."""
 
     def __init__(self, rows: int, cols: int, slots: int) -> None:
         self.rows, self.cols = rows, cols
-        self.shadow = np.zeros((rows, cols * 2), np.uint8)  # row bytes (i8: the first half)
-        self.row_type: np.ndarray | None = None  # per row, the index in self.types; None: one type
-        self.types: list[str] = []  # the weight types loaded so far, in order
+        self.shadow = np.zeros((rows, cols), np.float32)
         self.next_row = 0
-        self.dirty = np.zeros(rows, bool)  # rows loaded since the last install
         self.active: np.ndarray | None = None
         self.acc = np.zeros((slots, cols), np.uint32)  # raw bits: i32 or f32
         self.prev = np.zeros((slots, cols), np.uint32)  # the slot before its latest mm lands
@@ -112,36 +107,17 @@ class Plane:
         """The next rows of the shadow buffer (typed (n, cols)), wrapping after the last row."""
         n = len(rows)
         a = self.next_row
-        raw = rows.view(np.uint8).reshape(n, -1)
-        if dtype not in self.types:
-            if self.types and self.row_type is None:  # a second type: remember each row's
-                self.row_type = np.zeros(self.rows, np.int8)
-            self.types.append(dtype)
-        idx = slice(a, a + n) if a + n <= self.rows else (a + np.arange(n)) % self.rows
-        self.shadow[idx, :raw.shape[1]] = raw
-        self.dirty[idx] = True
-        if self.row_type is not None:
-            self.row_type[idx] = self.types.index(dtype)
+        if a + n <= self.rows:
+            self.shadow[a:a + n] = rows
+        else:
+            self.shadow[(a + np.arange(n)) % self.rows] = rows
         self.next_row = int((a + n) % self.rows)
 
     def install(self) -> None:
-        """Rows not loaded since the last install are already widened in the active buffer."""
         if self.active is None:
-            self.active = np.zeros((self.rows, self.cols), np.float32)
-        rows = np.nonzero(self.dirty)[0]
-        whole = len(rows) == self.rows
-        for i, t in enumerate(self.types or ["i8"]):
-            w = DTYPE_BYTES[t]
-            typed = self.shadow[:, :w * self.cols].view(NUMPY_DTYPES[t])
-            if self.row_type is None:
-                if whole:
-                    self.active[...] = typed
-                else:
-                    self.active[rows] = typed[rows]
-            else:
-                mine = rows[self.row_type[rows] == i]
-                self.active[mine] = typed[mine]
-        self.dirty[:] = False
+            self.active = self.shadow.copy()
+        else:
+            self.active[...] = self.shadow
         self.next_row = 0
 
     def multiply(self, act: np.ndarray, dtype: str, slot: int, add: int, last_cycle: int, occupancy: int):
