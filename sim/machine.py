@@ -521,12 +521,12 @@ class Machine:
             out.append(spans)
         return out[0], out[1]
 
-    def _execute(self, g: Group, k0: int, k1: int, src, plan) -> None:
+    def _execute(self, g: Group, k0: int, k1: int, src, plan, prepared=None) -> None:
         fn, unit, srcs, dsts, width = plan
         row0 = self.dst_row0.get(g.id)
         n = k1 - k0
         planes = {}
-        if src is not None:
+        if src is not None and prepared is None:  # prepared: all the semantics need of its operands
             # (n, planes, lanes); the plan engine's rows may be SRAM words of the store
             block = np.take(self.pool if self.store is None else self.store, src[k0:k1], axis=0)
             if len(srcs) == 1:
@@ -534,7 +534,7 @@ class Machine:
             else:
                 for name, a, b in srcs:
                     planes[name] = block[:, a:b]
-        out = fn(Exec(g, k0, k1, planes, unit, self, self.lanes))
+        out = fn(Exec(g, k0, k1, planes, unit, self, self.lanes, prepared))
         self.instructions += n
         if row0 is not None:
             a, b = row0 + k0 * width, row0 + k1 * width

@@ -43,6 +43,10 @@ class Semantics:
     # f32 sums of a gemv and a gemm differ in the last bit): the plan batches it as the
     # reference engine does
     shape_sensitive: bool = False
+    # what it computes from its operands and fields alone, before its unit sees it
+    # (``ex.prepared`` when given): the plan keeps it from run to run when every operand is an
+    # SRAM word the program never writes (lw: the weight rows widened to f32)
+    prepare: Callable | None = None
 
 
 SEMANTICS: dict[str, Semantics] = {}
@@ -50,12 +54,12 @@ SEMANTICS: dict[str, Semantics] = {}
 
 def semantics(*mnemonics: str, port: str | None = None, link: str | None = None, batch: str | None = None,
               words: Callable | None = None, sram: str | None = None, merge: bool = False,
-              shape_sensitive: bool = False):
+              shape_sensitive: bool = False, prepare: Callable | None = None):
     def register(fn):
         for m in mnemonics:
             assert m in BY_MNEMONIC, m
             assert not merge or not any(o.role == "dst" for o in BY_MNEMONIC[m].operands), m
-            SEMANTICS[m] = Semantics(fn, port, link, batch, words, sram, merge, shape_sensitive)
+            SEMANTICS[m] = Semantics(fn, port, link, batch, words, sram, merge, shape_sensitive, prepare)
         return fn
 
     return register
@@ -105,15 +109,16 @@ def imm_value(field: int, dtype: str):
 class Exec:
     """One batch of repetitions k0 .. k1-1 of a group, as the semantics see it."""
 
-    __slots__ = ("group", "k0", "k1", "planes", "unit", "machine", "lanes")
+    __slots__ = ("group", "k0", "k1", "planes", "unit", "machine", "lanes", "prepared")
 
-    def __init__(self, group, k0, k1, planes, unit, machine, lanes):
+    def __init__(self, group, k0, k1, planes, unit, machine, lanes, prepared=None):
         self.group = group
         self.k0, self.k1 = k0, k1
         self.planes = planes  # operand name -> (n, streams, lanes) uint8
         self.unit = unit
         self.machine = machine
         self.lanes = lanes
+        self.prepared = prepared  # Semantics.prepare's value, when the plan kept it
 
     @property
     def n(self) -> int:
@@ -317,10 +322,14 @@ def _write(ex: Exec):
 
 
 # --- MXM: the plane's own weights and accumulators -----------------------------------------------
-@semantics("lw", merge=True)
+def _lw_rows(ex: Exec) -> np.ndarray:
+    """The weight rows of a batch widened to f32 (exact for i8, f16, bf16): (n · rows, lanes)."""
+    return typed(ex.planes["src"], ex.dtype).reshape(-1, ex.lanes).astype(np.float32)
+
+
+@semantics("lw", merge=True, prepare=_lw_rows)
 def _lw(ex: Exec):
-    rows = typed(ex.planes["src"], ex.dtype)  # (n, rows, lanes) or (n, lanes)
-    ex.unit.load_rows(rows.reshape(-1, ex.lanes), ex.dtype)
+    ex.unit.load_rows(_lw_rows(ex) if ex.prepared is None else ex.prepared)
     return {}
 
 

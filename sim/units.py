@@ -22,6 +22,7 @@ class SramSlice:
         self._init: list[tuple[int, np.ndarray]] = []  # (first word, (n, lanes) uint8), later wins
         self.bytes_read = 0
         self.bytes_written = 0
+        self.version = 0  # counts writes from outside the program (what the plan's caches check)
 
     @property
     def data(self) -> np.ndarray:
@@ -39,6 +40,7 @@ class SramSlice:
 
     def preload(self, addr: int, words: np.ndarray) -> None:
         """Initial contents (image data, inputs): no copy until the slice is written."""
+        self.version += 1
         if self._data is not None:
             self._data[addr:addr + len(words)] = words
         else:
@@ -103,8 +105,8 @@ class Plane:
         self.busy_until = 0
         self.mm_cycles = 0
 
-    def load_rows(self, rows: np.ndarray, dtype: str) -> None:
-        """The next rows of the shadow buffer (typed (n, cols)), wrapping after the last row."""
+    def load_rows(self, rows: np.ndarray) -> None:
+        """The next rows of the shadow buffer ((n, cols) f32), wrapping after the last row."""
         n = len(rows)
         a = self.next_row
         if a + n <= self.rows:
