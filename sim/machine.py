@@ -407,7 +407,7 @@ class Machine:
             self._planning = False
         self.plan_reason = None
         self.instructions = plan.instructions
-        self.executed = {g.id: g.count for g in self.groups}
+        self.executed = dict(plan.executed)
         self.busy = dict(plan.busy)
         for key, (r, w) in plan.sram_bytes.items():
             s = self.slice_state(*key)

@@ -82,17 +82,19 @@ class Lanes:
     srcs: list  # (operand, first plane, end plane)
     dst: list  # (operand, store rows (n * its planes))
     planes: int
+    ex: Exec | None = None  # made on the first run, its planes renewed on every one
 
     def run(self, store: np.ndarray, machine) -> None:
-        planes = {}
+        ex = self.ex
+        if ex is None or ex.machine is not machine:
+            ex = self.ex = Exec(self.group, 0, self.n, {}, None, machine, machine.lanes)
         if len(self.src):
             block = store.take(self.src, axis=0).reshape(self.n, self.planes, -1)
             if len(self.srcs) == 1:
-                planes[self.srcs[0][0]] = block
+                ex.planes = {self.srcs[0][0]: block}
             else:
-                for name, a, b in self.srcs:
-                    planes[name] = block[:, a:b]
-        out = self.fn(Exec(self.group, 0, self.n, planes, None, machine, machine.lanes))
+                ex.planes = {name: block[:, a:b] for name, a, b in self.srcs}
+        out = self.fn(ex)
         for name, rows in self.dst:
             store[rows] = out[name].reshape(len(rows), -1)
 
@@ -164,6 +166,7 @@ class Plan:
     levels: int
     instructions: int  # instances issued (each repetition counts)
     busy: dict  # (chip, queue) -> cycles its unit is occupied
+    executed: dict  # group id -> repetitions run (all)
     saved_rows: np.ndarray  # the SRAM store rows a run may write: restored if it falls back
     sram_bytes: dict = field(default_factory=dict)  # (chip, position) -> (bytes read, bytes written)
     batches: dict = field(default_factory=dict)  # step kind -> count
@@ -578,5 +581,7 @@ def _steps(m, groups, kind, key_of, lv, gi_group, gi_k, start, count, dst_width,
         saved.append(sram0 + int(slot_of[gid]) * words_per_slice + np.arange(words_per_slice))
     saved_rows = np.unique(np.concatenate(saved)) if saved else np.zeros(0, np.int64)
     busy = {(ci, qi): sum(g.count * max(1, g.occupancy) for g in gs) for ci, qi, gs in m.queues}
-    return Plan([s for _, _, s in steps], int(lv.max()) + 1 if len(lv) else 0, int(count.sum()), busy, saved_rows,
+    executed = {g.id: g.count for g in groups}
+    return Plan([s for _, _, s in steps], int(lv.max()) + 1 if len(lv) else 0, int(count.sum()), busy, executed,
+                saved_rows,
                 {k: tuple(v) for k, v in sram_bytes.items()}, batches)

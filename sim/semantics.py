@@ -163,8 +163,8 @@ def _arith(fn):
 
     def run(a, b, dtype):
         if dtype in FLOATS:
-            r = fn(a.astype(np.float32), b.astype(np.float32))
-            return r.astype(NUMPY_DTYPES[dtype])
+            r = fn(a.astype(np.float32, copy=False), b.astype(np.float32, copy=False))
+            return r.astype(NUMPY_DTYPES[dtype], copy=False)
         with np.errstate(over="ignore"):
             return fn(a, b).astype(NUMPY_DTYPES[dtype])
 

@@ -97,6 +97,7 @@ class Plane:
     def __init__(self, rows: int, cols: int, slots: int) -> None:
         self.rows, self.cols = rows, cols
         self.shadow = np.zeros((rows, cols), np.float32)
+        self._owned = True  # False: the shadow is shared (the active buffer, kept rows): copy before writing
         self.next_row = 0
         self.active: np.ndarray | None = None
         self.acc = np.zeros((slots, cols), np.uint32)  # raw bits: i32 or f32
@@ -106,20 +107,24 @@ class Plane:
         self.mm_cycles = 0
 
     def load_rows(self, rows: np.ndarray) -> None:
-        """The next rows of the shadow buffer ((n, cols) f32), wrapping after the last row."""
+        """The next rows of the shadow buffer ((n, cols) f32), wrapping after the last row. A
+        load of every row at once takes the array as it is (no copy; nothing writes it)."""
         n = len(rows)
         a = self.next_row
-        if a + n <= self.rows:
-            self.shadow[a:a + n] = rows
+        if a == 0 and n == self.rows and rows.dtype == np.float32 and rows.flags.c_contiguous:
+            self.shadow, self._owned = rows, False
         else:
-            self.shadow[(a + np.arange(n)) % self.rows] = rows
+            if not self._owned:
+                self.shadow, self._owned = self.shadow.copy(), True
+            if a + n <= self.rows:
+                self.shadow[a:a + n] = rows
+            else:
+                self.shadow[(a + np.arange(n)) % self.rows] = rows
         self.next_row = int((a + n) % self.rows)
 
     def install(self) -> None:
-        if self.active is None:
-            self.active = self.shadow.copy()
-        else:
-            self.active[...] = self.shadow
+        """The shadow becomes the active buffer; both share it until the next load."""
+        self.active, self._owned = self.shadow, False
         self.next_row = 0
 
     def multiply(self, act: np.ndarray, dtype: str, slot: int, add: int, last_cycle: int, occupancy: int):
@@ -135,6 +140,12 @@ class Plane:
                     steps = np.cumsum(steps, axis=0, dtype=np.int32)
                 steps += value.view(np.int32)
             steps = steps.view(np.uint32)
+        elif n == 1:  # one f32 sum, as the loop below makes it
+            r = products[0] + value.view(np.float32) if add else products[0]
+            self.prev[slot] = value
+            self.acc[slot] = r.view(np.uint32)
+            self.lands[slot] = last_cycle + occupancy
+            return
         else:
             f = products.astype(np.float32)
             steps = np.empty_like(f)
