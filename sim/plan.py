@@ -82,12 +82,14 @@ class Lanes:
     srcs: list  # (operand, first plane, end plane)
     dst: list  # (operand, store rows (n * its planes))
     planes: int
+    each: dict | None = None  # Semantics.each: field -> (n,) values
     ex: Exec | None = None  # made on the first run, its planes renewed on every one
 
     def run(self, store: np.ndarray, machine) -> None:
         ex = self.ex
         if ex is None or ex.machine is not machine:
             ex = self.ex = Exec(self.group, 0, self.n, {}, None, machine, machine.lanes)
+            ex.fields_each = self.each
         if len(self.src):
             block = store.take(self.src, axis=0).reshape(self.n, self.planes, -1)
             if len(self.srcs) == 1:
@@ -163,6 +165,7 @@ class Merged:
 @dataclass(slots=True)
 class Plan:
     steps: list  # in level order
+    step_levels: list  # the level of each step
     levels: int
     instructions: int  # instances issued (each repetition counts)
     busy: dict  # (chip, queue) -> cycles its unit is occupied
@@ -270,7 +273,8 @@ def build(m) -> Plan:
             written.add((g.chip, q.position))
         if k == _LANES:
             key = (g.chip, g.spec.opcode, g.dtype, g.dtype2) + tuple(
-                (v if v >> 32 else None) if o.role else v for o, v in zip(g.spec.operands, g.fields))
+                (v if v >> 32 else None) if o.role else None if o.name in sem.each else v
+                for o, v in zip(g.spec.operands, g.fields))
             key_of[g.id] = lanes_key.setdefault(key, len(lanes_key) + 1)
             if "map" in (o.name for o in g.spec.operands):
                 permutes.append(g)
@@ -389,7 +393,10 @@ def build(m) -> Plan:
         for b, (k0, k1) in enumerate(zip(starts, starts[1:] + [groups[gid].count])):
             for kk in range(k0, k1):
                 batch_id[int(start[gid]) + kk] = b
-    last_unit: dict[int, tuple[int, int, int]] = {}  # queue -> (gi, group, node)
+    part_ids: dict[str, int] = {}
+    parts_l = [tuple(part_ids.setdefault(p, len(part_ids)) for p in SEMANTICS[g.spec.mnemonic].state)
+               for g in groups]
+    last_unit: dict[tuple[int, int], tuple[int, int, int]] = {}  # (queue, state part) -> (gi, group, node)
     nodes: list[list] = []  # [level, [group, k0, k1], ...]
     node_of: dict[int, int] = {}  # gi of a unit instance -> node
     w_max: dict[int, int] = {}  # per slot: highest level of a write so far
@@ -418,18 +425,21 @@ def build(m) -> Plan:
                 elif k == _DYN_WRITE:
                     lv = max(lv, w_max.get(sl, -1) + 1, r_max.get(sl, -1) + 1)
                 qk = queue_key[g]
-                prev = last_unit.get(qk)
+                parts = parts_l[g]
+                prevs = {last_unit.get((qk, p)) for p in parts}
+                prevs.discard(None)
                 joined = False
-                if prev is not None:
-                    pgi, pg, pnode = prev
+                if len(prevs) == 1:
+                    pgi, pg, pnode = next(iter(prevs))
                     plv = nodes[pnode][0]
                     # the next repetition, within one batch of the reference engine's if it matters
                     same = pg == g and (g not in batch_of or batch_id[i] == batch_id[pgi])
-                    if (same or (pg + 1 == g and merge_l[g] >= 0 and merge_l[pg] == merge_l[g])) and \
+                    if (same or (pg != g and merge_l[g] >= 0 and merge_l[pg] == merge_l[g])) and \
                             (lv <= plv or no_dst_l[g] or g in batch_of):
-                        # the next repetition (or instruction of the kind): one call. A unit
-                        # instruction without results may wait for its last operand (only its
-                        # queue waits on it); one with results joins when nothing forces it later
+                        # the next repetition (or instruction of the kind, next on its state):
+                        # one call. A unit instruction without results may wait for its last
+                        # operand (only its queue waits on it); one with results joins when
+                        # nothing forces it later
                         lv = max(lv, plv)
                         node = nodes[pnode]
                         node[0] = lv
@@ -439,12 +449,13 @@ def build(m) -> Plan:
                             node.append([g, 0, 1])
                         node_of[i] = pnode
                         joined = True
-                    elif k == _UNIT:
-                        lv = max(lv, plv + 1)
+                if not joined and k == _UNIT and prevs:  # after the last instruction on its state
+                    lv = max(lv, max(nodes[pn][0] for _, _, pn in prevs) + 1)
                 if not joined:
                     node_of[i] = len(nodes)
                     nodes.append([lv, [g, i - int(start[g]), i - int(start[g]) + 1]])
-                last_unit[qk] = (i, g, node_of[i])
+                for p in parts:
+                    last_unit[(qk, p)] = (i, g, node_of[i])
                 if k == _DYN_READ:
                     dr_max[sl] = max(dr_max.get(sl, -1), lv)
                     r_max[sl] = max(r_max.get(sl, -1), lv)
@@ -536,8 +547,12 @@ def _steps(m, groups, kind, key_of, lv, gi_group, gi_k, start, count, dst_width,
             dst_rows = ranges(np.array([m.dst_row0[x] for x in gids.tolist()], np.int64) + gi_k[gi] * width,
                               np.full(len(gi), width)).reshape(len(gi), width) if width else None
             dst = [(name, dst_rows[:, lo:hi].reshape(-1)) for name, lo, hi in dsts] if width else []
-            steps.append((int(lv[gi[0]]), 1, Lanes(SEMANTICS[g.spec.mnemonic].fn, g, len(gi), src, srcs, dst,
-                                                   planes)))
+            sem = SEMANTICS[g.spec.mnemonic]
+            each = None
+            if sem.each:
+                values = {f: np.array([groups[x].field(f) for x in gids.tolist()], np.int64) for f in sem.each}
+                each = {f: v for f, v in values.items() if (v != v[0]).any()} or None
+            steps.append((int(lv[gi[0]]), 1, Lanes(sem.fn, g, len(gi), src, srcs, dst, planes, each)))
     slot_key = {slot: key for key, slot in m._slots.items()}
 
     def kept(g, rows: np.ndarray | None) -> _Kept | None:
@@ -582,6 +597,6 @@ def _steps(m, groups, kind, key_of, lv, gi_group, gi_k, start, count, dst_width,
     saved_rows = np.unique(np.concatenate(saved)) if saved else np.zeros(0, np.int64)
     busy = {(ci, qi): sum(g.count * max(1, g.occupancy) for g in gs) for ci, qi, gs in m.queues}
     executed = {g.id: g.count for g in groups}
-    return Plan([s for _, _, s in steps], int(lv.max()) + 1 if len(lv) else 0, int(count.sum()), busy, executed,
+    return Plan([s for _, _, s in steps], [lvl for lvl, _, _ in steps], int(lv.max()) + 1 if len(lv) else 0, int(count.sum()), busy, executed,
                 saved_rows,
                 {k: tuple(v) for k, v in sram_bytes.items()}, batches)

@@ -47,6 +47,11 @@ class Semantics:
     # (``ex.prepared`` when given): the plan keeps it from run to run when every operand is an
     # SRAM word the program never writes (lw: the weight rows widened to f32)
     prepare: Callable | None = None
+    # lanes: fields that may differ between the instances of one batch (``ex.each(name)``)
+    each: tuple[str, ...] = ()
+    # the parts of its unit's state it reads or writes: the plan keeps the instructions of a
+    # queue in program order per part (an lw fills the shadow while mm uses the active weights)
+    state: tuple[str, ...] = ("unit",)
 
 
 SEMANTICS: dict[str, Semantics] = {}
@@ -54,12 +59,13 @@ SEMANTICS: dict[str, Semantics] = {}
 
 def semantics(*mnemonics: str, port: str | None = None, link: str | None = None, batch: str | None = None,
               words: Callable | None = None, sram: str | None = None, merge: bool = False,
-              shape_sensitive: bool = False, prepare: Callable | None = None):
+              shape_sensitive: bool = False, prepare: Callable | None = None, each: tuple[str, ...] = (),
+              state: tuple[str, ...] = ("unit",)):
     def register(fn):
         for m in mnemonics:
             assert m in BY_MNEMONIC, m
             assert not merge or not any(o.role == "dst" for o in BY_MNEMONIC[m].operands), m
-            SEMANTICS[m] = Semantics(fn, port, link, batch, words, sram, merge, shape_sensitive, prepare)
+            SEMANTICS[m] = Semantics(fn, port, link, batch, words, sram, merge, shape_sensitive, prepare, each, state)
         return fn
 
     return register
@@ -109,7 +115,7 @@ def imm_value(field: int, dtype: str):
 class Exec:
     """One batch of repetitions k0 .. k1-1 of a group, as the semantics see it."""
 
-    __slots__ = ("group", "k0", "k1", "planes", "unit", "machine", "lanes", "prepared")
+    __slots__ = ("group", "k0", "k1", "planes", "unit", "machine", "lanes", "prepared", "fields_each")
 
     def __init__(self, group, k0, k1, planes, unit, machine, lanes, prepared=None):
         self.group = group
@@ -119,6 +125,7 @@ class Exec:
         self.machine = machine
         self.lanes = lanes
         self.prepared = prepared  # Semantics.prepare's value, when the plan kept it
+        self.fields_each: dict[str, np.ndarray] | None = None  # Semantics.each: per-instance values
 
     @property
     def n(self) -> int:
@@ -140,6 +147,12 @@ class Exec:
         return self.group.dtype
 
     def field(self, name: str) -> int:
+        return self.group.field(name)
+
+    def each(self, name: str) -> np.ndarray | int:
+        """A field of every instance of the batch ((n,) values when they may differ, else one)."""
+        if self.fields_each is not None and name in self.fields_each:
+            return self.fields_each[name]
         return self.group.field(name)
 
     def operand(self, name: str, dtype: str | None = None):
@@ -327,19 +340,19 @@ def _lw_rows(ex: Exec) -> np.ndarray:
     return typed(ex.planes["src"], ex.dtype).reshape(-1, ex.lanes).astype(np.float32)
 
 
-@semantics("lw", merge=True, prepare=_lw_rows)
+@semantics("lw", merge=True, prepare=_lw_rows, state=("shadow",))
 def _lw(ex: Exec):
     ex.unit.load_rows(_lw_rows(ex) if ex.prepared is None else ex.prepared)
     return {}
 
 
-@semantics("iw")
+@semantics("iw", state=("shadow", "active"))
 def _iw(ex: Exec):
     ex.unit.install()
     return {}
 
 
-@semantics("mm", port="plane", shape_sensitive=True)
+@semantics("mm", port="plane", shape_sensitive=True, state=("active", "acc"))
 def _mm(ex: Exec):
     g = ex.group
     if ex.unit.active is None:
@@ -350,7 +363,7 @@ def _mm(ex: Exec):
     return {}
 
 
-@semantics("acc")
+@semantics("acc", state=("acc",))
 def _acc(ex: Exec):
     g = ex.group
     slot = ex.unit.emit(g.field("slot"), ex.cycles, bool(g.field("clear")))  # (n, lanes) uint32
@@ -370,13 +383,17 @@ def _shift(ex: Exec):
     return {"dst": out}
 
 
-@semantics("rotate", batch="lanes")
+@semantics("rotate", batch="lanes", each=("n",))
 def _rotate(ex: Exec):
     a = ex.planes["a"]
     lanes = a.shape[2]
-    n = ex.group.field("n") % lanes
+    n = ex.each("n")
+    if not isinstance(n, int):  # instances rotating by different distances: one gather
+        lane = (np.arange(lanes) - (n % lanes)[:, None]) % lanes  # out[i] = a[(i - n) mod lanes]
+        return {"dst": np.take_along_axis(a, lane[:, None, :], axis=2)}
+    n %= lanes
     out = np.empty_like(a)
-    out[..., n:] = a[..., :lanes - n]  # out[i] = a[(i - n) mod lanes]
+    out[..., n:] = a[..., :lanes - n]
     out[..., :n] = a[..., lanes - n:]
     return {"dst": out}
 
