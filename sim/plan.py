@@ -45,6 +45,21 @@ _LANES, _LOAD, _STORE, _COPY, _NONE, _UNIT, _DYN_READ, _DYN_WRITE = range(8)
 _KIND = {"lanes": _LANES, "load": _LOAD, "store": _STORE, "copy": _COPY, "none": _NONE}
 
 
+class _Words:
+    """The static words of every MEM read/write group (``Semantics.words``): repetition k of
+    group g takes width[g] words from addr[g] + stride[g] · k."""
+
+    def __init__(self, groups: int) -> None:
+        self.addr = np.zeros(groups, np.int64)
+        self.stride = np.zeros(groups, np.int64)
+        self.width = np.zeros(groups, np.int64)  # 0: not a static MEM access
+
+    def of(self, gi: np.ndarray, gi_group: np.ndarray, gi_k: np.ndarray) -> np.ndarray:
+        """The words of instances ``gi``, instance by instance."""
+        g = gi_group[gi]
+        return ranges(self.addr[g] + self.stride[g] * gi_k[gi], self.width[g])
+
+
 class NotPlannable(Exception):
     """The program is left to the reference engine; the message says why."""
 
@@ -240,7 +255,7 @@ def build(m) -> Plan:
     lanes_key: dict[tuple, int] = {}
     key_of = np.zeros(G, np.int64)  # lanes: batch kind id (>= 1); moves: 0
     slot_of = np.full(G, -1, np.int64)  # MEM groups: the slice's store slot
-    words_of: dict[int, np.ndarray] = {}
+    words_of = _Words(G)
     written: set[tuple[int, int]] = set()
     permutes = []
     no_dst = np.zeros(G, bool)  # unit instructions without stream results: nothing but their queue waits on them
@@ -265,10 +280,11 @@ def build(m) -> Plan:
         if q.kind == "mem":
             slot_of[g.id] = m.sram_slot(g.chip, q.position)
         if k in (_LOAD, _STORE):
-            w = sem.words(g)
-            if w.min() < 0 or w.max() >= m.cfgs[g.chip].words:
+            a, st, w = sem.words(g)
+            last = a + st * (g.count - 1)
+            if min(a, last) < 0 or max(a, last) + w > m.cfgs[g.chip].words:
                 raise NotPlannable(f"a MEM address out of range (queue {q.name}, word {g.word})")
-            words_of[g.id] = w
+            words_of.addr[g.id], words_of.stride[g.id], words_of.width[g.id] = a, st, w
         if k in (_STORE, _DYN_WRITE):
             written.add((g.chip, q.position))
         if k == _LANES:
@@ -336,15 +352,12 @@ def build(m) -> Plan:
     cons = [src_cons]
     prod = [row_gi[src_flat]]
     # static SRAM: per word, in issue order: RAW, WAW, WAR
-    mem_ids = [gid for gid in words_of]
-    if mem_ids:
-        ids = np.array(mem_ids, np.int64)
-        w_len = np.array([words_of[i].size for i in mem_ids], np.int64)
-        wflat = np.concatenate([words_of[i].reshape(-1) for i in mem_ids])
-        width = np.array([words_of[i].shape[1] for i in mem_ids], np.int64)
-        e_gid = np.repeat(ids, w_len)
-        e_gi = start[e_gid] + (np.arange(len(wflat)) - np.repeat(np.cumsum(w_len) - w_len, w_len)) // \
-            np.repeat(width, w_len)
+    mem_ids = np.nonzero(words_of.width)[0]
+    if len(mem_ids):
+        gi_mem = ranges(start[mem_ids], count[mem_ids])
+        wflat = words_of.of(gi_mem, gi_group, gi_k)
+        e_gi = np.repeat(gi_mem, words_of.width[gi_group[gi_mem]])
+        e_gid = gi_group[e_gi]
         words_per_slice = max(c.words for c in m.cfgs)
         wid = slot_of[e_gid] * words_per_slice + wflat
         e_rank = rank[e_gi]
@@ -394,8 +407,8 @@ def build(m) -> Plan:
             for kk in range(k0, k1):
                 batch_id[int(start[gid]) + kk] = b
     part_ids: dict[str, int] = {}
-    parts_l = [tuple(part_ids.setdefault(p, len(part_ids)) for p in SEMANTICS[g.spec.mnemonic].state)
-               for g in groups]
+    parts_of = {mn: tuple(part_ids.setdefault(p, len(part_ids)) for p in sem.state) for mn, sem in SEMANTICS.items()}
+    parts_l = [parts_of[g.spec.mnemonic] for g in groups]
     last_unit: dict[tuple[int, int], tuple[int, int, int]] = {}  # (queue, state part) -> (gi, group, node)
     nodes: list[list] = []  # [level, [group, k0, k1], ...]
     node_of: dict[int, int] = {}  # gi of a unit instance -> node
@@ -479,9 +492,11 @@ def _steps(m, groups, kind, key_of, lv, gi_group, gi_k, start, count, dst_width,
     # SRAM words the program may write: a read of any other word needs no copy, its readers
     # take the word itself (forwarding: weights and inputs go straight from SRAM to their use)
     writable = np.zeros(len(m.store), bool)
-    for gid, w in words_of.items():
-        if kind[gid] == _STORE:
-            writable[sram0 + int(slot_of[gid]) * words_per_slice + w.reshape(-1)] = True
+    stores = np.nonzero(kind == _STORE)[0]
+    if len(stores):
+        gi = ranges(start[stores], count[stores])
+        words = words_of.of(gi, gi_group, gi_k)
+        writable[sram0 + np.repeat(slot_of[gi_group[gi]], words_of.width[gi_group[gi]]) * words_per_slice + words] = True
     for gid in np.nonzero(kind == _DYN_WRITE)[0].tolist():
         a = sram0 + int(slot_of[gid]) * words_per_slice
         writable[a:a + words_per_slice] = True
@@ -499,8 +514,8 @@ def _steps(m, groups, kind, key_of, lv, gi_group, gi_k, start, count, dst_width,
             dst = ranges(np.array([m.dst_row0[g] for g in gids.tolist()], np.int64) + gi_k[gi] * width, width)
             src = src_flat[ranges(src_off[gi], width)]
         else:
-            w = np.array([words_of[g].shape[1] for g in gids.tolist()], np.int64)
-            word = np.concatenate([words_of[g][k] for g, k in zip(gids.tolist(), gi_k[gi].tolist())])
+            w = words_of.width[gids]
+            word = words_of.of(gi, gi_group, gi_k)
             sram = sram0 + np.repeat(slot_of[gids], w) * words_per_slice + word
             if kk == _LOAD:
                 dst = ranges(np.array([m.dst_row0[g] for g in gids.tolist()], np.int64) + gi_k[gi] * w, w)
@@ -581,20 +596,13 @@ def _steps(m, groups, kind, key_of, lv, gi_group, gi_k, start, count, dst_width,
     for _, _, s in steps:
         batches[type(s).__name__] = batches.get(type(s).__name__, 0) + 1
     # what a run writes in SRAM (restored when a run falls back to the reference engine)
-    saved = []
     sram_bytes: dict[tuple[int, int], list[int]] = {}
-    for gid, w in words_of.items():
+    for gid in np.nonzero(words_of.width)[0].tolist():
         g = groups[gid]
         pos = m.cfgs[g.chip].queues[g.queue].position
         b = sram_bytes.setdefault((g.chip, pos), [0, 0])
-        if kind[gid] == _STORE:
-            saved.append(sram0 + int(slot_of[gid]) * words_per_slice + w.reshape(-1))
-            b[1] += w.size * m.lanes
-        else:
-            b[0] += w.size * m.lanes
-    for gid in np.nonzero(kind == _DYN_WRITE)[0].tolist():
-        saved.append(sram0 + int(slot_of[gid]) * words_per_slice + np.arange(words_per_slice))
-    saved_rows = np.unique(np.concatenate(saved)) if saved else np.zeros(0, np.int64)
+        b[1 if kind[gid] == _STORE else 0] += g.count * int(words_of.width[gid]) * m.lanes
+    saved_rows = np.nonzero(writable)[0]  # the words of its stores, the slices of data-dependent ones
     busy = {(ci, qi): sum(g.count * max(1, g.occupancy) for g in gs) for ci, qi, gs in m.queues}
     executed = {g.id: g.count for g in groups}
     return Plan([s for _, _, s in steps], [lvl for lvl, _, _ in steps], int(lv.max()) + 1 if len(lv) else 0, int(count.sum()), busy, executed,

@@ -34,7 +34,7 @@ class Semantics:
     #   "none": no effect at run time (the link model did its work before the run);
     #   None: in program order with its unit's state (``fn`` per group, as the core runs it).
     batch: str | None = None
-    words: Callable | None = None  # load/store: group -> (count, width) word addresses
+    words: Callable | None = None  # load/store: group -> (addr, stride, w): words addr + stride·k + 0..w-1
     sram: str | None = None  # "read"/"write": a data-dependent access of its slice (gather)
     # unit state, no results, and an effect that does not depend on the cycle: consecutive
     # instructions of one queue of the same kind may run as one call (lw)
@@ -305,12 +305,11 @@ def _addresses(ex: Exec, base: np.ndarray | int) -> np.ndarray:
     return addr[:, None] + np.arange(w)
 
 
-def _static_words(g) -> np.ndarray:
-    """(count, w) word addresses of every repetition of a read/write group (out of range as they
-    are: the plan leaves such a program to the core, which reports them)."""
+def _static_words(g) -> tuple[int, int, int]:
+    """The words of a read/write group: repetition k takes w words from addr + stride · k, as
+    (addr, stride, w) (out of range as they are: the plan leaves such a program to the core)."""
     w = DTYPE_BYTES[g.dtype]
-    first = g.field("addr") + stride_of(g.field("stride"), w) * np.arange(g.count, dtype=np.int64)
-    return first[:, None] + np.arange(w)
+    return g.field("addr"), stride_of(g.field("stride"), w), w
 
 
 @semantics("read", port="read", batch="load", words=_static_words)
