@@ -34,7 +34,10 @@ from lpu.sim.semantics import SEMANTICS, Exec
 from lpu.sim.streams import RowAllocator, resolve, stream_key, stream_ops
 from lpu.sim.units import Plane, SramSlice
 
-ENGINES = ("plan", "reference")
+ENGINES = ("auto", "plan", "reference")
+# auto: the plan costs ~5 us per issued instruction to build, the reference engine ~20-40 us
+# per group it runs (a repeat group is a few numpy batches); for one run, plan only where it pays
+_PLAN_PAYS = 3  # plan when instructions <= _PLAN_PAYS x groups
 
 
 class _Fallback(Exception):
@@ -58,9 +61,12 @@ class Machine:
     """Every chip of a system image, ready to run."""
 
     def __init__(self, image: SystemImage, name: str = "<image>", strict: bool = True,
-                 engine: str = "plan") -> None:
+                 engine: str = "auto") -> None:
         """``engine``: "plan" runs the execution plan (``plan.py``) where it applies, else the
-        reference engine; "reference" always runs the reference engine (the event loop below)."""
+        reference engine; "reference" always runs the reference engine (the event loop below);
+        "auto" (``lpu-sim``) plans a program of mostly single instructions, where building the
+        plan costs less than the reference engine's run, and runs long repeat groups on the
+        reference engine. Every choice gives the same results."""
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
         self.image = image
@@ -186,6 +192,10 @@ class Machine:
         (numpy's own large arrays ask for 2 MiB pages, and zeroing a whole one for each slice
         a program touches a few words of cost more than the program's run)."""
         self._slots: dict[tuple[int, int], int] = {}
+        self._asked = self.engine
+        if self.engine == "auto":
+            issued = sum(g.count for g in self.groups)
+            self.engine = "plan" if issued <= _PLAN_PAYS * max(1, len(self.groups)) else "reference"
         if self.engine == "reference":
             self.store = None
             self.pool = np.zeros((self.pool_rows, self.lanes), np.uint8)
@@ -368,7 +378,8 @@ class Machine:
                 else:
                     self.plan_reason = self._plan_failed
             else:
-                self.plan_reason = "the reference engine was asked for"
+                self.plan_reason = "the reference engine was asked for" if self._asked == "reference" else \
+                    "auto: long repeat groups, which the reference engine runs in a few batches each"
             return self._run(progress)
 
     def execution_plan(self) -> "_plan.Plan | None":

@@ -416,7 +416,12 @@ def build(m) -> Plan:
     r_max: dict[int, int] = {}  # per slot: of a read so far
     dw_max: dict[int, int] = {}  # per slot: of a data-dependent write so far
     dr_max: dict[int, int] = {}  # of a data-dependent read so far
-    for r in range(N):
+    # an instance with nothing before it and no per-slice ordering to keep is at level 0: only
+    # the others go through the loop (a weight sweep of a long repeat costs no Python)
+    dyn_write_slots = np.unique(slot_of[kind == _DYN_WRITE])
+    free = (ptr[1:] == ptr[:-1]) & np.isin(gi_kind[order], (_LANES, _COPY, _NONE, _LOAD))
+    free &= ~((gi_kind[order] == _LOAD) & np.isin(slot_of[gi_group[order]], dyn_write_slots))
+    for r in np.nonzero(~free)[0].tolist():
         i = order_l[r]
         s, e = ptr_l[r], ptr_l[r + 1]
         lv = max(map(lv_get, dep[s:e])) + 1 if e > s else 0
