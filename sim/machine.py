@@ -366,6 +366,7 @@ class Machine:
         # the machine's arithmetic is IEEE and wrapping: an overflow to inf, a NaN or an integer
         # wrap is a result the program computed, not something for numpy to warn about
         with np.errstate(all="ignore"):
+            self.runs += 1
             self._begin()
             if self.engine == "plan":
                 plan = self.execution_plan()
@@ -393,7 +394,6 @@ class Machine:
 
     def _begin(self) -> None:
         """The per-run state, fresh: what a run starts from besides SRAM."""
-        self.runs += 1
         self.hazards = list(self.static_hazards)
         self.limit = math.inf
         self.planes = {}
