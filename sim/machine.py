@@ -12,7 +12,6 @@ are in ``semantics.py``; this module never names one.
 
 from __future__ import annotations
 
-import heapq
 import math
 import mmap
 import sys
@@ -27,7 +26,7 @@ from lpu.linker.image import SystemImage
 from lpu.perf import without_gc
 from lpu.sim import hazards as H
 from lpu.sim import plan as _plan
-from lpu.sim.plan import computed as _computed
+from lpu.sim.plan import reference_order as _reference_order
 from lpu.sim.links import resolve_links
 from lpu.sim.program import Group, schedule_chip
 from lpu.sim.semantics import SEMANTICS, Exec
@@ -434,47 +433,14 @@ class Machine:
             self.limit = min(h.cycle for h in self.hazards)
         busy = [0] * len(self.queues)  # per queue: cycles its unit was occupied
         self.executed: dict[int, int] = {}
-        heap = []
-        cursor = []
-        for i, (ci, qi, groups) in enumerate(self.queues):
-            cursor.append([0, 0])
-            if groups:
-                heap.append((groups[0].issue, ci, qi, i))
-        heapq.heapify(heap)
         t_start = time.perf_counter()
         shown = False
         steps = 0
         ready, src_rows, executed = self.ready, self.src_rows, self.executed
-        while heap:
-            c, ci, qi, i = heap[0]
-            if c >= self.limit:
-                break
-            heapq.heappop(heap)
-            groups = self.queues[i][2]
-            gi, k0 = cursor[i]
-            g = groups[gi]
-            k1 = g.count
-            src = src_rows.get(g.id)
-            if src is not None:
-                # run the repetitions whose operands are computed; the rest wait for their
-                # producers. A short window first: when a group feeds itself one repetition at
-                # a time, checking every remaining repetition each time would be quadratic.
-                k1 = _computed(ready, src, k0, min(k1, k0 + 64))
-                if k1 == k0 + 64 and k1 < g.count:
-                    k1 = _computed(ready, src, k1, g.count)
-                if k1 == k0:
-                    raise AssertionError(f"operands of group {g.id} not computed at cycle {c}")
-            if self.limit != math.inf and g.issue + (k1 - 1) * g.period >= self.limit:
-                k1 = k0 + max(1, -(-(int(self.limit) - c) // g.period))
-            self._execute(g, k0, k1, src, self._plan(g))
+        for i, g, k0, k1, c in _reference_order(self.queues, src_rows, ready, lambda: self.limit):
+            self._execute(g, k0, k1, src_rows.get(g.id), self._plan(g))
             executed[g.id] = k1
             busy[i] += (k1 - k0) * max(1, g.occupancy)
-            if k1 < g.count:
-                cursor[i][1] = k1
-                heapq.heappush(heap, (g.issue + k1 * g.period, ci, qi, i))
-            elif gi + 1 < len(groups):
-                cursor[i] = [gi + 1, 0]
-                heapq.heappush(heap, (groups[gi + 1].issue, ci, qi, i))
             steps += 1
             if progress and steps % 256 == 0:
                 el = time.perf_counter() - t_start

@@ -33,6 +33,7 @@ and traces are always the reference engine's.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,42 +204,63 @@ def computed(ready: np.ndarray, src: np.ndarray, k0: int, k1: int) -> int:
     return k0 + int(np.argmin(ok.all(axis=1)))
 
 
-def reference_batches(m, batch_of: dict[int, list[int]]) -> None:
-    """The first repetition of every batch in which the reference engine (``Machine._run``) runs
-    the groups of ``batch_of``: its event loop replayed on readiness alone, no data."""
-    ready = np.zeros(len(m.pool), bool)
-    ready[0] = True
-    heap = [(gs[0].issue, ci, qi, i) for i, (ci, qi, gs) in enumerate(m.queues) if gs]
+def reference_order(queues, src_rows: dict, ready: np.ndarray, limit=lambda: math.inf):
+    """The batches of the reference engine (``Machine._run``) in its order, as (queue index,
+    group, k0, k1, cycle): an event loop over the cycles where a queue issues. The queue whose
+    next instruction is earliest runs as many repetitions of its group as have their operands
+    computed — ``ready``, which the caller marks as it runs each batch — and nothing issues at
+    or after ``limit()``. A short window of repetitions is checked first: when a group feeds
+    itself one repetition at a time, checking every remaining one each time would be quadratic."""
+    heap = [(gs[0].issue, ci, qi, i) for i, (ci, qi, gs) in enumerate(queues) if gs]
     heapq.heapify(heap)
-    cursor = [[0, 0] for _ in m.queues]
-    widths: dict[int, int] = {}
+    cursor = [[0, 0] for _ in queues]
     while heap:
-        c, ci, qi, i = heapq.heappop(heap)
-        gs = m.queues[i][2]
+        c, ci, qi, i = heap[0]
+        stop = limit()
+        if c >= stop:
+            return
+        heapq.heappop(heap)
+        gs = queues[i][2]
         gi, k0 = cursor[i]
         g = gs[gi]
         k1 = g.count
-        src = m.src_rows.get(g.id)
+        src = src_rows.get(g.id)
         if src is not None:
             k1 = computed(ready, src, k0, min(k1, k0 + 64))
             if k1 == k0 + 64 and k1 < g.count:
                 k1 = computed(ready, src, k1, g.count)
             if k1 == k0:
-                raise NotPlannable(f"operands of group {g.id} not computed at cycle {c}")
-        if g.id in batch_of:
-            batch_of[g.id].append(k0)
-        row0 = m.dst_row0.get(g.id)
-        if row0 is not None:
-            w = widths.get(g.id)
-            if w is None:
-                w = widths[g.id] = sum(o.width for o in stream_ops(g.spec, g.dtype, g.dtype2, g.fields) if o.write)
-            ready[row0 + k0 * w:row0 + k1 * w] = True
+                raise AssertionError(f"operands of group {g.id} not computed at cycle {c}")
+        if stop != math.inf and g.issue + (k1 - 1) * g.period >= stop:
+            k1 = k0 + max(1, -(-(int(stop) - c) // g.period))
+        yield i, g, k0, k1, c
         if k1 < g.count:
             cursor[i][1] = k1
             heapq.heappush(heap, (g.issue + k1 * g.period, ci, qi, i))
         elif gi + 1 < len(gs):
             cursor[i] = [gi + 1, 0]
             heapq.heappush(heap, (gs[gi + 1].issue, ci, qi, i))
+
+
+def reference_batches(m, batch_of: dict[int, list[int]]) -> None:
+    """The first repetition of every batch in which the reference engine runs the groups of
+    ``batch_of``: its order replayed on readiness alone, no data."""
+    ready = np.zeros(len(m.pool), bool)
+    ready[0] = True
+    widths: dict[int, int] = {}
+    try:
+        for _, g, k0, k1, _ in reference_order(m.queues, m.src_rows, ready):
+            if g.id in batch_of:
+                batch_of[g.id].append(k0)
+            row0 = m.dst_row0.get(g.id)
+            if row0 is not None:
+                w = widths.get(g.id)
+                if w is None:
+                    w = widths[g.id] = sum(o.width for o in stream_ops(g.spec, g.dtype, g.dtype2, g.fields)
+                                           if o.write)
+                ready[row0 + k0 * w:row0 + k1 * w] = True
+    except AssertionError as e:
+        raise NotPlannable(str(e)) from None
 
 
 def build(m) -> Plan:

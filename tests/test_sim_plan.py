@@ -21,8 +21,8 @@ from lpu.sim import io as simio
 from lpu.sim.machine import Machine
 from lpu.sim.report import stats, trace
 from test_codegen_random import programs
-from test_sim import EX, obj_of, run_text
-from test_sim_instructions import GATHER
+from test_sim import EX, obj_of
+from test_sim_instructions import COUNTER, GATHER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -211,15 +211,7 @@ kernel @k {
 
 def test_a_group_feeding_itself(tmp_path):
     # each repetition reads the previous one's result: a level per repetition
-    text = HEAD + """data @a : tensor<320xi32> in MEM_W0 = load("a.npy")
-reserve @out : tensor<320xi32> in MEM_E1
-kernel @k {
-  @0 MEM_W0 read.i32 [@a], s0e
-  @3 VXM.0 add.i32 s0e, 1, s0e
-  @5 VXM.0 repeat 99, 2
-  @205 MEM_E1 write.i32 [@out], s0e
-}
-"""
+    text = COUNTER
     np.save(tmp_path / "a.npy", np.arange(320, dtype=np.int32))
     (tmp_path / "t.lpu").write_text(text)
     m = engines(link_objects([("t", obj_of(str(tmp_path / "t.lpu")))]), outputs=["out"])
