@@ -307,7 +307,9 @@ class Machine:
                 data = np.frombuffer(init.data, np.uint8).reshape(-1, self.lanes)
                 self.slice_state(ci, pos).preload(init.address, data)
 
-    def lane_map(self, g: Group) -> np.ndarray:
+    def lane_map_at(self, g: Group) -> tuple[int, int, str]:
+        """(slice position, address, element type) of a permute's lane map: the type is the
+        SRAM symbol's at that address, i16 if none."""
         table = g.field("map")
         pos, addr = table >> 16, table & 0xFFFF
         dtype = "i16"
@@ -315,8 +317,12 @@ class Machine:
             if self.cfgs[g.chip].slice_by_name.get(s.slice) and \
                     self.cfgs[g.chip].slice_by_name[s.slice].position == pos and s.address == addr:
                 dtype = s.dtype
+        return pos, addr, dtype
+
+    def lane_map(self, g: Group) -> np.ndarray:
         from lpu.arch.layout import from_sram
 
+        pos, addr, dtype = self.lane_map_at(g)
         w = DTYPE_BYTES[dtype]
         raw = self.slice_state(g.chip, pos).span(addr, w)
         m = from_sram(raw.tobytes(), (self.lanes,), dtype, self.lanes).astype(np.int64)

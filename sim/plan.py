@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lpu.arch.isa import DTYPE_BYTES
 from lpu.sim.semantics import SEMANTICS, Exec
 from lpu.sim.streams import stream_ops
 
@@ -278,7 +279,7 @@ def build(m) -> Plan:
     key_of = np.zeros(G, np.int64)  # lanes: batch kind id (>= 1); moves: 0
     slot_of = np.full(G, -1, np.int64)  # MEM groups: the slice's store slot
     words_of = _Words(G)
-    written: set[tuple[int, int]] = set()
+    written: dict[tuple[int, int], list] = {}  # slice -> the groups that write it
     permutes = []
     no_dst = np.zeros(G, bool)  # unit instructions without stream results: nothing but their queue waits on them
     batch_of: dict[int, list[int]] = {}  # shape-sensitive groups: the reference engine's batch starts
@@ -308,7 +309,7 @@ def build(m) -> Plan:
                 raise NotPlannable(f"a MEM address out of range (queue {q.name}, word {g.word})")
             words_of.addr[g.id], words_of.stride[g.id], words_of.width[g.id] = a, st, w
         if k in (_STORE, _DYN_WRITE):
-            written.add((g.chip, q.position))
+            written.setdefault((g.chip, q.position), []).append(g)
         if k == _LANES:
             key = (g.chip, g.spec.opcode, g.dtype, g.dtype2) + tuple(
                 (v if v >> 32 else None) if o.role else None if o.name in sem.each else v
@@ -317,8 +318,15 @@ def build(m) -> Plan:
             if "map" in (o.name for o in g.spec.operands):
                 permutes.append(g)
     for g in permutes:  # a lane map is read when the permute runs: constant tables only
-        if (g.chip, g.field("map") >> 16) in written:
-            raise NotPlannable("a permute's lane map lies in a slice the program writes")
+        pos, addr, dtype = m.lane_map_at(g)
+        end = addr + DTYPE_BYTES[dtype]
+        for w in written.get((g.chip, pos), []):
+            if kind[w.id] == _DYN_WRITE:
+                raise NotPlannable("a permute's lane map lies in a slice the program writes at run-time addresses")
+            a, st, width = words_of.addr[w.id], words_of.stride[w.id], words_of.width[w.id]
+            first = a + st * np.arange(w.count)  # a store's words: first + 0..width-1
+            if ((first < end) & (first + width > addr)).any():
+                raise NotPlannable("a permute's lane map lies in words the program writes")
     if batch_of:
         reference_batches(m, batch_of)
     # per instance of a shape-sensitive group: which reference batch it belongs to
