@@ -1,4 +1,16 @@
-"""lpu-sim speed: a 4096 x 4096 int8 GEMV on one chip, generated as instruction records.
+"""lpu-sim speed: a 4096 x 4096 int8 GEMV on one chip, generated as instruction records; the
+compiled decoder layer (examples/decoder.lpu through ``lpu compile``); and a generated large
+function (a decode-shaped chain of 1 x 1280 f16 matmuls and elementwise ops, compiled the same
+way, over 100,000 instructions).
+
+Instructions are counted as issued: each repetition of a ``repeat`` counts ("instructions");
+the image's instruction words are printed beside them ("words": repeat and nop words included,
+each repetition not). Every program runs on both engines in the same process: the reference
+engine (the event loop, ``Machine(engine="reference")``) and the execution plan (``plan.py``),
+once as ``lpu-sim`` runs it (machine built, plan built, one run) and per run of a loaded machine
+(``lpu.sim.runtime``: the plan built once, reused). Results, cycles and hazards of the two are
+checked equal before any figure is printed. Times are the best of several runs (the machine is
+shared): wall-clock and this process's CPU time.
 
 y = x · W through the plane MXM_W0, 13 x 13 blocks of 320 x 320 (padded to 4160). W's rows are
 striped over 16 slices (slice s, at position 3 + s, holds the rows r ≡ s mod 16 of every block,
@@ -12,6 +24,7 @@ tool is available.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -25,7 +38,9 @@ from lpu.arch.layout import to_sram
 from lpu.asm.emit import emit
 from lpu.asm.records import Inst, Kernel, Placement, Program, SymRef, Tensor
 from lpu.linker.link import link_objects
+from lpu.sim import io as simio
 from lpu.sim.cli import simulate
+from lpu.sim.machine import Machine
 
 K = N = 4096
 L = 320
@@ -103,6 +118,91 @@ def _riscemu() -> float | None:
     return None
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def large_function(layers: int = 18, width: int = 1280) -> str:
+    """A decode-shaped chain: per layer a 1 x width by width x width f16 matmul, then cast, tanh,
+    a product with the input and a sum — what a token's step through a model's layers is made of."""
+    lines, cur = [], "%x"
+    for i in range(layers):
+        lines += [f"  %m{i} = matmul {cur}, %w{i} : tensor<1x{width}xf32>",
+                  f"  %c{i} = cast %m{i} : tensor<1x{width}xf16>",
+                  f"  %t{i} = tanh %c{i}",
+                  f"  %a{i} = mul %t{i}, %x",
+                  f"  %r{i} = add %a{i}, %c{i}"]
+        cur = f"%r{i}"
+    ws = ", ".join(f"%w{i}: tensor<{width}x{width}xf16>" for i in range(layers))
+    return (f'target "lpu-v1"\nfunc @main(%x: tensor<1x{width}xf16>, {ws}) -> tensor<1x{width}xf16> {{\n'
+            + "\n".join(lines) + f"\n  return {cur}\n}}\n")
+
+
+def compiled(text: str, path: str):
+    """(image, inputs, output symbols) of a df function compiled as ``lpu compile`` does, on
+    seeded random arguments."""
+    from lpu.compile import compile_source, link_compiled
+    from lpu.dsl.interpreter import arg_names, function, random_input
+
+    c, module = compile_source(text, path)
+    fn = function(module, c.func)
+    rng = np.random.default_rng(0)
+    args = {n: random_input(a.type, rng) for n, a in zip(arg_names(fn), fn.body.block.args)}
+    return link_compiled(c), c.inputs(args, L), c.output_symbols()
+
+
+def _best(fn, runs: int) -> tuple[float, float]:
+    """(wall, cpu) seconds: the best of ``runs`` calls of fn."""
+    wall = cpu = math.inf
+    for _ in range(runs):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall, cpu = min(wall, time.perf_counter() - t), min(cpu, time.process_time() - c)
+    return wall, cpu
+
+
+def engine_rows(name: str, image, inputs: dict, outputs: list[str], runs: int) -> None:
+    """Both engines on one program: the figures, after checking they agree."""
+    def fresh(engine):
+        m = Machine(image, name, engine=engine)
+        for sym, a in inputs.items():
+            simio.write_input(m, sym, a)
+        return m.run()
+
+    ref, plan = fresh("reference"), fresh("plan")
+    if plan.plan_reason is not None:
+        raise SystemExit(f"bench_sim: {name}: the plan was not used ({plan.plan_reason})")
+    got = [{s: simio.read_output(m, s).tobytes() for s in outputs} for m in (ref, plan)]
+    if got[0] != got[1] or ref.cycles != plan.cycles or ref.hazards or plan.hazards:
+        raise SystemExit(f"bench_sim: {name}: the engines disagree")
+    loaded = fresh("plan")  # a loaded machine: SRAM, schedule, streams and plan kept
+    m = Machine(image, name, engine="plan")
+    t = time.perf_counter()
+    m.execution_plan()
+    plan_build = time.perf_counter() - t
+    n, words = ref.instructions, sum(len(q.words) for c in image.chips for q in c.queues)
+    ref_wall, ref_cpu = _best(lambda: fresh("reference"), runs)
+    one_wall, one_cpu = _best(lambda: fresh("plan"), runs)
+    auto_wall, auto_cpu = _best(lambda: fresh("auto"), runs)
+    run_wall, run_cpu = _best(loaded.run, 3 * runs)
+    picked = "plan" if fresh("auto").plan_reason is None else "reference engine"
+    print(f"sim {name} instructions: {n} instructions")
+    print(f"sim {name} words: {words} words")
+    print(f"sim {name} cycles: {ref.cycles} cycles")
+    print(f"sim {name} plan levels: {loaded.execution_plan().levels} levels")
+    print(f"sim {name} plan steps: {len(loaded.execution_plan().steps)} steps")
+    print(f"sim {name} plan build: {plan_build * 1e3:.1f} ms")
+    print(f"sim {name} lpu-sim picks: the {picked}")
+    for what, wall, cpu in (("reference engine", ref_wall, ref_cpu), ("plan, one run", one_wall, one_cpu),
+                            ("lpu-sim (auto)", auto_wall, auto_cpu), ("plan, loaded", run_wall, run_cpu)):
+        print(f"sim {name} {what} time: {wall * 1e3:.1f} ms")
+        print(f"sim {name} {what} rate: {n / wall:.0f} instructions/s")
+        print(f"sim {name} {what} rate by cpu time: {n / cpu:.0f} instructions/s")
+        print(f"sim {name} {what} word rate: {words / wall:.0f} words/s")
+    print(f"sim {name} plan loaded/reference engine speedup: {ref_wall / run_wall:.1f}x")
+    print(f"sim {name} plan one run/reference engine speedup: {ref_wall / one_wall:.2f}x")
+    print(f"sim {name} lpu-sim (auto)/reference engine speedup: {ref_wall / auto_wall:.2f}x")
+
+
 def main() -> int:
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, K, dtype=np.int8)
@@ -147,6 +247,16 @@ def main() -> int:
     print(f"sim cycle rate: {m.cycles / best:.0f} cycles/s")
     print(f"numpy gemv 4096x4096 time: {ref_t * 1e3:.1f} ms")
     print(f"sim time/numpy time: {best / ref_t:.2f}x")
+    engine_rows("gemv 4096x4096", image, {}, ["y"], RUNS)
+    path = os.path.join(ROOT, "examples", "decoder.lpu")
+    t = time.perf_counter()
+    image, inputs, outputs = compiled(open(path).read(), path)
+    print(f"sim decoder compile: {time.perf_counter() - t:.2f} s")
+    engine_rows("decoder", image, inputs, outputs, RUNS)
+    t = time.perf_counter()
+    image, inputs, outputs = compiled(large_function(), "large.lpu")
+    print(f"sim large function compile: {time.perf_counter() - t:.2f} s")
+    engine_rows("large function", image, inputs, outputs, 3)
     rate = _riscemu() if "--no-riscemu" not in sys.argv else None
     if rate:
         print(f"riscemu: {rate:.0f} instructions/s")

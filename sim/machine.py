@@ -12,8 +12,8 @@ are in ``semantics.py``; this module never names one.
 
 from __future__ import annotations
 
-import heapq
 import math
+import mmap
 import sys
 import time
 
@@ -25,11 +25,23 @@ from lpu.diagnostics import DiagnosticError, SourceLoc, error
 from lpu.linker.image import SystemImage
 from lpu.perf import without_gc
 from lpu.sim import hazards as H
+from lpu.sim import plan as _plan
+from lpu.sim.plan import reference_order as _reference_order
 from lpu.sim.links import resolve_links
 from lpu.sim.program import Group, schedule_chip
 from lpu.sim.semantics import SEMANTICS, Exec
 from lpu.sim.streams import RowAllocator, resolve, stream_key, stream_ops
 from lpu.sim.units import Plane, SramSlice
+
+ENGINES = ("auto", "plan", "reference")
+# auto: the plan costs ~5 us per issued instruction to build, the reference engine ~20-40 us
+# per group it runs (a repeat group is a few numpy batches); for one run, plan only where it pays
+_PLAN_PAYS = 3  # plan when instructions <= _PLAN_PAYS x groups
+
+
+class _Fallback(Exception):
+    """A hazard found while running the plan: the run is undone and made by the reference engine."""
+
 
 _STREAM_KIND = {"empty": H.EMPTY_READ, "conflict": H.WRITE_CONFLICT, "misaligned": H.MISALIGNED}
 _LINK_KIND = {"busy": H.LINK_BUSY, "empty": H.EMPTY_RECV, "overflow": H.OVERFLOW, "unconnected": H.UNCONNECTED}
@@ -44,21 +56,22 @@ def _sname(west: bool, s: int) -> str:
     return f"s{s}{'w' if west else 'e'}"
 
 
-def _computed(ready: np.ndarray, src: np.ndarray, k0: int, k1: int) -> int:
-    """The end of the run of repetitions from k0 (before k1) whose operand rows are all ready."""
-    ok = ready[src[k0:k1]]
-    if ok.all():
-        return k1
-    return k0 + int(np.argmin(ok.all(axis=1)))
-
-
 class Machine:
     """Every chip of a system image, ready to run."""
 
-    def __init__(self, image: SystemImage, name: str = "<image>", strict: bool = True) -> None:
+    def __init__(self, image: SystemImage, name: str = "<image>", strict: bool = True,
+                 engine: str = "auto") -> None:
+        """``engine``: "plan" runs the execution plan (``plan.py``) where it applies, else the
+        reference engine; "reference" always runs the reference engine (the event loop below);
+        "auto" (``lpu-sim``) plans a program of mostly single instructions, where building the
+        plan costs less than the reference engine's run, and runs long repeat groups on the
+        reference engine. Every choice gives the same results."""
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
         self.image = image
         self.image_name = name
         self.strict = strict
+        self.engine = engine
         self.chip_names = [c.name for c in image.chips]
         self.cfgs = [config_from_text(c.config_text, c.config_source or name) for c in image.chips]
         lanes = {c.lanes for c in self.cfgs}
@@ -73,9 +86,15 @@ class Machine:
         self._plans: dict[tuple, tuple] = {}  # execution plans by instruction word and queue
         self._schedule()
         self._resolve()
+        self.static_hazards = list(self.hazards)
+        self._storage()
         self.load_image_sram()
         self.instructions = 0
-        self.ran = False
+        self.runs = 0
+        self.plan_reason: str | None = None  # why the last run did not use the plan
+        self._exec_plan: _plan.Plan | None = None
+        self._plan_failed: str | None = None
+        self._planning = False
 
     # --- step 1: the issue schedule --------------------------------------------------------------
     def _schedule(self) -> None:
@@ -161,9 +180,38 @@ class Machine:
                                  o.chip, o.queue, o.word))
             self.hazards.append(hz)
         self._port_hazards()
-        self.pool = np.zeros((rows.next, self.lanes), np.uint8)
+        self.pool_rows = rows.next
         self.ready = np.zeros(rows.next, bool)
         self.ready[0] = True
+
+    def _storage(self) -> None:
+        """The value pool, and for the plan engine every MEM slice's words after it in one array
+        (``store``): a level's byte moves between streams and SRAM are then one fancy-indexed
+        copy. The array is an anonymous memory map: zero pages on first touch, 4 KiB at a time
+        (numpy's own large arrays ask for 2 MiB pages, and zeroing a whole one for each slice
+        a program touches a few words of cost more than the program's run)."""
+        self._slots: dict[tuple[int, int], int] = {}
+        self._asked = self.engine
+        if self.engine == "auto":
+            issued = sum(g.count for g in self.groups)
+            self.engine = "plan" if issued <= _PLAN_PAYS * max(1, len(self.groups)) else "reference"
+        if self.engine == "reference":
+            self.store = None
+            self.pool = np.zeros((self.pool_rows, self.lanes), np.uint8)
+            return
+        for ci, cfg in enumerate(self.cfgs):
+            for q in cfg.queues:
+                if q.kind == "mem":
+                    self._slots[(ci, q.position)] = len(self._slots)
+        self.slot_words = max(c.words for c in self.cfgs) if self.cfgs else 0
+        rows = self.pool_rows + len(self._slots) * self.slot_words
+        self.store = np.frombuffer(mmap.mmap(-1, max(1, rows * self.lanes)), np.uint8)[:rows * self.lanes] \
+            .reshape(rows, self.lanes)
+        self.pool = self.store[:self.pool_rows]
+
+    def sram_slot(self, chip: int, position: int) -> int:
+        """The index of a slice's words in the store (plan engine)."""
+        return self._slots[(chip, position)]
 
     def _stream_hazard(self, h, cfg) -> H.Hazard:
         g = self.groups[h.group]
@@ -243,7 +291,12 @@ class Machine:
         key = (chip, position)
         s = self.sram.get(key)
         if s is None:
-            s = self.sram[key] = SramSlice(self.cfgs[chip].words, self.lanes)
+            words = self.cfgs[chip].words
+            storage = None
+            if self.store is not None:
+                a = self.pool_rows + self._slots[key] * self.slot_words
+                storage = self.store[a:a + words]
+            s = self.sram[key] = SramSlice(words, self.lanes, storage)
         return s
 
     def load_image_sram(self) -> None:
@@ -254,7 +307,9 @@ class Machine:
                 data = np.frombuffer(init.data, np.uint8).reshape(-1, self.lanes)
                 self.slice_state(ci, pos).preload(init.address, data)
 
-    def lane_map(self, g: Group) -> np.ndarray:
+    def lane_map_at(self, g: Group) -> tuple[int, int, str]:
+        """(slice position, address, element type) of a permute's lane map: the type is the
+        SRAM symbol's at that address, i16 if none."""
         table = g.field("map")
         pos, addr = table >> 16, table & 0xFFFF
         dtype = "i16"
@@ -262,8 +317,12 @@ class Machine:
             if self.cfgs[g.chip].slice_by_name.get(s.slice) and \
                     self.cfgs[g.chip].slice_by_name[s.slice].position == pos and s.address == addr:
                 dtype = s.dtype
+        return pos, addr, dtype
+
+    def lane_map(self, g: Group) -> np.ndarray:
         from lpu.arch.layout import from_sram
 
+        pos, addr, dtype = self.lane_map_at(g)
         w = DTYPE_BYTES[dtype]
         raw = self.slice_state(g.chip, pos).span(addr, w)
         m = from_sram(raw.tobytes(), (self.lanes,), dtype, self.lanes).astype(np.int64)
@@ -297,6 +356,8 @@ class Machine:
 
     # --- step 3: execution -------------------------------------------------------------------------
     def dynamic_hazard(self, ex: Exec, kind: str, index: int, detail: str) -> None:
+        if self._planning:  # the reference engine finds and reports it
+            raise _Fallback(kind)
         g = ex.group
         c = int(ex.cycles[index])
         self.hazards.append(H.Hazard(kind, g.chip, c, g.queue, g.word, detail))
@@ -304,60 +365,88 @@ class Machine:
             self.limit = min(self.limit, c)
 
     def run(self, progress: bool = False) -> "Machine":
+        """Run the program from cycle 0. SRAM is as the last run left it (or as loaded); every
+        other state — streams, MXM planes, hazards, figures — starts afresh, so a machine can run
+        its program step after step (``runtime.py``)."""
         # the machine's arithmetic is IEEE and wrapping: an overflow to inf, a NaN or an integer
         # wrap is a result the program computed, not something for numpy to warn about
         with np.errstate(all="ignore"):
+            self.runs += 1
+            self._begin()
+            if self.engine == "plan":
+                plan = self.execution_plan()
+                if plan is not None:
+                    try:
+                        return self._run_plan(plan)
+                    except _Fallback as e:
+                        self.plan_reason = f"a hazard during the run ({e})"
+                        self._begin()
+                else:
+                    self.plan_reason = self._plan_failed
+            else:
+                self.plan_reason = "the reference engine was asked for" if self._asked == "reference" else \
+                    "auto: long repeat groups, which the reference engine runs in a few batches each"
             return self._run(progress)
+
+    def execution_plan(self) -> "_plan.Plan | None":
+        """The plan, built on first use and kept: every run of this machine reuses it."""
+        if self._exec_plan is None and self._plan_failed is None:
+            try:
+                self._exec_plan = _plan.build(self)
+            except _plan.NotPlannable as e:
+                self._plan_failed = str(e)
+        return self._exec_plan
+
+    def _begin(self) -> None:
+        """The per-run state, fresh: what a run starts from besides SRAM."""
+        self.hazards = list(self.static_hazards)
+        self.limit = math.inf
+        self.planes = {}
+        self._plans = {}
+        self.instructions = 0
+        self.ready[:] = False
+        self.ready[0] = True
+        for s in self.sram.values():
+            s.bytes_read = s.bytes_written = 0
+
+    @without_gc
+    def _run_plan(self, plan) -> "Machine":
+        t_start = time.perf_counter()
+        saved = self.store[plan.saved_rows]
+        self._planning = True
+        try:
+            plan.run(self.store, self)
+        except _Fallback:
+            self.store[plan.saved_rows] = saved  # SRAM as it was before this run
+            raise
+        finally:
+            self._planning = False
+        self.plan_reason = None
+        self.instructions = plan.instructions
+        self.executed = dict(plan.executed)
+        self.busy = dict(plan.busy)
+        for key, (r, w) in plan.sram_bytes.items():
+            s = self.slice_state(*key)
+            s.bytes_read += r
+            s.bytes_written += w
+        self.wall_seconds = time.perf_counter() - t_start
+        self.hazards.sort(key=lambda h: h.order)
+        return self
 
     @without_gc  # the run builds few objects, and none in cycles: nothing for the collector to find
     def _run(self, progress: bool) -> "Machine":
-        assert not self.ran
-        self.ran = True
         if self.strict and self.hazards:
             self.limit = min(h.cycle for h in self.hazards)
         busy = [0] * len(self.queues)  # per queue: cycles its unit was occupied
         self.executed: dict[int, int] = {}
-        heap = []
-        cursor = []
-        for i, (ci, qi, groups) in enumerate(self.queues):
-            cursor.append([0, 0])
-            if groups:
-                heap.append((groups[0].issue, ci, qi, i))
-        heapq.heapify(heap)
         t_start = time.perf_counter()
         shown = False
         steps = 0
         ready, src_rows, executed = self.ready, self.src_rows, self.executed
-        while heap:
-            c, ci, qi, i = heap[0]
-            if c >= self.limit:
-                break
-            heapq.heappop(heap)
-            groups = self.queues[i][2]
-            gi, k0 = cursor[i]
-            g = groups[gi]
-            k1 = g.count
-            src = src_rows.get(g.id)
-            if src is not None:
-                # run the repetitions whose operands are computed; the rest wait for their
-                # producers. A short window first: when a group feeds itself one repetition at
-                # a time, checking every remaining repetition each time would be quadratic.
-                k1 = _computed(ready, src, k0, min(k1, k0 + 64))
-                if k1 == k0 + 64 and k1 < g.count:
-                    k1 = _computed(ready, src, k1, g.count)
-                if k1 == k0:
-                    raise AssertionError(f"operands of group {g.id} not computed at cycle {c}")
-            if self.limit != math.inf and g.issue + (k1 - 1) * g.period >= self.limit:
-                k1 = k0 + max(1, -(-(int(self.limit) - c) // g.period))
-            self._execute(g, k0, k1, src, self._plan(g))
+        for i, g, k0, k1, c in _reference_order(self.queues, src_rows, ready, lambda: self.limit):
+            self._execute(g, k0, k1, src_rows.get(g.id), self._plan(g))
             executed[g.id] = k1
             busy[i] += (k1 - k0) * max(1, g.occupancy)
-            if k1 < g.count:
-                cursor[i][1] = k1
-                heapq.heappush(heap, (g.issue + k1 * g.period, ci, qi, i))
-            elif gi + 1 < len(groups):
-                cursor[i] = [gi + 1, 0]
-                heapq.heappush(heap, (groups[gi + 1].issue, ci, qi, i))
             steps += 1
             if progress and steps % 256 == 0:
                 el = time.perf_counter() - t_start
@@ -415,19 +504,20 @@ class Machine:
             out.append(spans)
         return out[0], out[1]
 
-    def _execute(self, g: Group, k0: int, k1: int, src, plan) -> None:
+    def _execute(self, g: Group, k0: int, k1: int, src, plan, prepared=None) -> None:
         fn, unit, srcs, dsts, width = plan
         row0 = self.dst_row0.get(g.id)
         n = k1 - k0
         planes = {}
-        if src is not None:
-            block = np.take(self.pool, src[k0:k1], axis=0)  # (n, planes, lanes)
+        if src is not None and prepared is None:  # prepared: all the semantics need of its operands
+            # (n, planes, lanes); the plan engine's rows may be SRAM words of the store
+            block = np.take(self.pool if self.store is None else self.store, src[k0:k1], axis=0)
             if len(srcs) == 1:
                 planes[srcs[0][0]] = block
             else:
                 for name, a, b in srcs:
                     planes[name] = block[:, a:b]
-        out = fn(Exec(g, k0, k1, planes, unit, self, self.lanes))
+        out = fn(Exec(g, k0, k1, planes, unit, self, self.lanes, prepared))
         self.instructions += n
         if row0 is not None:
             a, b = row0 + k0 * width, row0 + k1 * width

@@ -25,16 +25,47 @@ class Semantics:
     fn: Callable
     port: str | None  # the unit resource an issue occupies: "read", "write", "plane"
     link: str | None  # "send", "recv" or "hold" (keeps the link busy)
+    # How the execution plan (plan.py) may batch instances of it across groups:
+    #   "lanes": a function of its stream operands and fields alone: same-kind instances of
+    #            any groups in one call of ``fn``;
+    #   "load" / "store": a byte move from SRAM words to its result planes / from its operand
+    #            planes to SRAM words, at the static addresses ``words`` gives;
+    #   "copy": its result planes are its operand planes;
+    #   "none": no effect at run time (the link model did its work before the run);
+    #   None: in program order with its unit's state (``fn`` per group, as the core runs it).
+    batch: str | None = None
+    words: Callable | None = None  # load/store: group -> (addr, stride, w): words addr + stride·k + 0..w-1
+    sram: str | None = None  # "read"/"write": a data-dependent access of its slice (gather)
+    # unit state, no results, and an effect that does not depend on the cycle: consecutive
+    # instructions of one queue of the same kind may run as one call (lw)
+    merge: bool = False
+    # its results depend on how its repetitions are batched (one BLAS product per batch: the
+    # f32 sums of a gemv and a gemm differ in the last bit): the plan batches it as the
+    # reference engine does
+    shape_sensitive: bool = False
+    # what it computes from its operands and fields alone, before its unit sees it
+    # (``ex.prepared`` when given): the plan keeps it from run to run when every operand is an
+    # SRAM word the program never writes (lw: the weight rows widened to f32)
+    prepare: Callable | None = None
+    # lanes: fields that may differ between the instances of one batch (``ex.each(name)``)
+    each: tuple[str, ...] = ()
+    # the parts of its unit's state it reads or writes: the plan keeps the instructions of a
+    # queue in program order per part (an lw fills the shadow while mm uses the active weights)
+    state: tuple[str, ...] = ("unit",)
 
 
 SEMANTICS: dict[str, Semantics] = {}
 
 
-def semantics(*mnemonics: str, port: str | None = None, link: str | None = None):
+def semantics(*mnemonics: str, port: str | None = None, link: str | None = None, batch: str | None = None,
+              words: Callable | None = None, sram: str | None = None, merge: bool = False,
+              shape_sensitive: bool = False, prepare: Callable | None = None, each: tuple[str, ...] = (),
+              state: tuple[str, ...] = ("unit",)):
     def register(fn):
         for m in mnemonics:
             assert m in BY_MNEMONIC, m
-            SEMANTICS[m] = Semantics(fn, port, link)
+            assert not merge or not any(o.role == "dst" for o in BY_MNEMONIC[m].operands), m
+            SEMANTICS[m] = Semantics(fn, port, link, batch, words, sram, merge, shape_sensitive, prepare, each, state)
         return fn
 
     return register
@@ -46,8 +77,15 @@ def typed(planes: np.ndarray, dtype: str) -> np.ndarray:
     n, span, lanes = planes.shape
     w = DTYPE_BYTES[dtype]
     m = span // w
-    v = planes.reshape(n, m, w, lanes).transpose(0, 1, 3, 2)
-    out = np.ascontiguousarray(v).view(NUMPY_DTYPES[dtype]).reshape(n, m, lanes)
+    if w == 1:
+        out = planes.view(NUMPY_DTYPES[dtype])
+    else:
+        # one byte plane at a time: a transposed copy with a w-byte inner axis is ~5x slower
+        v = planes.reshape(n, m, w, lanes)
+        b = np.empty((n, m, lanes, w), np.uint8)
+        for j in range(w):
+            b[..., j] = v[:, :, j]
+        out = b.view(NUMPY_DTYPES[dtype]).reshape(n, m, lanes)
     return out[:, 0] if m == 1 else out
 
 
@@ -55,7 +93,14 @@ def to_planes(values: np.ndarray, dtype: str) -> np.ndarray:
     """(n, lanes) elements → (n, w, lanes) byte planes."""
     a = np.ascontiguousarray(values, dtype=NUMPY_DTYPES[dtype])
     n, lanes = a.shape
-    return a.view(np.uint8).reshape(n, lanes, DTYPE_BYTES[dtype]).transpose(0, 2, 1)
+    w = DTYPE_BYTES[dtype]
+    b = a.view(np.uint8).reshape(n, lanes, w)
+    if w == 1:
+        return b.reshape(n, 1, lanes)
+    out = np.empty((n, w, lanes), np.uint8)
+    for j in range(w):
+        out[:, j] = b[:, :, j]
+    return out
 
 
 def imm_value(field: int, dtype: str):
@@ -70,15 +115,17 @@ def imm_value(field: int, dtype: str):
 class Exec:
     """One batch of repetitions k0 .. k1-1 of a group, as the semantics see it."""
 
-    __slots__ = ("group", "k0", "k1", "planes", "unit", "machine", "lanes")
+    __slots__ = ("group", "k0", "k1", "planes", "unit", "machine", "lanes", "prepared", "fields_each")
 
-    def __init__(self, group, k0, k1, planes, unit, machine, lanes):
+    def __init__(self, group, k0, k1, planes, unit, machine, lanes, prepared=None):
         self.group = group
         self.k0, self.k1 = k0, k1
         self.planes = planes  # operand name -> (n, streams, lanes) uint8
         self.unit = unit
         self.machine = machine
         self.lanes = lanes
+        self.prepared = prepared  # Semantics.prepare's value, when the plan kept it
+        self.fields_each: dict[str, np.ndarray] | None = None  # Semantics.each: per-instance values
 
     @property
     def n(self) -> int:
@@ -102,6 +149,12 @@ class Exec:
     def field(self, name: str) -> int:
         return self.group.field(name)
 
+    def each(self, name: str) -> np.ndarray | int:
+        """A field of every instance of the batch ((n,) values when they may differ, else one)."""
+        if self.fields_each is not None and name in self.fields_each:
+            return self.fields_each[name]
+        return self.group.field(name)
+
     def operand(self, name: str, dtype: str | None = None):
         """A typed stream operand, or the immediate broadcast to every lane."""
         dtype = dtype or self.dtype
@@ -123,8 +176,8 @@ def _arith(fn):
 
     def run(a, b, dtype):
         if dtype in FLOATS:
-            r = fn(a.astype(np.float32), b.astype(np.float32))
-            return r.astype(NUMPY_DTYPES[dtype])
+            r = fn(a.astype(np.float32, copy=False), b.astype(np.float32, copy=False))
+            return r.astype(NUMPY_DTYPES[dtype], copy=False)
         with np.errstate(over="ignore"):
             return fn(a, b).astype(NUMPY_DTYPES[dtype])
 
@@ -155,13 +208,13 @@ _BINARY = {
 }
 
 
-@semantics(*_BINARY)
+@semantics(*_BINARY, batch="lanes")
 def _binary(ex: Exec):
     a, b = ex.operand("a"), ex.operand("b")
     return {"dst": to_planes(_BINARY[ex.group.spec.mnemonic](a, b, ex.dtype), ex.dtype)}
 
 
-@semantics("select")
+@semantics("select", batch="lanes")
 def _select(ex: Exec):
     c, a, b = ex.operand("cond"), ex.operand("a"), ex.operand("b")
     return {"dst": to_planes(np.where(c != 0, a, b), ex.dtype)}
@@ -191,14 +244,14 @@ _UNARY = {
 }
 
 
-@semantics(*_UNARY)
+@semantics(*_UNARY, batch="lanes")
 def _unary(ex: Exec):
     with np.errstate(all="ignore"):
         r = _UNARY[ex.group.spec.mnemonic](ex.operand("a"), ex.dtype)
     return {"dst": to_planes(r, ex.dtype)}
 
 
-@semantics("mov")
+@semantics("mov", batch="copy")
 def _mov(ex: Exec):
     return {"dst": ex.planes["a"]}  # bytes as they are, onto any stream and direction
 
@@ -230,7 +283,7 @@ def convert(a: np.ndarray, src: str, dst: str, shift: int = 0) -> np.ndarray:
     return f.astype(out_t)
 
 
-@semantics("cvt")
+@semantics("cvt", batch="lanes")
 def _cvt(ex: Exec):
     g = ex.group
     with np.errstate(all="ignore"):
@@ -252,7 +305,14 @@ def _addresses(ex: Exec, base: np.ndarray | int) -> np.ndarray:
     return addr[:, None] + np.arange(w)
 
 
-@semantics("read", port="read")
+def _static_words(g) -> tuple[int, int, int]:
+    """The words of a read/write group: repetition k takes w words from addr + stride · k, as
+    (addr, stride, w) (out of range as they are: the plan leaves such a program to the core)."""
+    w = DTYPE_BYTES[g.dtype]
+    return g.field("addr"), stride_of(g.field("stride"), w), w
+
+
+@semantics("read", port="read", batch="load", words=_static_words)
 def _read(ex: Exec):
     w = DTYPE_BYTES[ex.dtype]
     first = ex.field("addr") + stride_of(ex.field("stride"), w) * ex.k0
@@ -261,40 +321,44 @@ def _read(ex: Exec):
     return {"dst": ex.unit.load(_addresses(ex, ex.field("addr")))}
 
 
-@semantics("gather", port="read")
+@semantics("gather", port="read", sram="read")
 def _gather(ex: Exec):
     index = typed(ex.planes["index"], "i32")[:, 0].astype(np.int64)
     return {"dst": ex.unit.load(_addresses(ex, ex.field("addr") + index))}
 
 
-@semantics("scatter", port="write")
+@semantics("scatter", port="write", sram="write")
 def _scatter(ex: Exec):
     index = typed(ex.planes["index"], "i32")[:, 0].astype(np.int64)
     ex.unit.store(_addresses(ex, ex.field("addr") + index), ex.planes["src"])
     return {}
 
 
-@semantics("write", port="write")
+@semantics("write", port="write", batch="store", words=_static_words)
 def _write(ex: Exec):
     ex.unit.store(_addresses(ex, ex.field("addr")), ex.planes["src"])
     return {}
 
 
 # --- MXM: the plane's own weights and accumulators -----------------------------------------------
-@semantics("lw")
+def _lw_rows(ex: Exec) -> np.ndarray:
+    """The weight rows of a batch widened to f32 (exact for i8, f16, bf16): (n · rows, lanes)."""
+    return typed(ex.planes["src"], ex.dtype).reshape(-1, ex.lanes).astype(np.float32)
+
+
+@semantics("lw", merge=True, prepare=_lw_rows, state=("shadow",))
 def _lw(ex: Exec):
-    rows = typed(ex.planes["src"], ex.dtype)  # (n, rows, lanes) or (n, lanes)
-    ex.unit.load_rows(rows.reshape(-1, ex.lanes), ex.dtype)
+    ex.unit.load_rows(_lw_rows(ex) if ex.prepared is None else ex.prepared)
     return {}
 
 
-@semantics("iw")
+@semantics("iw", state=("shadow", "active"))
 def _iw(ex: Exec):
     ex.unit.install()
     return {}
 
 
-@semantics("mm", port="plane")
+@semantics("mm", port="plane", shape_sensitive=True, state=("active", "acc"))
 def _mm(ex: Exec):
     g = ex.group
     if ex.unit.active is None:
@@ -305,38 +369,47 @@ def _mm(ex: Exec):
     return {}
 
 
-@semantics("acc")
+@semantics("acc", state=("acc",))
 def _acc(ex: Exec):
     g = ex.group
     slot = ex.unit.emit(g.field("slot"), ex.cycles, bool(g.field("clear")))  # (n, lanes) uint32
     return {"dst": slot.view(np.uint8).reshape(ex.n, ex.lanes, 4).transpose(0, 2, 1)}
 
 
-# --- SXM ---------------------------------------------------------------------------------------
-@semantics("shift")
+# --- SXM: lane moves act on every byte plane of the value alike (no conversion to elements) -----
+@semantics("shift", batch="lanes")
 def _shift(ex: Exec):
-    a = ex.operand("a")
+    a = ex.planes["a"]  # (n, w, lanes)
     n = ex.group.field("n")
     out = np.zeros_like(a)
     if n >= 0:
-        out[:, n:] = a[:, :a.shape[1] - n]
+        out[..., n:] = a[..., :a.shape[2] - n]
     else:
-        out[:, :n] = a[:, -n:]
-    return {"dst": to_planes(out, ex.dtype)}
+        out[..., :n] = a[..., -n:]
+    return {"dst": out}
 
 
-@semantics("rotate")
+@semantics("rotate", batch="lanes", each=("n",))
 def _rotate(ex: Exec):
-    return {"dst": to_planes(np.roll(ex.operand("a"), ex.group.field("n"), axis=1), ex.dtype)}
+    a = ex.planes["a"]
+    lanes = a.shape[2]
+    n = ex.each("n")
+    if not isinstance(n, int):  # instances rotating by different distances: one gather
+        lane = (np.arange(lanes) - (n % lanes)[:, None]) % lanes  # out[i] = a[(i - n) mod lanes]
+        return {"dst": np.take_along_axis(a, lane[:, None, :], axis=2)}
+    n %= lanes
+    out = np.empty_like(a)
+    out[..., n:] = a[..., :lanes - n]
+    out[..., :n] = a[..., lanes - n:]
+    return {"dst": out}
 
 
-@semantics("permute")
+@semantics("permute", batch="lanes")
 def _permute(ex: Exec):
-    lane_map = ex.machine.lane_map(ex.group)
-    return {"dst": to_planes(ex.operand("a")[:, lane_map], ex.dtype)}
+    return {"dst": ex.planes["a"][..., ex.machine.lane_map(ex.group)]}
 
 
-@semantics("transpose")
+@semantics("transpose", batch="lanes")
 def _transpose(ex: Exec):
     a = ex.planes["a"]  # (n, 16 vectors, lanes) of i8
     n, vecs, lanes = a.shape
@@ -345,17 +418,17 @@ def _transpose(ex: Exec):
 
 
 # --- C2C: the link model (links.py) decides which vector each recv takes ------------------------
-@semantics("send", link="send")
+@semantics("send", link="send", batch="none")
 def _send(ex: Exec):
     return {}
 
 
-@semantics("recv", link="recv")
+@semantics("recv", link="recv", batch="copy")
 def _recv(ex: Exec):
     return {"dst": ex.planes["link"]}
 
 
-@semantics("deskew", link="hold")
+@semantics("deskew", link="hold", batch="none")
 def _deskew(ex: Exec):
     return {}
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from lpu.arch.isa import DTYPE_BYTES
-from lpu.arch.layout import NUMPY_DTYPES
 
 
 class SramSlice:
@@ -14,14 +12,17 @@ class SramSlice:
 
     Until then the slice is its initial contents: segments of the system image's bytes (and
     ``--input`` tensors), kept as read-only views. A read inside one segment is a view of the
-    image, so streaming a weight matrix copies it once (into the value pool), not three times."""
+    image, so streaming a weight matrix copies it once (into the value pool), not three times.
+    ``storage``, when given, is the zeroed (words, lanes) array that holds the slice from the
+    start (the plan engine keeps every slice in one array, so it is written through)."""
 
-    def __init__(self, words: int, lanes: int) -> None:
+    def __init__(self, words: int, lanes: int, storage: np.ndarray | None = None) -> None:
         self.words, self.lanes = words, lanes
-        self._data: np.ndarray | None = None
+        self._data: np.ndarray | None = storage
         self._init: list[tuple[int, np.ndarray]] = []  # (first word, (n, lanes) uint8), later wins
         self.bytes_read = 0
         self.bytes_written = 0
+        self.version = 0  # counts writes from outside the program (what the plan's caches check)
 
     @property
     def data(self) -> np.ndarray:
@@ -39,6 +40,7 @@ class SramSlice:
 
     def preload(self, addr: int, words: np.ndarray) -> None:
         """Initial contents (image data, inputs): no copy until the slice is written."""
+        self.version += 1
         if self._data is not None:
             self._data[addr:addr + len(words)] = words
         else:
@@ -84,19 +86,18 @@ class SramSlice:
 class Plane:
     """One MXM plane: a shadow and an active weight buffer, accumulator slots.
 
-    The shadow buffer keeps each row's bytes as loaded (an ``lw`` is a byte copy) and the type
-    they were loaded as; a row keeps its bytes until it is loaded again, so rows not reloaded
-    since the last ``iw`` install their old weights again. ``iw`` widens the whole shadow to
-    float32 into the one active buffer (exact for i8, f16 and bf16), so that one BLAS product
-    serves every type: an i8 dot product of 320 terms is an integer below 2^24 at every partial
-    sum, so it is exact in f32; f16/bf16 products are exact in f32 and summed in f32. Keeping
-    one active buffer (not two swapped ones) keeps the plane's working set near the cache's size."""
+    An ``lw`` widens the rows it loads to float32 into the shadow buffer (exact for i8, f16
+    and bf16), so ``iw`` is a copy into the one active buffer and one BLAS product serves every
+    type: an i8 dot product of 320 terms is an integer below 2^24 at every partial sum, so it is
+    exact in f32; f16/bf16 products are exact in f32 and summed in f32. A row keeps its weights
+    until it is loaded again, so rows not reloaded since the last ``iw`` install their old
+    weights again. Widening as rows arrive converts each loaded row once, where widening the
+    whole shadow at ``iw`` would convert rows that did not change."""
 
     def __init__(self, rows: int, cols: int, slots: int) -> None:
         self.rows, self.cols = rows, cols
-        self.shadow = np.zeros((rows, cols * 2), np.uint8)  # row bytes (i8: the first half)
-        self.row_type: np.ndarray | None = None  # per row, the index in self.types; None: one type
-        self.types: list[str] = []  # the weight types loaded so far, in order
+        self.shadow = np.zeros((rows, cols), np.float32)
+        self._owned = True  # False: the shadow is shared (the active buffer, kept rows): copy before writing
         self.next_row = 0
         self.active: np.ndarray | None = None
         self.acc = np.zeros((slots, cols), np.uint32)  # raw bits: i32 or f32
@@ -105,32 +106,25 @@ class Plane:
         self.busy_until = 0
         self.mm_cycles = 0
 
-    def load_rows(self, rows: np.ndarray, dtype: str) -> None:
-        """The next rows of the shadow buffer (typed (n, cols)), wrapping after the last row."""
+    def load_rows(self, rows: np.ndarray) -> None:
+        """The next rows of the shadow buffer ((n, cols) f32), wrapping after the last row. A
+        load of every row at once takes the array as it is (no copy; nothing writes it)."""
         n = len(rows)
         a = self.next_row
-        raw = rows.view(np.uint8).reshape(n, -1)
-        if dtype not in self.types:
-            if self.types and self.row_type is None:  # a second type: remember each row's
-                self.row_type = np.zeros(self.rows, np.int8)
-            self.types.append(dtype)
-        idx = slice(a, a + n) if a + n <= self.rows else (a + np.arange(n)) % self.rows
-        self.shadow[idx, :raw.shape[1]] = raw
-        if self.row_type is not None:
-            self.row_type[idx] = self.types.index(dtype)
+        if a == 0 and n == self.rows and rows.dtype == np.float32 and rows.flags.c_contiguous:
+            self.shadow, self._owned = rows, False
+        else:
+            if not self._owned:
+                self.shadow, self._owned = self.shadow.copy(), True
+            if a + n <= self.rows:
+                self.shadow[a:a + n] = rows
+            else:
+                self.shadow[(a + np.arange(n)) % self.rows] = rows
         self.next_row = int((a + n) % self.rows)
 
     def install(self) -> None:
-        if self.active is None:
-            self.active = np.zeros((self.rows, self.cols), np.float32)
-        for i, t in enumerate(self.types or ["i8"]):
-            w = DTYPE_BYTES[t]
-            typed = self.shadow[:, :w * self.cols].view(NUMPY_DTYPES[t])
-            if self.row_type is None:
-                self.active[...] = typed
-            else:
-                mine = self.row_type == i
-                self.active[mine] = typed[mine]
+        """The shadow becomes the active buffer; both share it until the next load."""
+        self.active, self._owned = self.shadow, False
         self.next_row = 0
 
     def multiply(self, act: np.ndarray, dtype: str, slot: int, add: int, last_cycle: int, occupancy: int):
@@ -146,6 +140,12 @@ class Plane:
                     steps = np.cumsum(steps, axis=0, dtype=np.int32)
                 steps += value.view(np.int32)
             steps = steps.view(np.uint32)
+        elif n == 1:  # one f32 sum, as the loop below makes it
+            r = products[0] + value.view(np.float32) if add else products[0]
+            self.prev[slot] = value
+            self.acc[slot] = r.view(np.uint32)
+            self.lands[slot] = last_cycle + occupancy
+            return
         else:
             f = products.astype(np.float32)
             steps = np.empty_like(f)

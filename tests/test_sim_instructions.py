@@ -231,11 +231,7 @@ def test_sync_waits_for_every_notifying_queue(tmp_path, monkeypatch):
 
 
 # --- a repeat group that feeds itself ------------------------------------------------------------
-def test_repeat_group_reading_its_own_results(tmp_path):
-    """add.i32 s0e, 1, s0e every 2 cycles at the VXM: each repetition reads the previous one's
-    result (latency 2), so the group runs one repetition at a time: a running count."""
-    a = np.arange(320, dtype=np.int32) * 1000
-    text = HEAD + """data @a : tensor<320xi32> in MEM_W0 = load("a.npy")
+COUNTER = HEAD + """data @a : tensor<320xi32> in MEM_W0 = load("a.npy")
 reserve @out : tensor<320xi32> in MEM_E1
 kernel @k {
   @0 MEM_W0 read.i32 [@a], s0e
@@ -244,7 +240,13 @@ kernel @k {
   @205 MEM_E1 write.i32 [@out], s0e
 }
 """
-    res = run_text(tmp_path, text, outputs=["out"], npys={"a.npy": a})
+
+
+def test_repeat_group_reading_its_own_results(tmp_path):
+    """add.i32 s0e, 1, s0e every 2 cycles at the VXM: each repetition reads the previous one's
+    result (latency 2), so the group runs one repetition at a time: a running count."""
+    a = np.arange(320, dtype=np.int32) * 1000
+    res = run_text(tmp_path, COUNTER, outputs=["out"], npys={"a.npy": a})
     assert res.hazards == [] and np.array_equal(res.outputs["out"], a + 100)
     assert res.machine.instructions == 102 and res.machine.cycles == 209
 

@@ -129,6 +129,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
                 return
             if op.result in self.compile_time:  # only its transposes (done here) are laid out
                 self.values[op.result] = VValue(tuple(a.shape), elem, [])
+                self.st._values += 1  # a value all the same: the next one starts one slice further
                 return
             if op.result in self.tables:  # only looked up at run time: laid out as a table straight away
                 self.values[op.result] = self.table_of(f"g{self._n}", np.asarray(a), elem, loc)
