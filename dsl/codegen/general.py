@@ -164,7 +164,10 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
         low.lower(op)
     storage.check_capacity()
     t2 = time.perf_counter()
-    insts, spliced, length = _schedule(low.snips, {v for o in outs for v in o.vecs}, cfg)
+    # results, and tensors written at run time (what a store writes is read by the next run),
+    # are written to SRAM: never only passed along a chain
+    keep = {v for o in outs for v in o.vecs} | {v for m in low.mutable.values() for v in m.vecs}
+    insts, spliced, length = _schedule(low.snips, keep, cfg, {v for m in low.mutable.values() for v in m.vecs})
     if REUSE:  # addresses of temporaries, now that their lives are known
         fixed = {vec.symbol for v in list(args.values()) + outs for vec in v.vecs} | low.fixed_symbols
         insts = reuse_sram(insts, storage, fixed, cfg)
@@ -194,7 +197,7 @@ def _looked_up(use) -> bool:
     return (isinstance(op, D.SliceOp) and use.index == 0 and len(op.operands) > 1) or isinstance(op, D.TransposeOp)
 
 
-def _schedule(items: list, keep: set, cfg) -> tuple[list, list, int]:
+def _schedule(items: list, keep: set, cfg, mutable: set | None = None) -> tuple[list, list, int]:
     """Schedules the lowered items; a called kernel (``lower_call.KernelCall``) cuts them: the
     items before it end before its cycle 0, those after it start when it has ended. Returns
     the scheduled instructions, the kernels' instructions (shifted to where they run; their
@@ -213,7 +216,7 @@ def _schedule(items: list, keep: set, cfg) -> tuple[list, list, int]:
     insts, spliced, offset = [], [], 0
     for i, (seg, call) in enumerate(segments):
         others = set().union(*reads[:i], *reads[i + 1:])
-        sched = schedule_snippets(fuse(seg, keep | others, cfg) if FUSE else seg, cfg)
+        sched = schedule_snippets(fuse(seg, keep | others, cfg) if FUSE else seg, cfg, mutable=mutable)
         insts += [dataclasses.replace(x, cycle=x.cycle + offset) for x in sched.insts] if offset else sched.insts
         offset += sched.length
         if isinstance(call, TemplateCall):

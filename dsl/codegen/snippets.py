@@ -86,7 +86,8 @@ class _Context:
 
 
 def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
-                      horizon: int = HORIZON) -> Scheduled:
+                      horizon: int = HORIZON, mutable: set | None = None) -> Scheduled:
+    """``mutable``: vectors of tensors written at run time (``store``), read in program order."""
     from lpu.dsl.codegen.chain import Chain, schedule_chain
     from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob, _planes, schedule_lane_sum, schedule_matmul
     from lpu.dsl.codegen.gather import GatherJob, ScatterJob, schedule_gather, schedule_scatter
@@ -107,7 +108,7 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
     jobs = {MatmulJob: schedule_matmul, LaneSumJob: schedule_lane_sum, Chain: schedule_chain,
             TransposeJob: schedule_transpose, GatherJob: schedule_gather, ScatterJob: schedule_scatter}
 
-    for sn in _list_order(snips, ready):
+    for sn in _list_order(snips, ready, mutable or set()):
         job = jobs.get(type(sn))
         if job is not None:
             job(sn, ctx, horizon)
@@ -180,7 +181,7 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
     return [x.vec for x in sn.srcs], [sn.dst]
 
 
-def _list_order(snips: list, ready: dict):
+def _list_order(snips: list, ready: dict, mutable: set = frozenset()):
     """List scheduling: of the items whose producers are placed, the one whose operands are
     in SRAM first (program order breaks ties). Yields each item after its producers have
     been placed, so ``ready`` (which the caller updates) is exact when it is keyed."""
@@ -188,33 +189,47 @@ def _list_order(snips: list, ready: dict):
 
     io = [_io(sn) for sn in snips]
     # a vector written once is read after that write wherever it stands in the list (chains are
-    # listed where they start); one written several times (a tensor ``store`` writes at run
-    # time) after the latest write before the reader in program order
+    # listed where they start); a vector of a tensor written at run time (``store``) after the
+    # latest write before the reader in program order — a read before any write sees what the
+    # last run left there — and written after every read since its latest write
     producer: dict[Vec, int] = {}
-    writes: dict[Vec, int] = {}
     for i, (_, outs) in enumerate(io):
         for v in outs:
             producer[v] = i
-            writes[v] = writes.get(v, 0) + 1
     latest: dict[Vec, int] = {}
+    readers: dict[Vec, list[int]] = {}
     waiting = [0] * len(snips)
     users: dict[int, list[int]] = {}
     for i, (ins, outs) in enumerate(io):
-        deps = {(latest.get(v) if writes[v] > 1 else producer[v]) for v in ins if v in producer} - {None, i}
+        deps = {(latest.get(v) if v in mutable else producer[v]) for v in ins if v in producer} - {None, i}
+        for v in outs:
+            if v in mutable:
+                deps.update(r for r in readers.get(v, ()) if r != i)
+        for v in ins:
+            if v in mutable:
+                readers.setdefault(v, []).append(i)
         waiting[i] = len(deps)
         for d in deps:
             users.setdefault(d, []).append(i)
         for v in outs:
             latest[v] = i
+            if v in mutable:
+                readers[v] = []
     heap = [(0, i) for i in range(len(snips)) if waiting[i] == 0]
     heapq.heapify(heap)
+    placed = 0
     while heap:
         _, i = heapq.heappop(heap)
+        placed += 1
         yield snips[i]
         for u in users.get(i, ()):
             waiting[u] -= 1
             if waiting[u] == 0:
                 heapq.heappush(heap, (max((ready.get(v, 0) for v in io[u][0]), default=0), u))
+    if placed != len(snips):  # items waiting on each other: a lowering bug, never a silent drop
+        stuck = next(sn for i, sn in enumerate(snips) if waiting[i])
+        raise DiagnosticError(error(f"internal error: {len(snips) - placed} items of the schedule wait on each other",
+                                    getattr(stuck, "loc", None)))
 
 
 def _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm):
