@@ -350,6 +350,11 @@ def load_config(name_or_path: str | None = None, loc: SourceLoc | None = None) -
             text = f.read()
     except OSError as e:
         raise DiagnosticError(error(f"cannot read configuration '{path}': {e.strerror}", loc)) from None
+    except UnicodeDecodeError as e:
+        raise DiagnosticError(error(f"configuration '{path}' is not UTF-8 text ({e.reason} at byte {e.start})",
+                                    loc)) from None
+    except ValueError:  # a NUL in the path: no file has that name
+        raise DiagnosticError(error(f"cannot read configuration {path!r}: a file name holds no NUL", loc)) from None
     cfg = parse_config(text, path)
     _cache[name_or_path] = cfg
     return cfg

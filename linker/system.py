@@ -22,7 +22,7 @@ import tomllib
 from dataclasses import dataclass, field
 
 from lpu.arch.config import ChipConfig, load_config
-from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error
+from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error, source_lines
 from lpu.files import read_text
 
 TOPOLOGY_DIR = os.path.join(os.path.dirname(__file__), "topologies")
@@ -101,7 +101,7 @@ def system_from_text(text: str, source: str, _seen: tuple[str, ...] = ()) -> Sys
 class _Parser:
     def __init__(self, text: str, source: str, seen: tuple[str, ...]) -> None:
         self.text, self.source, self.seen = text, source, seen
-        self.lines = text.splitlines()
+        self.lines = source_lines(text)
         self.diags: list[Diagnostic] = []
         self.base_dir = os.path.dirname(os.path.abspath(source)) if not source.startswith("<") else os.getcwd()
 

@@ -293,6 +293,31 @@ def test_explicit_nop_keeps_its_line_through_disassembly(no_timing):
     assert "MEM_W42 nop" not in disassemble(read_object(obj_bytes(made)))
 
 
+FILE_NAMES = [("a\x0cb.lpu", r'"a\x0cb.lpu"'), ("new\nline.lpu", r'"new\x0aline.lpu"'),
+              ("nul\x00.lpu", r'"nul\x00.lpu"'), ('q"uote\\back.lpu', r'"q\"uote\\back.lpu"'),
+              ("tab\t.lpu", r'"tab\x09.lpu"'), ("\u2028sep.lpu", r'"\u2028sep.lpu"'),
+              ("bytes\udcff.lpu", r'"bytes\udcff.lpu"'), ("\x85next.lpu", r'"\x85next.lpu"'),
+              ("\x7f.lpu", r'"\x7f.lpu"'), ("ünï.lpu", '"ünï.lpu"')]
+
+
+@pytest.mark.parametrize("name, quoted", FILE_NAMES, ids=range(len(FILE_NAMES)))
+def test_any_file_name_survives_the_round_trip(name, quoted):
+    """The printer escapes every character of a loc(...) file name that the lexer would read
+    otherwise (line breaks of every kind, NUL, control characters, bytes that are not UTF-8)."""
+    data = obj_bytes(H + "}\n", name)
+    dis = disassemble(read_object(data))
+    assert dis.split("\n")[2] == f"reserve @a : tensor<320xf32> in MEM_W0 loc({quoted}:2:9)"
+    assert obj_bytes(dis, "other.lpu") == data
+    assert read_object(data).files == [name]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(st.characters(codec=None, exclude_categories=()), max_size=12))
+def test_random_file_names_survive_the_round_trip(name):
+    data = obj_bytes(H + "}\n", name)
+    assert obj_bytes(disassemble(read_object(data)), "other.lpu") == data
+
+
 def test_generator_reaches_every_instruction():
     """The generator's pool is the ISA table itself, so no entry can be left out of the round trip."""
     assert {s.mnemonic for s in UNITS + ICU} == set(BY_MNEMONIC)
