@@ -35,6 +35,8 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
 from lpu.asm.parser import int_literal as _int
+from lpu.asm.parser import list_elements
+from lpu.asm.records import MAX_RANK
 from lpu.asm.parser import number_literal as _number
 from lpu.asm.parser import string_literal as _string
 from lpu.perf import without_gc
@@ -178,6 +180,8 @@ class _Build(Transformer):
         ty = T.parse_type(t.value)
         if 0 in T.shape_of(ty):  # as the assembler says of its tensors
             self.err("a tensor dimension must be at least 1", t)
+        elif len(T.shape_of(ty)) > MAX_RANK:  # numpy holds 64; objects and images 8
+            self.err(f"a tensor has at most {MAX_RANK} dimensions, not {len(T.shape_of(ty))}", t)
         return ty
 
     # --- module items --------------------------------------------------------------------------
@@ -227,7 +231,7 @@ class _Build(Transformer):
         return op
 
     def _list_init(self, values, ttype, tok):
-        flat = list(_flatten(values))
+        flat = list(list_elements(values))
         shape, elem = T.shape_of(ttype), T.elem_of(ttype)
         n = int(np.prod(shape))
         if any(isinstance(v, (str, tuple)) for v in flat):
@@ -483,6 +487,10 @@ class _Build(Transformer):
         results, (iv, lo, hi, step, inits, types), _body = c
         block = self.blocks.pop()
         self.scopes.pop()
+        if len(self.blocks) > MAX_LOOP_DEPTH:  # the function's block, then the enclosing loops
+            if len(self.blocks) == MAX_LOOP_DEPTH + 1:  # once, at the outermost loop too deep
+                self.err(f"loops nest at most {MAX_LOOP_DEPTH} deep", iv)
+            return self._poison(results)
         if any(v is POISON for v in inits):
             return self._poison(results)
         if types is not None and types != [v.type for v in inits]:
@@ -500,6 +508,11 @@ class _Build(Transformer):
         for t, r in zip(results or [], op.results):
             self.define(t, r)
         return None
+
+
+# Verifying, printing and lowering walk regions recursively (here and in xDSL): a program of loops
+# nested a thousand deep raised RecursionError. Real programs nest a few.
+MAX_LOOP_DEPTH = 32
 
 
 @lru_cache(maxsize=1 << 17)  # line and column numbers: a 50,000-line file must not miss
@@ -544,7 +557,7 @@ def _convert(kind: str, value, types):
     if kind == "value":
         if not types or len(types) != 1:
             raise ValueError("needs the constant's type after ':'")
-        flat = list(_flatten(value if isinstance(value, list) else [value]))
+        flat = list(list_elements(value if isinstance(value, list) else [value]))
         if not all(isinstance(v, (int, float)) for v in flat):
             raise ValueError("must be a number or a list of numbers")
         shape, elem = T.shape_of(types[0]), T.elem_of(types[0])
@@ -563,14 +576,6 @@ def _fill(flat: list, shape: tuple, elem: str):
             raise ValueError(f"holds a value out of range for {elem}")
     arr = arr.reshape(shape) if arr.size == int(np.prod(shape)) else np.broadcast_to(arr.reshape(()), shape)
     return D.dense_attr(arr, elem)
-
-
-def _flatten(values):
-    for v in values:
-        if isinstance(v, list):
-            yield from _flatten(v)
-        else:
-            yield v
 
 
 @lru_cache(maxsize=None)

@@ -28,6 +28,7 @@ from xdsl.interpreter import (
 from xdsl.ir import Operation
 
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
+from lpu.files import parse_npy
 from lpu.dsl import dialect as D
 from lpu.dsl import numerics as N
 from lpu.dsl import types as T
@@ -90,8 +91,9 @@ class _State:
             return np.frombuffer(raw, dtype=T.dtype(elem)).reshape(shape).copy()
         path = os.path.join(self.base_dir, t.init.data)
         try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
+            with open(path, "rb") as f:
+                arr = parse_npy(f.read())
+        except (OSError, ValueError) as e:  # NpyError: a damaged header, checked before numpy reads it
             raise RunError(f"cannot load '{t.init.data}' for '@{t.sym_name.data}': {e}", t) from None
         if arr.shape != shape or arr.dtype != T.dtype(elem):
             raise RunError(f"'{t.init.data}' holds {arr.dtype}{list(arr.shape)} but '@{t.sym_name.data}' is "
