@@ -22,12 +22,14 @@ binutils:
 demo: $(STAMP)
 	@$(BIN)/python -m lpu.demo
 
+# The same examples on every run and clone (tests/conftest.py, profile ci); test-slow explores:
+# the slow cases and every property with fresh random examples, failures kept in .hypothesis/.
 test: $(STAMP) binutils
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --hypothesis-profile=ci
 	$(BIN)/lit -sv tests/lit
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest tests -m slow
+	$(BIN)/python -m pytest tests -m "slow or hypothesis" --hypothesis-profile=explore
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_asm.py
