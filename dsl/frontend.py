@@ -12,6 +12,7 @@ Library API (docs/dataflow.md): ``parse_module``, ``verify_module``, ``source_in
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import weakref
@@ -233,7 +234,7 @@ class _Build(Transformer):
     def _list_init(self, values, ttype, tok):
         flat = list(list_elements(values))
         shape, elem = T.shape_of(ttype), T.elem_of(ttype)
-        n = int(np.prod(shape))
+        n = math.prod(shape)
         if any(isinstance(v, (str, tuple)) for v in flat):
             self.err("a tensor's list holds numbers only", tok)
             return None
@@ -561,20 +562,29 @@ def _convert(kind: str, value, types):
         if not all(isinstance(v, (int, float)) for v in flat):
             raise ValueError("must be a number or a list of numbers")
         shape, elem = T.shape_of(types[0]), T.elem_of(types[0])
-        n = int(np.prod(shape))
+        n = math.prod(shape)
         if len(flat) not in (1, n):
             raise ValueError(f"has {len(flat)} values but {T.type_text(types[0])} holds {n}")
         return _fill(flat, shape, elem)
     raise ValueError("has an unknown kind")
 
 
+# One value fills a whole tensor (`= [0]`): the contents are made at once, so a type's size is
+# bounded before they are (tensor<100000x100000xi8> = [1] asked numpy for 9.3 GiB). 256 MiB is
+# beyond the SRAM of a chip (lpu-v1: 230 MB), where such contents go.
+MAX_FILL_BYTES = 1 << 28
+
+
 def _fill(flat: list, shape: tuple, elem: str):
+    size = math.prod(shape) * T.dtype(elem).itemsize
+    if size > MAX_FILL_BYTES:
+        raise ValueError(f"fills {size} bytes, more than {MAX_FILL_BYTES} (a chip's SRAM holds less)")
     arr = np.asarray(flat, dtype=np.float64 if elem in T.FLOATS else np.int64)
     if elem in T.INTS:
         info = np.iinfo(T.dtype(elem))
         if arr.min() < info.min or arr.max() > info.max:
             raise ValueError(f"holds a value out of range for {elem}")
-    arr = arr.reshape(shape) if arr.size == int(np.prod(shape)) else np.broadcast_to(arr.reshape(()), shape)
+    arr = arr.reshape(shape) if arr.size == math.prod(shape) else np.broadcast_to(arr.reshape(()), shape)
     return D.dense_attr(arr, elem)
 
 
