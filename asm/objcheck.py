@@ -9,7 +9,9 @@ part of the object it is about, or None.
 
 from __future__ import annotations
 
-from lpu.arch.isa import decode
+from functools import lru_cache
+
+from lpu.arch.isa import BY_OPCODE
 from lpu.arch.layout import words as tensor_words
 from lpu.asm.objfile import R_LPU_PEER, R_LPU_SRAM, R_LPU_TABLE, ObjectFile, QueueCode, SramSection
 from lpu.asm.printer import tensor_type
@@ -17,6 +19,11 @@ from lpu.asm.records import MAX_RANK, SYMBOL_NAME_RE
 from lpu.asm.words import MalformedCode, check_words, timing
 
 _FIELD_KIND = {R_LPU_SRAM: "addr", R_LPU_TABLE: "table", R_LPU_PEER: "link"}
+
+
+@lru_cache(maxsize=None)
+def _kinds(spec) -> frozenset[str]:
+    return frozenset(op.kind.name for op in spec.operands)
 
 
 def is_symbol_name(name: str) -> bool:
@@ -82,6 +89,7 @@ def code_problem(obj: ObjectFile, code: QueueCode, cfg, kernels: set[str], tenso
     except MalformedCode as e:
         return str(e)
     seen: set[int] = set()
+    words = code.words.tolist() if code.relocs else []
     for r in code.relocs:
         if not 0 <= r.word < n:
             return f"relocation at word {r.word}, past the section's end ({n} words)"
@@ -91,8 +99,8 @@ def code_problem(obj: ObjectFile, code: QueueCode, cfg, kernels: set[str], tenso
         if r.word in seen:
             return f"word {r.word} has two relocations"
         seen.add(r.word)
-        spec = decode(int(code.words[r.word]))[0]
-        if not any(op.kind.name == kind for op in spec.operands):
+        spec = BY_OPCODE[words[r.word] & 0xFF]  # a known opcode: check_words said so
+        if kind not in _kinds(spec):
             return f"relocation at word {r.word} fills the {kind} field of '{spec.mnemonic}', which has none"
         if not is_symbol_name(r.symbol):
             return f"relocation at word {r.word} names {r.symbol!r}, which is not a symbol"

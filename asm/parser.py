@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
@@ -393,8 +394,12 @@ def _number(text: str):
 
 
 def _string(text: str) -> str:
+    if "\\" not in text:  # no escapes: the text between the quotes
+        return text[1:-1]
     try:
-        return ast.literal_eval(text)
+        with warnings.catch_warnings():  # "\q": Python warns (on stderr, from 3.12) and keeps it
+            warnings.simplefilter("ignore")
+            return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text[1:-1]
 

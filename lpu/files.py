@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import warnings
 
 from lpu.diagnostics import DiagnosticError, SourceLoc, error, printable
 
@@ -114,7 +115,9 @@ def parse_npy(data: bytes):
         raise NpyError(f"its header is cut short ({len(data) - start} of {size} bytes)")
     try:
         text = data[start: start + size].decode("utf-8" if major == 3 else "latin-1")
-        tree = ast.parse(text.strip(), mode="eval").body
+        with warnings.catch_warnings():  # an invalid escape in a string: a warning on stderr otherwise
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="eval").body
     except (UnicodeDecodeError, SyntaxError, ValueError, MemoryError, RecursionError):
         raise NpyError("its header is not a dictionary") from None
     if not isinstance(tree, ast.Dict) or not all(isinstance(k, ast.Constant) for k in tree.keys):

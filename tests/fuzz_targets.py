@@ -133,6 +133,11 @@ def _read(path: str) -> str:
         return f.read()
 
 
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _absolute_loads(text: str, path: str) -> str:
     """``load("x.npy")`` relative to the file's directory, made absolute: the mutant lives elsewhere."""
     base = os.path.dirname(path)
@@ -165,7 +170,7 @@ def seeds(target: str) -> tuple[bytes, ...]:
     if target == "configs":
         return (_read(os.path.join(ROOT, "arch", "configs", "lpu-v1.toml")).encode(),)
     if target == "npy":
-        return tuple(open(_example("asm", n), "rb").read() for n in ("vadd_a.npy", "vadd_b.npy", "copy_src.npy"))
+        return tuple(_read_bytes(_example("asm", n)) for n in ("vadd_a.npy", "vadd_b.npy", "copy_src.npy"))
     if target == "asm":
         return tuple(_absolute_loads(_read(_example("asm", p)), _example("asm", p)).encode() for p in ASM_SEEDS)
     if target == "dataflow":

@@ -101,8 +101,8 @@ def test_mutations_are_deterministic_and_reach_every_kind():
 
 
 # --- what fuzzing found --------------------------------------------------------------------------------
-V1 = open(os.path.join(F.ROOT, "arch", "configs", "lpu-v1.toml"), encoding="utf-8").read()
-PINGPONG = open(os.path.join(F.ROOT, "examples", "asm", "pingpong", "system.toml"), encoding="utf-8").read()
+V1 = F._read(os.path.join(F.ROOT, "arch", "configs", "lpu-v1.toml"))
+PINGPONG = F._read(os.path.join(F.ROOT, "examples", "asm", "pingpong", "system.toml"))
 FOUND = [  # (target, input, the first line of the diagnostic; FILE stands for the mutant's path)
     ("systems", PINGPONG.replace("ping.L8..L15", "ping.L8..L12147483647"),  # MemoryError / OverflowError
      'FILE:7:11: error: chip \'ping\' has links L0..L15; there is no L12147483647'),
