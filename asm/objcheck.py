@@ -84,7 +84,7 @@ def code_problem(obj: ObjectFile, code: QueueCode, cfg, kernels: set[str], tenso
     if n and int(lines[lines[:, 1] != 0, 0].max(initial=0)) >= max(len(obj.files), 1):
         return "the line table names a file the object does not list"
     try:
-        check_words(code.words)
+        check_words(code.words, cfg.queue_by_name[code.queue])
         timing(code.words)  # 'repeat' stands where it can re-issue
     except MalformedCode as e:
         return str(e)

@@ -12,7 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from lpu.arch.isa import BY_MNEMONIC, DTYPE_LO, DTYPE2_LO, DTYPES, ISA, OPERANDS_LO, TYPE_BITS, DecodeError, decode
+from lpu.arch.isa import (BY_MNEMONIC, BY_OPCODE, DTYPE_LO, DTYPE2_LO, DTYPES, ISA, OPERANDS_LO, TYPE_BITS,
+                          DecodeError, decode, runs_on)
 
 _NOP = BY_MNEMONIC["nop"]
 _REPEAT = BY_MNEMONIC["repeat"]
@@ -92,8 +93,19 @@ class Timing:
     last_effect_word: int  # the word responsible for it (-1 when empty)
 
 
-def check_words(words: np.ndarray) -> None:
-    """Raise ``MalformedCode`` unless every word decodes (opcode, type fields, reserved bits)."""
+@lru_cache(maxsize=None)
+def _runs_on(kind: str) -> np.ndarray:
+    """Per opcode: whether a queue of this kind executes it (the assembler's unit rule)."""
+    table = np.zeros(256, dtype=bool)
+    for s in ISA:
+        table[s.opcode] = runs_on(s, kind)
+    return table
+
+
+def check_words(words: np.ndarray, queue=None) -> None:
+    """Raise ``MalformedCode`` unless every word decodes (opcode, type fields, reserved bits)
+    and, given the configuration's ``queue``, is an instruction that queue executes (an MXM
+    instruction in a MEM queue crashed the simulator)."""
     known, _icu, allowed, types_ok, types2_ok = _tables()
     w = np.asarray(words, dtype=np.uint64)
     op = (w & np.uint64(0xFF)).astype(np.intp)
@@ -110,6 +122,12 @@ def check_words(words: np.ndarray) -> None:
         except DecodeError as e:
             why = str(e)
         raise MalformedCode(f"word {i} (0x{int(w[i]):016x}) is not a valid instruction ({why})")
+    if queue is not None:
+        wrong = ~_runs_on(queue.kind)[op]
+        if wrong.any():
+            i = int(np.argmax(wrong))
+            raise MalformedCode(f"word {i} ('{BY_OPCODE[int(op[i])].mnemonic}') cannot execute on {queue.name}, a "
+                                f"{queue.kind} queue")
 
 
 def timing(words: np.ndarray, cfg=None) -> Timing:

@@ -208,7 +208,7 @@ def _chip(cname: str, sec: E.ElfSection, section, name: str) -> ChipImage:
         if len(lines) and int(lines[lines[:, 1] != 0, 0].max(initial=0)) >= max(len(chip.files), 1):
             raise E.ElfError(f"queue {qname} of chip '{cname}': the line table names a file the chip does not list")
         try:
-            check_words(words)
+            check_words(words, cfg.queue_by_name[qname])
         except MalformedCode as e:
             raise E.ElfError(f"queue {qname} of chip '{cname}': {e}") from None
         chip.queues.append(QueueProgram(qname, words, lines))

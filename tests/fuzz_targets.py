@@ -7,7 +7,7 @@ exception (a traceback); on 1, a diagnostic on standard error and no output file
 what succeeds: an assembled object disassembles and reassembles to the same bytes, a printed
 dataflow module reads back to the same text.
 
-    objects   an object (.o) for lpu-objdump -d -h -t -r and lpu-ld
+    objects   an object (.o) for lpu-objdump -d -h -t -r and lpu-ld, and lpu-sim of what links
     images    a linked image (.lpx) for lpu-sim and lpu-objdump -d, its checksum fixed up
               so that the damage reaches the checks behind it
     systems   a system description (.toml) for lpu-ld --system
@@ -344,7 +344,8 @@ def _objects(data: bytes, d: str) -> None:
     out = os.path.join(d, "x.txt")
     run_tool(t["lpu-objdump"], ["-d", "-h", "-t", "-r", obj, "-o", out], [out], d, "lpu-objdump")
     lpx, lmap = os.path.join(d, "a.lpx"), os.path.join(d, "a.map")
-    run_tool(t["lpu-ld"], [obj, "-o", lpx, "-Map", lmap], [lpx, lmap], d, "lpu-ld")
+    if run_tool(t["lpu-ld"], [obj, "-o", lpx, "-Map", lmap], [lpx, lmap], d, "lpu-ld") == 0:
+        run_tool(t["lpu-sim"], [lpx, "--stats", "json"], [], d, "lpu-sim (what lpu-ld linked)")
 
 
 def _images_target(data: bytes, d: str) -> None:
@@ -473,7 +474,7 @@ def _atheris_child(target: str, seconds: int, workdir: str) -> None:
     for i, s in enumerate(seeds(target)):
         _write(os.path.join(corpus, f"seed{i}"), s)
     argv = [sys.argv[0], corpus, f"-max_total_time={seconds}", f"-timeout={HANG_SECONDS}", "-print_final_stats=1",
-            f"-artifact_prefix={workdir}/crash-", f"-max_len={2 * max(len(s) for s in seeds(target))}",
+            f"-artifact_prefix={workdir}/", f"-max_len={2 * max(len(s) for s in seeds(target))}",
             "-rss_limit_mb=2048", "-close_fd_mask=0"]
     if TARGETS[target].text:
         words = [w for w in vocabulary(target) if len(w) > 1 and w.isprintable() and '"' not in w and "\\" not in w]

@@ -93,6 +93,25 @@ def test_a_word_that_does_not_decode_is_one_error_everywhere(word, why, tmp_path
         f"object 'bad', section .lpu.text.vadd.MEM_W0: word 0 (0x{word:016x}) is not a valid instruction ({why})"]
 
 
+def test_a_word_its_queue_cannot_execute_is_refused(tmp_path, capsys):
+    """`iw` (an MXM instruction) in a C2C queue of an image crashed lpu-sim with AttributeError
+    (make fuzz found it); objects and images are now held to the assembler's unit rule."""
+    iw = encode(BY_MNEMONIC["iw"], None, None, ())
+    bad = tmp_path / "bad.o"
+    bad.write_bytes(write_object(with_word(iw)))
+    want = f"{bad}: error: '{bad}' is not a valid LPU object: .lpu.text.vadd.MEM_W0: word 0 ('iw') cannot execute " \
+           "on MEM_W0, a mem queue\n"
+    refused(objdump_main, ["-d", bad], capsys, want)
+    refused(ld_main, [bad, "-o", tmp_path / "a.lpx"], capsys, want, tmp_path / "a.lpx")
+    img = link_objects([("vadd", vadd())])
+    queue = next(q for q in img.chips[0].queues if q.queue == "MEM_W0")
+    queue.words[0] = np.uint64(iw)
+    image = tmp_path / "bad.lpx"
+    image.write_bytes(write_image(img))
+    refused(sim_main, [image, "--stats", "none"], capsys, f"{image}: error: '{image}' is not a valid LPU system "
+            "image: queue MEM_W0 of chip 'chip0': word 0 ('iw') cannot execute on MEM_W0, a mem queue\n")
+
+
 # --- ELF fields ---------------------------------------------------------------------------------
 def _shdrs(data: bytes) -> tuple[int, list[tuple[str, int]]]:
     """The section header table's offset and (name, header offset) of every section."""
