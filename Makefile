@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench docs clean binutils
+.PHONY: demo test test-slow fuzz bench docs clean binutils
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
@@ -23,12 +23,23 @@ binutils:
 demo: $(STAMP)
 	@$(BIN)/python -m lpu.demo
 
+# The same examples on every run and clone (tests/conftest.py, profile ci); test-slow explores:
+# the slow cases and every property with fresh random examples, failures kept in .hypothesis/.
 test: $(STAMP) binutils
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --hypothesis-profile=ci
 	$(BIN)/lit -sv tests/lit
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest tests -m slow
+	$(BIN)/python -m pytest tests -m "slow or hypothesis" --hypothesis-profile=explore
+
+# Every loader fuzzed for FUZZ_SECONDS each (atheris when it installs, else hypothesis);
+# FUZZ_TARGETS picks some (tests/fuzz_targets.py --list names them). Crashes go to build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: $(STAMP)
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install -q -e '.[fuzz]' || \
+	  echo "note: atheris did not install; fuzzing with hypothesis instead"
+	$(BIN)/python tests/fuzz_targets.py --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_asm.py

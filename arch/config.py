@@ -17,6 +17,7 @@ from lpu.diagnostics import DiagnosticError, SourceLoc, error
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 DEFAULT_TARGET = "lpu-v1"
+MAX_QUEUES = 255  # the most queues a chip has (_check_derived)
 
 # Every key a configuration must have: table -> key -> (type, minimum).
 SCHEMA: dict[str, dict[str, tuple[type, int]]] = {
@@ -222,6 +223,9 @@ def _expand_floorplan(entries: list, source: str, text: str) -> list[Slice]:
             if m.group(1) != m.group(3):
                 raise DiagnosticError(error(f"floorplan.slices: range '{e}' crosses hemispheres", loc))
             a, b = int(m.group(2)), int(m.group(4))
+            if abs(b - a) >= MAX_QUEUES:  # checked before the names are made (MEM_W0..MEM_W99999999)
+                raise DiagnosticError(error(f"floorplan.slices: range '{e}' holds more slices than a chip has "
+                                            f"queues ({MAX_QUEUES})", loc))
             step = 1 if b >= a else -1
             names.extend(f"MEM_{m.group(1)}{i}" for i in range(a, b + step, step))
         else:
@@ -302,6 +306,15 @@ def parse_config(text: str, source: str) -> ChipConfig:
 def _check_derived(cfg: ChipConfig) -> None:
     v = cfg.values
     loc = lambda t, k: _key_loc(cfg.source, cfg.text, t, k)  # noqa: E731
+    # bounds that the derived lists (queues, links) depend on, checked before they are made:
+    # vxm.alus = 2**64 would otherwise build 2**64 queue names
+    for table, key, most, why in (("vxm", "alus", MAX_QUEUES, "a chip has at most 255 queues"),
+                                  ("mxm", "planes_per_slice", MAX_QUEUES, "a chip has at most 255 queues"),
+                                  ("c2c", "links_per_slice", 16, "4 bits in an instruction word"),
+                                  ("vector", "lanes", 1 << 15, "a lane count is 16 signed bits in an instruction "
+                                                                "word")):
+        if v[table][key] > most:
+            raise DiagnosticError(error(f"{table}.{key} must be at most {most} ({why})", loc(table, key)))
     cfg.slices  # validates the floor plan
     if v["vector"]["lanes"] % v["vector"]["superlanes"]:
         raise DiagnosticError(error("vector.lanes must be a multiple of vector.superlanes", loc("vector", "lanes")))
@@ -322,8 +335,8 @@ def _check_derived(cfg: ChipConfig) -> None:
     if cfg.links > 16:
         raise DiagnosticError(error("a chip has at most 16 links (4 bits in an instruction word)",
                                     loc("c2c", "links_per_slice")))
-    if len(cfg.queues) > 255:
-        raise DiagnosticError(error("a chip has at most 255 queues", loc("floorplan", "slices")))
+    if len(cfg.queues) > MAX_QUEUES:
+        raise DiagnosticError(error(f"a chip has at most {MAX_QUEUES} queues", loc("floorplan", "slices")))
 
 
 _cache: dict[str, ChipConfig] = {}
@@ -350,6 +363,11 @@ def load_config(name_or_path: str | None = None, loc: SourceLoc | None = None) -
             text = f.read()
     except OSError as e:
         raise DiagnosticError(error(f"cannot read configuration '{path}': {e.strerror}", loc)) from None
+    except UnicodeDecodeError as e:
+        raise DiagnosticError(error(f"configuration '{path}' is not UTF-8 text ({e.reason} at byte {e.start})",
+                                    loc)) from None
+    except ValueError:  # a NUL in the path: no file has that name
+        raise DiagnosticError(error(f"cannot read configuration {path!r}: a file name holds no NUL", loc)) from None
     cfg = parse_config(text, path)
     _cache[name_or_path] = cfg
     return cfg

@@ -17,9 +17,10 @@ from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES, DTYPES, INTS, group_width, ru
 from lpu.arch.layout import NUMPY_DTYPES, element_type_of, to_sram
 from lpu.arch.layout import words as tensor_words
 from lpu.asm.operands import OperandError, parse_operand
-from lpu.asm.parser import RawModule, parse
-from lpu.asm.records import Inst, Kernel, Placement, Program, SymRef, Tensor
-from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error
+from lpu.asm.parser import RawModule, list_elements, parse
+from lpu.asm.records import MAX_RANK, Inst, Kernel, Placement, Program, SymRef, Tensor
+from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error, printable
+from lpu.files import NpyError, parse_npy
 from lpu.perf import without_gc
 
 _TENSOR_RE = re.compile(r"^tensor<((?:[0-9]+x)*)(i8|i16|i32|f16|bf16|f32)>$")
@@ -94,6 +95,10 @@ class _Assembler:
         if any(d == 0 for d in shape):
             self.err("a tensor dimension must be at least 1", self.loc(rt.line, rt.type_col, len(rt.type_text)))
             return None
+        if len(shape) > MAX_RANK:  # what objects and images hold (numpy's own limit is 64)
+            self.err(f"a tensor has at most {MAX_RANK} dimensions, not {len(shape)}",
+                     self.loc(rt.line, rt.type_col, len(rt.type_text)))
+            return None
         pname, pcol, address = rt.placement
         ploc = self.loc(rt.line, pcol, len(pname))
         nwords = tensor_words(shape, dtype, cfg.lanes)
@@ -136,12 +141,14 @@ class _Assembler:
             loc = self.loc(line, col, len(value) + 2)
             path = value if os.path.isabs(value) else os.path.join(self.base_dir, value)
             try:
-                array = np.load(path, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as e:
-                self.err(f"cannot load '{value}': {getattr(e, 'strerror', None) or e}", loc)
+                with open(path, "rb") as f:
+                    array = parse_npy(f.read())
+            except OSError as e:
+                self.err(f"cannot load '{printable(value)}': {e.strerror}", loc)
                 return None
-            if not isinstance(array, np.ndarray):  # np.load opens .npz archives too
-                self.err(f"cannot load '{value}': not a .npy file (an .npz archive holds several arrays)", loc)
+            except ValueError as e:  # NpyError, or a NUL in the name
+                why = e if isinstance(e, NpyError) else "a file name holds no NUL"
+                self.err(f"cannot load '{printable(value)}': {why}", loc)
                 return None
             got = element_type_of(array.dtype)
             if got != dtype:
@@ -162,7 +169,7 @@ class _Assembler:
                          f"not {len(value) / 2:g}", loc)
                 return None
             return np.frombuffer(raw, dtype=npdt).reshape(shape)
-        elements = list(_flatten(value))
+        elements = list(list_elements(value))
         if len(elements) != math.prod(shape):
             self.err(f"@{rt.name} has {math.prod(shape)} elements, but {len(elements)} values are given", loc)
             return None
@@ -487,14 +494,6 @@ def _a(dtype: str) -> str:
 
 def _is_icu(inst: Inst) -> bool:
     return "any" in inst.spec.units
-
-
-def _flatten(v):
-    if isinstance(v, list):
-        for x in v:
-            yield from _flatten(x)
-    else:
-        yield v
 
 
 def assemble(text: str, file: str = "<input>", config: ChipConfig | str | None = None) -> Program:

@@ -159,7 +159,8 @@ def write_elf(elf: ElfFile) -> bytes:
 
 
 def read_elf(data: bytes) -> ElfFile:
-    """Parse what ``write_elf`` writes (and well-formed ELF64 LE files in general)."""
+    """Parse what ``write_elf`` writes (and well-formed ELF64 LE files in general). Every offset,
+    size, count and index the reader follows is checked first: damage is an ``ElfError``."""
     if len(data) < _EHDR.size or data[:4] != b"\x7fELF":
         raise ElfError("not an ELF file")
     if data[4] != ELFCLASS64 or data[5] != ELFDATA2LSB:
@@ -169,30 +170,42 @@ def read_elf(data: bytes) -> ElfFile:
     if shes != _SHDR.size or shoff + shnum * shes > len(data) or not 0 < shstrndx < shnum:
         raise ElfError("malformed section header table")
     raw = [_SHDR.unpack_from(data, shoff + i * shes) for i in range(shnum)]
+    for i, h in enumerate(raw[1:], 1):
+        if h[1] != SHT_NOBITS and h[4] + h[5] > len(data):
+            raise ElfError(f"section {i} extends past the end of the file")
 
     def body(h) -> bytes:
-        if h[1] == SHT_NOBITS:
-            return b""
-        if h[4] + h[5] > len(data):
-            raise ElfError("section extends past the end of the file")
-        return data[h[4]: h[4] + h[5]]
+        return b"" if h[1] == SHT_NOBITS else data[h[4]: h[4] + h[5]]
 
-    shstr = body(raw[shstrndx])
-
-    def cstr(table: bytes, off: int) -> str:
+    def cstr(table: bytes, off: int, what: str) -> str:
         end = table.find(b"\0", off)
         if off >= len(table) or end < 0:
-            raise ElfError("bad string table offset")
-        return table[off:end].decode("utf-8", "replace")
+            raise ElfError(f"{what}: string table offset {off} is outside the table")
+        try:
+            return table[off:end].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ElfError(f"{what}: its name is not UTF-8") from None
 
+    def linked(h, i: int, want: int, what: str) -> int:
+        j = h[6]  # sh_link
+        if not 0 < j < shnum or raw[j][1] != want:
+            raise ElfError(f"section {i} ({what}) links to section {j}, which is not a "
+                           f"{'string table' if want == SHT_STRTAB else 'symbol table'}")
+        return j
+
+    if raw[shstrndx][1] != SHT_STRTAB:
+        raise ElfError(f"the section name table (section {shstrndx}) is not a string table")
+    shstr = body(raw[shstrndx])
+    names = [cstr(shstr, h[0], f"section {i}") for i, h in enumerate(raw[1:], 1)]
     elf = ElfFile(type=etype, machine=machine, flags=flags, entry=entry)
     # user sections: everything except symtab/strtab/shstrtab/rela, in file order
     kept = {}
     symtab = None
-    for i, h in enumerate(raw[1:], 1):
-        name = cstr(shstr, h[0])
+    for i, (name, h) in enumerate(zip(names, raw[1:]), 1):
         if h[1] == SHT_SYMTAB:
-            symtab = h
+            if symtab is not None:
+                raise ElfError("two symbol tables")
+            symtab = i
             continue
         if h[1] in (SHT_RELA, SHT_STRTAB) and (h[1] == SHT_RELA or name in (".strtab", ".shstrtab")):
             continue
@@ -200,17 +213,33 @@ def read_elf(data: bytes) -> ElfFile:
         elf.sections.append(ElfSection(name, h[1], h[2], body(h), h[5] if h[1] == SHT_NOBITS else None,
                                        h[3], h[8], h[9], h[7], h[6]))
     if symtab is not None:
-        strtab = body(raw[symtab[6]])
-        sd = body(symtab)
+        h = raw[symtab]
+        strtab = body(raw[linked(h, symtab, SHT_STRTAB, ".symtab")])
+        sd = body(h)
+        if len(sd) % _SYM.size:
+            raise ElfError(f"the symbol table's size ({len(sd)}) is not a whole number of symbols")
         for j in range(1, len(sd) // _SYM.size):
             name, info, other, shndx, value, size = _SYM.unpack_from(sd, j * _SYM.size)
-            sec = shndx if shndx in (SHN_UNDEF, SHN_ABS) else kept.get(shndx, SHN_UNDEF)
-            elf.symbols.append(ElfSymbol(cstr(strtab, name), value, size, info >> 4, info & 15, sec, other))
-    for h in raw[1:]:
-        if h[1] == SHT_RELA and h[7] in kept:
-            target = elf.sections[kept[h[7]]]
-            rd = body(h)
-            for j in range(len(rd) // _RELA.size):
-                off, info, addend = _RELA.unpack_from(rd, j * _RELA.size)
-                target.relocs.append(ElfReloc(off, info >> 32, info & 0xFFFFFFFF, addend))
+            if shndx in (SHN_UNDEF, SHN_ABS):
+                sec = shndx
+            elif shndx in kept:
+                sec = kept[shndx]
+            else:
+                raise ElfError(f"symbol {j} is in section {shndx}, which holds no symbols")
+            elf.symbols.append(ElfSymbol(cstr(strtab, name, f"symbol {j}"), value, size, info >> 4, info & 15, sec,
+                                         other))
+    for i, h in enumerate(raw[1:], 1):
+        if h[1] != SHT_RELA:
+            continue
+        if h[7] not in kept:
+            raise ElfError(f"relocation section {names[i - 1]} applies to section {h[7]}, which holds no code")
+        if symtab is None or linked(h, i, SHT_SYMTAB, names[i - 1]) != symtab:
+            raise ElfError(f"relocation section {names[i - 1]} has no symbol table")
+        rd = body(h)
+        if len(rd) % _RELA.size:
+            raise ElfError(f"relocation section {names[i - 1]} is not a whole number of entries")
+        target = elf.sections[kept[h[7]]]
+        for j in range(len(rd) // _RELA.size):
+            off, info, addend = _RELA.unpack_from(rd, j * _RELA.size)
+            target.relocs.append(ElfReloc(off, info >> 32, info & 0xFFFFFFFF, addend))
     return elf

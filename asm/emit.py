@@ -111,9 +111,10 @@ def _canonical_nops(gap: int) -> list[int]:
 
 def decode_queue(code: QueueCode, queue_index: int, files: list[str], keep_nops: bool = False) -> list[Inst]:
     """The instructions of a queue section with their issue cycles. A run of nops that the
-    assembler would have generated for the gap before the next instruction is folded into the
-    cycles (unless ``keep_nops``); any other nop is kept, so that printing and re-assembling
-    gives the same words. Relocated fields come back as SymRef/PeerRef."""
+    assembler would have generated for the gap before the next instruction — the same counts
+    and that instruction's line-table entry — is folded into the cycles (unless ``keep_nops``);
+    any other nop is kept, so that printing and re-assembling gives the same words and the same
+    line table. Relocated fields come back as SymRef/PeerRef."""
     from lpu.diagnostics import SourceLoc
 
     relocs = {r.word: r for r in code.relocs}
@@ -121,9 +122,13 @@ def decode_queue(code: QueueCode, queue_index: int, files: list[str], keep_nops:
     t = 0
     last_real_cycle = 0
     run: list[Inst] = []  # pending nops
-    for i, word in enumerate(code.words.tolist()):
+    run_start = 0  # the word index of the first pending nop
+    words = code.words.tolist()
+    lines = code.lines.tolist()
+    lines += [[0, 0, 0]] * (len(words) - len(lines))  # words without an entry: no location
+    for i, word in enumerate(words):
         spec, dtype, dtype2, fields = decode(word)
-        f, line, col = (int(x) for x in code.lines[i]) if len(code.lines) > i else (0, 0, 0)
+        f, line, col = lines[i]
         loc = SourceLoc(files[f], line, col) if line and f < len(files) else None
         m = spec.mnemonic
         r = relocs.get(i)
@@ -136,11 +141,18 @@ def decode_queue(code: QueueCode, queue_index: int, files: list[str], keep_nops:
             fields = tuple(fields)
         inst = Inst(t, queue_index, spec, dtype, dtype2, fields, loc)
         if m == "nop":
+            if not run:
+                run_start = i
             run.append(inst)
             t += fields[0]
             continue
         if run:
-            if keep_nops or [n.args[0] for n in run] != _canonical_nops(sum(n.args[0] for n in run)):
+            # an explicit nop of the programmer's keeps its own line: folded, it would come back
+            # with the next instruction's (the assembler's choice for the nops it makes); a nop
+            # without a line (the linker's, between objects) has none to keep
+            generated = ([n.args[0] for n in run] == _canonical_nops(sum(n.args[0] for n in run))
+                         and all(lines[j] == lines[i] or lines[j][1] == 0 for j in range(run_start, i)))
+            if keep_nops or not generated:
                 out.extend(run)
             run = []
         out.append(inst)

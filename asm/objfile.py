@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lpu.arch.config import config_from_text
 from lpu.arch.isa import DTYPE_INDEX, DTYPES
 from lpu.asm import elf as E
-from lpu.asm.records import Placement
+from lpu.asm.records import MAX_RANK, SYMBOL_NAME_RE, Placement
+from lpu.diagnostics import DiagnosticError
 
 # Relocation types: which field of the instruction word the linker fills in.
 R_LPU_NONE = 0
@@ -106,8 +108,10 @@ class ObjectFile:
         return list(seen)
 
 
-def _str(s: str) -> bytes:
-    b = s.encode("utf-8")
+def pack_str(s: str) -> bytes:
+    # file names are the file system's bytes (a name that is not UTF-8 keeps its bytes); every
+    # other string is UTF-8 already
+    b = s.encode("utf-8", "surrogateescape")
     return struct.pack("<I", len(b)) + b
 
 
@@ -134,13 +138,13 @@ def op_names_bytes(names: dict[tuple[int, int, int], str]) -> bytes:
     ascending (file index, line, column) order the triple and the op's name (a string)."""
     out = [struct.pack("<I", len(names))]
     for (f, line, col), name in sorted(names.items()):
-        out.append(struct.pack("<III", f, line, col) + _str(name))
+        out.append(struct.pack("<III", f, line, col) + pack_str(name))
     return b"".join(out)
 
 
 def read_op_names(data: bytes, files: int, what: str) -> dict[tuple[int, int, int], str]:
     """``op_names_bytes`` read back; ``files``: how many files the line table names."""
-    r = _Reader(data, what)
+    r = TableReader(data, what)
     out: dict[tuple[int, int, int], str] = {}
     last = None
     for _ in range(r.u32()):
@@ -156,51 +160,69 @@ def read_op_names(data: bytes, files: int, what: str) -> dict[tuple[int, int, in
     return out
 
 
-class _Reader:
+class TableReader:
+    """Reads one table of an object or image; anything it announces that is not there is damage."""
+
     def __init__(self, data: bytes, what: str) -> None:
         self.data, self.pos, self.what = data, 0, what
 
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise E.ElfError(f"{self.what} is truncated")
+        b = self.data[self.pos: self.pos + n]
+        self.pos += n
+        return b
+
     def u32(self) -> int:
-        if self.pos + 4 > len(self.data):
-            raise E.ElfError(f"{self.what}: truncated")
-        v = struct.unpack_from("<I", self.data, self.pos)[0]
-        self.pos += 4
-        return v
+        return struct.unpack("<I", self.take(4))[0]
+
+    def u64(self) -> int:
+        return struct.unpack("<Q", self.take(8))[0]
 
     def i32(self) -> int:
-        v = self.u32()
-        return v - (1 << 32) if v >> 31 else v
+        return struct.unpack("<i", self.take(4))[0]
+
+    def count(self, least_bytes: int) -> int:
+        """A count of entries of at least ``least_bytes`` each: more than the rest can hold is
+        damage, found before looping over it."""
+        n = self.u32()
+        if n * least_bytes > len(self.data) - self.pos:
+            raise E.ElfError(f"{self.what} is truncated (it announces {n} entries)")
+        return n
 
     def str(self) -> str:
-        n = self.u32()
-        if self.pos + n > len(self.data):
-            raise E.ElfError(f"{self.what}: truncated string")
-        s = self.data[self.pos: self.pos + n].decode("utf-8", "replace")
-        self.pos += n
-        return s
+        try:
+            return self.take(self.u32()).decode("utf-8")
+        except UnicodeDecodeError:
+            raise E.ElfError(f"{self.what} holds a string that is not UTF-8") from None
+
+    def path(self) -> str:
+        """A file name: the file system's bytes, whatever they are (see ``pack_str``)."""
+        return self.take(self.u32()).decode("utf-8", "surrogateescape")
 
     def array(self, n: int) -> np.ndarray:
-        if self.pos + 4 * n > len(self.data):
-            raise E.ElfError(f"{self.what}: truncated")
-        a = np.frombuffer(self.data, dtype="<u4", count=n, offset=self.pos)
-        self.pos += 4 * n
-        return a
+        return np.frombuffer(self.take(4 * n), dtype="<u4", count=n)
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            raise E.ElfError(f"{self.what} has {len(self.data) - self.pos} bytes too many")
 
 
 def to_elf(obj: ObjectFile, etype: int = E.ET_REL) -> E.ElfFile:
     elf = E.ElfFile(type=etype)
     elf.sections.append(E.ElfSection(".lpu.config", SHT_LPU_CONFIG, 0, obj.config_text.encode("utf-8"), align=1))
-    kern = b"".join(_str(k.name) + struct.pack("<II", k.length, int(k.is_global)) for k in obj.kernels)
+    kern = b"".join(pack_str(k.name) + struct.pack("<II", k.length, int(k.is_global)) for k in obj.kernels)
     elf.sections.append(E.ElfSection(".lpu.kernels", SHT_LPU_KERNELS, 0, struct.pack("<I", len(obj.kernels)) + kern,
                                      align=4))
     tens = [struct.pack("<I", len(obj.sram))]
     for s in obj.sram:
         p = s.placement
-        tens.append(_str(s.symbol) + struct.pack("<II", DTYPE_INDEX[s.dtype], len(s.shape))
-                    + struct.pack(f"<{len(s.shape)}I", *s.shape) + _str(p.slice or "") + _str(p.hemisphere or "")
+        tens.append(pack_str(s.symbol) + struct.pack("<II", DTYPE_INDEX[s.dtype], len(s.shape))
+                    + struct.pack(f"<{len(s.shape)}I", *s.shape) + pack_str(p.slice or "")
+                    + pack_str(p.hemisphere or "")
                     + struct.pack("<iII", -1 if p.address is None else p.address, s.words, int(s.is_global)))
     elf.sections.append(E.ElfSection(".lpu.tensors", SHT_LPU_TENSORS, 0, b"".join(tens), align=4))
-    lines = [struct.pack("<I", len(obj.files))] + [_str(f) for f in obj.files]
+    lines = [struct.pack("<I", len(obj.files))] + [pack_str(f) for f in obj.files]
     lines.append(struct.pack("<I", len(obj.code)))
     for c in obj.code:
         lines.append(struct.pack("<I", len(c.words)))
@@ -254,50 +276,74 @@ def to_elf(obj: ObjectFile, etype: int = E.ET_REL) -> E.ElfFile:
 
 def _bss_size(s: SramSection, obj: ObjectFile) -> int:
     # a reservation's size in bytes: words x lanes, taken from the embedded configuration
-    from lpu.arch.config import config_from_text
-
     return s.words * config_from_text(obj.config_text, obj.config_source or "<object>").lanes
 
 
 def from_elf(elf: E.ElfFile) -> ObjectFile:
+    """The object an ELF file holds. Every count, index, size and name is checked, and then
+    the whole object (``lpu.asm.objcheck``): damage of any kind is an ``ElfError``."""
+    from lpu.asm.objcheck import object_problems  # it builds on this module's records
+
     if elf.machine != E.EM_LPU:
         raise E.ElfError(f"not an LPU object (e_machine is 0x{elf.machine:x})")
-    by_type = {}
+    if elf.type != E.ET_REL:
+        raise E.ElfError(f"ELF type {elf.type} is not a relocatable object")
+    by_type: dict[int, E.ElfSection] = {}
     for s in elf.sections:
+        if s.type in by_type and s.type in (SHT_LPU_CONFIG, SHT_LPU_KERNELS, SHT_LPU_TENSORS, SHT_LPU_LINES):
+            raise E.ElfError(f"two sections of type 0x{s.type:x} ({by_type[s.type].name}, {s.name})")
         by_type.setdefault(s.type, s)
     for t, what in ((SHT_LPU_CONFIG, ".lpu.config"), (SHT_LPU_KERNELS, ".lpu.kernels"),
                     (SHT_LPU_TENSORS, ".lpu.tensors"), (SHT_LPU_LINES, ".lpu.lines")):
         if t not in by_type:
             raise E.ElfError(f"missing section {what}")
-    obj = ObjectFile(by_type[SHT_LPU_CONFIG].data.decode("utf-8", "replace"))
-    r = _Reader(by_type[SHT_LPU_KERNELS].data, ".lpu.kernels")
-    for _ in range(r.u32()):
+    try:
+        obj = ObjectFile(by_type[SHT_LPU_CONFIG].data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise E.ElfError(".lpu.config is not UTF-8 text") from None
+    try:
+        cfg = config_from_text(obj.config_text, "<object>")
+    except DiagnosticError as e:
+        raise E.ElfError(f"its chip configuration is invalid ({e.diagnostics[0].message})") from None
+    r = TableReader(by_type[SHT_LPU_KERNELS].data, ".lpu.kernels")
+    for _ in range(r.count(12)):
         name = r.str()
         length, g = r.u32(), r.u32()
         obj.kernels.append(KernelInfo(name, length, bool(g)))
+    r.end()
     sections = {s.name: s for s in elf.sections}
-    r = _Reader(by_type[SHT_LPU_TENSORS].data, ".lpu.tensors")
-    for _ in range(r.u32()):
+    r = TableReader(by_type[SHT_LPU_TENSORS].data, ".lpu.tensors")
+    for _ in range(r.count(32)):
         name = r.str()
+        if not SYMBOL_NAME_RE.fullmatch(name):  # before it names anything in a message
+            raise E.ElfError(f".lpu.tensors: tensor name {name!r} is not a symbol")
         dt, ndim = r.u32(), r.u32()
         if dt >= len(DTYPES):
             raise E.ElfError(f".lpu.tensors: bad element type {dt}")
+        if ndim > MAX_RANK:
+            raise E.ElfError(f".lpu.tensors: tensor '{name}' has {ndim} dimensions (at most {MAX_RANK})")
         shape = tuple(int(x) for x in r.array(ndim))
         slice_, hemi = r.str(), r.str()
         addr = r.i32()
         words, g = r.u32(), r.u32()
-        sec = sections.get(SRAM_PREFIX + name)
-        image = sec.data if sec is not None else None
-        if sec is None and BSS_PREFIX + name not in sections:
-            raise E.ElfError(f"no SRAM section for tensor '{name}'")
+        data, bss = sections.get(SRAM_PREFIX + name), sections.get(BSS_PREFIX + name)
+        if (data is None) == (bss is None):
+            raise E.ElfError(f"tensor '{name}' has {'no' if data is None else 'both a data and a'} SRAM section")
+        sec = data or bss
+        if sec.type != (E.SHT_PROGBITS if data is not None else E.SHT_NOBITS):
+            raise E.ElfError(f"section {sec.name} has type 0x{sec.type:x}")
+        if bss is not None and bss.size != words * cfg.lanes:
+            raise E.ElfError(f"section {bss.name} reserves {bss.size} bytes, but tensor '{name}' occupies {words} "
+                             f"words of {cfg.lanes} lanes")
         obj.sram.append(SramSection(name, DTYPES[dt], shape,
                                     Placement(slice_ or None, hemi or None, None if addr < 0 else addr), words,
-                                    image, bool(g)))
+                                    data.data if data is not None else None, bool(g)))
+    r.end()
     symnames = [s.name for s in elf.symbols]
     obj.externs = [s.name for s in elf.symbols
                    if s.section == E.SHN_UNDEF and not (s.name.startswith(PEER_PREFIX))]
-    r = _Reader(by_type[SHT_LPU_LINES].data, ".lpu.lines")
-    obj.files = [r.str() for _ in range(r.u32())]
+    r = TableReader(by_type[SHT_LPU_LINES].data, ".lpu.lines")
+    obj.files = [r.path() for _ in range(r.count(4))]
     texts = [s for s in elf.sections if s.name.startswith(TEXT_PREFIX)]
     if r.u32() != len(texts):
         raise E.ElfError(".lpu.lines: does not match the text sections")
@@ -308,26 +354,37 @@ def from_elf(elf: E.ElfFile) -> ObjectFile:
         if "." in kernel and queue.isdigit():  # VXM.3: the queue name holds a dot
             kernel, _, alu = kernel.rpartition(".")
             queue = f"{alu}.{queue}"
+        if s.type != E.SHT_PROGBITS:
+            raise E.ElfError(f"section {s.name} has type 0x{s.type:x}")
         if len(s.data) != 8 * n:
-            raise E.ElfError(f"{s.name}: {len(s.data) // 8} words but {n} line entries")
+            raise E.ElfError(f"{s.name}: {len(s.data) / 8:g} words but {n} line entries")
         words = np.frombuffer(s.data, dtype="<u8").copy()
         relocs = []
         for rel in s.relocs:
             if not 0 < rel.symbol <= len(symnames):
                 raise E.ElfError(f"{s.name}: relocation names symbol {rel.symbol}")
+            if rel.offset % 8:
+                raise E.ElfError(f"{s.name}: relocation at byte {rel.offset}, inside a word")
             name = symnames[rel.symbol - 1]
+            if (rel.type == R_LPU_PEER) != name.startswith(PEER_PREFIX):
+                raise E.ElfError(f"{s.name}: relocation of type {rel.type} names symbol '{name}'")
             if rel.type == R_LPU_PEER:
                 name = name[len(PEER_PREFIX):]
             relocs.append(Reloc(rel.offset // 8, rel.type, name, rel.addend))
-        obj.code.append(QueueCode(kernel, queue, words, lines.copy(), relocs))
+        obj.code.append(QueueCode(kernel, queue, words, lines.astype(np.uint32), relocs))
     if r.pos < len(r.data):  # definition lines (absent from objects written before they existed)
-        defs = r.array(3 * r.u32()).reshape(-1, 3)
+        defs = r.array(3 * r.count(12)).reshape(-1, 3)
         if len(defs) != len(obj.kernels) + len(obj.sram):
             raise E.ElfError(".lpu.lines: definition lines do not match the kernels and tensors")
         for rec, d in zip(obj.kernels + obj.sram, defs):
             rec.where = tuple(int(x) for x in d)
+    r.end()
     if SHT_LPU_OPS in by_type:
         obj.op_names = read_op_names(by_type[SHT_LPU_OPS].data, len(obj.files), ".lpu.ops")
+    problems = object_problems(obj, cfg)
+    if problems:
+        where, message = problems[0]
+        raise E.ElfError(f"{where}: {message}")
     return obj
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import ast
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from lpu.asm.records import HexInt
-from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error
+from lpu.asm.records import SYMBOL_NAME, HexInt
+from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error, source_lines
 
 MAX_ERRORS = 20
 
@@ -194,7 +195,7 @@ class _Build(Transformer):
 _NUM = r"[-+]?[ \t]*(?:[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+|0x[0-9a-fA-F]+|[0-9]+)"
 _HEAD_RE = re.compile(r"[ \t]*@([0-9]+)[ \t]*([A-Za-z_][A-Za-z0-9_.]*)?[ \t]*([A-Za-z_][A-Za-z0-9_.]*)?")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_SYM_RE = re.compile(r"@([A-Za-z_][A-Za-z0-9_.$]*)")
+_SYM_RE = re.compile(f"@({SYMBOL_NAME})")
 _NUMBER_RE = re.compile(_NUM)
 _KW_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*(" + _NUM + ")")
 _REF_RE = re.compile(r"\[[ \t]*(?:@([A-Za-z_][A-Za-z0-9_.$]*)(?:[ \t]*([-+])[ \t]*(0x[0-9a-fA-F]+|[0-9]+))?"
@@ -421,12 +422,28 @@ def _number(text: str):
 
 
 def _string(text: str) -> str:
-    if "\\" not in text:  # nothing to unescape (most file names): the text between the quotes
+    if "\\" not in text:  # no escapes: the text between the quotes
         return text[1:-1]
     try:
-        return ast.literal_eval(text)
+        with warnings.catch_warnings():  # "\q": Python warns (on stderr, from 3.12) and keeps it
+            warnings.simplefilter("ignore")
+            return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text[1:-1]
+
+
+def list_elements(values: list):
+    """The numbers of a (nested) list initializer in order. A loop, not recursion: a list
+    nested a thousand deep is a user's input like any other (it raised RecursionError)."""
+    stack = [iter(values)]
+    while stack:
+        for v in stack[-1]:
+            if isinstance(v, list):
+                stack.append(iter(v))
+                break
+            yield v
+        else:
+            stack.pop()
 
 
 # The literal readers, shared with the dataflow level (one language, one reading of its literals).
@@ -473,7 +490,7 @@ def _diagnose(e: UnexpectedInput, file: str, text: str) -> Diagnostic:
     if isinstance(e, UnexpectedToken):
         tok = e.token
         if tok.type == "$END":
-            lines = text.splitlines()
+            lines = source_lines(text)
             return error(f"unexpected end of file, expected {_describe(e.expected)}",
                          SourceLoc(file, max(len(lines), 1), len(lines[-1]) + 1 if lines else 1))
         shown = "end of line" if tok.type == "_NL" else f"'{tok.value}'"
@@ -485,7 +502,7 @@ def _diagnose(e: UnexpectedInput, file: str, text: str) -> Diagnostic:
             return error("no '}' closes this kernel body", SourceLoc(file, e.line, e.column))
         return error(f"unexpected character {ch!r}", SourceLoc(file, e.line, e.column))
     if isinstance(e, UnexpectedEOF):
-        lines = text.splitlines()
+        lines = source_lines(text)
         return error(f"unexpected end of file, expected {_describe(e.expected)}",
                      SourceLoc(file, max(len(lines), 1), 1))
     return error(str(e), SourceLoc(file, getattr(e, "line", 0), getattr(e, "column", 0)))

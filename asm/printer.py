@@ -38,7 +38,17 @@ def inst_text(inst: Inst, queue_name: str, with_loc: bool = True, op_names: dict
 
 
 def _quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A string literal that the lexer reads back as ``s``: a backslash, a quote and every
+    character that is not printable (a newline or form feed in a file name, a NUL) escaped."""
+    return '"' + "".join(_ESCAPES.get(c) or (c if c.isprintable() else _escape(c)) for c in s) + '"'
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"'}
+
+
+def _escape(c: str) -> str:
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def _def_loc(obj: ObjectFile, where) -> str:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from lpu.arch.isa import InstrSpec
 from lpu.diagnostics import SourceLoc
+
+
+#: a symbol's name as the language spells it after its '@' (asm.lark's SYMBOL): what an object's
+#: kernels, tensors, externs and peers must be called for their disassembly to read back
+SYMBOL_NAME = r"[A-Za-z_][A-Za-z0-9_.$]*"
+SYMBOL_NAME_RE = re.compile(SYMBOL_NAME)
+
+#: the most dimensions a tensor has: every format that holds a shape (objects, images) agrees
+MAX_RANK = 8
 
 
 class HexInt(int):

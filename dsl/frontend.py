@@ -12,6 +12,7 @@ Library API (docs/dataflow.md): ``parse_module``, ``verify_module``, ``source_in
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import weakref
@@ -35,6 +36,8 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
 from lpu.asm.parser import int_literal as _int
+from lpu.asm.parser import list_elements
+from lpu.asm.records import MAX_RANK
 from lpu.asm.parser import number_literal as _number
 from lpu.asm.parser import string_literal as _string
 from lpu.perf import without_gc
@@ -212,6 +215,8 @@ class _Build(Transformer):
         ty = T.parse_type(t.value)
         if 0 in T.shape_of(ty):  # as the assembler says of its tensors
             self.err("a tensor dimension must be at least 1", t)
+        elif len(T.shape_of(ty)) > MAX_RANK:  # numpy holds 64; objects and images 8
+            self.err(f"a tensor has at most {MAX_RANK} dimensions, not {len(T.shape_of(ty))}", t)
         return ty
 
     # --- module items --------------------------------------------------------------------------
@@ -261,9 +266,9 @@ class _Build(Transformer):
         return op
 
     def _list_init(self, values, ttype, tok):
-        flat = list(_flatten(values))
+        flat = list(list_elements(values))
         shape, elem = T.shape_of(ttype), T.elem_of(ttype)
-        n = int(np.prod(shape))
+        n = math.prod(shape)
         if any(isinstance(v, (str, tuple)) for v in flat):
             self.err("a tensor's list holds numbers only", tok)
             return None
@@ -612,6 +617,10 @@ class _Build(Transformer):
         results, (iv, lo, hi, step, inits, types), _body = c
         block = self.blocks.pop()
         self.scopes.pop()
+        if len(self.blocks) > MAX_LOOP_DEPTH:  # the function's block, then the enclosing loops
+            if len(self.blocks) == MAX_LOOP_DEPTH + 1:  # once, at the outermost loop too deep
+                self.err(f"loops nest at most {MAX_LOOP_DEPTH} deep", iv)
+            return self._poison(results)
         if any(v is POISON for v in inits):
             return self._poison(results)
         if types is not None and types != [v.type for v in inits]:
@@ -629,6 +638,11 @@ class _Build(Transformer):
         for t, r in zip(results or [], op.results):
             self.define(t, r)
         return None
+
+
+# Verifying, printing and lowering walk regions recursively (here and in xDSL): a program of loops
+# nested a thousand deep raised RecursionError. Real programs nest a few.
+MAX_LOOP_DEPTH = 32
 
 
 @lru_cache(maxsize=1 << 17)  # line and column numbers: a 50,000-line file must not miss
@@ -677,33 +691,34 @@ def _convert(kind: str, value, types):
     if kind == "value":
         if not types or len(types) != 1:
             raise ValueError("needs the constant's type after ':'")
-        flat = list(_flatten(value if isinstance(value, list) else [value]))
+        flat = list(list_elements(value if isinstance(value, list) else [value]))
         if not all(isinstance(v, (int, float)) for v in flat):
             raise ValueError("must be a number or a list of numbers")
         shape, elem = T.shape_of(types[0]), T.elem_of(types[0])
-        n = int(np.prod(shape))
+        n = math.prod(shape)
         if len(flat) not in (1, n):
             raise ValueError(f"has {len(flat)} values but {T.type_text(types[0])} holds {n}")
         return _fill(flat, shape, elem)
     raise ValueError("has an unknown kind")
 
 
+# One value fills a whole tensor (`= [0]`): the contents are made at once, so a type's size is
+# bounded before they are (tensor<100000x100000xi8> = [1] asked numpy for 9.3 GiB). 256 MiB is
+# beyond the SRAM of a chip (lpu-v1: 230 MB), where such contents go.
+MAX_FILL_BYTES = 1 << 28
+
+
 def _fill(flat: list, shape: tuple, elem: str):
+    size = math.prod(shape) * T.dtype(elem).itemsize
+    if size > MAX_FILL_BYTES:
+        raise ValueError(f"fills {size} bytes, more than {MAX_FILL_BYTES} (a chip's SRAM holds less)")
     arr = np.asarray(flat, dtype=np.float64 if elem in T.FLOATS else np.int64)
     if elem in T.INTS:
         info = np.iinfo(T.dtype(elem))
         if arr.min() < info.min or arr.max() > info.max:
             raise ValueError(f"holds a value out of range for {elem}")
-    arr = arr.reshape(shape) if arr.size == int(np.prod(shape)) else np.broadcast_to(arr.reshape(()), shape)
+    arr = arr.reshape(shape) if arr.size == math.prod(shape) else np.broadcast_to(arr.reshape(()), shape)
     return D.dense_attr(arr, elem)
-
-
-def _flatten(values):
-    for v in values:
-        if isinstance(v, list):
-            yield from _flatten(v)
-        else:
-            yield v
 
 
 @lru_cache(maxsize=None)

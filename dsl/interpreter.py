@@ -28,8 +28,8 @@ from xdsl.interpreter import (
     register_impls,
 )
 from xdsl.ir import Operation
-
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
+from lpu.files import parse_npy
 from lpu.dsl import dialect as D
 from lpu.dsl import numerics as N
 from lpu.dsl import types as T
@@ -118,7 +118,8 @@ def load_npy(t: D.DataOp, base_dir: str) -> np.ndarray:
     shape, elem, name, file = T.shape_of(t.type), T.elem_of(t.type), t.sym_name.data, t.init.data
     path = os.path.join(base_dir, file)
     try:
-        arr = np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            arr = parse_npy(f.read())  # a damaged header is checked before numpy reads it
     except (OSError, ValueError, EOFError) as e:
         raise RunError(f"cannot load '{file}' for '@{name}': {getattr(e, 'strerror', None) or e}", t,
                        _load_loc(t)) from None

@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from lpu.diagnostics import DiagnosticError, SourceLoc, SourceManager, error
-from lpu.files import read_bytes, read_text
+from lpu.diagnostics import DiagnosticError, SourceManager, error
+from lpu.files import read_npy, read_text
 
 #: set by the compiler (issue 6): (module, function name, inputs, args) -> outputs
 SIMULATE: Callable | None = None
@@ -44,11 +44,7 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def load_npy(path: str) -> np.ndarray:
-    import io
-    try:
-        return np.load(io.BytesIO(read_bytes(path)), allow_pickle=False)
-    except ValueError as e:
-        raise DiagnosticError(error(f"'{path}' is not a .npy file: {e}", SourceLoc(path))) from None
+    return read_npy(path)
 
 
 def result_names(func) -> list[str]:

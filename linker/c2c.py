@@ -15,7 +15,8 @@ import numpy as np
 
 from lpu.arch.isa import BY_MNEMONIC, decode
 from lpu.diagnostics import Diagnostic, SourceLoc, error
-from lpu.linker.code import timing, word_loc
+from lpu.asm.words import timing
+from lpu.linker.code import word_loc
 from lpu.linker.image import LinkWire
 
 _SEND, _RECV, _DESKEW = (BY_MNEMONIC[m] for m in ("send", "recv", "deskew"))

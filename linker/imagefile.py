@@ -27,21 +27,21 @@ import numpy as np
 
 from lpu.arch.config import config_from_text
 from lpu.arch.isa import DTYPE_INDEX, DTYPES
+from lpu.arch.layout import words as tensor_words
 from lpu.asm import elf as E
-from lpu.asm.objfile import SHT_LPU_OPS, op_names_bytes, read_op_names
+from lpu.asm.objcheck import is_symbol_name
+from lpu.asm.objfile import SHT_LPU_OPS, TableReader, op_names_bytes, read_op_names
+from lpu.asm.objfile import pack_str as _str
+from lpu.asm.printer import tensor_type
+from lpu.asm.records import MAX_RANK
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
-from lpu.linker.code import MalformedCode, check_words
+from lpu.asm.words import MalformedCode, check_words
 from lpu.linker.image import ChipImage, LinkWire, PhaseInfo, QueueProgram, SramInit, SymbolInfo, SystemImage
 
 SHT_LPU_SYSTEM = E.SHT_LOUSER + 0x10
 SHT_LPU_CHIP = E.SHT_LOUSER + 0x11
 SHT_LPU_LINES = E.SHT_LOUSER + 3  # the objects' line-table type: the same layout
 VERSION = 1
-
-
-def _str(s: str) -> bytes:
-    b = s.encode("utf-8")
-    return struct.pack("<I", len(b)) + b
 
 
 def _checksum(sections: list[E.ElfSection]) -> int:
@@ -113,42 +113,6 @@ def write_image(img: SystemImage) -> bytes:
     return E.write_elf(image_to_elf(img))
 
 
-class _Reader:
-    def __init__(self, data: bytes, what: str) -> None:
-        self.data, self.pos, self.what = data, 0, what
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise E.ElfError(f"{self.what} is truncated")
-        b = self.data[self.pos: self.pos + n]
-        self.pos += n
-        return b
-
-    def u32(self) -> int:
-        return struct.unpack("<I", self.take(4))[0]
-
-    def u64(self) -> int:
-        return struct.unpack("<Q", self.take(8))[0]
-
-    def str(self) -> str:
-        try:
-            return self.take(self.u32()).decode("utf-8")
-        except UnicodeDecodeError:
-            raise E.ElfError(f"{self.what} holds a string that is not UTF-8") from None
-
-    def count(self, least_bytes: int) -> int:
-        """A count of entries, each at least ``least_bytes`` long: more than the rest of the data
-        can hold is damage, found before looping over it."""
-        n = self.u32()
-        if n * least_bytes > len(self.data) - self.pos:
-            raise E.ElfError(f"{self.what} is truncated (it announces {n} entries)")
-        return n
-
-    def end(self) -> None:
-        if self.pos != len(self.data):
-            raise E.ElfError(f"{self.what} has {len(self.data) - self.pos} bytes too many")
-
-
 def read_image(data: bytes, name: str) -> SystemImage:
     """A system image from its bytes; ``name`` is the file for messages. Anything damaged,
     truncated or foreign is a ``DiagnosticError``."""
@@ -170,7 +134,7 @@ def _read(data: bytes, name: str) -> SystemImage:
     if not elf.sections or elf.sections[0].type != SHT_LPU_SYSTEM:
         raise E.ElfError("no .lpu.system section")
     secs = elf.sections
-    r = _Reader(secs[0].data, ".lpu.system")
+    r = TableReader(secs[0].data, ".lpu.system")
     version, crc = r.u32(), r.u32()
     if version != VERSION:
         raise E.ElfError(f"format version {version}, but this tool reads version {VERSION}")
@@ -213,28 +177,32 @@ def _read(data: bytes, name: str) -> SystemImage:
 
 
 def _chip(cname: str, sec: E.ElfSection, section, name: str) -> ChipImage:
-    r = _Reader(sec.data, f"section {sec.name}")
+    r = TableReader(sec.data, f"section {sec.name}")
     if r.str() != cname:
         raise E.ElfError(f"section {sec.name} does not describe chip '{cname}'")
     chip = ChipImage(cname, "", "")
-    chip.config_source = r.str()
+    chip.config_source = r.path()
     chip.config_text = r.str()
     try:
         cfg = config_from_text(chip.config_text, chip.config_source or name)
     except DiagnosticError as e:
         raise E.ElfError(f"chip '{cname}' holds an invalid configuration ({e.diagnostics[0].message})") from None
     chip.length = r.u64()
-    chip.files = [r.str() for _ in range(r.count(4))]
+    chip.files = [r.path() for _ in range(r.count(4))]
     for _ in range(r.count(24)):
         chip.phases.append(PhaseInfo(r.str(), r.u64(), r.u64(), r.u32()))
     for _ in range(r.count(28)):
         sname, slice_ = r.str(), r.str()
         address, words, dt, ndim = r.u32(), r.u32(), r.u32(), r.u32()
-        if dt >= len(DTYPES) or ndim > 8:
+        if dt >= len(DTYPES) or ndim > MAX_RANK:
             raise E.ElfError(f"symbol '{sname}' of chip '{cname}' has a bad type")
         shape = struct.unpack(f"<{ndim}Q", r.take(8 * ndim))
         is_global = bool(r.u32())
         sym = SymbolInfo(sname, slice_, address, words, DTYPES[dt], tuple(shape), is_global, r.str())
+        if not is_symbol_name(sname) or min(shape, default=1) < 1 \
+                or words != tensor_words(shape, sym.dtype, cfg.lanes):
+            raise E.ElfError(f"symbol '{sname}' of chip '{cname}' does not match its type "
+                             f"({words} words for {tensor_type(shape, sym.dtype)})")
         _check_range(cfg, cname, f"symbol '{sname}'", slice_, address, words)
         chip.symbols.append(sym)
     for _ in range(r.count(12)):
@@ -250,7 +218,7 @@ def _chip(cname: str, sec: E.ElfSection, section, name: str) -> ChipImage:
         if len(lines) and int(lines[lines[:, 1] != 0, 0].max(initial=0)) >= max(len(chip.files), 1):
             raise E.ElfError(f"queue {qname} of chip '{cname}': the line table names a file the chip does not list")
         try:
-            check_words(words)
+            check_words(words, cfg.queue_by_name[qname])
         except MalformedCode as e:
             raise E.ElfError(f"queue {qname} of chip '{cname}': {e}") from None
         chip.queues.append(QueueProgram(qname, words, lines))

@@ -8,7 +8,7 @@ symbols (final address) and queues; last, every C2C transfer with its cycles.
 from __future__ import annotations
 
 from lpu.asm.printer import tensor_type
-from lpu.linker.code import timing
+from lpu.asm.words import timing
 from lpu.linker.link import LinkResult
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lpu.arch.isa import DTYPE_BYTES
+from lpu.asm.objcheck import tensor_problem
 from lpu.asm.objfile import SramSection
 from lpu.diagnostics import Diagnostic, error
 
@@ -75,7 +76,6 @@ def layout(chip: str, cfg, sections: list[tuple[str, SramSection]]) -> tuple[lis
     slices = {s.name: _Slice(s.name, cfg.words) for s in cfg.mem_slices}
     diags: list[Diagnostic] = []
     placed: dict[int, Placed] = {}
-    lanes = cfg.lanes
 
     def overflow(sl: _Slice, obj: str, s: SramSection, why: str) -> None:
         d = error(f"SRAM slice {sl.name} of chip '{chip}' overflows: {_what((obj, s))} {why}; the slice holds "
@@ -89,24 +89,14 @@ def layout(chip: str, cfg, sections: list[tuple[str, SramSection]]) -> tuple[lis
     for i in order:
         obj, s = sections[i]
         pl = s.placement
-        if s.image is not None and len(s.image) != s.words * lanes:
-            diags.append(error(f"object '{obj}': SRAM section of @{s.symbol} holds {len(s.image)} bytes, but "
-                               f"{s.words} words of {lanes} lanes are {s.words * lanes}"))
-            continue
-        if s.words < 1:
-            diags.append(error(f"object '{obj}': SRAM section of @{s.symbol} has no words"))
+        problem = tensor_problem(s, cfg)
+        if problem is not None:
+            diags.append(error(f"object '{obj}': {problem}"))
             continue
         align = DTYPE_BYTES.get(s.dtype, 1)
         if pl.slice is not None:
-            sl = slices.get(pl.slice)
-            if sl is None:
-                diags.append(error(f"object '{obj}': @{s.symbol} is placed in '{pl.slice}', which is not a MEM "
-                                   f"slice of chip '{chip}' ({cfg.name})"))
-                continue
+            sl = slices[pl.slice]  # a MEM slice, in range: tensor_problem says so
             if pl.address is not None:
-                if pl.address < 0 or pl.address + s.words > sl.capacity:
-                    overflow(sl, obj, s, f"at word {pl.address} ends past its end")
-                    continue
                 other = sl.overlapping(pl.address, pl.address + s.words)
                 if other is not None:
                     diags.append(error(

@@ -22,11 +22,12 @@ import tomllib
 from dataclasses import dataclass, field
 
 from lpu.arch.config import ChipConfig, load_config
-from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error
+from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error, source_lines
 from lpu.files import read_text
 
 TOPOLOGY_DIR = os.path.join(os.path.dirname(__file__), "topologies")
 IMPLICIT_CHIP = "chip0"
+MAX_LINKS = 16  # a link field has 4 bits (the configuration may give a chip fewer)
 
 _CHIP_NAME = r"[A-Za-z_][A-Za-z0-9_$]*"
 _CHIP_RE = re.compile(rf"^{_CHIP_NAME}$")
@@ -101,7 +102,7 @@ def system_from_text(text: str, source: str, _seen: tuple[str, ...] = ()) -> Sys
 class _Parser:
     def __init__(self, text: str, source: str, seen: tuple[str, ...]) -> None:
         self.text, self.source, self.seen = text, source, seen
-        self.lines = text.splitlines()
+        self.lines = source_lines(text)
         self.diags: list[Diagnostic] = []
         self.base_dir = os.path.dirname(os.path.abspath(source)) if not source.startswith("<") else os.getcwd()
 
@@ -293,6 +294,9 @@ class _Parser:
             if hi < lo:
                 self.err(f"link range L{lo}..L{hi} runs backwards in '{item}'", loc)
                 return
+            if hi >= MAX_LINKS:  # before the range is made: L0..L99999999999 is a typo, not a list to build
+                self.err(f"chip '{m.group(1)}' has links L0..L{MAX_LINKS - 1}; there is no L{hi}", loc)
+                return
             spans.append((m.group(1), list(range(lo, hi + 1))))
         (ca, la), (cb, lb) = spans
         if len(la) != len(lb):
@@ -310,8 +314,8 @@ class _Parser:
                              f"{', '.join(sys_.chips) or 'none'})", w.loc)
                     break
                 cfg = sys_.chips[chip].config
-                if link >= 16 or (cfg is not None and link >= cfg.links):
-                    most = cfg.links if cfg is not None else 16
+                if link >= MAX_LINKS or (cfg is not None and link >= cfg.links):
+                    most = cfg.links if cfg is not None else MAX_LINKS
                     self.err(f"chip '{chip}' has links L0..L{most - 1}; there is no L{link}", w.loc)
                     break
                 other = used.get((chip, link))

@@ -6,6 +6,8 @@ and the language server see the same text at the same place.
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -22,9 +24,16 @@ class SourceLoc:
     length: int = 1
 
     def __str__(self) -> str:
+        file = self.file if self.file.isprintable() else printable(self.file)
         if self.line <= 0:
-            return self.file
-        return f"{self.file}:{self.line}:{self.col}"
+            return file
+        return f"{file}:{self.line}:{self.col}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (a newline, a NUL, a byte of a file
+    name that is not UTF-8) written as an escape, so that one message stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(slots=True)
@@ -53,6 +62,16 @@ def error(message: str, loc: SourceLoc | None = None) -> Diagnostic:
     return Diagnostic("error", message, loc)
 
 
+def source_lines(text: str) -> list[str]:
+    """The lines of a source text as the lexers count them: ended by ``\n`` (a ``\r`` before it
+    dropped), and nothing else. ``str.splitlines`` also breaks at form feeds, ``\x1c``-``\x1e``,
+    ``\x85`` and U+2028, which would put every line after one of them under the wrong number."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [x[:-1] if x.endswith("\r") else x for x in lines]
+
+
 class SourceManager:
     """Holds the text of every file a run has read, to print source lines under diagnostics."""
 
@@ -60,16 +79,19 @@ class SourceManager:
         self._lines: dict[str, list[str]] = {}
 
     def add(self, name: str, text: str) -> None:
-        self._lines[name] = text.splitlines()
+        self._lines[name] = source_lines(text)
 
     def line(self, name: str, line: int) -> str | None:
         lines = self._lines.get(name)
         if lines is None:
+            lines = []
             try:
-                with open(name, encoding="utf-8", errors="replace") as f:
-                    lines = f.read().splitlines()
-            except OSError:
-                lines = []
+                # only a regular file: a line table may name /dev/zero or a FIFO, which never end
+                if stat.S_ISREG(os.stat(name).st_mode):
+                    with open(name, encoding="utf-8", errors="replace") as f:
+                        lines = source_lines(f.read())
+            except (OSError, ValueError):  # ValueError: a NUL in the name (from a damaged line table)
+                pass
             self._lines[name] = lines
         if 1 <= line <= len(lines):
             return lines[line - 1]

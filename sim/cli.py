@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lpu.diagnostics import DiagnosticError, SourceManager, error, print_diagnostics
-from lpu.files import read_bytes, write_atomic
+from lpu.files import read_bytes, read_npy, write_atomic
 from lpu.sim import io as simio
 from lpu.sim.hazards import to_diagnostic
 from lpu.sim.machine import Machine
@@ -64,13 +64,6 @@ def _pair(text: str, flag: str) -> tuple[str, str]:
     return name, path
 
 
-def _load_npy(path: str) -> np.ndarray:
-    try:
-        return np.load(io.BytesIO(read_bytes(path)), allow_pickle=False)
-    except (ValueError, EOFError, OSError) as e:
-        raise DiagnosticError(error(f"cannot load '{path}': {e}")) from None
-
-
 def _npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
@@ -101,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = {}
         for text in args.input:
             name, path = _pair(text, "--input")
-            inputs[name] = (_load_npy(path), path)
+            inputs[name] = (read_npy(path), path)
         outs = [_pair(t, "--output") for t in args.output]
         image = load_image(args.image)
         m = Machine(image, args.image, strict=args.strict)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lpu.arch.layout import element_type_of, from_sram, to_sram
+from lpu.arch.layout import element_type_of, from_sram, to_sram, words
 from lpu.diagnostics import DiagnosticError, error
 from lpu.linker.image import SymbolInfo
 
@@ -47,14 +47,25 @@ def write_input(machine, name: str, array: np.ndarray, source: str = "") -> None
         raise DiagnosticError(error(f"{what} has shape {'x'.join(map(str, array.shape)) or 'scalar'}, but @{s.name} "
                                     f"is {'x'.join(map(str, s.shape))}"))
     data = np.frombuffer(to_sram(array, s.dtype, machine.lanes), np.uint8).reshape(-1, machine.lanes)
+    _check_words(s, len(data), machine)
     sl, addr = _span(machine, ci, s)
     sl.preload(addr, data)
 
 
 def read_output(machine, name: str) -> np.ndarray:
     ci, s = find_symbol(machine, name)
+    _check_words(s, words(tuple(s.shape), s.dtype, machine.lanes), machine)
     sl, addr = _span(machine, ci, s)
     return from_sram(sl.span(addr, s.words).tobytes(), tuple(s.shape), s.dtype, machine.lanes)
+
+
+def _check_words(s: SymbolInfo, need: int, machine) -> None:
+    # a tensor's words from its shape and what the image gives the symbol must agree: more
+    # would write over its neighbours in SRAM (the image reader refuses such images; images
+    # built in memory are checked here)
+    if need != s.words:
+        raise DiagnosticError(error(f"@{s.name} occupies {s.words} words in {machine.image_name}, but "
+                                    f"its shape {'x'.join(map(str, s.shape)) or 'scalar'} of {s.dtype} needs {need}"))
 
 
 def dump(machine) -> str:

@@ -60,7 +60,7 @@ def only_diagnostics(text: str, file: str) -> None:
 
 
 def fuzz_settings(n: int):
-    return settings(max_examples=n, deadline=None, derandomize=False,
+    return settings(max_examples=n, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
 

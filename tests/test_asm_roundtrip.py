@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from lpu.arch.config import load_config
 from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES, FLOATS, ISA, group_width, runs_on
@@ -244,9 +244,30 @@ def test_text_object_disassembly_identity(no_timing, text):
     assert obj_bytes(with_loc, "other.lpu") == data
 
 
+# Drawn by hypothesis on a fresh clone (issue 13): the explicit `nop 1` on MEM_W42 is what the
+# assembler would have made for the gap before the read, so the disassembler folded it into the
+# cycles, and reassembly gave it the read's line (12) instead of its own (10): byte 1855 of the
+# object, in .lpu.lines, was b"\x0c" instead of b"\n".
+ISSUE_13 = """target "lpu-v1"
+
+reserve @A : tensor<1xi8> in MEM_W43
+reserve @I : tensor<1xi8> in MEM_W43
+reserve @H : tensor<1xi8> in MEM_W43
+reserve @G : tensor<320xi32> in MEM_E
+
+kernel @E {
+  @0     C2C_W   nop 1
+  @0     MEM_W42 nop 1
+  @0     VXM.0   add.i8 s0e, 0, s0e
+  @1     MEM_W42 read.i8 [0], s0e
+}
+"""
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                                   HealthCheck.function_scoped_fixture])
 @given(programs(explicit_nops=True, nice_floats=True))
+@example(ISSUE_13)
 def test_nops_and_repeats_reassemble_byte_identical(no_timing, text):
     """Explicit nops (folded into cycles where the assembler would have made them, kept
     otherwise) and repeats: the disassembly reassembles to the same bytes and is a fixed point."""
@@ -255,6 +276,46 @@ def test_nops_and_repeats_reassemble_byte_identical(no_timing, text):
     data2 = obj_bytes(dis, "dis.lpu")
     assert data2 == data
     assert disassemble(read_object(data2)) == dis
+
+
+def test_explicit_nop_keeps_its_line_through_disassembly(no_timing):
+    """A nop the programmer wrote keeps its own loc in the disassembly, even where the assembler
+    would have made the same nop: the line table is part of the bytes that must come back."""
+    data = obj_bytes(ISSUE_13)
+    dis = disassemble(read_object(data))
+    assert '  @0     MEM_W42 nop 1 loc("gen.lpu":10:3)\n  @0     VXM.0   add.i8 s0e, 0, s0e loc("gen.lpu":11:3)\n' \
+           '  @1     MEM_W42 read.i8 [0], s0e loc("gen.lpu":12:3)\n' in dis
+    again = obj_bytes(dis, "dis.lpu")
+    assert again == data
+    assert disassemble(read_object(again)) == dis
+    # a nop the assembler made (no `nop` in the text) is still folded into the cycle
+    made = ISSUE_13.replace("  @0     MEM_W42 nop 1\n", "")
+    assert "MEM_W42 nop" not in disassemble(read_object(obj_bytes(made)))
+
+
+FILE_NAMES = [("a\x0cb.lpu", r'"a\x0cb.lpu"'), ("new\nline.lpu", r'"new\x0aline.lpu"'),
+              ("nul\x00.lpu", r'"nul\x00.lpu"'), ('q"uote\\back.lpu', r'"q\"uote\\back.lpu"'),
+              ("tab\t.lpu", r'"tab\x09.lpu"'), ("\u2028sep.lpu", r'"\u2028sep.lpu"'),
+              ("bytes\udcff.lpu", r'"bytes\udcff.lpu"'), ("\x85next.lpu", r'"\x85next.lpu"'),
+              ("\x7f.lpu", r'"\x7f.lpu"'), ("ünï.lpu", '"ünï.lpu"')]
+
+
+@pytest.mark.parametrize("name, quoted", FILE_NAMES, ids=range(len(FILE_NAMES)))
+def test_any_file_name_survives_the_round_trip(name, quoted):
+    """The printer escapes every character of a loc(...) file name that the lexer would read
+    otherwise (line breaks of every kind, NUL, control characters, bytes that are not UTF-8)."""
+    data = obj_bytes(H + "}\n", name)
+    dis = disassemble(read_object(data))
+    assert dis.split("\n")[2] == f"reserve @a : tensor<320xf32> in MEM_W0 loc({quoted}:2:9)"
+    assert obj_bytes(dis, "other.lpu") == data
+    assert read_object(data).files == [name]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(st.characters(codec=None, exclude_categories=()), max_size=12))
+def test_random_file_names_survive_the_round_trip(name):
+    data = obj_bytes(H + "}\n", name)
+    assert obj_bytes(disassemble(read_object(data)), "other.lpu") == data
 
 
 def test_generator_reaches_every_instruction():
