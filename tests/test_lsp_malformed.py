@@ -221,3 +221,34 @@ async def test_a_request_after_shutdown_is_refused(fresh_client):
     assert r == error(r["id"], INVALID_REQUEST, "textDocument/hover: the server is shut down")
     await send_raw(lsp_client, b'{"jsonrpc": "2.0", "method": "exit"}')
     assert await lsp_client._server.wait() == 0  # exit after shutdown: status 0
+
+
+async def test_a_failing_handler_answers_internal_error_and_logs_its_traceback():
+    # no handler is known to fail on any input, so the wrapper is checked on one that does
+    from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
+
+    from lpu.lsp.server import guarded
+
+    class Server:
+        reported = []
+
+        def report(self, what):
+            self.reported.append(what)
+
+    @guarded
+    def semantic_tokens(ls, params):
+        raise KeyError(params)
+
+    @guarded
+    def hover(ls, params):
+        raise JsonRpcInvalidParams("file:///x.lpu is not open")
+
+    ls = Server()
+    with pytest.raises(JsonRpcInternalError) as failed:
+        semantic_tokens(ls, "p")
+    assert (failed.value.code, failed.value.message) == (
+        INTERNAL_ERROR, "lpu-lsp: internal error in semantic tokens: KeyError: 'p'")
+    with pytest.raises(JsonRpcInvalidParams) as refused:  # an error the handler means goes as it is
+        hover(ls, "p")
+    assert refused.value.message == "file:///x.lpu is not open"
+    assert ls.reported == ["semantic tokens"]
