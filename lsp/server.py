@@ -3,8 +3,11 @@
 Edits are debounced: each change restarts a short timer per document, and when it fires the
 latest text is analysed and its diagnostics published once, tagged with the version they
 describe. A request (hover, completion, ...) on a document with a pending change analyses it
-first, so answers always describe the text the editor shows. No handler lets an exception out:
-a failure is logged to the client and answered with an empty result.
+first, so answers always describe the text the editor shows.
+
+Every request is answered (lpu.lsp.protocol): malformed params and a document that is not
+open with ``InvalidParams``; a failure inside a handler with ``InternalError``, its traceback
+logged to the client; the server keeps serving either way.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 import traceback
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from lpu import __version__
@@ -23,6 +27,7 @@ from lpu.lsp import asm_features
 from lpu.lsp.asm_analysis import AsmDocument
 from lpu.lsp.asm_view import AsmView
 from lpu.lsp.positions import path_of
+from lpu.lsp.protocol import LpuProtocol, strict_converter
 
 DEFAULT_DEBOUNCE_MS = 50
 log = logging.getLogger("lpu-lsp")
@@ -46,7 +51,8 @@ class Document:
 
 class LpuLanguageServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("lpu-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__("lpu-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+                         protocol_cls=LpuProtocol, converter_factory=strict_converter)
         self.open_documents: dict[str, Document] = {}
         self.debounce_ms = DEFAULT_DEBOUNCE_MS
         self.analyses = 0  # analyses run (the benchmark and tests read it through a command)
@@ -98,8 +104,8 @@ class LpuLanguageServer(LanguageServer):
     def fresh_view(self, uri: str):
         """The view of a document's current text (analysing a pending change now)."""
         doc = self.open_documents.get(uri)
-        if doc is None:
-            return None
+        if doc is None:  # the server knows only what the client opened (textDocument/didOpen)
+            raise JsonRpcInvalidParams(f"{uri} is not open")
         if doc.dirty or doc.view is None:
             self.analyse(doc)
         return doc.view
@@ -112,6 +118,14 @@ class LpuLanguageServer(LanguageServer):
                                                            f"lpu-lsp: internal error while {what}:\n{text}"))
         except Exception:  # noqa: BLE001
             pass
+
+    def report_server_error(self, error: Exception, source) -> None:
+        # pygls's read loop hands over what json.loads could not read, with JsonRpcException as
+        # the source; everything else was answered where it happened
+        if source is JsonRpcException and not isinstance(error, JsonRpcException):
+            self.protocol.refuse_unreadable(error)
+        else:
+            log.error("lpu-lsp: %s", error)
 
 
 _DATAFLOW_RE = re.compile(r"^[ \t]*func\b", re.M)
@@ -138,47 +152,48 @@ def make_view(doc: Document, text: str, encoding: str = "utf-16"):
 SERVER = None
 
 
-def guarded(default):
-    """Answer ``default`` (and log the traceback to the client) if a handler fails."""
+def guarded(fn):
+    """A failing handler logs its traceback to the client and answers ``InternalError`` (a
+    request; pygls sends the error) — an error the handler means (``InvalidParams``) goes as is."""
 
-    def wrap(fn):
-        @functools.wraps(fn)
-        def inner(ls, params):
-            try:
-                return fn(ls, params)
-            except Exception:  # noqa: BLE001 - no request may kill the server
-                ls.report(fn.__name__.replace("_", " "))
-                return default() if callable(default) else default
+    @functools.wraps(fn)
+    def inner(ls, params):
+        try:
+            return fn(ls, params)
+        except JsonRpcException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - no request may kill the server
+            what = fn.__name__.replace("_", " ")
+            ls.report(what)
+            raise JsonRpcInternalError(f"lpu-lsp: internal error in {what}: {type(exc).__name__}: {exc}") from None
 
-        return inner
-
-    return wrap
+    return inner
 
 
 def build_server() -> LpuLanguageServer:
     server = LpuLanguageServer()
 
     @server.feature(types.INITIALIZE)
-    @guarded(None)
+    @guarded
     def initialize(ls: LpuLanguageServer, params: types.InitializeParams):
         opts = params.initialization_options
         if isinstance(opts, dict) and isinstance(opts.get("debounceMs"), (int, float)) and opts["debounceMs"] >= 0:
             ls.debounce_ms = opts["debounceMs"]
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    @guarded(None)
+    @guarded
     def did_open(ls: LpuLanguageServer, params: types.DidOpenTextDocumentParams):
         doc = ls.document(params.text_document.uri)
         doc.published_version = ()  # a document opened again gets its diagnostics again
         ls.analyse(doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    @guarded(None)
+    @guarded
     def did_change(ls: LpuLanguageServer, params: types.DidChangeTextDocumentParams):
         ls.schedule(ls.document(params.text_document.uri))
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    @guarded(None)
+    @guarded
     def did_save(ls: LpuLanguageServer, params: types.DidSaveTextDocumentParams):
         doc = ls.open_documents.get(params.text_document.uri)
         if doc is not None:  # data files (load("x.npy")) may have changed: check again now
@@ -186,7 +201,7 @@ def build_server() -> LpuLanguageServer:
             ls.analyse(doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-    @guarded(None)
+    @guarded
     def did_close(ls: LpuLanguageServer, params: types.DidCloseTextDocumentParams):
         doc = ls.open_documents.pop(params.text_document.uri, None)
         if doc is not None and doc.timer is not None:
@@ -194,70 +209,64 @@ def build_server() -> LpuLanguageServer:
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(params.text_document.uri, []))
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
-    @guarded(None)
+    @guarded
     def hover(ls: LpuLanguageServer, params: types.HoverParams):
-        view = ls.fresh_view(params.text_document.uri)
-        return view.hover(params.position) if view else None
+        return ls.fresh_view(params.text_document.uri).hover(params.position)
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION,
                     types.CompletionOptions(trigger_characters=["@", "[", ".", " "]))
-    @guarded(lambda: types.CompletionList(False, []))
+    @guarded
     def completion(ls: LpuLanguageServer, params: types.CompletionParams):
-        view = ls.fresh_view(params.text_document.uri)
-        return types.CompletionList(False, view.completion(params.position) if view else [])
+        return types.CompletionList(False, ls.fresh_view(params.text_document.uri).completion(params.position))
 
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
-    @guarded(list)
+    @guarded
     def definition(ls: LpuLanguageServer, params: types.DefinitionParams):
-        view = ls.fresh_view(params.text_document.uri)
-        return view.definition(params.position) if view else []
+        return ls.fresh_view(params.text_document.uri).definition(params.position)
 
     @server.feature(types.TEXT_DOCUMENT_REFERENCES)
-    @guarded(list)
+    @guarded
     def references(ls: LpuLanguageServer, params: types.ReferenceParams):
         view = ls.fresh_view(params.text_document.uri)
-        return view.references(params.position, params.context.include_declaration) if view else []
+        return view.references(params.position, params.context.include_declaration)
 
     @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-    @guarded(list)
+    @guarded
     def document_symbol(ls: LpuLanguageServer, params: types.DocumentSymbolParams):
-        view = ls.fresh_view(params.text_document.uri)
-        return view.symbols() if view else []
+        return ls.fresh_view(params.text_document.uri).symbols()
 
     @server.feature(types.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL,
                     types.SemanticTokensLegend(asm_features.TOKEN_TYPES, asm_features.TOKEN_MODIFIERS))
-    @guarded(lambda: types.SemanticTokens([]))
+    @guarded
     def semantic_tokens(ls: LpuLanguageServer, params: types.SemanticTokensParams):
-        view = ls.fresh_view(params.text_document.uri)
-        return types.SemanticTokens(view.semantic_tokens() if view else [])
+        return types.SemanticTokens(ls.fresh_view(params.text_document.uri).semantic_tokens())
 
     @server.feature(types.TEXT_DOCUMENT_FOLDING_RANGE)
-    @guarded(list)
+    @guarded
     def folding_range(ls: LpuLanguageServer, params: types.FoldingRangeParams):
-        view = ls.fresh_view(params.text_document.uri)
-        return view.folding() if view else []
+        return ls.fresh_view(params.text_document.uri).folding()
 
     @server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False))
-    @guarded(list)
+    @guarded
     def inlay_hint(ls: LpuLanguageServer, params: types.InlayHintParams):
-        view = ls.fresh_view(params.text_document.uri)
-        return view.inlay_hints(params.range) if view else []
+        return ls.fresh_view(params.text_document.uri).inlay_hints(params.range)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
                     types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
-    @guarded(list)
+    @guarded
     def code_action(ls: LpuLanguageServer, params: types.CodeActionParams):
-        view = ls.fresh_view(params.text_document.uri)
-        return view.code_actions(params.range) if view else []
+        return ls.fresh_view(params.text_document.uri).code_actions(params.range)
 
     @server.command("lpu.stats")
     def stats(ls: LpuLanguageServer, *args):
         """How much the last analysis of a document re-did (tests check the incremental path
-        through it). The argument is the document's URI."""
-        uri = args[0] if args and isinstance(args[0], str) else \
-            args[0][0] if args and isinstance(args[0], list) and args[0] else None
-        doc = ls.open_documents.get(uri)
-        snap = getattr(doc.view, "snap", None) if doc else None
+        through it). The argument is the URI of an open document."""
+        uri = args[0] if len(args) == 1 else None
+        if isinstance(uri, list) and len(uri) == 1:  # the arguments as one list
+            uri = uri[0]
+        if not isinstance(uri, str) or uri not in ls.open_documents:
+            raise JsonRpcInvalidParams("lpu.stats takes one argument, the URI of an open document")
+        snap = getattr(ls.open_documents[uri].view, "snap", None)
         return {"analyses": ls.analyses,
                 "incremental": getattr(snap, "incremental", None),
                 "reparsed": getattr(snap, "reparsed", None),
