@@ -3,12 +3,11 @@
 Like ``mlir-opt``: ``-p 'df-decompose,cse'``, ``--print-ir-after-all``, ``--verify-diagnostics``
 (the input's ``// expected-error {{...}}`` comments must match the diagnostics exactly), ``-o``.
 ``--emit mlir`` prints MLIR's generic form with ``loc(...)`` on every op, which upstream
-``mlir-opt --allow-unregistered-dialect`` parses.
+``mlir-opt --allow-unregistered-dialect`` parses; its output reads back (``lpu.dsl.mlir``).
 """
 
 from __future__ import annotations
 
-import io
 import re
 import sys
 
@@ -16,37 +15,20 @@ from xdsl.dialects.builtin import ModuleOp
 
 from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, SourceManager, error, print_diagnostics, render
 from lpu.files import read_text, write_atomic
+from lpu.dsl.mlir import emit_mlir, parse_mlir
 from lpu.tool import ArgumentParser, run_tool
 
 PROG = "lpu-opt"
 
 
-def parse_mlir(text: str, filename: str) -> ModuleOp:
-    """MLIR text (generic or xDSL custom form) of a ``df`` module."""
-    from xdsl.parser import Parser
-    from xdsl.utils.exceptions import ParseError
-    from lpu.dsl.passes import context
-    try:
-        module = Parser(context(), text, filename).parse_module()
-    except ParseError as e:
-        span = e.span
-        line = text.count("\n", 0, span.start) + 1
-        col = span.start - (text.rfind("\n", 0, span.start) + 1) + 1
-        msg = str(e.msg if hasattr(e, "msg") else e).strip().splitlines()[-1]
-        raise DiagnosticError(error(msg, SourceLoc(filename, line, col, max(1, span.end - span.start)))) from None
-    return module
-
-
-def emit_mlir(module: ModuleOp) -> str:
-    from xdsl.printer import Printer
-    out = io.StringIO()
-    Printer(stream=out, print_generic_format=True, print_debuginfo=True).print_op(module)
-    return out.getvalue() + "\n"
-
-
 def emit(module: ModuleOp, form: str) -> str:
     from lpu.dsl.printer import print_module
     return emit_mlir(module) if form == "mlir" else print_module(module)
+
+
+# how MLIR text starts (after comments), and .lpu never does: a module in generic or custom form,
+# a generic op, or an alias definition (mlir-opt's `#loc = loc(unknown)` comes first)
+_MLIR_START = re.compile(r'(?:\s|//[^\n]*)*(?:"[A-Za-z_][\w$]*\.|builtin\.module\b|module\b|[#!][\w$.-]+\s*=)')
 
 
 def optimize(text: str, filename: str, pipeline: str = "", *, input_format: str = "auto",
@@ -55,8 +37,7 @@ def optimize(text: str, filename: str, pipeline: str = "", *, input_format: str 
     from lpu.dsl.frontend import parse_module, verify_module
     from lpu.dsl.passes import run_pipeline
     if input_format == "auto":
-        input_format = "mlir" if filename.endswith(".mlir") or re.match(r'\s*("builtin\.module"|builtin\.module)', text) \
-            else "lpu"
+        input_format = "mlir" if filename.endswith(".mlir") or _MLIR_START.match(text) else "lpu"
     if input_format == "mlir":
         module = parse_mlir(text, filename)
         verify_module(module)

@@ -1,6 +1,7 @@
 """Shared helpers of the dataflow tests."""
 
 import os
+import shutil
 
 import numpy as np
 
@@ -9,6 +10,9 @@ from lpu.dsl.frontend import parse_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
+# upstream mlir-opt (Debian's mlir-NN-tools install it as mlir-opt-NN); tests needing it skip without
+MLIR_OPT = next((shutil.which(n) for n in ["mlir-opt", *[f"mlir-opt-{v}" for v in range(22, 13, -1)]]
+                 if shutil.which(n)), None)
 
 
 def parse(text: str, name: str = "t.lpu"):

@@ -1,7 +1,6 @@
 """lpu-opt and lpu run as tools: outputs, diagnostics, MLIR interop with upstream mlir-opt."""
 
 import os
-import shutil
 import subprocess
 
 import numpy as np
@@ -9,7 +8,7 @@ import pytest
 
 from lpu.driver import main as lpu_main
 from lpu.dsl.cli import main as opt_main
-from dsl_helpers import EXAMPLES
+from dsl_helpers import EXAMPLES, MLIR_OPT
 
 SOFTMAX = os.path.join(EXAMPLES, "softmax.lpu")
 
@@ -50,10 +49,6 @@ def test_mlir_round_trip_keeps_locations(tmp_path):
     back = tmp_path / "back.lpu"
     assert opt_main([str(mlir), "-o", str(back)]) == 0
     assert "%y = softmax %x : tensor<4x320xf16>" in back.read_text()
-
-
-MLIR_OPT = next((shutil.which(n) for n in ["mlir-opt", *[f"mlir-opt-{v}" for v in range(20, 13, -1)]]
-                 if shutil.which(n)), None)
 
 
 @pytest.mark.skipif(MLIR_OPT is None, reason="upstream mlir-opt is not installed")

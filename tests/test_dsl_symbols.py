@@ -2,6 +2,8 @@
 round trips (.lpu and MLIR), the verifier's exact messages, the interpreter's binding, ``inline``'s
 substitution, incremental checking and the source index."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -12,35 +14,10 @@ from lpu.dsl.incremental import IncrementalChecker
 from lpu.dsl.interpreter import run_function
 from lpu.dsl.passes import run_pipeline
 from lpu.dsl.printer import print_module
-from dsl_helpers import errors, parse
+from dsl_helpers import ROOT, errors, parse
 
-BLOCK = """data @blk0_wq : tensor<4x4xf16> = [0.5]
-data @blk1_wq : tensor<4x4xf16> = [0.25]
-reserve @blk0_kt : tensor<3x4xf16>
-reserve @blk1_kt : tensor<3x4xf16>
-
-func @block(%x: tensor<1x4xf16>, %pos: tensor<i32>, @wq: tensor<4x4xf16>, @kt: tensor<3x4xf16>) -> tensor<1x4xf16> {
-  %w = get @wq
-  %y = matmul %x, %w
-  %k = cast %y : tensor<1x4xf16>
-  store %k, @kt, %pos {offsets = [0, 0], step = [1, 0]}
-  %all = get @kt
-  %s = reduce_sum %all {axis = 0}
-  %h = cast %s : tensor<1x4xf16>
-  return %h
-}
-
-func @two(@w: tensor<4x4xf16>, %x: tensor<1x4xf16>, @k: tensor<3x4xf16>, %pos: tensor<i32>) -> tensor<1x4xf16> {
-  %y = call @block(%x, %pos, @w, @k)
-  return %y
-}
-
-func @main(%x: tensor<1x4xf16>, %pos: tensor<i32>) -> tensor<1x4xf16>, tensor<1x4xf16> {
-  %a = call @block(%x, %pos, @blk0_wq, @blk0_kt)
-  %b = call @two(@blk1_wq, %a, @blk1_kt, %pos)
-  return %a, %b
-}
-"""
+# the module of these tests; tests/test_dsl_mlir.py reads it back from upstream mlir-opt too
+BLOCK = open(os.path.join(ROOT, "tests", "fixtures", "mlir", "symbols.lpu"), encoding="utf-8").read()
 
 
 def reference(steps):
