@@ -607,6 +607,6 @@ def test_a_function_past_the_chip_capacity_says_what_it_needs_and_what_the_chip_
     with pytest.raises(DiagnosticError) as e:
         run_source(WIDE.format(n=320 * 9), "t.lpu", config=small_chip(tmp_path))
     (d,) = e.value.diagnostics
-    assert d.message == ("the values of this function need 2,881 words of SRAM (921,920 bytes; slice MEM_W8 would "
+    assert d.message == ("the values of this function need 2,881 words of SRAM (921,920 bytes; slice MEM_W43 would "
                          "hold 40 words); the chip has 88 slices of 32 words (2,816 words, 901,120 bytes)")
     assert (d.loc.line, d.loc.col) == (2, 6)
