@@ -139,12 +139,15 @@ class StoreLowering:
                 index = self._copies(words, loc)
                 m = self.scaled_int(R, "and", W - 1, loc) if W > 1 else None
                 src = x.vec(rr, c, L)
-                table = [t.vec(R_, col, L) for R_ in range(t.rows)]
+                column = [t.vec(R_, col, L) for R_ in range(t.rows)]
                 # an index copy away from the slice it addresses and from the vector written
                 # (both are read to pass that slice in the scatter's cycle)
                 pick = lambda j, *away: next(v for v in index[j % len(index):] + index  # noqa: E731
                                              if v.slice not in away)
                 for j, base in enumerate(slots):
+                    # the vectors this candidate may touch: its slice's (the candidates of the
+                    # other slices are independent of it)
+                    table = [v for v in column if v.slice == base.slice]
                     if W == 1:
                         self.snips.append(ScatterJob(pick(j, base.slice, src.slice), src, base, table, e, loc))
                         continue
