@@ -441,10 +441,10 @@ func @main(%x: tensor<70x330xi8>, %w: tensor<330x200xi8>) -> tensor<70x200xi32> 
 
 
 @pytest.mark.slow
-def test_make_demo_runs_the_decoder_layer(capsys):
+def test_the_decoder_layer_demo_runs(capsys):
     from lpu.demo import main
 
-    assert main() == 0
+    assert main(["decoder"]) == 0
     out = capsys.readouterr().out
     assert "y vs the reference interpreter: match (float16[1, 640], within 0.00195312 relative); " \
            "2520 cycles, 0 hazards" in out
