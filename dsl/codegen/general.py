@@ -49,6 +49,20 @@ class VectorCompiled:
     times: dict[str, float] = field(default_factory=dict)
     _kernel: KernelOp | None = None
     params: dict[str, VValue] = field(default_factory=dict)  # symbol parameter -> its storage (a template's)
+    layouts: dict = field(default_factory=dict)  # module tensor written at run time or bound -> (VValue, renames)
+
+    def tensor(self, sym: str, read) -> np.ndarray | None:
+        """Module tensor ``@sym`` as the program keeps it in SRAM (``read(symbol)`` gives an
+        SRAM symbol's contents, e.g. ``Runtime.read``): a KV cache after some steps. None if
+        this program does not hold it in a layout it knows."""
+        if sym not in self.layouts:
+            return None
+        v, renames = self.layouts[sym]
+        lanes = self.program.config.lanes
+        parts = {s: self.storage._vectors(read(renames.get(s, s))) for s in {vec.symbol for vec in v.vecs}}
+        from lpu.dsl.codegen.vector import unpack
+
+        return unpack(np.stack([parts[vec.symbol][vec.row] for vec in v.vecs]), v.shape, lanes)
 
     @property
     def kernel(self) -> KernelOp:
@@ -185,7 +199,7 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     times = {"passes": t1 - t0, "lower": t2 - t1, "schedule": t3 - t2, "emit": t4 - t3}
     params = {p: v for p, v in low.mutable.items() if p in low.params}
     return VectorCompiled(name, storage, args, outs, prog, obj, max(kernel.length, length), len(low.snips), times,
-                          params=params)
+                          params=params, layouts=low.layouts)
 
 
 def _looked_up(use) -> bool:

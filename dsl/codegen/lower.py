@@ -71,6 +71,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
         self.instances: dict = {}  # (module tensor, template, storage) -> the call's tensors (renames)
         self.instance_names: set[str] = set()
         self.instance_list: list = []  # asm Tensor records of the calls' bound tensors
+        self.layouts: dict = {}  # module tensor -> (its storage, renames of the storage's symbols)
         self.mutable: dict = {}  # symbol -> the one storage of a tensor stored into, or of a symbol parameter
         self.params: dict = {}  # symbol parameter -> its type (a template's)
         self.copies = 1  # calls a template's parameters are counted for

@@ -203,6 +203,15 @@ class MultiCompiled:
     cycles: int = 0
     op_names: dict = field(default_factory=dict)  # (file, line, column) -> the df op there
 
+    def tensor(self, sym: str, read) -> np.ndarray | None:
+        """Module tensor ``@sym`` as the chip that holds it keeps it (``read("chipN:symbol")``)."""
+        for c, code in sorted(self.chips.items()):
+            if code.compiled is not None and hasattr(code.compiled, "tensor"):
+                got = code.compiled.tensor(sym, lambda s, c=c: read(f"{chip_name(c)}:{s}"))
+                if got is not None:
+                    return got
+        return None
+
     def kernel_names(self, c: int) -> list[str]:
         """Chip ``c``'s kernels, in run order."""
         code = self.chips[c]

@@ -54,6 +54,8 @@ class StoreLowering:
                               weights=sym in self.weight_syms, fixed=True, copies=copies, mutable=True)
             self.mutable[sym] = v
             self.fixed_symbols.update(vec.symbol for vec in v.vecs)
+            if sym not in self.params:  # a module tensor: where the host can read it back
+                self.layouts[sym] = (v, {})
         return v
 
     def store(self, op, loc) -> None:
