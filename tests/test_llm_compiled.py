@@ -73,16 +73,19 @@ def test_tiny_every_step_agrees_with_the_reference_interpreter(tiny):
 
 @pytest.mark.parametrize("chips", [2, 4])
 def test_the_same_tokens_on_one_two_and_four_chips(tmp_path, chips):
-    """A four-block tiny model: one chip, and cut into a pipeline over two and four."""
+    """A four-block tiny model: one chip, and cut into a pipeline over two and four: the same
+    tokens and the same logits (the last chip's second result read back, not its first)."""
     gguf = tiny_variant(tmp_path, "four", blocks=4, seed=3)
     out = str(tmp_path / "four.lpu")
     import_gguf(gguf, out)
     ids = [5, 17, 200, 3]
-    one = CompiledModel.build(out, chips=1).generate(ids, 8)
+    one_logits, many_logits = [], []
+    one = CompiledModel.build(out, chips=1).generate(ids, 8, logits=one_logits)
     many = CompiledModel.build(out, chips=chips)
     assert many.chips == chips
-    gen = many.generate(ids, 8)
+    gen = many.generate(ids, 8, logits=many_logits)
     assert gen.tokens == one.tokens
+    assert np.array_equal(np.stack(many_logits), np.stack(one_logits))
 
 
 # --- SmolLM2-135M (slow: make test-slow; make demo runs the free-running check for one prompt) --

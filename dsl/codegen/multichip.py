@@ -275,13 +275,20 @@ class MultiCompiled:
             prefix = f"{chip_name(c)}:"
             if kind == "part":
                 mine = {s[len(prefix):]: a for s, a in parts.items() if s.startswith(prefix)}
-                out.append(code.compiled.result(mine, lanes))
+                out.append(part_results(code.compiled, mine, lanes)[k])
             else:
                 out.append(from_vectors(parts[prefix + code.recv_symbols[k]], T.shape_of(ty)))
         return out
 
     def result(self, parts: dict[str, np.ndarray], lanes: int) -> np.ndarray:
         return self.results(parts, lanes)[0]
+
+
+def part_results(compiled, parts: dict[str, np.ndarray], lanes: int) -> list[np.ndarray]:
+    """Every result of one chip's part (a one-result kernel has only ``result``)."""
+    if hasattr(compiled, "results"):
+        return compiled.results(parts)
+    return [compiled.result(parts, lanes)]
 
     def write_objects(self, directory: str) -> list[str]:
         """``chipN.o`` per chip and ``system.toml`` (the input of ``lpu-ld``) into ``directory``
