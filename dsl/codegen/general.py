@@ -96,6 +96,36 @@ class VectorCompiled:
         return assembly_text(self.func, self.program, self.kernel, self.cycles, source)
 
 
+def stored_tensors(fn) -> tuple[set[str], set]:
+    """The module tensors ``fn`` stores into, and the ``get`` results of them still read after
+    a later store of the same tensor (program order): those are copied where the ``get``
+    stands (a snapshot); every other ``get`` is the tensor's own vectors, its reads ordered
+    before the store's writes by the list scheduler (``snippets._list_order``)."""
+    from lpu.dsl import dialect as D
+
+    block = fn.body.block
+    order = {op: i for i, op in enumerate(block.ops)}
+
+    def top(op):  # the op of the function's own block that holds ``op``
+        while op is not None and op not in order:
+            op = op.parent_op()
+        return op
+
+    stored: set[str] = set()
+    snapshots: set = set()
+    gets: dict[str, list] = {}
+    for op in block.ops:
+        if op.name == "df.store":
+            sym = D.get_sym(op, "tensor")
+            stored.add(sym)
+            for g in gets.get(sym, ()):
+                if any(order.get(top(u.operation), -1) > order[op] for u in g.result.uses):
+                    snapshots.add(g.result)
+        elif isinstance(op, D.GetOp) and op.result.uses:
+            gets.setdefault(D.get_sym(op, "tensor"), []).append(op)
+    return stored, snapshots
+
+
 def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<codegen>",
                     prefix: str = "", bound: set[str] | None = None, copies: int = 1,
                     budget: SramBudget | None = None) -> VectorCompiled:
@@ -140,15 +170,7 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
 
     low.params = dict(fn.sym_param_list())
     low.copies = copies
-    gets_seen: set[str] = set()
-    for op in fn.body.block.ops:  # tensors stored into, and those also read before they are
-        if op.name == "df.store":
-            sym = D.get_sym(op, "tensor")
-            low.stored.add(sym)
-            if sym in gets_seen:
-                low.read_before_store.add(sym)
-        elif isinstance(op, D.GetOp) and op.result.uses:
-            gets_seen.add(D.get_sym(op, "tensor"))
+    low.stored, low.snapshots = stored_tensors(fn)
 
     low.weights = {op.rhs for op in fn.body.block.ops if isinstance(op, D.MatmulOp)}
     for op in reversed(list(fn.body.block.ops)):  # views of a weight matrix: its source is laid out for lw too

@@ -78,7 +78,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
         self.params: dict = {}  # symbol parameter -> its type (a template's)
         self.copies = 1  # calls a template's parameters are counted for
         self.stored: set[str] = set()  # tensors this function stores into
-        self.read_before_store: set[str] = set()  # ... and reads before it does
+        self.snapshots: set = set()  # get results read after a later store (copied at the get)
         self.weight_syms: set[str] = set()  # tensors a matmul reads as its right operand
         self._n = 0
 
@@ -117,8 +117,13 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
         elif isinstance(op, D.GetOp) and (D.get_sym(op, "tensor") in self.params or
                                           D.get_sym(op, "tensor") in self.stored):
             sym = D.get_sym(op, "tensor")
-            self.values[op.result] = self.mutable_storage(sym, op.result.type, loc, self.initial(sym),
-                                                          self.param_copies(sym))
+            t = self.mutable_storage(sym, op.result.type, loc, self.initial(sym), self.param_copies(sym))
+            if op.result in self.snapshots:  # read again after a later store: its contents now
+                snap = self.temp(t.shape, t.elem, loc)
+                for a, b in zip(t.vecs, snap.vecs):
+                    self.emit("mov", t.elem, [Src(a, t.elem)], b, loc=loc)
+                t = snap
+            self.values[op.result] = t
         elif op.name == "df.store":
             self.store(op, loc)
         elif isinstance(op, D.GetOp):

@@ -284,12 +284,6 @@ class MultiCompiled:
         return self.results(parts, lanes)[0]
 
 
-def part_results(compiled, parts: dict[str, np.ndarray], lanes: int) -> list[np.ndarray]:
-    """Every result of one chip's part (a one-result kernel has only ``result``)."""
-    if hasattr(compiled, "results"):
-        return compiled.results(parts)
-    return [compiled.result(parts, lanes)]
-
     def write_objects(self, directory: str) -> list[str]:
         """``chipN.o`` per chip and ``system.toml`` (the input of ``lpu-ld``) into ``directory``
         (their paths); also ``chipN.lpu``, each chip's assembly."""
@@ -515,3 +509,10 @@ def compile_multichip(module: ModuleOp, name: str, cfg, system_path: str | None,
                        [v.type for v in ops[-1].operands], arg_names(func), cfg.lanes,
                        max(code.length for code in codes.values()), names)
     return mc
+
+
+def part_results(compiled, parts: dict[str, np.ndarray], lanes: int) -> list[np.ndarray]:
+    """Every result of one chip's part (a one-result kernel has only ``result``)."""
+    if hasattr(compiled, "results"):
+        return compiled.results(parts)
+    return [compiled.result(parts, lanes)]

@@ -19,8 +19,10 @@ reused: they hold what the next run of the program reads. Three shapes of window
   the mirror of ``gather``): the slices' ports work in parallel, and only the row the index
   names changes.
 
-Reading the tensor before storing into it in the same function would need the old contents
-kept apart: a diagnostic.
+A ``get`` before the store is the tensor's own vectors, holding what the last run left: the
+list scheduler orders each write after every read listed before it (``snippets._list_order``),
+so a KV cache is read for this step's attention while this step's key is written behind it. A
+``get`` still read after a later store is copied where it stands (``general.stored_tensors``).
 """
 
 from __future__ import annotations
@@ -62,8 +64,6 @@ class StoreLowering:
 
     def store(self, op, loc) -> None:
         sym = D.get_sym(op, "tensor")
-        if sym in self.read_before_store:
-            raise unsupported(op, f"a store into '@{sym}' after a 'get' of it in the same function")
         t = self.mutable[sym] if sym in self.mutable else self.mutable_storage(
             sym, self.tensor_type(op, sym), loc, self.initial(sym), self.param_copies(sym))
         x = self.values[op.value]
