@@ -143,6 +143,9 @@ COMMANDS: list[Command] = [
             "(docs/models.md, docs/onnx.md)",
             lambda p: __import__("lpu.models.importer", fromlist=["x"]).add_arguments(p),
             lambda args, sources: __import__("lpu.models.importer", fromlist=["x"]).run(args, sources)),
+    Command("generate", "generate text with a checkpoint on simulated chips, token by token (docs/llm.md)",
+            lambda p: __import__("lpu.models.generate", fromlist=["x"]).add_arguments(p),
+            lambda args, sources: __import__("lpu.models.generate", fromlist=["x"]).run(args, sources)),
 ]
 
 

@@ -94,6 +94,13 @@ class CompiledModel:
         return StepResult(int(np.asarray(nxt).reshape(-1)[0]), np.asarray(logits).reshape(-1), step.cycles,
                           step.wall_seconds)
 
+    def tensor(self, sym: str) -> np.ndarray:
+        """Module tensor ``@sym`` (a KV cache) as the chips hold it now."""
+        t = self.compiled.tensor(sym, self.runtime.read)
+        if t is None:
+            raise DiagnosticError(error(f"the compiled program does not keep '@{sym}' where the host can read it"))
+        return t
+
     def generate(self, prompt: list[int], n: int, on_token=None, on_step=None, stop: set[int] | None = None,
                  logits: list | None = None) -> Generation:
         """``n`` tokens after ``prompt``, greedily; ``on_token(id)`` as each is made,

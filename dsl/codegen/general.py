@@ -10,6 +10,7 @@ the assembler's checks to an object — the same back end as the GEMV path.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -49,6 +50,20 @@ class VectorCompiled:
     times: dict[str, float] = field(default_factory=dict)
     _kernel: KernelOp | None = None
     params: dict[str, VValue] = field(default_factory=dict)  # symbol parameter -> its storage (a template's)
+    layouts: dict = field(default_factory=dict)  # module tensor written at run time or bound -> (VValue, renames)
+
+    def tensor(self, sym: str, read) -> np.ndarray | None:
+        """Module tensor ``@sym`` as the program keeps it in SRAM (``read(symbol)`` gives an
+        SRAM symbol's contents, e.g. ``Runtime.read``): a KV cache after some steps. None if
+        this program does not hold it in a layout it knows."""
+        if sym not in self.layouts:
+            return None
+        v, renames = self.layouts[sym]
+        lanes = self.program.config.lanes
+        parts = {s: self.storage._vectors(read(renames.get(s, s))) for s in {vec.symbol for vec in v.vecs}}
+        from lpu.dsl.codegen.vector import unpack
+
+        return unpack(np.stack([parts[vec.symbol][vec.row] for vec in v.vecs]), v.shape, lanes)
 
     @property
     def kernel(self) -> KernelOp:
@@ -103,9 +118,11 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     run_pipeline(module, f'inline{{max_ops=1000000000 keep="{keep}"}},unroll' if keep else "inline{max_ops=1000000000},unroll")
     calls = {c: ops for c, ops in callees(function(module, name)).items() if c in maybe and len(ops) >= 2}
     keep = ",".join(sorted(calls))
-    run_pipeline(module, PIPELINE.replace("inline{max_ops=1000000000}",
-                                          f'inline{{max_ops=1000000000 keep="{keep}"}}' if keep else
-                                          "inline{max_ops=1000000000}"))
+    pipeline = PIPELINE.replace("inline{max_ops=1000000000}", f'inline{{max_ops=1000000000 keep="{keep}"}}'
+                                if keep else "inline{max_ops=1000000000}")
+    if _ropes_lowered(module, cfg):  # rope as one SXM trip (lower.Lowering.rope) rather than its slices
+        pipeline = pipeline.replace("df-decompose", 'df-decompose{keep="rope"}')
+    run_pipeline(module, pipeline)
     t1 = time.perf_counter()
     fn = function(module, name)
     calls = {c: ops for c, ops in callees(fn).items() if c in calls}
@@ -185,7 +202,19 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     times = {"passes": t1 - t0, "lower": t2 - t1, "schedule": t3 - t2, "emit": t4 - t3}
     params = {p: v for p, v in low.mutable.items() if p in low.params}
     return VectorCompiled(name, storage, args, outs, prog, obj, max(kernel.length, length), len(low.snips), times,
-                          params=params)
+                          params=params, layouts=low.layouts)
+
+
+def _ropes_lowered(module, cfg) -> bool:
+    """Every ``rope`` of the module is one the lowering does directly: the "half" style, a row
+    within one vector, one row of cos/sin for every row of the input."""
+    from lpu.dsl import dialect as D
+    from lpu.dsl import types as T
+
+    ropes = [op for op in module.walk() if isinstance(op, D.RopeOp)]
+    return bool(ropes) and all(
+        (op.style is None or op.style.data == "half") and T.shape_of(op.input.type)[-1] <= cfg.lanes
+        and all(math.prod(T.shape_of(v.type)[:-1]) == 1 for v in (op.cos, op.sin)) for op in ropes)
 
 
 def _looked_up(use) -> bool:

@@ -42,6 +42,8 @@ from lpu.dsl.codegen.vector import Storage, VValue, unsupported
 from lpu.dsl.frontend import loc_of
 
 _COMMUTATIVE = ("add", "mul", "max", "min")
+#: a vector more than SPLAT_SHARE one-lane splats are taken from is copied (up to SPLAT_COPIES)
+SPLAT_SHARE, SPLAT_COPIES = 8, 8
 #: comparison -> (VXM mnemonic, operands swapped)
 _CMP = {"eq": ("cmp.eq", False), "ne": ("cmp.eq", False), "lt": ("cmp.lt", False), "le": ("cmp.le", False),
         "gt": ("cmp.lt", True), "ge": ("cmp.le", True)}
@@ -71,6 +73,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
         self.instances: dict = {}  # (module tensor, template, storage) -> the call's tensors (renames)
         self.instance_names: set[str] = set()
         self.instance_list: list = []  # asm Tensor records of the calls' bound tensors
+        self.layouts: dict = {}  # module tensor -> (its storage, renames of the storage's symbols)
         self.mutable: dict = {}  # symbol -> the one storage of a tensor stored into, or of a symbol parameter
         self.params: dict = {}  # symbol parameter -> its type (a template's)
         self.copies = 1  # calls a template's parameters are counted for
@@ -167,8 +170,49 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
             self.values[op.result] = self.concat(op)
         elif isinstance(op, D.CallOp):
             self.call(op, loc)
+        elif isinstance(op, D.RopeOp):
+            self.values[op.result] = self.rope(op, loc)
         else:
             raise unsupported(op, f"'{op.name}' in a function of vector ops")
+
+    # --- rope ---------------------------------------------------------------------------------
+    def rope(self, op, loc) -> VValue:
+        """``rope`` ("half" style, a row within one vector): ``y = x · [c, c] + rot(x) · [−s, s]``
+        with ``rot(x)`` the row's halves swapped — both shifts through the SXMs on the way to
+        one ``select`` — and the two tables built once from the cos/sin row. Bit for bit the
+        definition (``numerics.rope``): ``u·c + (−(v·s))`` is ``u·c − v·s``."""
+        x = self.values[op.input]
+        e, L = x.elem, self.lanes
+        h = x.N // 2
+        cs = self._rope_tables(self.values[op.cos].vecs[0], self.values[op.sin].vecs[0], h, e, loc)
+        lo = self.lane_mask(h, e, loc)
+        out = self.temp(x.shape, e, loc)
+        for k, v in enumerate(x.vecs):
+            rot = self.temp((L,), e, loc).vecs[0]
+            self.emit("select", e, [Src(lo, e), Src(v, e, ("shift", -h)), Src(v, e, ("shift", h))], rot, loc=loc)
+            a = self.temp((L,), e, loc).vecs[0]
+            self.emit("mul", e, [Src(v, e), Src(cs[0][k % len(cs[0])], e)], a, loc=loc)
+            b = self.temp((L,), e, loc).vecs[0]
+            self.emit("mul", e, [Src(rot, e), Src(cs[1][k % len(cs[1])], e)], b, loc=loc)
+            self.emit("add", e, [Src(a, e), Src(b, e)], out.vecs[k], loc=loc)
+        return out
+
+    def _rope_tables(self, c, s, h: int, e: str, loc):
+        """``[c, c]`` and ``[−s, s]`` from the cos/sin rows (shared by every rope of them), each
+        in a few copies (every row of every rope reads them)."""
+        cache = self.__dict__.setdefault("_rope", {})
+        key = (c, s, h, e)
+        if key not in cache:
+            L = self.lanes
+            lo = self.lane_mask(h, e, loc)
+            cc = self.temp((L,), e, loc).vecs[0]
+            self.emit("select", e, [Src(lo, e), Src(c, e), Src(c, e, ("shift", h))], cc, loc=loc)
+            neg = self.temp((L,), e, loc).vecs[0]
+            self.emit("neg", e, [Src(s, e)], neg, loc=loc)
+            ss = self.temp((L,), e, loc).vecs[0]
+            self.emit("select", e, [Src(lo, e), Src(neg, e), Src(s, e, ("shift", h))], ss, loc=loc)
+            cache[key] = (self.spread(cc, e, loc, 4), self.spread(ss, e, loc, 4))
+        return cache[key]
 
     # --- tensors written at run time (store.py) ----------------------------------------------
     def tensor_type(self, op, sym: str):
@@ -405,11 +449,19 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
             return x.vec(r, col // L, L), col % L
 
         if out.splat:
+            uses: dict = {}
             for k in range(out.rows):
-                v, lane = source(k)
-                # already splat: a copy; else the SXM's permute spreads the lane (a map of one entry)
-                src = Src(v, elem) if lane is None else Src(v, elem, ("permute", self.lane_map(lane, loc)))
-                self.emit("mov", elem, [src], out.vecs[k], loc=loc)
+                uses.setdefault(source(k)[0], []).append(k)
+            for v, ks in uses.items():
+                # a source many splats are taken from: copies in other slices, read in turn
+                copies = self.spread(v, elem, loc, min(SPLAT_COPIES, -(-len(ks) // SPLAT_SHARE))) \
+                    if len(ks) > SPLAT_SHARE else [v]
+                for i, k in enumerate(ks):
+                    _, lane = source(k)
+                    u = copies[i % len(copies)]
+                    # already splat: a copy; else the SXM's permute spreads the lane (a map of one entry)
+                    src = Src(u, elem) if lane is None else Src(u, elem, ("permute", self.lane_map(lane, loc)))
+                    self.emit("mov", elem, [src], out.vecs[k], loc=loc)
             return out
         C = out.cols(L)
         for r in range(out.rows):

@@ -15,6 +15,10 @@ from lpu.dsl.codegen.snippets import Src
 from lpu.dsl.codegen.vector import VValue
 
 
+#: f32 lane sums through the MXM as three bf16 parts (``lane_sum_mxm``); off only to compare
+F32_SUMS_ON_MXM = True
+
+
 class ReduceLowering:
     def reduce(self, op, loc) -> VValue:
         x = self.values[op.input]
@@ -25,6 +29,9 @@ class ReduceLowering:
         if (kind == "add" and rank and axis == rank - 1 and not x.splat and x.elem in ("i8", "f16", "bf16")
                 and self.__dict__.setdefault("sum_elem", x.elem) == x.elem):
             return self.lane_sum_mxm(x, elem, tuple(T.shape_of(op.result.type)), loc)
+        if (kind == "add" and rank and axis == rank - 1 and not x.splat and x.elem == "f32" and F32_SUMS_ON_MXM
+                and self.__dict__.setdefault("sum_elem", "bf16") == "bf16"):
+            return self.lane_sum_mxm(x, elem, tuple(T.shape_of(op.result.type)), loc, parts=3)
         if kind == "add":
             x = self.convert(x, elem, loc)  # sums run in the accumulator type
         if rank == 0:
@@ -64,13 +71,18 @@ class ReduceLowering:
             self.rotate_tree(acc, kind, elem, out.vecs[r], loc)
         return out
 
-    def lane_sum_mxm(self, x: VValue, acc: str, shape, loc) -> VValue:
+    def lane_sum_mxm(self, x: VValue, acc: str, shape, loc, parts: int = 1) -> VValue:
         """Lane sums of i8/f16/bf16 rows on the MXM: products with an all-ones matrix held by
-        one plane (loaded once), one ``mm`` per vector, the total splat in the slot."""
+        one plane (loaded once), one ``mm`` per vector, the total splat in the slot.
+
+        f32 rows (``parts = 3``) go as three bf16 vectors each — ``x = hi + mid + lo``, each
+        part the bf16 rounding of what the parts before it leave — whose 24 bits of fraction
+        hold every f32 exactly (a sum of exact products, accumulated in f32 as any f32 sum):
+        one trip to the MXM instead of two through the SXM with the rotate tree."""
         from lpu.dsl.codegen.mxm import LaneSumJob
 
         L = self.lanes
-        e = x.elem
+        e = x.elem if parts == 1 else "bf16"
         if "ones" not in self.__dict__:
             self._n += 1
             self.ones = self.st.alloc(f"ones{self._n}", (L, L), e, np.ones((L, L), T.dtype(e)), False, loc,
@@ -81,13 +93,32 @@ class ReduceLowering:
         for r in range(x.rows):
             vecs = [x.vec(r, c, L) for c in range(C)]
             if valid < L:  # zero the padding lanes: they would be summed
-                t = self.temp((L,), e, loc).vecs[0]
-                self.emit("select", e, [Src(self.lane_mask(valid, e, loc), e), Src(vecs[-1], e),
-                                        Src(self.lane_mask(0, e, loc), e)], t, loc=loc)
+                xe = x.elem
+                t = self.temp((L,), xe, loc).vecs[0]
+                self.emit("select", xe, [Src(self.lane_mask(valid, xe, loc), xe), Src(vecs[-1], xe),
+                                         Src(self.lane_mask(0, xe, loc), xe)], t, loc=loc)
                 vecs[-1] = t
+            if parts > 1:
+                vecs = [p for v in vecs for p in self.bf16_parts(v, parts, loc)]
             rows.append(vecs)
         out = self.temp(shape, acc, loc)
         self.snips.append(LaneSumJob(e, acc, rows, list(out.vecs), list(self.ones.vecs), loc))
+        return out
+
+    def bf16_parts(self, v, parts: int, loc) -> list:
+        """An f32 vector as ``parts`` bf16 vectors that sum to it: each the bf16 rounding of
+        the rest the ones before it leave (``cvt`` rounds to nearest even)."""
+        out, rest = [], v
+        for k in range(parts):
+            p = self.temp((self.lanes,), "bf16", loc).vecs[0]
+            self.emit("cvt", "f32", [Src(rest, "f32")], p, "bf16", dtype2="bf16", loc=loc)
+            out.append(p)
+            if k < parts - 1:
+                back = self.temp((self.lanes,), "f32", loc).vecs[0]
+                self.emit("cvt", "bf16", [Src(p, "bf16")], back, "f32", dtype2="f32", loc=loc)
+                nxt = self.temp((self.lanes,), "f32", loc).vecs[0]
+                self.emit("sub", "f32", [Src(rest, "f32"), Src(back, "f32")], nxt, loc=loc)
+                rest = nxt
         return out
 
     def rotate_tree(self, v, kind, elem, dst, loc) -> None:

@@ -203,6 +203,15 @@ class MultiCompiled:
     cycles: int = 0
     op_names: dict = field(default_factory=dict)  # (file, line, column) -> the df op there
 
+    def tensor(self, sym: str, read) -> np.ndarray | None:
+        """Module tensor ``@sym`` as the chip that holds it keeps it (``read("chipN:symbol")``)."""
+        for c, code in sorted(self.chips.items()):
+            if code.compiled is not None and hasattr(code.compiled, "tensor"):
+                got = code.compiled.tensor(sym, lambda s, c=c: read(f"{chip_name(c)}:{s}"))
+                if got is not None:
+                    return got
+        return None
+
     def kernel_names(self, c: int) -> list[str]:
         """Chip ``c``'s kernels, in run order."""
         code = self.chips[c]
@@ -266,13 +275,20 @@ class MultiCompiled:
             prefix = f"{chip_name(c)}:"
             if kind == "part":
                 mine = {s[len(prefix):]: a for s, a in parts.items() if s.startswith(prefix)}
-                out.append(code.compiled.result(mine, lanes))
+                out.append(part_results(code.compiled, mine, lanes)[k])
             else:
                 out.append(from_vectors(parts[prefix + code.recv_symbols[k]], T.shape_of(ty)))
         return out
 
     def result(self, parts: dict[str, np.ndarray], lanes: int) -> np.ndarray:
         return self.results(parts, lanes)[0]
+
+
+def part_results(compiled, parts: dict[str, np.ndarray], lanes: int) -> list[np.ndarray]:
+    """Every result of one chip's part (a one-result kernel has only ``result``)."""
+    if hasattr(compiled, "results"):
+        return compiled.results(parts)
+    return [compiled.result(parts, lanes)]
 
     def write_objects(self, directory: str) -> list[str]:
         """``chipN.o`` per chip and ``system.toml`` (the input of ``lpu-ld``) into ``directory``

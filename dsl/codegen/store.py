@@ -39,6 +39,8 @@ from lpu.dsl.codegen.vector import VValue, unsupported
 
 #: copies of a store's index vector, in different slices (one i32 read holds its port 4 cycles)
 INDEX_COPIES = 4
+#: copies of a lane mask every row of a store reads
+MASK_COPIES = 8
 
 
 class StoreLowering:
@@ -54,6 +56,8 @@ class StoreLowering:
                               weights=sym in self.weight_syms, fixed=True, copies=copies, mutable=True)
             self.mutable[sym] = v
             self.fixed_symbols.update(vec.symbol for vec in v.vecs)
+            if sym not in self.params:  # a module tensor: where the host can read it back
+                self.layouts[sym] = (v, {})
         return v
 
     def store(self, op, loc) -> None:
@@ -111,11 +115,11 @@ class StoreLowering:
             iota = self.const(np.arange(c * L, (c + 1) * L, dtype=np.int32), INDEX, loc)
             eq = self.temp((L,), INDEX, loc)
             self.emit("cmp.eq", INDEX, [Src(iota.vecs[0], INDEX), Src(lane.vecs[0], INDEX)], eq.vecs[0], loc=loc)
-            masks.append(self.convert(eq, e, loc).vecs[0])
+            masks.append(self.spread(self.convert(eq, e, loc).vecs[0], e, loc))
         for k, r in enumerate(self._rows(t, offsets, x.shape)):
             for c, m in enumerate(masks):
                 old = t.vec(int(r), c, L)
-                self.emit("select", e, [Src(m, e), Src(x.vec(k, 0, L), e), Src(old, e)], old, loc=loc)
+                self.emit("select", e, [Src(m[k % len(m)], e), Src(x.vec(k, 0, L), e), Src(old, e)], old, loc=loc)
 
     def store_rows(self, op, t: VValue, x: VValue, offsets, step, loc) -> None:
         L, e = self.lanes, t.elem
@@ -139,12 +143,15 @@ class StoreLowering:
                 index = self._copies(words, loc)
                 m = self.scaled_int(R, "and", W - 1, loc) if W > 1 else None
                 src = x.vec(rr, c, L)
-                table = [t.vec(R_, col, L) for R_ in range(t.rows)]
+                column = [t.vec(R_, col, L) for R_ in range(t.rows)]
                 # an index copy away from the slice it addresses and from the vector written
                 # (both are read to pass that slice in the scatter's cycle)
                 pick = lambda j, *away: next(v for v in index[j % len(index):] + index  # noqa: E731
                                              if v.slice not in away)
                 for j, base in enumerate(slots):
+                    # the vectors this candidate may touch: its slice's (the candidates of the
+                    # other slices are independent of it)
+                    table = [v for v in column if v.slice == base.slice]
                     if W == 1:
                         self.snips.append(ScatterJob(pick(j, base.slice, src.slice), src, base, table, e, loc))
                         continue
@@ -171,6 +178,16 @@ class StoreLowering:
         if t.rows <= W and W & (W - 1):  # rows R < W: R div W is 0 and R mod W is R
             return 1 << math.ceil(math.log2(W)), vecs, stride
         return W, vecs[:W], stride
+
+    def spread(self, v, elem: str, loc, n: int = MASK_COPIES) -> list:
+        """``v`` and ``n - 1`` copies of it in other slices: a vector every one of many ops
+        reads would hold one slice's read port for all of them."""
+        out = [v]
+        for _ in range(n - 1):
+            out.append(self.st.alloc_vec(f"t{self._n + 1}", elem, {u.slice for u in out}, loc))
+            self._n += 1
+            self.snips.append(Snippet("mov", elem, [Src(v, elem)], out[-1], elem, None, None, 0, loc))
+        return out
 
     def _copies(self, words: VValue, loc) -> list:
         out = []

@@ -226,6 +226,7 @@ class TemplateLowering:
                                              None, len(items) * w))
             renames[tsym] = name
         self.instances[key] = renames
+        self.layouts.setdefault(sym, (v, renames))
         return renames
 
 

@@ -183,13 +183,13 @@ class Storage:
 
     def _window(self, side: str, c: int, need: int, copies: int = 1) -> list[str]:
         """The slices of column block ``c`` of a weight matrix, row ``i`` in the ``i``-th: the
-        pool's slices of that side rotated by ``c // 2`` while they have room (small
+        XX
         functions), else — and always for a template's parameters, which many calls
         repeat — the ``WINDOW`` least-filled slices of the hemisphere, the nearest the planes
         first, so a model's weights spread over the whole chip."""
         near = self.pool[(0 if side == "W" else 1)::2]
         legacy = [near[(i + c // 2) % len(near)] for i in range(len(near))]
-        if copies == 1 and all(self._room(sl, need) for sl in legacy):
+        if copies == 1 and all(self.budget.used(sl) + need <= self.cfg.words // 2 for sl in legacy):
             return legacy
         hemi = self.sides[side]
         far = {sl: -k for k, sl in enumerate(hemi)}  # outward from the VXM: the planes' end first

@@ -182,11 +182,14 @@ class DecomposePass(ModulePass):
     argmin, rope) into primitives."""
 
     name = "df-decompose"
+    keep: str = ""  # composites left as they are (comma-separated op names: the code generator lowers them itself)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         # one walk in block order (what xDSL's PatternRewriteWalker with apply_recursively=False
         # does, without its per-op worklist and trait queries): unused pure ops met are erased
-        rewrite_in_order(op, _PATTERNS, recurse_into_new=False, drop_dead=True)
+        kept = {k.strip() for k in self.keep.split(",") if k.strip()}
+        patterns = tuple(p for p in _PATTERNS if type(p).__name__.lower() not in kept)
+        rewrite_in_order(op, patterns, recurse_into_new=False, drop_dead=True)
 
 
 _PATTERNS = (Softmax(), Layernorm(), Rmsnorm(), Gelu(), Silu(), Erf(), Sign(), Argmax(), Rope())
