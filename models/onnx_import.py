@@ -26,8 +26,8 @@ import numpy as np
 from lpu.diagnostics import Diagnostic, DiagnosticError, SourceLoc, error
 from lpu.files import write_atomic
 from lpu.models.onnx_emit import (
-    CARRIER, MATMUL_MODES, Builder, Const, NodeRef, Unsupported, Value, carrier, sanitize, to_carrier, type_name,
-    type_text,
+    CARRIER, MATMUL_MODES, Builder, Const, NodeRef, Unsupported, Value, carrier, onnx_dtype, sanitize, to_carrier,
+    type_name, type_text,
 )
 from lpu.models.onnx_ops import OPS, Node
 
@@ -181,9 +181,6 @@ def _input_port(vi, path: str, used: set[str]) -> Port:
         raise fail(path, f"input '{vi.name}' has no shape: give it one with --shape {vi.name}=D0xD1x...")
     dims = _dims(t)
     for axis, d in enumerate(dims):
-        if d == 0:
-            raise fail(path, f"input '{vi.name}' is empty (axis {axis} of [{', '.join(map(str, dims))}] has size 0): "
-                             f"every tensor of the language holds at least one element")
         if not isinstance(d, int) or d < 1:
             shown = "x".join(str(x) if isinstance(x, int) and x > 0 else "N" for x in dims)
             raise fail(path, f"input '{vi.name}' has a dynamic dimension '{d}' (axis {axis} of "
@@ -235,7 +232,8 @@ def convert(model, path: str = "<model>", shapes: dict[str, list[int]] | None = 
     inits = {t.name for t in model.graph.initializer}
     _set_shapes(model, shapes or {}, path, inits)
     used: set[str] = set()
-    ports = [_input_port(vi, path, used) for vi in model.graph.input if vi.name not in inits]
+    ports = [_input_port(vi, path, used) for vi in model.graph.input
+             if vi.name not in inits and not (vi.type.HasField("tensor_type") and 0 in _dims(vi.type))]
     try:
         model = shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # best effort: the lowerings compute every shape themselves
@@ -250,6 +248,10 @@ def convert(model, path: str = "<model>", shapes: dict[str, list[int]] | None = 
         env[t.name] = Const(numpy_helper.to_array(t), t.data_type, t.name)
     for p in ports:
         env[p.name] = Value(f"%{p.arg}", p.shape, CARRIER[p.onnx], p.onnx)
+    for vi in model.graph.input:  # an empty input holds no values: it is known, a constant
+        if vi.name not in inits and vi.type.HasField("tensor_type") and 0 in _dims(vi.type):
+            env[vi.name] = Const(np.zeros(_dims(vi.type), onnx_dtype(vi.type.tensor_type.elem_type)),
+                                 vi.type.tensor_type.elem_type, vi.name)
     rows: dict[str, OpRow] = {}
     unsupported: list[tuple[str, str]] = []
     needs: set[str] = set()
@@ -339,6 +341,10 @@ def convert(model, path: str = "<model>", shapes: dict[str, list[int]] | None = 
             x = env.get(vi.name)
             if x is None:
                 unsupported.append((f"output '{vi.name}'", "it is not computed by the graph"))
+                continue
+            if int(np.prod(x.shape)) == 0:
+                unsupported.append((f"output '{vi.name}'", f"it is empty ({list(x.shape)}): every tensor of the "
+                                    f"language holds at least one element"))
                 continue
             try:
                 v = b.value(x)

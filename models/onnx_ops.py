@@ -118,7 +118,8 @@ def _arith(b, node):
 @op("Div")
 def _div(b, node):
     x, y = node.inputs[:2]
-    _float(x, "Div's input")  # the VXM has no integer division
+    if x.onnx not in FLOATS:
+        return [_int_div(b, x, y)]
     if isinstance(y, Const):
         inv = Const((1.0 / y.array.astype(np.float64)).astype(y.array.dtype), y.onnx, y.name)
         if np.array_equal(inv.array.astype(np.float64) * y.array, np.ones_like(inv.array, np.float64)) or \
@@ -383,9 +384,7 @@ def _slice(b, node):
     for a, s, e, st in zip(axes, starts, ends, steps):
         n = x.shape[a]
         idx = list(range(*slice(max(min(s, 2 ** 62), -2 ** 62), max(min(e, 2 ** 62), -2 ** 62), st).indices(n)))
-        if not idx:
-            raise Unsupported(f"an empty slice of axis {a}")
-        if st == 1:
+        if st == 1 and idx:
             y = window(b, y, a, idx[0], len(idx))
         else:
             y = take(b, y, a, idx)
@@ -395,34 +394,7 @@ def _slice(b, node):
 @op("Gather")
 def _gather(b, node):
     x, ind = node.inputs[:2]
-    a = _axis(node.attr("axis", 0), x.rank)
-    n = x.shape[a]
-    out_shape = list(x.shape[:a]) + list(ind.shape) + list(x.shape[a + 1:])
-    if isinstance(ind, Const):
-        flat = [int(i) + n if int(i) < 0 else int(i) for i in ind.array.reshape(-1)]
-        if any(not 0 <= i < n for i in flat):
-            raise Unsupported(f"an index outside the {n} elements of axis {a}")
-        y = take(b, x, a, flat) if flat else None
-        if y is None:
-            raise Unsupported("Gather of no indices")
-        return [_reshape_to(b, y, out_shape)]
-    # run-time indices: one slice a row, its index a rank-0 i32 (negative ones counted from the end)
-    x = b.value(x)
-    iv = b.value(ind)
-    flat = reshape(b, iv, [int(np.prod(ind.shape))]) if ind.rank != 1 else iv
-    parts = []
-    sizes = list(x.shape)
-    sizes[a] = 1
-    step = [0] * x.rank
-    step[a] = 1
-    for k in range(int(np.prod(ind.shape))):
-        i = reshape(b, slice_(b, flat, [k], [1]), [])
-        neg = binary(b, "lt", i, Const(np.array(0, np.int32), i.onnx))
-        i = b.emit(f"select {neg.name}, {binary(b, 'add', i, Const(np.array(n, np.int32), i.onnx)).name}, {i.name}",
-                   (), "i32", i.onnx)
-        parts.append(b.emit(f"slice {x.name}, {i.name} {{offsets = {[0] * x.rank}, sizes = {sizes}, step = {step}}}",
-                            sizes, x.elem, x.onnx))
-    return [_reshape_to(b, concat(b, parts, a), out_shape)]
+    return [gather(b, x, ind, _axis(node.attr("axis", 0), x.rank))]
 
 
 @op("Expand")
@@ -654,8 +626,7 @@ def _conv(b, node):
     x, w = node.inputs[:2]
     bias = node.input(2)
     _float(x)
-    if not isinstance(w, Const):
-        raise Unsupported("input 1 ('W') is computed at run time; Conv's weights must be known at import time")
+    node.const(1, "W")
     n = x.rank - 2
     groups = int(node.attr("group", 1))
     kernel = list(node.attr("kernel_shape", w.shape[2:]))
@@ -764,3 +735,211 @@ def _batchnorm(b, node):
     dt = x.array.dtype if isinstance(x, Const) else np.float32 if x.onnx == FLOAT else np.float16
     y = binary(b, "mul", x, Const(a.reshape(shape).astype(dt), x.onnx, (node.name or "bn") + ".a"))
     return [binary(b, "add", y, Const(c.reshape(shape).astype(dt), x.onnx, (node.name or "bn") + ".c"))]
+
+
+@op("ConstantOfShape")
+def _constant_of_shape(b, node):
+    shape = [int(d) for d in node.const(0, "input")]
+    v = node.attr("value")
+    a = np.zeros(1, np.float32) if v is None else __import__("onnx").numpy_helper.to_array(v)
+    return [Const(np.full(shape, a.reshape(-1)[0], a.dtype), _np_onnx(a))]
+
+
+def _np_onnx(a) -> int:
+    from onnx.helper import np_dtype_to_tensor_dtype
+
+    return np_dtype_to_tensor_dtype(a.dtype)
+
+
+@op("Pad")
+def _pad(b, node):
+    x = node.inputs[0]
+    mode = node.attr("mode", "constant")
+    pads = [int(p) for p in node.const(1, "pads")]
+    cv = node.const(2, "constant_value")
+    axes = node.const(3, "axes")
+    axes = list(range(x.rank)) if axes is None else [_axis(int(a), x.rank) for a in axes]
+    value = 0.0 if cv is None or np.asarray(cv).size == 0 else float(np.asarray(cv).reshape(-1)[0])
+    k = len(axes)
+    y = x
+    for i, a in enumerate(axes):
+        lo, hi = pads[i], pads[i + k]
+        if not (lo or hi):
+            continue
+        n = x.shape[a]
+        if mode == "constant":
+            from lpu.models.onnx_emit import pad_axis
+
+            y = pad_axis(b, y, a, lo, hi, value)
+            continue
+        idx = list(range(-lo, n + hi))
+        if mode == "edge":
+            idx = [min(max(j, 0), n - 1) for j in idx]
+        elif mode == "reflect":
+            if n < 2:
+                raise Unsupported("reflect padding of an axis of one element")
+            period = 2 * (n - 1)
+            idx = [(j % period) for j in idx]
+            idx = [period - j if j >= n else j for j in idx]
+        elif mode == "wrap":
+            idx = [j % n for j in idx]
+        else:
+            raise Unsupported(f"mode = '{mode}'")
+        y = take(b, y, a, idx)
+    return [y]
+
+
+def _int_div(b, x, y):
+    """Integer division truncating toward zero, as ONNX's (exact for |values| < 2^24): the f32
+    quotient truncated, then corrected by the remainder (|r| < |y|, r of x's sign)."""
+    t = x.onnx
+    a, d = cast(b, b.value(x), "i32"), cast(b, b.value(y), "i32")
+    af, df = cast(b, a, "f32"), cast(b, d, "f32")
+    q = binary(b, "mul", af, unary(b, "recip", df))
+    aq = unary(b, "abs", q)
+    r = cast(b, cast(b, aq, "i32"), "f32")
+    fl = binary(b, "sub", r, binary(b, "gt", r, aq))
+    q0 = cast(b, binary(b, "mul", fl, unary(b, "sign", q)), "i32")
+    rem = binary(b, "sub", a, binary(b, "mul", q0, d))
+    sa, s = unary(b, "sign", a), binary(b, "mul", unary(b, "sign", a), unary(b, "sign", d))
+    down = binary(b, "mul", binary(b, "eq", unary(b, "sign", rem), unary(b, "neg", sa)),
+                  binary(b, "ne", rem, Const(np.array(0, np.int32), a.onnx)))
+    up = binary(b, "ge", unary(b, "abs", rem), unary(b, "abs", d))
+    q1 = binary(b, "add", q0, binary(b, "mul", s, binary(b, "sub", up, down)))
+    return cast(b, q1, carrier(t), t)
+
+
+def gather(b, x, ind, a: int):
+    """``np.take(x, ind, axis=a)``: static slices for known indices, else one run-time slice a
+    row, its index a rank-0 i32 (negative ones counted from the end)."""
+    n = x.shape[a]
+    out_shape = list(x.shape[:a]) + list(ind.shape) + list(x.shape[a + 1:])
+    if isinstance(ind, Const):
+        flat = [int(i) + n if int(i) < 0 else int(i) for i in ind.array.reshape(-1)]
+        if any(not 0 <= i < n for i in flat):
+            raise Unsupported(f"an index outside the {n} elements of axis {a}")
+        return _reshape_to(b, take(b, x, a, flat), out_shape)
+    x = b.value(x)
+    iv = b.value(ind)
+    count = int(np.prod(ind.shape))
+    flat = reshape(b, iv, [count]) if ind.rank != 1 else iv
+    sizes = list(x.shape)
+    sizes[a] = 1
+    step = [0] * x.rank
+    step[a] = 1
+    parts = []
+    for k in range(count):
+        i = reshape(b, slice_(b, flat, [k], [1]), [])
+        neg = binary(b, "lt", i, Const(np.array(0, np.int32), i.onnx))
+        i = b.emit(f"select {neg.name}, {binary(b, 'add', i, Const(np.array(n, np.int32), i.onnx)).name}, {i.name}",
+                   (), "i32", i.onnx)
+        parts.append(b.emit(f"slice {x.name}, {i.name} {{offsets = {[0] * x.rank}, sizes = {sizes}, step = {step}}}",
+                            sizes, x.elem, x.onnx))
+    return _reshape_to(b, concat(b, parts, a), out_shape)
+
+
+@op("RotaryEmbedding")
+def _rotary(b, node):
+    x, cos, sin = node.inputs[:3]
+    pos = node.input(3)
+    _float(x)
+    inter = bool(node.attr("interleaved", 0))
+    heads = node.attr("num_heads", 0)
+    rd = node.attr("rotary_embedding_dim", 0)
+    shape = x.shape
+    if x.rank == 3:
+        if not heads:
+            raise Unsupported("a 3-D input needs num_heads")
+        xs = reshape(b, b.value(x), [shape[0], shape[1], heads, shape[2] // heads])   # [B, S, H, D]
+    elif x.rank == 4:
+        xs = transpose(b, b.value(x), [0, 2, 1, 3])                                   # [B, S, H, D]
+    else:
+        raise Unsupported(f"an input of rank {x.rank} (3 or 4)")
+    d = xs.shape[3]
+    rd = rd or d
+    if pos is not None:
+        cos, sin = gather(b, cos, pos, 0), gather(b, sin, pos, 0)                  # [B, S, rd/2]
+    half = [cos.shape[0], cos.shape[1], 1, rd // 2]
+    cos, sin = b.value(_reshape_to(b, cos, half)), b.value(_reshape_to(b, sin, half))
+    if cos.elem != xs.elem:
+        cos, sin = cast(b, cos, xs.elem, xs.onnx), cast(b, sin, xs.elem, xs.onnx)
+    rot = window(b, xs, 3, 0, rd)
+    style = "interleaved" if inter else "half"
+    y = b.emit(f'rope {rot.name}, {cos.name}, {sin.name} {{style = "{style}"}}', rot.shape, xs.elem, xs.onnx)
+    if rd < d:
+        y = concat(b, [y, window(b, xs, 3, rd, d - rd)], 3)
+    y = reshape(b, y, [shape[0], shape[1], shape[2]]) if x.rank == 3 else transpose(b, b.value(y), [0, 2, 1, 3])
+    return [y]
+
+
+@op("Attention")
+def _attention(b, node):
+    q, k, v = node.inputs[:3]
+    mask, past_k, past_v = node.input(3), node.input(4), node.input(5)
+    if node.input(6) is not None:
+        raise Unsupported("input 6 ('nonpad_kv_seqlen') is not supported")
+    _float(q)
+    for a in ("left_window_size", "right_window_size"):
+        if node.attr(a, -1) != -1:
+            raise Unsupported(f"attribute '{a}' = {node.attrs[a]} is not supported")
+    if node.attr("qk_matmul_output_mode", 0) or node.wants(3):
+        raise Unsupported("output 3 ('qk_matmul_output') is not supported")
+    node.attr("softmax_precision")
+    causal = bool(node.attr("is_causal", 0))
+    softcap = float(node.attr("softcap", 0.0))
+    qh, kh = node.attr("q_num_heads"), node.attr("kv_num_heads")
+    rank3 = q.rank == 3
+
+    def heads(t, n):
+        t = b.value(t)
+        return transpose(b, reshape(b, t, [t.shape[0], t.shape[1], n, t.shape[2] // n]), [0, 2, 1, 3])
+
+    if rank3:
+        q, k, v = heads(q, qh), heads(k, kh), heads(v, kh)
+    q, k, v = b.value(q), b.value(k), b.value(v)
+    past = 0
+    if past_k is not None:
+        past = past_k.shape[2]
+        k, v = b.value(concat(b, [past_k, k], 2)), b.value(concat(b, [past_v, v], 2))
+    bsz, hq, sq, dh = q.shape
+    hkv, skv, dv = k.shape[1], k.shape[2], v.shape[3]
+    g = hq // hkv
+    scale = node.attr("scale")
+    scale = 1.0 / math.sqrt(dh) if scale is None else float(scale)
+    qf = cast(b, q, "f32")
+    q5 = reshape(b, qf, [bsz, hkv, g, sq, dh])
+    kt = transpose(b, reshape(b, cast(b, k, "f32"), [bsz, hkv, 1, skv, dh]), [0, 1, 2, 4, 3])
+    s = matmul(b, q5, kt, [bsz, hkv, g, sq, skv], node.mode, hint="k")
+    s = binary(b, "mul", s, Const(np.array(scale, np.float32), FLOAT))
+    if softcap > 0:
+        s = binary(b, "mul", unary(b, "tanh", binary(b, "mul", s, Const(np.array(1 / softcap, np.float32), FLOAT))),
+                   Const(np.array(softcap, np.float32), FLOAT))
+    bias = np.zeros((sq, skv), np.float32)
+    if causal:
+        bias = np.where(np.arange(skv)[None, :] <= np.arange(sq)[:, None] + past, 0.0, -np.inf).astype(np.float32)
+    if mask is not None:
+        m = mask
+        if m.onnx == BOOL:
+            m = Const(np.where(m.array, 0.0, -np.inf).astype(np.float32), FLOAT) if isinstance(m, Const) else \
+                b.emit(f"select {b.value(m).name}, {fill(b, m.shape, 0.0, Value('', (), 'f32', FLOAT)).name}, "
+                       f"{fill(b, m.shape, -math.inf, Value('', (), 'f32', FLOAT)).name}", m.shape, "f32", FLOAT)
+        m = cast(b, b.value(m), "f32") if isinstance(m, Value) else Const(m.array.astype(np.float32), FLOAT)
+        if m.shape[-1] < skv:  # a mask shorter than the keys: the rest masked, as the reference pads it
+            m = b.value(m) if isinstance(m, Value) else m
+            from lpu.models.onnx_emit import pad_axis
+            m = pad_axis(b, m, m.rank - 1, 0, skv - m.shape[-1], -math.inf)
+        ms = list(m.shape)
+        full = [1] * (4 - len(ms)) + ms
+        m = _reshape_to(b, m, full[:2] + [1] + full[2:]) if full[1] == 1 else \
+            _reshape_to(b, m, [full[0], hkv, g] + full[2:])
+        s = binary(b, "add", s, m)
+    if causal:
+        s = binary(b, "add", s, Const(bias, FLOAT))
+    p = unary(b, "softmax", s, " {axis = 4}")
+    v5 = reshape(b, cast(b, v, "f32"), [bsz, hkv, 1, skv, dv])
+    y = matmul(b, p, v5, [bsz, hkv, g, sq, dv], node.mode, hint="v")
+    y = reshape(b, y, [bsz, hq, sq, dv])
+    if rank3:
+        y = reshape(b, transpose(b, y, [0, 2, 1, 3]), [bsz, sq, hq * dv])
+    y = cast(b, y, q.elem, q.onnx)
+    return [y, k if node.wants(1) else None, v if node.wants(2) else None]
