@@ -139,7 +139,8 @@ COMMANDS: list[Command] = [
     Command("compile", "compile a df function to a linked system image (-S: the scheduled assembly)",
             lambda p: __import__("lpu.compile", fromlist=["x"]).add_compile_arguments(p),
             lambda args, sources: __import__("lpu.compile", fromlist=["x"]).run_compile(args, sources)),
-    Command("import", "import a Llama GGUF checkpoint as a .lpu module and .npy weights (docs/models.md)",
+    Command("import", "import a Llama GGUF checkpoint or an ONNX model as a .lpu module and .npy weights "
+            "(docs/models.md, docs/onnx.md)",
             lambda p: __import__("lpu.models.importer", fromlist=["x"]).add_arguments(p),
             lambda args, sources: __import__("lpu.models.importer", fromlist=["x"]).run(args, sources)),
     Command("generate", "generate text with a checkpoint on simulated chips, token by token (docs/llm.md)",

@@ -167,22 +167,37 @@ def _write_weights(folder: str, path: str, cfg: LlamaConfig, weights: dict[str, 
 
 # --- the command line ---------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL.gguf", help="a Llama-architecture GGUF checkpoint")
-    p.add_argument("-o", dest="output", metavar="OUT.lpu", required=True,
+    p.add_argument("model", metavar="MODEL", help="a Llama-architecture GGUF checkpoint, or an ONNX model (.onnx: "
+                   "docs/onnx.md)")
+    p.add_argument("-o", dest="output", metavar="OUT.lpu",
                    help="the module to write; its weights go in the folder OUT/ beside it")
     p.add_argument("--context", type=int, default=DEFAULT_CONTEXT, metavar="N",
-                   help=f"the compile-time context bucket: positions the KV cache holds (default {DEFAULT_CONTEXT})")
-    p.add_argument("--dtype", choices=DTYPES, default="f16",
-                   help="the matrices' type, the MXM's operands (default f16: 10 mantissa bits)")
-    p.add_argument("--blocks", type=int, metavar="N", help="keep only the first N blocks (a smaller model for quick checks)")
+                   help=f"GGUF: the compile-time context bucket: positions the KV cache holds (default {DEFAULT_CONTEXT})")
+    p.add_argument("--dtype", choices=("f16", "bf16", "i8", "f32"), default=None,
+                   help="the matrices' type, the MXM's operands (GGUF: f16 (default) or bf16; ONNX: f32 (default: "
+                        "three bf16 products), f16, bf16 or i8)")
+    p.add_argument("--blocks", type=int, metavar="N", help="GGUF: keep only the first N blocks (a smaller model for quick checks)")
     p.add_argument("--target", metavar="NAME", help="the module's target configuration (default: the default chip)")
+    p.add_argument("--shape", action="append", metavar="NAME=D0xD1...", help="ONNX: the static shape of an input "
+                   "with dynamic dimensions (repeatable)")
+    p.add_argument("--embed", action="store_true", help="ONNX: the weights inline in the module (hex), no folder")
+    p.add_argument("--report", action="store_true", help="ONNX: print the op-support table, write nothing "
+                   "(exit 1 when a node is not supported)")
     p.add_argument("-v", "--verbose", action="store_true", help="say what was written")
 
 
 def run(args: argparse.Namespace, sources) -> int:
     from lpu.diagnostics import print_diagnostics
+    from lpu.models import onnx_import
 
-    r = import_gguf(args.model, args.output, context=args.context, dtype=args.dtype, blocks=args.blocks,
+    if onnx_import.is_onnx(args.model):
+        return onnx_import.run(args, sources)
+    if args.output is None:
+        raise DiagnosticError(error("the output is missing: -o OUT.lpu"))
+    if args.report or args.shape or args.embed:
+        flag = "--report" if args.report else "--shape" if args.shape else "--embed"
+        raise fail(args.model, f"{flag} is for ONNX models (.onnx); a GGUF checkpoint imports without it")
+    r = import_gguf(args.model, args.output, context=args.context, dtype=args.dtype or "f16", blocks=args.blocks,
                     target=args.target)
     print_diagnostics(r.warnings, sources)
     if not args.verbose:

@@ -1,0 +1,945 @@
+"""One lowering per ONNX op type: the ``df`` ops (docs/dataflow.md) each node becomes.
+
+``OPS`` maps an op type to its lowering, ``lower(b, node) -> outputs``: ``b`` is the
+``onnx_emit.Builder`` writing the function, ``node`` the ``Node`` with its inputs as
+``Value``s (computed at run time) or ``Const``s (known at import: initializers and folded
+nodes). A lowering raises ``Unsupported`` with the first attribute, input or type it cannot
+handle; an attribute it never reads is reported by the importer. Nodes whose inputs are all
+known are folded by the importer before any lowering sees them (``Shape``, ``Constant``,
+``ConstantOfShape`` and every shape computation of a static graph).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Callable
+
+import numpy as np
+
+from lpu.models.onnx_emit import (
+    BOOL, FLOAT, FLOAT16, FLOATS, INT64, Builder, Const, Unsupported, Value, binary, carrier, cast, concat, fill,
+    matmul, onnx_dtype, pad, reduce, reshape, slice_, take, transpose, type_name, unary, window,
+)
+from lpu.models.onnx_math import log, pow_, sqrt
+
+
+class Node:
+    """An ONNX node with its inputs resolved; ``attr`` records which attributes were read."""
+
+    def __init__(self, proto, index: int, inputs: list, out_types: list, out_shapes: list, opset: int,
+                 mode: str = "f32"):
+        from onnx.helper import get_attribute_value
+
+        self.proto = proto
+        self.index = index
+        self.op_type = proto.op_type
+        self.name = proto.name
+        self.inputs = inputs
+        self.outputs = list(proto.output)
+        self.out_types = out_types
+        self.out_shapes = out_shapes
+        self.opset = opset
+        self.mode = mode
+        self.attrs = {a.name: get_attribute_value(a) for a in proto.attribute}
+        self.read: set[str] = set()
+
+    def attr(self, name: str, default=None):
+        self.read.add(name)
+        v = self.attrs.get(name, default)
+        return v.decode() if isinstance(v, bytes) else v
+
+    def input(self, i: int):
+        return self.inputs[i] if i < len(self.inputs) else None
+
+    def const(self, i: int, what: str, default=None) -> np.ndarray | None:
+        x = self.input(i)
+        if x is None:
+            return default
+        if not isinstance(x, Const):
+            raise Unsupported(f"input {i} ('{what}') is computed at run time; it must be known at import time "
+                              f"(a constant or an initializer)", needs=self.proto.input[i])
+        return x.array
+
+    def wants(self, k: int) -> bool:
+        return k < len(self.outputs) and self.outputs[k] != ""
+
+
+Lowering = Callable[[Builder, Node], list]
+OPS: dict[str, Lowering] = {}
+
+
+def op(*names: str):
+    def register(f: Lowering) -> Lowering:
+        for n in names:
+            OPS[n] = f
+        return f
+    return register
+
+
+NUMPY_INT = {"i8": np.int8, "i16": np.int16, "i32": np.int32}
+
+
+def _axis(a: int, rank: int) -> int:
+    if not -rank <= a < max(rank, 1):
+        raise Unsupported(f"axis {a} is outside the input's {rank} axes")
+    return a + rank if a < 0 else a
+
+
+def _float(x, what: str = "the input"):
+    if x.onnx not in FLOATS:
+        raise Unsupported(f"{what} has type {type_name(x.onnx)}; this op takes FLOAT, FLOAT16 or BFLOAT16")
+
+
+def _only_outputs(node: Node, n: int):
+    for k in range(n, len(node.outputs)):
+        if node.wants(k):
+            raise Unsupported(f"output {k} ('{node.outputs[k]}') is not supported")
+
+
+def _in_f32(b: Builder, x, f) -> Value:
+    """``f`` computed in f32 for a FLOAT16/BFLOAT16 ``x``, cast back."""
+    x = b.value(x)
+    if x.elem == "f32":
+        return f(x)
+    return cast(b, f(cast(b, x, "f32")), x.elem, x.onnx)
+
+
+# --- elementwise ---------------------------------------------------------------------------------
+_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul"}
+
+
+@op("Add", "Sub", "Mul")
+def _arith(b, node):
+    x, y = node.inputs[:2]
+    return [binary(b, _BINARY[node.op_type], x, y)]
+
+
+@op("Div")
+def _div(b, node):
+    x, y = node.inputs[:2]
+    if x.onnx not in FLOATS:
+        return [_int_div(b, x, y)]
+    if isinstance(y, Const):
+        inv = Const((1.0 / y.array.astype(np.float64)).astype(y.array.dtype), y.onnx, y.name)
+        if np.array_equal(inv.array.astype(np.float64) * y.array, np.ones_like(inv.array, np.float64)) or \
+                x.onnx != FLOAT:
+            return [binary(b, "mul", x, inv)]
+    return [binary(b, "mul", x, unary(b, "recip", y))]
+
+
+@op("Max", "Min", "Sum", "Mean")
+def _variadic(b, node):
+    xs = [x for x in node.inputs if x is not None]
+    kind = {"Max": "max", "Min": "min", "Sum": "add", "Mean": "add"}[node.op_type]
+    if node.op_type == "Mean":
+        _float(xs[0])
+    y = xs[0]
+    for x in xs[1:]:
+        y = binary(b, kind, y, x)
+    if node.op_type == "Mean" and len(xs) > 1:
+        y = binary(b, "mul", y, Const(np.array(1.0 / len(xs), np.float32), FLOAT))
+    return [b.value(y)]
+
+
+_COMPARE = {"Equal": "eq", "Less": "lt", "Greater": "gt", "LessOrEqual": "le", "GreaterOrEqual": "ge"}
+
+
+@op(*_COMPARE)
+def _compare(b, node):
+    x, y = node.inputs[:2]
+    if BOOL in (x.onnx, y.onnx) and node.op_type != "Equal":
+        raise Unsupported(f"{node.op_type} of BOOL")
+    r = binary(b, _COMPARE[node.op_type], x, y)
+    return [cast(b, r, "i8", BOOL)]
+
+
+@op("Not")
+def _not(b, node):
+    return [cast(b, binary(b, "eq", node.inputs[0], Const(np.array(0, np.int8), BOOL)), "i8", BOOL)]
+
+
+@op("Where")
+def _where(b, node):
+    c, x, y = (b.value(v) for v in node.inputs[:3])
+    if x.elem != y.elem:
+        raise Unsupported("Where's values have different types")
+    shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
+    return [b.emit(f"select {c.name}, {x.name}, {y.name}", shape, x.elem, x.onnx)]
+
+
+_UNARY = {"Exp": "exp", "Tanh": "tanh", "Sigmoid": "sigmoid", "Reciprocal": "recip", "Erf": "erf",
+          "Relu": "relu", "Neg": "neg", "Abs": "abs", "Sign": "sign"}
+
+
+@op(*_UNARY)
+def _unary(b, node):
+    x = node.inputs[0]
+    kind = _UNARY[node.op_type]
+    if kind in ("exp", "tanh", "sigmoid", "recip", "erf"):
+        _float(x)
+    return [unary(b, kind, x)]
+
+
+@op("Sqrt")
+def _sqrt(b, node):
+    _float(node.inputs[0])
+    return [_in_f32(b, node.inputs[0], lambda v: sqrt(b, v))]
+
+
+@op("Log")
+def _log(b, node):
+    _float(node.inputs[0])
+    return [_in_f32(b, node.inputs[0], lambda v: log(b, v))]
+
+
+@op("Pow")
+def _pow(b, node):
+    return [pow_(b, node.inputs[0], node.inputs[1])]
+
+
+@op("Identity")
+def _identity(b, node):
+    return [node.inputs[0]]
+
+
+@op("Dropout")
+def _dropout(b, node):
+    node.attr("seed")
+    train = node.const(2, "training_mode", np.array(False))
+    if bool(np.asarray(train)):
+        raise Unsupported("training_mode = true (inference only)")
+    _only_outputs(node, 1)
+    return [node.inputs[0]]
+
+
+@op("Gelu")
+def _gelu(b, node):
+    x = node.inputs[0]
+    _float(x)
+    approx = node.attr("approximate", "none")
+    if approx not in ("none", "tanh"):
+        raise Unsupported(f"approximate = '{approx}'")
+    return [_in_f32(b, x, lambda v: unary(b, "gelu", v, f' {{approximate = "{approx}"}}'))]
+
+
+@op("LeakyRelu")
+def _leaky(b, node):
+    x = b.value(node.inputs[0])
+    _float(x)
+    alpha = float(node.attr("alpha", 0.01))
+    neg = binary(b, "lt", x, _scalar(0.0, x))
+    ax = binary(b, "mul", x, _scalar(alpha, x))
+    return [b.emit(f"select {neg.name}, {ax.name}, {x.name}", x.shape, x.elem, x.onnx)]
+
+
+def _scalar(v: float, like) -> Const:
+    return Const(np.array(v).astype(onnx_dtype(like.onnx)), like.onnx)
+
+
+@op("Clip")
+def _clip(b, node):
+    x = node.inputs[0]
+    lo, hi = node.input(1), node.input(2)
+    if node.opset < 11:
+        lo = Const(np.array(node.attr("min", -3.4028234663852886e38), np.float32), FLOAT)
+        hi = Const(np.array(node.attr("max", 3.4028234663852886e38), np.float32), FLOAT)
+    y = x
+    if lo is not None:
+        y = binary(b, "max", y, lo)
+    if hi is not None:
+        y = binary(b, "min", y, hi)
+    return [b.value(y)]
+
+
+@op("CastLike")
+def _cast_like(b, node):
+    node.attrs["to"] = node.inputs[1].onnx
+    node.read.add("to")
+    return _cast(b, node)
+
+
+@op("Cast")
+def _cast(b, node):
+    x = b.value(node.inputs[0])
+    to = node.attr("to")
+    node.attr("saturate")
+    node.attr("round_mode")
+    elem = carrier(to)
+    if to == BOOL:
+        zero = Const(np.zeros((), np.float32 if x.elem in ("f32", "f16", "bf16") else np.int32), x.onnx)
+        return [cast(b, binary(b, "ne", x, zero), "i8", BOOL)]
+    if x.onnx in FLOATS and elem in ("i8", "i16", "i32"):
+        # ONNX truncates toward zero; cast rounds to nearest: trunc(x) = sign(x)·floor(|x|)
+        f = cast(b, x, "f32")
+        a = unary(b, "abs", f)
+        r = cast(b, cast(b, a, "i32"), "f32")
+        fl = binary(b, "sub", r, binary(b, "gt", r, a))
+        t = binary(b, "mul", fl, unary(b, "sign", f))
+        return [cast(b, t, elem, to)]
+    if x.onnx in (INT64,) and to != INT64 and elem == "i32":
+        return [Value(x.name, x.shape, x.elem, to)]
+    return [cast(b, x, elem, to)]
+
+
+# --- shapes -----------------------------------------------------------------------------------------
+def _reshape_to(b, x, shape):
+    return reshape(b, x, shape) if isinstance(x, Value) else Const(x.array.reshape(shape), x.onnx, x.name)
+
+
+@op("Reshape")
+def _reshape(b, node):
+    x = node.inputs[0]
+    want = [int(d) for d in node.const(1, "shape")]
+    allowzero = node.attr("allowzero", 0)
+    shape = [x.shape[i] if d == 0 and not allowzero else d for i, d in enumerate(want)]
+    if -1 in shape:
+        known = int(np.prod([d for d in shape if d != -1]))
+        shape[shape.index(-1)] = int(np.prod(x.shape)) // max(known, 1)
+    return [_reshape_to(b, x, shape)]
+
+
+@op("Flatten")
+def _flatten(b, node):
+    x = node.inputs[0]
+    a = node.attr("axis", 1)
+    if not -x.rank <= a <= x.rank:
+        raise Unsupported(f"axis {a} is outside [-{x.rank}, {x.rank}]")
+    a = a + x.rank if a < 0 else a
+    return [_reshape_to(b, x, [int(np.prod(x.shape[:a])), int(np.prod(x.shape[a:]))])]
+
+
+def _axes(node: Node, i: int, attr: str = "axes"):
+    """The axes: an attribute before the opset that made them an input (13 or 18 by op)."""
+    if attr in node.attrs:
+        return [int(v) for v in node.attr(attr)]
+    a = node.const(i, "axes")
+    return None if a is None else [int(v) for v in np.asarray(a).reshape(-1)]
+
+
+@op("Squeeze")
+def _squeeze(b, node):
+    x = node.inputs[0]
+    axes = _axes(node, 1)
+    axes = [i for i, d in enumerate(x.shape) if d == 1] if axes is None else [_axis(a, x.rank) for a in axes]
+    return [_reshape_to(b, x, [d for i, d in enumerate(x.shape) if i not in axes])]
+
+
+@op("Unsqueeze")
+def _unsqueeze(b, node):
+    x = node.inputs[0]
+    axes = _axes(node, 1)
+    rank = x.rank + len(axes)
+    axes = sorted(_axis(a, rank) for a in axes)
+    shape = list(x.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return [_reshape_to(b, x, shape)]
+
+
+@op("Transpose")
+def _transpose(b, node):
+    x = node.inputs[0]
+    perm = node.attr("perm", list(range(x.rank))[::-1])
+    return [transpose(b, b.value(x), perm)]
+
+
+@op("Concat")
+def _concat(b, node):
+    xs = [x for x in node.inputs if x is not None]
+    return [concat(b, xs, _axis(node.attr("axis"), xs[0].rank))]
+
+
+@op("Split")
+def _split(b, node):
+    x = node.inputs[0]
+    a = _axis(node.attr("axis", 0), x.rank)
+    n = len(node.outputs)
+    sizes = node.const(1, "split") if node.opset >= 13 else node.attr("split")
+    num = node.attr("num_outputs")
+    if sizes is None:
+        k = -(-x.shape[a] // (num or n))
+        sizes = [min(k, x.shape[a] - i * k) for i in range(num or n)]
+    out, start = [], 0
+    for s in [int(s) for s in np.asarray(sizes).reshape(-1)]:
+        out.append(_keep(b, window(b, x, a, start, s)))
+        start += s
+    return out
+
+
+def _keep(b, x):
+    return x
+
+
+@op("Slice")
+def _slice(b, node):
+    x = node.inputs[0]
+    starts = [int(v) for v in node.const(1, "starts")]
+    ends = [int(v) for v in node.const(2, "ends")]
+    axes = node.const(3, "axes")
+    axes = list(range(len(starts))) if axes is None else [_axis(int(a), x.rank) for a in axes]
+    steps = node.const(4, "steps")
+    steps = [1] * len(starts) if steps is None else [int(s) for s in steps]
+    y = x
+    for a, s, e, st in zip(axes, starts, ends, steps):
+        n = x.shape[a]
+        idx = list(range(*slice(max(min(s, 2 ** 62), -2 ** 62), max(min(e, 2 ** 62), -2 ** 62), st).indices(n)))
+        if st == 1 and idx:
+            y = window(b, y, a, idx[0], len(idx))
+        else:
+            y = take(b, y, a, idx)
+    return [y]
+
+
+@op("Gather")
+def _gather(b, node):
+    x, ind = node.inputs[:2]
+    return [gather(b, x, ind, _axis(node.attr("axis", 0), x.rank))]
+
+
+@op("Expand")
+def _expand(b, node):
+    x = node.inputs[0]
+    shape = tuple(int(d) for d in node.const(1, "shape"))
+    out = tuple(np.broadcast_shapes(x.shape, shape))
+    if out == tuple(x.shape):
+        return [x]
+    return [binary(b, "mul", x, Const(np.ones(out, x.array.dtype if isinstance(x, Const) else
+                                              np.float32 if x.onnx in FLOATS else np.int32), x.onnx))]
+
+
+# --- reductions -------------------------------------------------------------------------------------
+def _reduce_axes(node: Node, x) -> list[int] | None:
+    axes = _axes(node, 1)
+    if axes is None or axes == []:
+        if node.attr("noop_with_empty_axes", 0):
+            return None
+        return list(range(x.rank))
+    return sorted({_axis(a, x.rank) for a in axes})
+
+
+@op("ReduceSum", "ReduceMax", "ReduceMin", "ReduceMean", "ReduceSumSquare", "ReduceL1", "ReduceL2")
+def _reduce(b, node):
+    x = b.value(node.inputs[0])
+    keep = bool(node.attr("keepdims", 1))
+    axes = _reduce_axes(node, x)
+    if axes is None:
+        return [x]
+    kind = {"ReduceMax": "reduce_max", "ReduceMin": "reduce_min"}.get(node.op_type, "reduce_sum")
+    if node.op_type in ("ReduceMean", "ReduceL2"):
+        _float(x)
+    src = x
+    if node.op_type == "ReduceSumSquare" or node.op_type == "ReduceL2":
+        src = binary(b, "mul", x, x)
+    elif node.op_type == "ReduceL1":
+        src = unary(b, "abs", x)
+    y = reduce(b, kind, src, axes, keep)
+    if node.op_type == "ReduceMean":
+        count = int(np.prod([x.shape[a] for a in axes]))
+        y = binary(b, "mul", y, Const(np.array(1.0 / count, np.float32), y.onnx))
+    elif node.op_type == "ReduceL2":
+        y = _in_f32(b, y, lambda v: sqrt(b, v))
+    return [y]
+
+
+@op("ArgMax", "ArgMin")
+def _argmax(b, node):
+    x = b.value(node.inputs[0])
+    a = _axis(node.attr("axis", 0), x.rank)
+    keep = bool(node.attr("keepdims", 1))
+    last = bool(node.attr("select_last_index", 0))
+    n = x.shape[a]
+    src = take(b, x, a, list(range(n))[::-1]) if last else x
+    shape = list(x.shape)
+    shape[a] = 1
+    kind = "argmax" if node.op_type == "ArgMax" else "argmin"
+    y = b.emit(f"{kind} {src.name} {{axis = {a}}}", shape, "i32", INT64)
+    if last:
+        y = b.emit(f"sub {n - 1}, {y.name}", shape, "i32", INT64)
+    if not keep:
+        y = reshape(b, y, [d for i, d in enumerate(x.shape) if i != a])
+    return [y]
+
+
+@op("Softmax")
+def _softmax(b, node):
+    x = b.value(node.inputs[0])
+    _float(x)
+    a = _axis(node.attr("axis", -1 if node.opset >= 13 else 1), x.rank)
+    if node.opset < 13:  # softmax of the input flattened to 2-D at axis
+        flat = reshape(b, x, [int(np.prod(x.shape[:a])), int(np.prod(x.shape[a:]))])
+        return [reshape(b, _in_f32(b, flat, lambda v: unary(b, "softmax", v, " {axis = 1}")), x.shape)]
+    return [_in_f32(b, x, lambda v: unary(b, "softmax", v, f" {{axis = {a}}}"))]
+
+
+def _norm_params(b, p, trailing, what):
+    """A scale or bias broadcast to the normalized axes, flattened to one vector of f32."""
+    n = int(np.prod(trailing))
+    if isinstance(p, Const):
+        return b.value(Const(np.broadcast_to(p.array.astype(np.float32), trailing).reshape(n).copy(), FLOAT,
+                             p.name))
+    p = cast(b, p, "f32")
+    if tuple(p.shape) != tuple(trailing):
+        p = binary(b, "mul", p, Const(np.ones(trailing, np.float32), FLOAT))
+    return reshape(b, p, [n])
+
+
+@op("LayerNormalization", "RMSNormalization")
+def _layernorm(b, node):
+    x = b.value(node.inputs[0])
+    _float(x)
+    a = _axis(node.attr("axis", -1), x.rank)
+    eps = float(node.attr("epsilon", 1e-5))
+    stash = node.attr("stash_type", 1)
+    if stash != 1:
+        raise Unsupported(f"stash_type = {stash} (computes in FLOAT)")
+    lead, trailing = x.shape[:a], x.shape[a:]
+    n = int(np.prod(trailing))
+    xf = reshape(b, cast(b, x, "f32"), list(lead) + [n])
+    g = _norm_params(b, node.inputs[1], trailing, "scale")
+    rms = node.op_type == "RMSNormalization"
+    if rms:
+        _only_outputs(node, 1)
+        y = b.emit(f"rmsnorm {xf.name}, {g.name} {{eps = {_num(eps)}}}", xf.shape, "f32")
+        return [cast(b, reshape(b, y, x.shape), x.elem, x.onnx)]
+    beta = node.input(2)
+    bv = _norm_params(b, beta, trailing, "bias") if beta is not None else fill(b, [n], 0.0, Value("", (), "f32",
+                                                                                                  FLOAT))
+    if not (node.wants(1) or node.wants(2)):
+        y = b.emit(f"layernorm {xf.name}, {g.name}, {bv.name} {{eps = {_num(eps)}}}", xf.shape, "f32")
+        return [cast(b, reshape(b, y, x.shape), x.elem, x.onnx)]
+    # Mean and InvStdDev wanted: the decomposition written out (docs/dataflow.md's layernorm)
+    last = len(lead)
+    inv_n = Const(np.array(1.0 / n, np.float32), FLOAT)
+    mean = binary(b, "mul", reduce(b, "reduce_sum", xf, [last], True), inv_n)
+    d = binary(b, "sub", xf, mean)
+    var = binary(b, "mul", reduce(b, "reduce_sum", binary(b, "mul", d, d), [last], True), inv_n)
+    inv = unary(b, "rsqrt", binary(b, "add", var, Const(np.array(eps, np.float32), FLOAT)))
+    y = binary(b, "add", binary(b, "mul", binary(b, "mul", d, inv), g), bv)
+    stat_shape = list(lead) + [1] * len(trailing)
+    return [cast(b, reshape(b, y, x.shape), x.elem, x.onnx), reshape(b, mean, stat_shape),
+            reshape(b, inv, stat_shape)]
+
+
+def _num(v: float) -> str:
+    return repr(float(np.float32(v)))
+
+
+# --- matmuls ------------------------------------------------------------------------------------------
+def _matmul(b, node, x, w):
+    """numpy's matmul of ``x`` and ``w`` (1-D operands promoted, batches broadcast)."""
+    xr, wr = x.rank, w.rank
+    xs = x if xr > 1 else _reshape_to(b, x, [1, x.shape[0]])
+    ws = w if wr > 1 else _reshape_to(b, w, [w.shape[0], 1])
+    if ws.rank == 2:
+        shape = list(xs.shape[:-1]) + [ws.shape[1]]
+    else:
+        batch = np.broadcast_shapes(tuple(xs.shape[:-2]), tuple(ws.shape[:-2]))
+        shape = list(batch) + [xs.shape[-2], ws.shape[-1]]
+    y = matmul(b, xs, ws, shape, node.mode, hint=getattr(w, "name", "") or "w")
+    out = list(shape)
+    if wr == 1:
+        out = out[:-1]
+    if xr == 1:
+        out = out[:-2] + out[-1:] if wr > 1 else out[:-1]
+    y = reshape(b, y, out)
+    return cast(b, y, carrier(x.onnx), x.onnx)
+
+
+@op("MatMul")
+def _matmul_op(b, node):
+    return [_matmul(b, node, *node.inputs[:2])]
+
+
+@op("Gemm")
+def _gemm(b, node):
+    a, w = node.inputs[:2]
+    c = node.input(2)
+    alpha, beta = float(node.attr("alpha", 1.0)), float(node.attr("beta", 1.0))
+    if node.attr("transA", 0):
+        a = transpose(b, a, [1, 0]) if isinstance(a, Const) else transpose(b, b.value(a), [1, 0])
+    if node.attr("transB", 0):
+        w = transpose(b, w, [1, 0]) if isinstance(w, Const) else transpose(b, b.value(w), [1, 0])
+    if alpha != 1.0 and isinstance(w, Const):
+        w, alpha = Const((w.array * np.float32(alpha)).astype(w.array.dtype), w.onnx, w.name), 1.0
+    y = _matmul(b, node, a, w)
+    if alpha != 1.0:
+        y = binary(b, "mul", y, Const(np.array(alpha, np.float32), y.onnx))
+    if c is not None and beta != 0.0:
+        if beta != 1.0:
+            c = Const((c.array * np.float32(beta)).astype(c.array.dtype), c.onnx, c.name) if isinstance(c, Const) \
+                else binary(b, "mul", c, Const(np.array(beta, np.float32), c.onnx))
+        y = binary(b, "add", y, c)
+    return [b.value(y)]
+
+
+# --- convolutions and pools, channels last (the window slices are rows: no lanes move) ----------------
+def _geometry(node: Node, spatial, kernel, pool: bool):
+    n = len(spatial)
+    strides = list(node.attr("strides", [1] * n))
+    dil = list(node.attr("dilations", [1] * n))
+    pads = list(node.attr("pads", [0] * (2 * n)))
+    auto = node.attr("auto_pad", "NOTSET")
+    ceil = bool(node.attr("ceil_mode", 0)) if pool else False
+    begin, end, out = pads[:n], pads[n:], []
+    for i in range(n):
+        span = (kernel[i] - 1) * dil[i] + 1
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            o = -(-spatial[i] // strides[i])
+            total = max(0, (o - 1) * strides[i] + span - spatial[i])
+            begin[i] = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            end[i] = total - begin[i]
+        elif auto == "VALID":
+            begin[i] = end[i] = 0
+        elif auto != "NOTSET":
+            raise Unsupported(f"auto_pad = '{auto}'")
+        room = spatial[i] + begin[i] + end[i] - span
+        o = (-(-room // strides[i]) if ceil else room // strides[i]) + 1
+        if ceil and (o - 1) * strides[i] >= spatial[i] + begin[i]:
+            o -= 1  # a last window starting in the end padding is dropped
+        out.append(o)
+    return strides, dil, begin, end, out
+
+
+def _windows(b, xt, kernel, strides, dil, out):
+    """Each kernel offset's window of the padded channels-last input: [N, out..., C]."""
+    n = len(kernel)
+    for offs in itertools.product(*[range(k) for k in kernel]):
+        w = xt
+        for i in range(n):
+            idx = [offs[i] * dil[i] + strides[i] * j for j in range(out[i])]
+            w = take(b, w, 1 + i, idx)
+        yield offs, w
+
+
+def _channels_last(b, x, begin, end, spatial, value, out, kernel, strides, dil):
+    n = len(spatial)
+    xt = transpose(b, b.value(x), [0] + list(range(2, 2 + n)) + [1])
+    need = [(out[i] - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 for i in range(n)]
+    ends = [max(end[i], need[i] - spatial[i] - begin[i]) for i in range(n)]
+    cut = [min(0, need[i] - spatial[i] - begin[i]) for i in range(n)]  # rows no window reads
+    return pad(b, xt, [0] + list(begin) + [0], [0] + [e if e > 0 else c for e, c in zip(ends, cut)] + [0], value)
+
+
+@op("Conv")
+def _conv(b, node):
+    x, w = node.inputs[:2]
+    bias = node.input(2)
+    _float(x)
+    node.const(1, "W")
+    n = x.rank - 2
+    groups = int(node.attr("group", 1))
+    kernel = list(node.attr("kernel_shape", w.shape[2:]))
+    spatial = list(x.shape[2:])
+    strides, dil, begin, end, out = _geometry(node, spatial, kernel, False)
+    xt = _channels_last(b, x, begin, end, spatial, 0.0, out, kernel, strides, dil)
+    nb, c, m = x.shape[0], x.shape[1], w.shape[0]
+    cg, mg = c // groups, m // groups
+    rows = nb * int(np.prod(out))
+    wins = [wv for _, wv in _windows(b, xt, kernel, strides, dil, out)]
+    k = len(wins)
+    ys = []
+    for g in range(groups):
+        cols = concat(b, [window(b, wv, n + 1, g * cg, cg) if groups > 1 else wv for wv in wins], n + 1)
+        cols = reshape(b, b.value(cols), [rows, k * cg])
+        wg = w.array[g * mg:(g + 1) * mg]  # [mg, cg, k...] -> [k..., cg, mg] -> [k·cg, mg]
+        wmat = np.transpose(wg, list(range(2, 2 + n)) + [1, 0]).reshape(k * cg, mg)
+        ys.append(matmul(b, cols, Const(np.ascontiguousarray(wmat), w.onnx, (w.name or "w") + (f".g{g}" if groups > 1
+                                                                                               else "")),
+                         [rows, mg], node.mode, hint=(w.name or "w") + (f".g{g}" if groups > 1 else "")))
+    y = concat(b, ys, 1) if groups > 1 else ys[0]
+    if bias is not None:
+        y = binary(b, "add", y, bias if isinstance(bias, Const) else b.value(bias))
+    y = reshape(b, b.value(y), [nb] + out + [m])
+    y = transpose(b, y, [0, n + 1] + list(range(1, n + 1)))
+    return [cast(b, y, carrier(x.onnx), x.onnx)]
+
+
+@op("MaxPool", "AveragePool")
+def _pool(b, node):
+    x = b.value(node.inputs[0])
+    if node.op_type == "AveragePool" or x.onnx not in (2, 3, 5, 6):  # MaxPool: INT8/UINT8/INT16/INT32 too
+        _float(x)
+    _only_outputs(node, 1)
+    kernel = list(node.attr("kernel_shape"))
+    n = len(kernel)
+    spatial = list(x.shape[2:])
+    if node.op_type == "MaxPool":
+        if node.attr("storage_order", 0):
+            raise Unsupported("storage_order = 1")
+    else:
+        node.attr("count_include_pad")
+    strides, dil, begin, end, out = _geometry(node, spatial, kernel, True)
+    maxpool = node.op_type == "MaxPool"
+    low = -math.inf if x.onnx in FLOATS else float(np.iinfo(np.dtype(NUMPY_INT[x.elem])).min)
+    xt = _channels_last(b, x, begin, end, spatial, low if maxpool else 0.0, out, kernel, strides, dil)
+    y = None
+    for _, wv in _windows(b, xt, kernel, strides, dil, out):
+        y = wv if y is None else binary(b, "max" if maxpool else "add", y, wv)
+    if not maxpool:
+        y = binary(b, "mul", y, Const(_avg_scale(node, spatial, kernel, strides, dil, begin, end, out), FLOAT))
+    y = transpose(b, b.value(y), [0, n + 1] + list(range(1, n + 1)))
+    return [y]
+
+
+def _avg_scale(node, spatial, kernel, strides, dil, begin, end, out) -> np.ndarray:
+    """1/divisor at each output position, [1, out..., 1]: ONNX's own AveragePool of ones (its
+    count_include_pad and ceil-mode rules) over the count of the input elements each window holds."""
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    n = len(spatial)
+    proto = helper.make_node("AveragePool", ["x"], ["y"], **{k: v for k, v in node.attrs.items()})
+    graph = helper.make_graph([proto], "avg", [helper.make_tensor_value_info("x", FLOAT, [1, 1] + spatial)],
+                              [helper.make_tensor_value_info("y", FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", node.opset)])
+    ref = ReferenceEvaluator(model)
+    avg = np.asarray(ref.run(None, {"x": np.ones([1, 1] + spatial, np.float32)})[0], np.float64).reshape(out)
+    ones = np.pad(np.ones(spatial), [(bb, max(0, (o - 1) * s + (k - 1) * d + 1 - sp - bb))
+                                     for bb, o, s, k, d, sp in zip(begin, out, strides, kernel, dil, spatial)])
+    count = np.zeros(out)
+    for offs in itertools.product(*[range(k) for k in kernel]):
+        sl = tuple(slice(o * d, o * d + s * (m - 1) + 1, s) for o, d, s, m in zip(offs, dil, strides, out))
+        count += ones[sl]
+    scale = np.where(count > 0, avg / np.where(count > 0, count, 1), 0.0)
+    return scale.reshape([1] + out + [1]).astype(np.float32)
+
+
+@op("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(b, node):
+    x = b.value(node.inputs[0])
+    _float(x)
+    axes = list(range(2, x.rank))
+    if node.op_type == "GlobalMaxPool":
+        return [reduce(b, "reduce_max", x, axes, True)]
+    y = reduce(b, "reduce_sum", x, axes, True)
+    return [binary(b, "mul", y, Const(np.array(1.0 / int(np.prod(x.shape[2:])), np.float32), x.onnx))]
+
+
+@op("BatchNormalization")
+def _batchnorm(b, node):
+    x = node.inputs[0]
+    _float(x)
+    if node.attr("training_mode", 0):
+        raise Unsupported("training_mode = 1 (inference only)")
+    node.attr("momentum")
+    node.attr("spatial")
+    _only_outputs(node, 1)
+    scale, bias, mean, var = (node.const(i, w) for i, w in ((1, "scale"), (2, "B"), (3, "input_mean"),
+                                                             (4, "input_var")))
+    eps = float(node.attr("epsilon", 1e-5))
+    # folded: y = x·a + c, a = scale/√(var + eps), c = B − mean·a (computed in float64)
+    a = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
+    c = bias.astype(np.float64) - mean.astype(np.float64) * a
+    shape = [x.shape[1]] + [1] * (x.rank - 2)
+    dt = x.array.dtype if isinstance(x, Const) else np.float32 if x.onnx == FLOAT else np.float16
+    y = binary(b, "mul", x, Const(a.reshape(shape).astype(dt), x.onnx, (node.name or "bn") + ".a"))
+    return [binary(b, "add", y, Const(c.reshape(shape).astype(dt), x.onnx, (node.name or "bn") + ".c"))]
+
+
+@op("ConstantOfShape")
+def _constant_of_shape(b, node):
+    shape = [int(d) for d in node.const(0, "input")]
+    v = node.attr("value")
+    a = np.zeros(1, np.float32) if v is None else __import__("onnx").numpy_helper.to_array(v)
+    return [Const(np.full(shape, a.reshape(-1)[0], a.dtype), _np_onnx(a))]
+
+
+def _np_onnx(a) -> int:
+    from onnx.helper import np_dtype_to_tensor_dtype
+
+    return np_dtype_to_tensor_dtype(a.dtype)
+
+
+@op("Pad")
+def _pad(b, node):
+    x = node.inputs[0]
+    mode = node.attr("mode", "constant")
+    pads = [int(p) for p in node.const(1, "pads")]
+    cv = node.const(2, "constant_value")
+    axes = node.const(3, "axes")
+    axes = list(range(x.rank)) if axes is None else [_axis(int(a), x.rank) for a in axes]
+    value = 0.0 if cv is None or np.asarray(cv).size == 0 else float(np.asarray(cv).reshape(-1)[0])
+    k = len(axes)
+    y = x
+    for i, a in enumerate(axes):
+        lo, hi = pads[i], pads[i + k]
+        if not (lo or hi):
+            continue
+        n = x.shape[a]
+        if mode == "constant":
+            from lpu.models.onnx_emit import pad_axis
+
+            y = pad_axis(b, y, a, lo, hi, value)
+            continue
+        idx = list(range(-lo, n + hi))
+        if mode == "edge":
+            idx = [min(max(j, 0), n - 1) for j in idx]
+        elif mode == "reflect":
+            if n < 2:
+                raise Unsupported("reflect padding of an axis of one element")
+            period = 2 * (n - 1)
+            idx = [(j % period) for j in idx]
+            idx = [period - j if j >= n else j for j in idx]
+        elif mode == "wrap":
+            idx = [j % n for j in idx]
+        else:
+            raise Unsupported(f"mode = '{mode}'")
+        y = take(b, y, a, idx)
+    return [y]
+
+
+def _int_div(b, x, y):
+    """Integer division truncating toward zero, as ONNX's (exact for |values| < 2^24): the f32
+    quotient truncated, then corrected by the remainder (|r| < |y|, r of x's sign)."""
+    t = x.onnx
+    a, d = cast(b, b.value(x), "i32"), cast(b, b.value(y), "i32")
+    af, df = cast(b, a, "f32"), cast(b, d, "f32")
+    q = binary(b, "mul", af, unary(b, "recip", df))
+    aq = unary(b, "abs", q)
+    r = cast(b, cast(b, aq, "i32"), "f32")
+    fl = binary(b, "sub", r, binary(b, "gt", r, aq))
+    q0 = cast(b, binary(b, "mul", fl, unary(b, "sign", q)), "i32")
+    rem = binary(b, "sub", a, binary(b, "mul", q0, d))
+    sa, s = unary(b, "sign", a), binary(b, "mul", unary(b, "sign", a), unary(b, "sign", d))
+    down = binary(b, "mul", binary(b, "eq", unary(b, "sign", rem), unary(b, "neg", sa)),
+                  binary(b, "ne", rem, Const(np.array(0, np.int32), a.onnx)))
+    up = binary(b, "ge", unary(b, "abs", rem), unary(b, "abs", d))
+    q1 = binary(b, "add", q0, binary(b, "mul", s, binary(b, "sub", up, down)))
+    return cast(b, q1, carrier(t), t)
+
+
+def gather(b, x, ind, a: int):
+    """``np.take(x, ind, axis=a)``: static slices for known indices, else one run-time slice a
+    row, its index a rank-0 i32 (negative ones counted from the end)."""
+    n = x.shape[a]
+    out_shape = list(x.shape[:a]) + list(ind.shape) + list(x.shape[a + 1:])
+    if isinstance(ind, Const):
+        flat = [int(i) + n if int(i) < 0 else int(i) for i in ind.array.reshape(-1)]
+        if any(not 0 <= i < n for i in flat):
+            raise Unsupported(f"an index outside the {n} elements of axis {a}")
+        return _reshape_to(b, take(b, x, a, flat), out_shape)
+    x = b.value(x)
+    iv = b.value(ind)
+    count = int(np.prod(ind.shape))
+    flat = reshape(b, iv, [count]) if ind.rank != 1 else iv
+    sizes = list(x.shape)
+    sizes[a] = 1
+    step = [0] * x.rank
+    step[a] = 1
+    parts = []
+    for k in range(count):
+        i = reshape(b, slice_(b, flat, [k], [1]), [])
+        neg = binary(b, "lt", i, Const(np.array(0, np.int32), i.onnx))
+        i = b.emit(f"select {neg.name}, {binary(b, 'add', i, Const(np.array(n, np.int32), i.onnx)).name}, {i.name}",
+                   (), "i32", i.onnx)
+        parts.append(b.emit(f"slice {x.name}, {i.name} {{offsets = {[0] * x.rank}, sizes = {sizes}, step = {step}}}",
+                            sizes, x.elem, x.onnx))
+    return _reshape_to(b, concat(b, parts, a), out_shape)
+
+
+@op("RotaryEmbedding")
+def _rotary(b, node):
+    x, cos, sin = node.inputs[:3]
+    pos = node.input(3)
+    _float(x)
+    inter = bool(node.attr("interleaved", 0))
+    heads = node.attr("num_heads", 0)
+    rd = node.attr("rotary_embedding_dim", 0)
+    shape = x.shape
+    if x.rank == 3:
+        if not heads:
+            raise Unsupported("a 3-D input needs num_heads")
+        xs = reshape(b, b.value(x), [shape[0], shape[1], heads, shape[2] // heads])   # [B, S, H, D]
+    elif x.rank == 4:
+        xs = transpose(b, b.value(x), [0, 2, 1, 3])                                   # [B, S, H, D]
+    else:
+        raise Unsupported(f"an input of rank {x.rank} (3 or 4)")
+    d = xs.shape[3]
+    rd = rd or d
+    if pos is not None:
+        cos, sin = gather(b, cos, pos, 0), gather(b, sin, pos, 0)                  # [B, S, rd/2]
+    half = [cos.shape[0], cos.shape[1], 1, rd // 2]
+    cos, sin = b.value(_reshape_to(b, cos, half)), b.value(_reshape_to(b, sin, half))
+    if cos.elem != xs.elem:
+        cos, sin = cast(b, cos, xs.elem, xs.onnx), cast(b, sin, xs.elem, xs.onnx)
+    rot = window(b, xs, 3, 0, rd)
+    style = "interleaved" if inter else "half"
+    y = b.emit(f'rope {rot.name}, {cos.name}, {sin.name} {{style = "{style}"}}', rot.shape, xs.elem, xs.onnx)
+    if rd < d:
+        y = concat(b, [y, window(b, xs, 3, rd, d - rd)], 3)
+    y = reshape(b, y, [shape[0], shape[1], shape[2]]) if x.rank == 3 else transpose(b, b.value(y), [0, 2, 1, 3])
+    return [y]
+
+
+@op("Attention")
+def _attention(b, node):
+    q, k, v = node.inputs[:3]
+    mask, past_k, past_v = node.input(3), node.input(4), node.input(5)
+    if node.input(6) is not None:
+        raise Unsupported("input 6 ('nonpad_kv_seqlen') is not supported")
+    _float(q)
+    for a in ("left_window_size", "right_window_size"):
+        if node.attr(a, -1) != -1:
+            raise Unsupported(f"attribute '{a}' = {node.attrs[a]} is not supported")
+    if node.attr("qk_matmul_output_mode", 0) or node.wants(3):
+        raise Unsupported("output 3 ('qk_matmul_output') is not supported")
+    node.attr("softmax_precision")
+    causal = bool(node.attr("is_causal", 0))
+    softcap = float(node.attr("softcap", 0.0))
+    qh, kh = node.attr("q_num_heads"), node.attr("kv_num_heads")
+    rank3 = q.rank == 3
+
+    def heads(t, n):
+        t = b.value(t)
+        return transpose(b, reshape(b, t, [t.shape[0], t.shape[1], n, t.shape[2] // n]), [0, 2, 1, 3])
+
+    if rank3:
+        q, k, v = heads(q, qh), heads(k, kh), heads(v, kh)
+    q, k, v = b.value(q), b.value(k), b.value(v)
+    past = 0
+    if past_k is not None:
+        past = past_k.shape[2]
+        k, v = b.value(concat(b, [past_k, k], 2)), b.value(concat(b, [past_v, v], 2))
+    bsz, hq, sq, dh = q.shape
+    hkv, skv, dv = k.shape[1], k.shape[2], v.shape[3]
+    g = hq // hkv
+    scale = node.attr("scale")
+    scale = 1.0 / math.sqrt(dh) if scale is None else float(scale)
+    qf = cast(b, q, "f32")
+    q5 = reshape(b, qf, [bsz, hkv, g, sq, dh])
+    kt = transpose(b, reshape(b, cast(b, k, "f32"), [bsz, hkv, 1, skv, dh]), [0, 1, 2, 4, 3])
+    s = matmul(b, q5, kt, [bsz, hkv, g, sq, skv], node.mode, hint="k")
+    s = binary(b, "mul", s, Const(np.array(scale, np.float32), FLOAT))
+    if softcap > 0:
+        s = binary(b, "mul", unary(b, "tanh", binary(b, "mul", s, Const(np.array(1 / softcap, np.float32), FLOAT))),
+                   Const(np.array(softcap, np.float32), FLOAT))
+    bias = np.zeros((sq, skv), np.float32)
+    if causal:
+        bias = np.where(np.arange(skv)[None, :] <= np.arange(sq)[:, None] + past, 0.0, -np.inf).astype(np.float32)
+    if mask is not None:
+        m = mask
+        if m.onnx == BOOL:
+            m = Const(np.where(m.array, 0.0, -np.inf).astype(np.float32), FLOAT) if isinstance(m, Const) else \
+                b.emit(f"select {b.value(m).name}, {fill(b, m.shape, 0.0, Value('', (), 'f32', FLOAT)).name}, "
+                       f"{fill(b, m.shape, -math.inf, Value('', (), 'f32', FLOAT)).name}", m.shape, "f32", FLOAT)
+        m = cast(b, b.value(m), "f32") if isinstance(m, Value) else Const(m.array.astype(np.float32), FLOAT)
+        if m.shape[-1] < skv:  # a mask shorter than the keys: the rest masked, as the reference pads it
+            m = b.value(m) if isinstance(m, Value) else m
+            from lpu.models.onnx_emit import pad_axis
+            m = pad_axis(b, m, m.rank - 1, 0, skv - m.shape[-1], -math.inf)
+        ms = list(m.shape)
+        full = [1] * (4 - len(ms)) + ms
+        m = _reshape_to(b, m, full[:2] + [1] + full[2:]) if full[1] == 1 else \
+            _reshape_to(b, m, [full[0], hkv, g] + full[2:])
+        s = binary(b, "add", s, m)
+    if causal:
+        s = binary(b, "add", s, Const(bias, FLOAT))
+    p = unary(b, "softmax", s, " {axis = 4}")
+    v5 = reshape(b, cast(b, v, "f32"), [bsz, hkv, 1, skv, dv])
+    y = matmul(b, p, v5, [bsz, hkv, g, sq, dv], node.mode, hint="v")
+    y = reshape(b, y, [bsz, hq, sq, dv])
+    if rank3:
+        y = reshape(b, transpose(b, y, [0, 2, 1, 3]), [bsz, sq, hq * dv])
+    y = cast(b, y, q.elem, q.onnx)
+    return [y, k if node.wants(1) else None, v if node.wants(2) else None]
