@@ -28,7 +28,8 @@ def emit(module: ModuleOp, form: str) -> str:
 
 # how MLIR text starts (after comments), and .lpu never does: a module in generic or custom form,
 # a generic op, or an alias definition (mlir-opt's `#loc = loc(unknown)` comes first)
-_MLIR_START = re.compile(r'(?:\s|//[^\n]*)*(?:"[A-Za-z_][\w$]*\.|builtin\.module\b|module\b|[#!][\w$.-]+\s*=)')
+# (comments skipped whole, never backtracked into: a `// CHECK: "df.x"` line is not MLIR)
+_MLIR_START = re.compile(r'(?:\s|//[^\n]*+)*+(?:"[A-Za-z_][\w$]*\.|builtin\.module\b|module\b|[#!][\w$.-]+\s*=)')
 
 
 def optimize(text: str, filename: str, pipeline: str = "", *, input_format: str = "auto",
