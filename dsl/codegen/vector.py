@@ -183,7 +183,7 @@ class Storage:
 
     def _window(self, side: str, c: int, need: int, copies: int = 1) -> list[str]:
         """The slices of column block ``c`` of a weight matrix, row ``i`` in the ``i``-th: the
-        XX
+        pool's slices of that side rotated by ``c // 2`` while they stay at most half full (small
         functions), else — and always for a template's parameters, which many calls
         repeat — the ``WINDOW`` least-filled slices of the hemisphere, the nearest the planes
         first, so a model's weights spread over the whole chip."""
