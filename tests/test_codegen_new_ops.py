@@ -104,7 +104,7 @@ def test_reductions_over_any_axis(kind, t, axis):
 
 
 @pytest.mark.parametrize("kind", ["argmax", "argmin"])
-@pytest.mark.parametrize("t,axis", [("f16", -1), ("f16", 0), ("i8", -1), ("bf16", 1)])
+@pytest.mark.parametrize("t,axis", [("f16", -1), ("f16", 0), ("i8", -1), ("bf16", 1), ("f32", -1)])
 def test_argmax_argmin(kind, t, axis):
     shape = (4, 3, 330)
     red = list(shape)
@@ -117,6 +117,26 @@ def test_argmax_argmin(kind, t, axis):
     out = run(src, x=x)
     fn = np.argmax if kind == "argmax" else np.argmin
     assert np.array_equal(out.result, fn(x.astype(np.float64), axis=axis, keepdims=True))
+
+
+@pytest.mark.parametrize("kind", ["argmax", "argmin"])
+def test_f32_argmax_in_one_pass_keeps_numpys_first_index(kind):
+    """The one-pass lowering of f32 rows (lower_reduce.argmax): ties within and across vectors,
+    the best in a later vector at a lower lane, NaNs first, late and everywhere, infinities."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 1000)).astype(np.float32)
+    best = np.inf if kind == "argmin" else -np.inf
+    x[1, [700, 5, 325]] = -best  # three ties in three vectors: the first index wins
+    x[2, 333], x[2, 12] = 9.0 * (1 if kind == "argmax" else -1), 9.0 * (1 if kind == "argmax" else -1)
+    x[3, 999], x[3, 640] = np.nan, np.nan  # NaNs count as the best; the first wins
+    x[4, 0] = np.nan
+    x[5] = np.nan
+    x[6] = best  # every element the worst possible: index 0
+    x[7, [3, 900]] = -best, np.nan  # NaN beats infinity
+    src = prog("(%x: tensor<8x1000xf32>) -> tensor<8x1xi32>", f"%y = {kind} %x\nreturn %y")
+    out = run(src, x=x)
+    fn = np.argmax if kind == "argmax" else np.argmin
+    assert np.array_equal(out.result, fn(x, axis=-1, keepdims=True))
 
 
 def test_greedy_sampling_over_a_vocabulary():

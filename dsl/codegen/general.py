@@ -31,6 +31,8 @@ from lpu.dsl.lpu_dialect import KernelOp, LpuInstOp, kernel_of
 PIPELINE = "inline{max_ops=1000000000},unroll,df-decompose,canonicalize,cse,dce"
 #: chain runs of elementwise ops on the VXM (``chain.fuse``); off only to measure what it buys
 FUSE = True
+#: the least vectors a row takes for argmax to be lowered in one pass (``_argmax_lowered``)
+ARGMAX_VECTORS = 4
 #: temporaries share SRAM words once their lives are over (``reuse.py``); off only to compare
 REUSE = True
 
@@ -150,8 +152,9 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     keep = ",".join(sorted(calls))
     pipeline = PIPELINE.replace("inline{max_ops=1000000000}", f'inline{{max_ops=1000000000 keep="{keep}"}}'
                                 if keep else "inline{max_ops=1000000000}")
-    if _ropes_lowered(module, cfg):  # rope as one SXM trip (lower.Lowering.rope) rather than its slices
-        pipeline = pipeline.replace("df-decompose", 'df-decompose{keep="rope"}')
+    kept = [k for k, lowered in (("argmax", _argmax_lowered), ("rope", _ropes_lowered)) if lowered(module, cfg)]
+    if kept:  # rope as one SXM trip (lower.Lowering.rope) rather than its slices; argmax as one pass
+        pipeline = pipeline.replace("df-decompose", f'df-decompose{{keep="{",".join(kept)}"}}')
     run_pipeline(module, pipeline)
     t1 = time.perf_counter()
     fn = function(module, name)
@@ -237,6 +240,21 @@ def _ropes_lowered(module, cfg) -> bool:
     return bool(ropes) and all(
         (op.style is None or op.style.data == "half") and T.shape_of(op.input.type)[-1] <= cfg.lanes
         and all(math.prod(T.shape_of(v.type)[:-1]) == 1 for v in (op.cos, op.sin)) for op in ropes)
+
+
+def _argmax_lowered(module, cfg) -> bool:
+    """Every ``argmax``/``argmin`` of the module is one the lowering does directly
+    (``lower_reduce.argmax``): over the last axis of f32 rows of at least ``ARGMAX_VECTORS``
+    vectors (fewer take longer in one pass than in the definition's two) whose every index an
+    f32 holds."""
+    from lpu.dsl import dialect as D
+    from lpu.dsl import types as T
+
+    args = [op for op in module.walk() if isinstance(op, (D.ArgmaxOp, D.ArgminOp))]
+    return bool(args) and all(
+        T.elem_of(op.input.type) == "f32" and len(T.shape_of(op.input.type)) >= 1
+        and D.get_int(op, "axis", -1) % len(T.shape_of(op.input.type)) == len(T.shape_of(op.input.type)) - 1
+        and ARGMAX_VECTORS <= -(-T.shape_of(op.input.type)[-1] // cfg.lanes) < (1 << 24) // cfg.lanes for op in args)
 
 
 def _looked_up(use) -> bool:

@@ -177,6 +177,8 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
             self.call(op, loc)
         elif isinstance(op, D.RopeOp):
             self.values[op.result] = self.rope(op, loc)
+        elif isinstance(op, (D.ArgmaxOp, D.ArgminOp)):
+            self.values[op.result] = self.argmax(op, loc)
         else:
             raise unsupported(op, f"'{op.name}' in a function of vector ops")
 

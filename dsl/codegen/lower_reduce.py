@@ -12,6 +12,7 @@ from lpu.arch.isa import BY_MNEMONIC
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
 from lpu.dsl.codegen.snippets import Src
+from lpu.asm.operands import parse_imm
 from lpu.dsl.codegen.vector import VValue
 
 
@@ -69,6 +70,70 @@ class ReduceLowering:
                 self.emit(kind, elem, [Src(acc, elem), Src(v, elem)], t.vecs[0], loc=loc)
                 acc = t.vecs[0]
             self.rotate_tree(acc, kind, elem, out.vecs[r], loc)
+        return out
+
+    def argmax(self, op, loc) -> VValue:
+        """``argmax``/``argmin`` over the last axis of f32 rows: per lane, the best value and
+        the first vector it is met in, combined pairwise in a tree over the row's vectors as they
+        arrive (a matmul's columns), then two lane reductions — where the definition
+        (``numerics.argmax``) reduces the whole row first, then compares every element with the
+        result and reduces their indices: a second pass that waits for the first. A pair (the
+        earlier ``b1, k1``, the later ``b2, k2``; ``k`` an f32 vector index, exact below 2^24)
+        gives ``b = max(b1, b2)`` (NaN propagates) and ``k = max(k1, k2·better)``, ``better``
+        = ``b1 < b2`` (``b2 < b1`` for argmin) or ``b2`` NaN and ``b1`` not: a NaN counts as
+        the best and the first best wins, since every ``k2`` exceeds every ``k1``. Then ``m`` =
+        the lane reduction of ``b``, and the least ``k·L + lane`` of the lanes whose ``b`` is
+        ``m`` (or NaN): numpy's first index. Exact, so the result is the interpreter's."""
+        x = self.values[op.input]
+        kind = "max" if isinstance(op, D.ArgmaxOp) else "min"
+        f, L = "f32", self.lanes
+        C = x.cols(L)
+        valid = x.N - (C - 1) * L
+        out = self.temp(tuple(T.shape_of(op.result.type)), "i32", loc)
+
+        def op2(m, a, b=None, value=None):
+            t = self.temp((L,), f, loc).vecs[0]
+            srcs = [Src(a, f)] + ([Src(b, f)] if b is not None else [])
+            self.emit(m, f, srcs, t, imm=None if value is None else parse_imm(float(value), f), loc=loc)
+            return t
+
+        def pair(one, two):
+            (b1, k1), (b2, k2) = one, two
+            better = op2("cmp.lt", b1, b2) if kind == "max" else op2("cmp.lt", b2, b1)
+            better = op2("max", better, op2("sub", op2("cmp.eq", b1, b1), op2("cmp.eq", b2, b2)))
+            k = op2("mul", better, value=k2) if isinstance(k2, int) else op2("mul", better, k2)
+            if isinstance(k1, int):
+                k = op2("max", k, value=k1) if k1 else k
+            else:
+                k = op2("max", k, k1)
+            return op2(kind, b1, b2), k
+
+        for r in range(x.rows):
+            vecs = [x.vec(r, c, L) for c in range(C)]
+            if valid < L:  # the padding lanes never win
+                fill = self.const(np.full(L, -np.inf if kind == "max" else np.inf, np.float32), f, loc).vecs[0]
+                t = self.temp((L,), f, loc).vecs[0]
+                self.emit("select", f, [Src(self.lane_mask(valid, f, loc), f), Src(vecs[-1], f), Src(fill, f)], t,
+                          loc=loc)
+                vecs[-1] = t
+            level = [(v, c) for c, v in enumerate(vecs)]
+            while len(level) > 1:
+                level = [pair(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                         for i in range(0, len(level), 2)]
+            b, k = level[0]
+            if isinstance(k, int):  # one vector: the index is its lane
+                k = self.lane_mask(0, f, loc)
+            m = self.temp((L,), f, loc).vecs[0]
+            self.rotate_tree(b, kind, f, m, loc)
+            hit = op2("max", op2("cmp.eq", b, m), op2("cmp.eq", op2("cmp.eq", b, b), value=0.0))
+            lane = self.const(np.arange(L, dtype=np.float32), f, loc).vecs[0]
+            idx = op2("add", op2("mul", k, value=L), lane)
+            none = self.const(np.full(L, x.N, np.float32), f, loc).vecs[0]
+            cand = self.temp((L,), f, loc).vecs[0]
+            self.emit("select", f, [Src(hit, f), Src(idx, f), Src(none, f)], cand, loc=loc)
+            first = self.temp((L,), f, loc).vecs[0]
+            self.rotate_tree(cand, "min", f, first, loc)
+            self.emit("cvt", f, [Src(first, f)], out.vecs[r], "i32", dtype2="i32", loc=loc)
         return out
 
     def lane_sum_mxm(self, x: VValue, acc: str, shape, loc, parts: int = 1) -> VValue:

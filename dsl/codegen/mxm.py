@@ -176,6 +176,7 @@ def schedule_lane_sum(job: LaneSumJob, s, horizon: int = 20_000) -> None:
         s.res.take("queue", pl.name, iw)
         s.add(iw, pl.name, "iw", None, (), loc=job.loc)
         pl.mm_free = max(pl.mm_free, iw + 1)
+        pl.lw_from = max(pl.lw_from, iw + 1)  # the shadow buffer is free again
     free_at = s.__dict__.setdefault("sum_slots", [0] * slots)
     for vecs, yv in zip(job.rows, job.y):
         slot = min(range(slots), key=lambda k: free_at[k])
@@ -189,6 +190,10 @@ def schedule_lane_sum(job: LaneSumJob, s, horizon: int = 20_000) -> None:
         a = search(m, lambda t: _acc_fits(s, pl, t, yv, wa, acc_lat, holder), "result")
         _acc_commit(s, pl, a, slot, yv, wa, holder["plan"], job)
         free_at[slot] = a + 1
+    s.lane_sums_left -= 1
+    if s.lane_sums_left == 0:  # the plane joins the matmuls once its slots are read out
+        pl.acc_done = max(pl.acc_done, *free_at)
+        s.sum_plane = None
 
 
 def _toward(s, q: int, P: int, ready_at: int, end: int | None = None) -> Segment:

@@ -94,7 +94,9 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
     from lpu.dsl.codegen.transpose import TransposeJob, schedule_transpose
 
     ctx = _Context(cfg, ready)
-    ctx.sum_plane = _planes(ctx)[-1] if any(isinstance(sn, LaneSumJob) for sn in snips) else None
+    # one plane keeps the ones matrix of the lane sums until the last of them is placed
+    ctx.lane_sums_left = sum(isinstance(sn, LaneSumJob) for sn in snips)
+    ctx.sum_plane = _planes(ctx)[-1] if ctx.lane_sums_left else None
     pos = ctx.pos
     vxm = [q.name for q in cfg.queues if q.kind == "vxm"]
     V = pos[vxm[0]]

@@ -58,6 +58,8 @@ class SramBudget:
     all, so the diagnostic can say how much is needed against what the chip has."""
 
     words: dict[str, int] = field(default_factory=dict)
+    #: hemisphere -> the window of the weight column block placed last there (``Storage._window``)
+    last_window: dict[str, list[str]] = field(default_factory=dict)
     over: object = None  # (what, loc) of the first allocation past the chip's capacity
     needed: int = 0
 
@@ -193,8 +195,16 @@ class Storage:
             return legacy
         hemi = self.sides[side]
         far = {sl: -k for k, sl in enumerate(hemi)}  # outward from the VXM: the planes' end first
-        return sorted(sorted(hemi, key=lambda sl: (self.budget.used(sl), far[sl]))[:WINDOW],
-                      key=lambda sl: far[sl])
+        # not the slices of the side's previous block: consecutive blocks of a side run on its
+        # two planes at once, and a slice's one read port would serve both planes' lws
+        prev = set(self.budget.last_window.get(side, ()))
+        cand = [sl for sl in hemi if sl not in prev] if len(hemi) - len(prev) >= WINDOW else hemi
+        # the slices the values are dealt over (the pool, near the VXM) count as half full
+        vals = set(self.pool)
+        fill = {sl: self.budget.used(sl) + (self.cfg.words // 2 if sl in vals else 0) for sl in cand}
+        win = sorted(sorted(cand, key=lambda sl: (fill[sl], far[sl]))[:WINDOW], key=lambda sl: far[sl])
+        self.budget.last_window[side] = win
+        return win
 
     def alloc(self, name: str, shape: tuple[int, ...], elem: str, data: np.ndarray | None = None,
               is_global: bool = False, loc=None, weights: bool = False, at: str | None = None,
