@@ -87,7 +87,29 @@ class _Context:
 
 def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
                       horizon: int = HORIZON, mutable: set | None = None) -> Scheduled:
-    """``mutable``: vectors of tensors written at run time (``store``), read in program order."""
+    """``mutable``: vectors of tensors written at run time (``store``), read in program order.
+
+    The list is scheduled under each of ``PRIORITIES`` and the shortest schedule kept (the
+    first on a tie): neither priority is better on every program — the earliest operands first
+    keeps small kernels tight, the longest remaining chain first keeps a decoder block's
+    critical path (norm, attention, projections) ahead of work that can wait."""
+    best, failure = None, None
+    for priority in PRIORITIES:
+        try:
+            sched = _schedule_once(snips, cfg, ready, horizon, mutable, priority)
+        except DiagnosticError as e:  # the other priority may still find room
+            failure = failure or e
+            continue
+        if best is None or sched.length < best[0].length:
+            best = (sched, priority)
+    if best is None:
+        raise failure
+    if best[1] != PRIORITIES[-1]:  # the items' own cycles (Snippet.cycle) as the kept schedule has them
+        _schedule_once(snips, cfg, ready, horizon, mutable, best[1])
+    return best[0]
+
+
+def _schedule_once(snips: list, cfg, ready, horizon: int, mutable, priority: str) -> Scheduled:
     from lpu.dsl.codegen.chain import Chain, schedule_chain
     from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob, _planes, schedule_lane_sum, schedule_matmul
     from lpu.dsl.codegen.gather import GatherJob, ScatterJob, schedule_gather, schedule_scatter
@@ -110,7 +132,7 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
     jobs = {MatmulJob: schedule_matmul, LaneSumJob: schedule_lane_sum, Chain: schedule_chain,
             TransposeJob: schedule_transpose, GatherJob: schedule_gather, ScatterJob: schedule_scatter}
 
-    for sn in _list_order(snips, ready, mutable or set()):
+    for sn in _list_order(snips, ready, mutable or set(), priority):
         job = jobs.get(type(sn))
         if job is not None:
             job(sn, ctx, horizon)
@@ -183,10 +205,12 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
     return [x.vec for x in sn.srcs], [sn.dst]
 
 
-def _list_order(snips: list, ready: dict, mutable: set = frozenset()):
+def _list_order(snips: list, ready: dict, mutable: set = frozenset(), priority: str = "ready"):
     """List scheduling: of the items whose producers are placed, the one whose operands are
-    in SRAM first (program order breaks ties). Yields each item after its producers have
-    been placed, so ``ready`` (which the caller updates) is exact when it is keyed."""
+    in SRAM first (``priority`` "ready"), or the one with the longest estimated chain of
+    users after it ("height"; matmuls first, whose weight loads wait for nothing), program
+    order breaking ties. Yields each item after its producers have been placed, so ``ready``
+    (which the caller updates) is exact when it is keyed."""
     import heapq
 
     io = [_io(sn) for sn in snips]
@@ -217,21 +241,64 @@ def _list_order(snips: list, ready: dict, mutable: set = frozenset()):
             latest[v] = i
             if v in mutable:
                 readers[v] = []
-    heap = [(0, i) for i in range(len(snips)) if waiting[i] == 0]
+    height = _heights(snips, users, waiting) if priority == "height" else [0] * len(snips)
+    heap = [(-height[i], 0, i) for i in range(len(snips)) if waiting[i] == 0]
     heapq.heapify(heap)
     placed = 0
     while heap:
-        _, i = heapq.heappop(heap)
+        _, _, i = heapq.heappop(heap)
         placed += 1
         yield snips[i]
         for u in users.get(i, ()):
             waiting[u] -= 1
             if waiting[u] == 0:
-                heapq.heappush(heap, (max((ready.get(v, 0) for v in io[u][0]), default=0), u))
+                heapq.heappush(heap, (-height[u], max((ready.get(v, 0) for v in io[u][0]), default=0), u))
     if placed != len(snips):  # items waiting on each other: a lowering bug, never a silent drop
         stuck = next(sn for i, sn in enumerate(snips) if waiting[i])
         raise DiagnosticError(error(f"internal error: {len(snips) - placed} items of the schedule wait on each other",
                                     getattr(stuck, "loc", None)))
+
+
+#: the list scheduler's priorities among placeable items, each tried (``schedule_snippets``):
+#: "ready" (the earliest operands first) and "height" (the longest chain of estimated latencies
+#: to the end first)
+PRIORITIES = ("ready", "height")
+
+
+def _estimate(sn) -> int:
+    """A rough latency of an item, for priorities only (placement finds the real cycles)."""
+    from lpu.dsl.codegen.chain import Chain
+    from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob
+
+    if isinstance(sn, Snippet):
+        return 12
+    if isinstance(sn, Chain):
+        return 2 * len(sn.steps) + 12
+    if isinstance(sn, MatmulJob):
+        return len(sn.w) * len(sn.w[0]) // 8 + 4 * len(sn.x) * len(sn.x[0]) + 30
+    if isinstance(sn, LaneSumJob):
+        return 60
+    return 20
+
+
+def _heights(snips: list, users: dict, waiting: list) -> list[int]:
+    """For each item, its estimated latency plus the longest such chain among its users."""
+    left = list(waiting)
+    order = [i for i in range(len(snips)) if left[i] == 0]
+    for i in order:  # a topological order (the list grows as it is walked)
+        for u in users.get(i, ()):
+            left[u] -= 1
+            if left[u] == 0:
+                order.append(u)
+    height = [0] * len(snips)
+    for i in reversed(order):
+        height[i] = _estimate(snips[i]) + max((height[u] for u in users.get(i, ())), default=0)
+    from lpu.dsl.codegen.mxm import MatmulJob
+
+    for i, sn in enumerate(snips):  # a matmul's weight loads depend on nothing: as early as can be
+        if isinstance(sn, MatmulJob):
+            height[i] = 10**9
+    return height
 
 
 def _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm):
