@@ -80,6 +80,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
         self.stored: set[str] = set()  # tensors this function stores into
         self.snapshots: set = set()  # get results read after a later store (copied at the get)
         self.weight_syms: set[str] = set()  # tensors a matmul reads as its right operand
+        self.zeroed: dict = {}  # (x's last vector, valid lanes) -> that vector with its padding lanes zeroed
         self._n = 0
 
     # --- values ----------------------------------------------------------------------------

@@ -305,13 +305,21 @@ class MatmulLowering:
         valid = K - (kc - 1) * L
         xs = [[x.vec(r, c, L) for c in range(kc)] for r in range(x.rows)]
         if valid < L:  # zero x's padding lanes: the plane's rows past K hold stale weights
-            mask = self.const(np.where(np.arange(L) < valid, 1, 0).astype(T.dtype(elem)), elem, loc)
-            zero = self.const(np.zeros(L, T.dtype(elem)), elem, loc)
+            # once for every matmul of the same x (q, k and v of one h), unless x is written at run time
+            zeroed = self.zeroed
+            written = {v for m in self.mutable.values() for v in m.vecs}
+            mask = zero = None
             for row in xs:
-                t = self.temp((L,), elem, loc).vecs[0]
-                self.emit("select", elem, [Src(mask.vecs[0], elem), Src(row[-1], elem), Src(zero.vecs[0], elem)], t,
-                          loc=loc)
-                row[-1] = t
+                key = (row[-1], valid)
+                if key not in zeroed or row[-1] in written:
+                    if mask is None:
+                        mask = self.const(np.where(np.arange(L) < valid, 1, 0).astype(T.dtype(elem)), elem, loc)
+                        zero = self.const(np.zeros(L, T.dtype(elem)), elem, loc)
+                    t = self.temp((L,), elem, loc).vecs[0]
+                    self.emit("select", elem, [Src(mask.vecs[0], elem), Src(row[-1], elem), Src(zero.vecs[0], elem)],
+                              t, loc=loc)
+                    zeroed[key] = t
+                row[-1] = zeroed[key]
         y = self.temp(shape, acc, loc)
         nc = y.cols(L)
         ys = [[y.vec(r, c, L) for c in range(nc)] for r in range(y.rows)]
