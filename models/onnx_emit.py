@@ -21,19 +21,31 @@ from lpu.arch.layout import NUMPY_DTYPES
 
 FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL, FLOAT16, DOUBLE, UINT32, UINT64 = range(1, 14)
 BFLOAT16 = 16
+FLOAT8E4M3FN, FLOAT8E4M3FNUZ, FLOAT8E5M2, FLOAT8E5M2FNUZ, UINT4, INT4, FLOAT4E2M1, FLOAT8E8M0, UINT2, INT2 = \
+    range(17, 27)
 
 #: ONNX element type -> the language's element type that carries it. INT64 travels as i32
 #: (the lanes are at most 32 bits; every constant is checked to fit), BOOL as i8 0/1, UINT8 as
 #: i16 and UINT16 as i32 (every value fits; arithmetic on them is never wrapped at 8/16 bits),
-#: UINT32 and UINT64 as i32 like INT64 (every constant and input checked to fit).
+#: UINT32 and UINT64 as i32 like INT64 (every constant and input checked to fit); DOUBLE as f32
+#: (each value rounded once to f32: docs/onnx.md); the 8-, 4- and 2-bit types as a wider type
+#: that holds every one of their values exactly (``NARROW``).
 CARRIER = {FLOAT: "f32", FLOAT16: "f16", BFLOAT16: "bf16", INT8: "i8", INT16: "i16", INT32: "i32",
-           INT64: "i32", BOOL: "i8", UINT8: "i16", UINT16: "i32", UINT32: "i32", UINT64: "i32"}
+           INT64: "i32", BOOL: "i8", UINT8: "i16", UINT16: "i32", UINT32: "i32", UINT64: "i32",
+           DOUBLE: "f32", INT4: "i8", UINT4: "i8", INT2: "i8", UINT2: "i8",
+           FLOAT8E4M3FN: "f16", FLOAT8E4M3FNUZ: "f16", FLOAT8E5M2: "f16", FLOAT8E5M2FNUZ: "f16",
+           FLOAT4E2M1: "f16", FLOAT8E8M0: "f32"}
+#: the narrow types (and DOUBLE): carried exactly by a wider type of the language (every FLOAT8
+#: and FLOAT4 value is an f16, every E8M0 value an f32, every 4- and 2-bit integer an i8), so
+#: only Cast to them computes anything (docs/onnx.md); DOUBLE is carried as f32, rounded once
+NARROW = {INT4, UINT4, INT2, UINT2, FLOAT8E4M3FN, FLOAT8E4M3FNUZ, FLOAT8E5M2, FLOAT8E5M2FNUZ, FLOAT4E2M1,
+          FLOAT8E8M0}
 ONNX_NAMES = {FLOAT: "FLOAT", UINT8: "UINT8", INT8: "INT8", UINT16: "UINT16", INT16: "INT16", INT32: "INT32",
               INT64: "INT64", STRING: "STRING", BOOL: "BOOL", FLOAT16: "FLOAT16", DOUBLE: "DOUBLE",
               UINT32: "UINT32", UINT64: "UINT64", BFLOAT16: "BFLOAT16", 14: "COMPLEX64", 15: "COMPLEX128",
               17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ", 19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ", 21: "UINT4",
               22: "INT4", 23: "FLOAT4E2M1", 24: "FLOAT8E8M0", 25: "UINT2", 26: "INT2"}
-FLOATS = (FLOAT, FLOAT16, BFLOAT16)
+FLOATS = (FLOAT, FLOAT16, BFLOAT16, DOUBLE)
 MAX_RANK = 8
 
 

@@ -18,7 +18,8 @@ from typing import Callable
 import numpy as np
 
 from lpu.models.onnx_emit import (
-    BOOL, FLOAT, FLOAT16, FLOATS, INT64, Builder, Const, Unsupported, Value, binary, carrier, cast, concat, fill,
+    BOOL, FLOAT, FLOAT4E2M1, FLOAT8E4M3FN, FLOAT8E4M3FNUZ, FLOAT8E5M2, FLOAT8E5M2FNUZ, FLOAT8E8M0, FLOAT16,
+    FLOATS, INT2, INT4, INT64, NARROW, UINT2, UINT4, Builder, Const, Unsupported, Value, binary, carrier, cast, concat, fill,
     matmul, onnx_dtype, pad, reduce, reshape, slice_, take, transpose, type_name, unary, window,
 )
 from lpu.models.onnx_math import log, pow_, sqrt
@@ -266,6 +267,8 @@ def _cast(b, node):
     node.attr("saturate")
     node.attr("round_mode")
     elem = carrier(to)
+    if to in NARROW or x.onnx in NARROW:
+        return [_cast_narrow(b, node, x, to)]
     if to == BOOL:
         zero = Const(np.zeros((), np.float32 if x.elem in ("f32", "f16", "bf16") else np.int32), x.onnx)
         return [cast(b, binary(b, "ne", x, zero), "i8", BOOL)]
@@ -280,6 +283,122 @@ def _cast(b, node):
     if x.onnx in (INT64,) and to != INT64 and elem == "i32":
         return [Value(x.name, x.shape, x.elem, to)]
     return [cast(b, x, elem, to)]
+
+
+#: FLOAT8/FLOAT4 formats: mantissa bits, least normal exponent, greatest finite, Inf, negative zero
+_FP8 = {FLOAT8E4M3FN: (3, -6, 448.0, False, True), FLOAT8E4M3FNUZ: (3, -7, 240.0, False, False),
+        FLOAT8E5M2: (2, -14, 57344.0, True, True), FLOAT8E5M2FNUZ: (2, -15, 57344.0, False, False),
+        FLOAT4E2M1: (1, 0, 6.0, False, True)}
+_INTN = {INT4: (-8, 7), UINT4: (0, 15), INT2: (-2, 1), UINT2: (0, 3)}
+
+
+def _f32(v: float) -> Const:
+    return Const(np.array(v, np.float32), FLOAT)
+
+
+def _select(b, c, x, y) -> Value:
+    c, x, y = b.value(c), b.value(x), b.value(y)
+    shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
+    return b.emit(f"select {c.name}, {x.name}, {y.name}", shape, x.elem, x.onnx)
+
+
+def _trunc(b, f) -> Value:
+    """trunc(f) of an f32 value (cast rounds to nearest): sign(f)·floor(|f|)."""
+    a = unary(b, "abs", f)
+    r = cast(b, cast(b, a, "i32"), "f32")
+    fl = binary(b, "sub", r, binary(b, "gt", r, a))
+    return binary(b, "mul", fl, unary(b, "sign", f))
+
+
+def _pow2_floor(b, a, lo: int, hi: int) -> Value:
+    """2^clamp(floor(log2 a), lo, hi) of an f32 ``a`` ≥ 0 by bisection on the exponent (each
+    step a compare and a select: exact, every operand a power of two)."""
+    p = fill(b, a.shape, 2.0 ** lo, a)
+    k = 1
+    while k * 2 <= hi - lo:
+        k *= 2
+    while k >= 1:
+        step = 2.0 ** k
+        up = binary(b, "mul", p, _f32(step)) if k < 128 else binary(b, "mul", binary(b, "mul", p, _f32(2.0 ** 64)),
+                                                                       _f32(2.0 ** (k - 64)))
+        ok = binary(b, "le", up, _f32(2.0 ** hi))
+        p = _select(b, binary(b, "mul", binary(b, "ge", a, up), ok), up, p)
+        k //= 2
+    return p
+
+
+def _cast_narrow(b, node, x: Value, to: int) -> Value:
+    """Cast to or from a type the language carries in a wider one (``NARROW``): from it, a
+    plain cast of the carrier (every value is exact in it); to it, the rounding ONNX's
+    reference does (ml_dtypes' astype, onnx's saturate_cast and to_float8e8m0) written as df
+    ops in f32 — docs/onnx.md."""
+    saturate = bool(node.attrs.get("saturate", 1))
+    mode = node.attrs.get("round_mode", b"up")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    elem = carrier(to)
+    if to not in NARROW:
+        return cast(b, Value(x.name, x.shape, x.elem, x.onnx), elem, to) if to != BOOL else \
+            cast(b, binary(b, "ne", x, Const(np.zeros((), np.float32 if x.elem[0] in "fb" else np.int32), x.onnx)),
+                 "i8", BOOL)
+    if x.elem in ("i8", "i16", "i32") and to in _INTN:
+        lo, hi = _INTN[to]
+        v = cast(b, x, "i32")
+        inside = binary(b, "mul", binary(b, "ge", v, Const(np.array(lo, np.int32), INT64)),
+                        binary(b, "le", v, Const(np.array(hi, np.int32), INT64)))
+        return cast(b, _select(b, inside, v, Const(np.array(0, np.int32), INT64)), elem, to)
+    f = cast(b, x, "f32", FLOAT) if x.elem != "f32" else Value(x.name, x.shape, "f32", FLOAT)
+    if x.elem in ("i8", "i16", "i32"):
+        if to not in _FP8 and to != FLOAT8E8M0:
+            raise Unsupported(f"a Cast from {type_name(x.onnx)} to {type_name(to)}")
+    if to in _INTN:  # ml_dtypes: truncated toward zero, 0 when outside the type (NaN, Inf too)
+        lo, hi = _INTN[to]
+        t = _trunc(b, f)
+        inside = binary(b, "mul", binary(b, "ge", t, _f32(lo)), binary(b, "le", t, _f32(hi)))
+        return cast(b, _select(b, inside, t, _f32(0.0)), elem, to)
+    nan = binary(b, "ne", f, f)
+    a = unary(b, "abs", f)
+    if to == FLOAT8E8M0:  # 2^e of |x|'s f32 exponent field e, rounded by round_mode
+        p = _pow2_floor(b, a, -127, 127)
+        sub = binary(b, "lt", a, _f32(2.0 ** -126))         # zero and subnormals: field 0
+        if mode == "up":
+            r = binary(b, "mul", binary(b, "ne", a, p), binary(b, "ne", a, _f32(0.0)))
+        elif mode == "nearest":
+            r = binary(b, "ge", a, binary(b, "mul", p, _f32(1.5)))
+            r = binary(b, "mul", r, binary(b, "sub", _f32(1.0), sub))
+            r = binary(b, "add", r, binary(b, "mul", sub, binary(b, "gt", a, _f32(2.0 ** -127))))
+        elif mode == "down":
+            r = None
+        else:
+            raise Unsupported(f"round_mode = '{mode}'")
+        p = _select(b, sub, _f32(2.0 ** -127), p)
+        if r is not None:
+            top = binary(b, "ge", p, _f32(2.0 ** 127))
+            bump = binary(b, "mul", r, binary(b, "sub", _f32(1.0), top)) if saturate else r
+            p = _select(b, bump, binary(b, "mul", p, _f32(2.0)), p)
+            if not saturate:
+                p = _select(b, binary(b, "mul", r, top), _f32(math.nan), p)
+        special = binary(b, "add", nan, binary(b, "eq", a, _f32(math.inf)))
+        return cast(b, _select(b, special, _f32(math.nan), p), elem, to)
+    m, emin, top, has_inf, negzero = _FP8[to]
+    emax = int(math.floor(math.log2(top)))
+    p = _pow2_floor(b, a, emin, emax + 1)
+    ulp = binary(b, "mul", p, _f32(2.0 ** -m))
+    q = cast(b, cast(b, binary(b, "mul", a, unary(b, "recip", ulp)), "i32"), "f32")  # rounded to nearest even
+    y = binary(b, "mul", q, ulp)
+    over = binary(b, "gt", y, _f32(top))
+    fp4 = to == FLOAT4E2M1
+    if saturate or fp4:
+        y = binary(b, "min", y, _f32(top))
+    else:
+        y = _select(b, over, _f32(math.inf if has_inf else math.nan), y)
+    neg = binary(b, "lt", f, _f32(0.0))
+    y = _select(b, neg, unary(b, "neg", y), y)
+    zero = binary(b, "eq", y, _f32(0.0))
+    y = _select(b, zero, binary(b, "mul", f, _f32(0.0)) if negzero else _f32(0.0), y)
+    y = _select(b, nan, _f32(-0.0) if fp4 else _f32(math.nan), y)
+    if has_inf and not saturate:  # Inf stays Inf in a format that has it (saturated: the greatest)
+        y = _select(b, binary(b, "eq", a, _f32(math.inf)), f, y)
+    return cast(b, y, elem, to)
 
 
 # --- shapes -----------------------------------------------------------------------------------------
