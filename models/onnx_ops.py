@@ -779,26 +779,45 @@ def _pool(b, node):
     x = b.value(node.inputs[0])
     if node.op_type == "AveragePool" or x.onnx not in (2, 3, 5, 6):  # MaxPool: INT8/UINT8/INT16/INT32 too
         _float(x)
-    _only_outputs(node, 1)
+    maxpool = node.op_type == "MaxPool"
+    _only_outputs(node, 2 if maxpool else 1)
     kernel = list(node.attr("kernel_shape"))
     n = len(kernel)
     spatial = list(x.shape[2:])
-    if node.op_type == "MaxPool":
-        if node.attr("storage_order", 0):
-            raise Unsupported("storage_order = 1")
+    order = 0
+    if maxpool:
+        order = int(node.attr("storage_order", 0))
     else:
         node.attr("count_include_pad")
     strides, dil, begin, end, out = _geometry(node, spatial, kernel, True)
-    maxpool = node.op_type == "MaxPool"
     low = -math.inf if x.onnx in FLOATS else float(np.iinfo(np.dtype(NUMPY_INT[x.elem])).min)
     xt = _channels_last(b, x, begin, end, spatial, low if maxpool else 0.0, out, kernel, strides, dil)
-    y = None
-    for _, wv in _windows(b, xt, kernel, strides, dil, out):
+    y = idx = None
+    for offs, wv in _windows(b, xt, kernel, strides, dil, out):
+        if maxpool and node.wants(1):  # Indices: the first window position holding the max
+            at = Const(_pool_index(x.shape, offs, strides, dil, begin, out, order), INT64)
+            idx = b.value(at) if y is None else _select(b, binary(b, "gt", wv, y), at, idx)
         y = wv if y is None else binary(b, "max" if maxpool else "add", y, wv)
     if not maxpool:
         y = binary(b, "mul", y, Const(_avg_scale(node, spatial, kernel, strides, dil, begin, end, out), FLOAT))
-    y = transpose(b, b.value(y), [0, n + 1] + list(range(1, n + 1)))
-    return [y]
+    back = [0, n + 1] + list(range(1, n + 1))
+    y = transpose(b, b.value(y), back)
+    return [y] if idx is None else [y, transpose(b, idx, back)]
+
+
+def _pool_index(shape, offs, strides, dil, begin, out, order: int) -> np.ndarray:
+    """[N, out..., C]: the flat index into ``shape`` (row-major; column-major over the spatial
+    axes for storage_order 1) of the input element window offset ``offs`` reads (ONNX's Indices)."""
+    nb, c, spatial = shape[0], shape[1], list(shape[2:])
+    step = int(np.prod(spatial))
+    grids = np.meshgrid(*[np.arange(o) * s + k * d - bb for o, s, k, d, bb in zip(out, strides, offs, dil, begin)],
+                        indexing="ij")
+    weights = np.cumprod([1] + (spatial[:-1] if order else spatial[::-1][:-1]))
+    weights = weights if order else weights[::-1]
+    flat = sum(g * w for g, w in zip(grids, weights))
+    chan = (np.arange(nb)[:, None] * c + np.arange(c)[None, :]) * step       # [N, C]
+    idx = flat[None, ..., None] + chan.reshape([nb] + [1] * len(out) + [c])
+    return idx.astype(np.int64)
 
 
 def _avg_scale(node, spatial, kernel, strides, dil, begin, end, out) -> np.ndarray:
@@ -839,10 +858,10 @@ def _global_pool(b, node):
 def _batchnorm(b, node):
     x = node.inputs[0]
     _float(x)
-    if node.attr("training_mode", 0):
-        raise Unsupported("training_mode = 1 (inference only)")
-    node.attr("momentum")
     node.attr("spatial")
+    if node.attr("training_mode", 0):
+        return _batchnorm_training(b, node)
+    node.attr("momentum")
     _only_outputs(node, 1)
     scale, bias, mean, var = (node.const(i, w) for i, w in ((1, "scale"), (2, "B"), (3, "input_mean"),
                                                              (4, "input_var")))
@@ -854,6 +873,39 @@ def _batchnorm(b, node):
     dt = x.array.dtype if isinstance(x, Const) else np.float32 if x.onnx == FLOAT else np.float16
     y = binary(b, "mul", x, Const(a.reshape(shape).astype(dt), x.onnx, (node.name or "bn") + ".a"))
     return [binary(b, "add", y, Const(c.reshape(shape).astype(dt), x.onnx, (node.name or "bn") + ".c"))]
+
+
+def _batchnorm_training(b, node):
+    """training_mode = 1: normalized by the batch's own mean and (population) variance over every
+    axis but the channels'; outputs 1 and 2 the running statistics, ``input·momentum +
+    batch·(1 − momentum)``, as onnx's reference."""
+    x = b.value(node.inputs[0])
+    _only_outputs(node, 3)
+    momentum = float(node.attr("momentum", 0.9))
+    eps = float(node.attr("epsilon", 1e-5))
+    xf = cast(b, x, "f32")
+    axes = [0] + list(range(2, x.rank))
+    inv_n = _f32(1.0 / int(np.prod([x.shape[a] for a in axes])))
+    mean = binary(b, "mul", reduce(b, "reduce_sum", xf, axes, True), inv_n)            # [1, C, 1...]
+    d = binary(b, "sub", xf, mean)
+    var = binary(b, "mul", reduce(b, "reduce_sum", binary(b, "mul", d, d), axes, True), inv_n)
+    shape = [x.shape[1]] + [1] * (x.rank - 2)
+
+    def param(i):
+        p = node.inputs[i]
+        return Const(p.array.astype(np.float32).reshape(shape), FLOAT, p.name) if isinstance(p, Const) else \
+            reshape(b, cast(b, b.value(p), "f32"), shape)
+
+    y = binary(b, "mul", binary(b, "mul", d, unary(b, "rsqrt", binary(b, "add", var, _f32(eps)))), param(1))
+    y = cast(b, binary(b, "add", y, param(2)), x.elem, x.onnx)
+    out = [y]
+    for k, (i, batch) in enumerate(((3, mean), (4, var)), 1):
+        if node.wants(k):
+            r = binary(b, "add", binary(b, "mul", param(i), _f32(momentum)), binary(b, "mul", batch, _f32(1 - momentum)))
+            out.append(cast(b, reshape(b, r, [x.shape[1]]), x.elem, x.onnx))
+        else:
+            out.append(None)
+    return out
 
 
 @op("ConstantOfShape")
