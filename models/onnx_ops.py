@@ -587,8 +587,39 @@ def _softmax(b, node):
     a = _axis(node.attr("axis", -1 if node.opset >= 13 else 1), x.rank)
     if node.opset < 13:  # softmax of the input flattened to 2-D at axis
         flat = reshape(b, x, [int(np.prod(x.shape[:a])), int(np.prod(x.shape[a:]))])
-        return [reshape(b, _in_f32(b, flat, lambda v: unary(b, "softmax", v, " {axis = 1}")), x.shape)]
-    return [_in_f32(b, x, lambda v: unary(b, "softmax", v, f" {{axis = {a}}}"))]
+        return [reshape(b, softmax(b, flat, 1), x.shape)]
+    return [softmax(b, x, a)]
+
+
+#: a bf16 softmax sums its exponentials one after another (numpy's sum of a bf16 array, each
+#: add rounded) up to this many along the axis; longer axes sum in f32, rounded once
+SEQUENTIAL_SUM = 64
+
+
+def softmax(b, x: Value, axis: int, safe: bool = False) -> Value:
+    """Softmax along ``axis``. FLOAT: the df ``softmax``. FLOAT16/BFLOAT16: onnx's reference
+    step by step in the element type, each step rounded as numpy rounds it (x − max, exp, the
+    sum: f32 for f16, one add after another for bf16, the quotient rounded once), so the
+    node tests' tolerance (below one bf16 ulp) holds. ``safe``: a row that is all −Inf gives
+    zeros (Attention's softmax), not NaN."""
+    if x.elem == "f32":
+        y = unary(b, "softmax", x, f" {{axis = {axis}}}")
+        return y
+    m = reduce(b, "reduce_max", x, [axis], True)
+    if safe:
+        m = _select(b, binary(b, "eq", m, _scalar(-math.inf, m)), _scalar(0.0, m), m)
+    e = unary(b, "exp", binary(b, "sub", x, m))
+    n = x.shape[axis]
+    if x.elem == "bf16" and n <= SEQUENTIAL_SUM:
+        t = window(b, e, axis, 0, 1)
+        for k in range(1, n):
+            t = binary(b, "add", t, window(b, e, axis, k, 1))
+    else:
+        t = cast(b, reduce(b, "reduce_sum", cast(b, e, "f32"), [axis], True), x.elem, x.onnx)
+    t = cast(b, t, "f32")
+    if safe:
+        t = _select(b, binary(b, "eq", t, _f32(0.0)), _f32(1.0), t)
+    return cast(b, binary(b, "mul", cast(b, e, "f32"), unary(b, "recip", t)), x.elem, x.onnx)
 
 
 def _norm_params(b, p, trailing, what):
@@ -1045,21 +1076,22 @@ def _rotary(b, node):
 
 @op("Attention")
 def _attention(b, node):
+    """onnx's reference (``onnx.reference.ops.op_attention``) op by op: Q and K each scaled by
+    √scale in their type, the scores rounded to it, softcap, the additive bias (attn_mask,
+    is_causal, the sliding window, nonpad_kv_seqlen — known at import, or compared at run time),
+    the softmax (``softmax_precision``'s type), a row every key of which is masked set to 0,
+    then · V. Heads are grouped as ``[B, kv heads, q heads per kv head, ...]``."""
     q, k, v = node.inputs[:3]
-    mask, past_k, past_v = node.input(3), node.input(4), node.input(5)
-    if node.input(6) is not None:
-        raise Unsupported("input 6 ('nonpad_kv_seqlen') is not supported")
+    mask, past_k, past_v, nonpad = node.input(3), node.input(4), node.input(5), node.input(6)
     _float(q)
-    for a in ("left_window_size", "right_window_size"):
-        if node.attr(a, -1) != -1:
-            raise Unsupported(f"attribute '{a}' = {node.attrs[a]} is not supported")
-    if node.attr("qk_matmul_output_mode", 0) or node.wants(3):
-        raise Unsupported("output 3 ('qk_matmul_output') is not supported")
-    node.attr("softmax_precision")
     causal = bool(node.attr("is_causal", 0))
     softcap = float(node.attr("softcap", 0.0))
+    mode = int(node.attr("qk_matmul_output_mode", 0))
+    left, right = int(node.attr("left_window_size", -1)), int(node.attr("right_window_size", -1))
+    precision = node.attr("softmax_precision")
     qh, kh = node.attr("q_num_heads"), node.attr("kv_num_heads")
     rank3 = q.rank == 3
+    dt, dto = carrier(q.onnx), q.onnx
 
     def heads(t, n):
         t = b.value(t)
@@ -1077,40 +1109,114 @@ def _attention(b, node):
     g = hq // hkv
     scale = node.attr("scale")
     scale = 1.0 / math.sqrt(dh) if scale is None else float(scale)
-    qf = cast(b, q, "f32")
-    q5 = reshape(b, qf, [bsz, hkv, g, sq, dh])
-    kt = transpose(b, reshape(b, cast(b, k, "f32"), [bsz, hkv, 1, skv, dh]), [0, 1, 2, 4, 3])
-    s = matmul(b, q5, kt, [bsz, hkv, g, sq, skv], node.mode, hint="k")
-    s = binary(b, "mul", s, Const(np.array(scale, np.float32), FLOAT))
+    root = Const(np.array(np.sqrt(np.float32(scale))).astype(onnx_dtype(dto)), dto)
+    q5 = reshape(b, binary(b, "mul", q, root), [bsz, hkv, g, sq, dh])
+    kt = transpose(b, reshape(b, binary(b, "mul", k, root), [bsz, hkv, 1, skv, dh]), [0, 1, 2, 4, 3])
+    s = cast(b, matmul(b, q5, kt, [bsz, hkv, g, sq, skv], node.mode, hint="k"), dt, dto)
     if softcap > 0:
-        s = binary(b, "mul", unary(b, "tanh", binary(b, "mul", s, Const(np.array(1 / softcap, np.float32), FLOAT))),
-                   Const(np.array(softcap, np.float32), FLOAT))
-    bias = np.zeros((sq, skv), np.float32)
-    if causal:
-        bias = np.where(np.arange(skv)[None, :] <= np.arange(sq)[:, None] + past, 0.0, -np.inf).astype(np.float32)
-    if mask is not None:
-        m = mask
-        if m.onnx == BOOL:
-            m = Const(np.where(m.array, 0.0, -np.inf).astype(np.float32), FLOAT) if isinstance(m, Const) else \
-                b.emit(f"select {b.value(m).name}, {fill(b, m.shape, 0.0, Value('', (), 'f32', FLOAT)).name}, "
-                       f"{fill(b, m.shape, -math.inf, Value('', (), 'f32', FLOAT)).name}", m.shape, "f32", FLOAT)
-        m = cast(b, b.value(m), "f32") if isinstance(m, Value) else Const(m.array.astype(np.float32), FLOAT)
-        if m.shape[-1] < skv:  # a mask shorter than the keys: the rest masked, as the reference pads it
-            m = b.value(m) if isinstance(m, Value) else m
-            from lpu.models.onnx_emit import pad_axis
-            m = pad_axis(b, m, m.rank - 1, 0, skv - m.shape[-1], -math.inf)
-        ms = list(m.shape)
-        full = [1] * (4 - len(ms)) + ms
-        m = _reshape_to(b, m, full[:2] + [1] + full[2:]) if full[1] == 1 else \
-            _reshape_to(b, m, [full[0], hkv, g] + full[2:])
-        s = binary(b, "add", s, m)
-    if causal:
-        s = binary(b, "add", s, Const(bias, FLOAT))
-    p = unary(b, "softmax", s, " {axis = 4}")
-    v5 = reshape(b, cast(b, v, "f32"), [bsz, hkv, 1, skv, dv])
-    y = matmul(b, p, v5, [bsz, hkv, g, sq, dv], node.mode, hint="v")
+        t = cast(b, binary(b, "mul", cast(b, s, "f32"), _f32(1 / softcap)), dt, dto)
+        s = binary(b, "mul", unary(b, "tanh", t), Const(np.array(softcap).astype(onnx_dtype(dto)), dto))
+    qk = s
+    bias = _attention_bias(b, mask, nonpad, causal, left, right, past, bsz, sq, skv)   # f32 [B', H', sq, skv]
+    if bias is not None:
+        full = list(bias.shape)
+        bias = _reshape_to(b, bias, full[:2] + [1] + full[2:]) if full[1] == 1 else \
+            _reshape_to(b, bias, [full[0], hkv, g] + full[2:])
+        bias = Const(bias.array.astype(onnx_dtype(dto)), dto) if isinstance(bias, Const) else cast(b, bias, dt, dto)
+        s = binary(b, "add", s, bias)
+    if mode == 2:
+        qk = s
+    ps = s
+    if precision is not None and carrier(int(precision)) != dt:
+        ps = cast(b, s, carrier(int(precision)), int(precision))
+    p = softmax(b, ps, 4, safe=True)
+    if bias is not None:  # a row whose every key is masked: zeros (decided on the bias, not on the scores)
+        if isinstance(bias, Const):
+            dead = np.isneginf(bias.array.astype(np.float32).max(axis=-1, keepdims=True))
+            if dead.any():
+                p = _select(b, Const(dead.astype(np.int8), BOOL), _scalar(0.0, p), p)
+        else:
+            m = reduce(b, "reduce_max", bias, [4], True)
+            p = _select(b, binary(b, "eq", m, _scalar(-math.inf, m)), _scalar(0.0, p), p)
+    p = cast(b, p, dt, dto)
+    if mode == 3:
+        qk = p
+    v5 = reshape(b, v, [bsz, hkv, 1, skv, dv])
+    y = cast(b, matmul(b, p, v5, [bsz, hkv, g, sq, dv], node.mode, hint="v"), dt, dto)
     y = reshape(b, y, [bsz, hq, sq, dv])
     if rank3:
         y = reshape(b, transpose(b, y, [0, 2, 1, 3]), [bsz, sq, hq * dv])
-    y = cast(b, y, q.elem, q.onnx)
-    return [y, k if node.wants(1) else None, v if node.wants(2) else None]
+    qk = reshape(b, b.value(qk), [bsz, hq, sq, skv]) if node.wants(3) else None
+    return [y, k if node.wants(1) else None, v if node.wants(2) else None, qk]
+
+
+def _attention_bias(b, mask, nonpad, causal, left, right, past, bsz, sq, skv):
+    """The additive bias (0 or −Inf, plus a FLOAT mask's values) of Attention, f32, rank 4:
+    a ``Const`` when every part is known at import, else a value."""
+    i = np.arange(sq)[:, None]
+    j = np.arange(skv)[None, :]
+    parts = []   # Const or Value, each broadcastable to [B, H, sq, skv]
+    m = mask
+    if m is not None:
+        if m.shape[-1] < skv:  # a mask shorter than the keys: the rest masked, as the reference pads it
+            pad_v = 0 if m.onnx == BOOL else -math.inf
+            from lpu.models.onnx_emit import pad_axis
+            m = pad_axis(b, m, m.rank - 1, 0, skv - m.shape[-1], pad_v)
+        if m.onnx == BOOL:
+            m = Const(np.where(m.array, 0.0, -np.inf).astype(np.float32), FLOAT) if isinstance(m, Const) else \
+                _select(b, m, _f32(0.0), _f32(-math.inf))
+        else:
+            m = Const(m.array.astype(np.float32), FLOAT) if isinstance(m, Const) else cast(b, b.value(m), "f32")
+        parts.append(_reshape_to(b, m, [1] * (4 - m.rank) + list(m.shape)))
+    windowed = left >= 0 or right >= 0
+    if nonpad is None or past:
+        off = past
+        allowed = np.ones((sq, skv), bool)
+        if causal:
+            allowed &= j <= i + off
+        if left >= 0:
+            allowed &= (i + off) - j <= left
+        if right >= 0:
+            allowed &= j - (i + off) <= right
+        if causal or windowed:
+            parts.append(Const(np.where(allowed, 0.0, -np.inf).astype(np.float32)[None, None], FLOAT))
+    else:  # per batch: offset nonpad[b] − sq, and keys at nonpad[b] and beyond are padding
+        n = nonpad if isinstance(nonpad, Const) else None
+        conds = []   # (grid G [sq, skv], relation): allowed iff G rel nonpad[b]
+        if causal:
+            conds.append((j - i + sq, "le"))             # j <= i + nonpad - sq
+        if left >= 0:
+            conds.append((left - i + j + sq, "ge"))      # nonpad <= left + j - i + sq
+        if right >= 0:
+            conds.append((j - i + sq - right, "le"))
+        conds.append((np.broadcast_to(j + 1, (sq, skv)), "le"))  # j < nonpad
+        for grid, rel in conds:
+            if n is not None:
+                nb = np.asarray(n.array).reshape(-1, 1, 1)
+                ok = grid[None] <= nb if rel == "le" else grid[None] >= nb
+                parts.append(Const(np.where(ok, 0.0, -np.inf).astype(np.float32)[:, None], FLOAT))
+            else:
+                nb = reshape(b, cast(b, b.value(nonpad), "i32"), [bsz, 1, 1])
+                ok = binary(b, rel, Const(grid[None].astype(np.int32), nonpad.onnx), nb)
+                parts.append(reshape(b, _select(b, ok, _f32(0.0), _f32(-math.inf)), [bsz, 1, sq, skv]))
+    if not parts:
+        return None
+    known = [x for x in parts if isinstance(x, Const)]
+    const = None
+    if known:
+        const = known[0].array
+        for x in known[1:]:
+            const = const + x.array
+        const = Const(const.astype(np.float32), FLOAT)
+    run = [x for x in parts if not isinstance(x, Const)]
+    if not run:
+        return const
+    y = run[0]
+    for x in run[1:]:
+        y = binary(b, "add", y, x)
+    if const is not None:
+        y = binary(b, "add", y, const)
+    shape = list(np.broadcast_shapes(tuple(y.shape), (1, 1, sq, skv)))
+    if list(y.shape) != shape:
+        y = binary(b, "add", y, Const(np.zeros(shape, np.float32), FLOAT))
+    return b.value(y)
