@@ -99,6 +99,10 @@ def to_carrier(a: np.ndarray, t: int, what: str) -> np.ndarray:
         if lo < -2 ** 31 or hi >= 2 ** 31:
             raise Unsupported(f"{what} holds {hi if hi >= 2 ** 31 else lo}, beyond the i32 that carries INT64 "
                               f"values (the lanes are 32 bits at most)")
+    if t == DOUBLE and a.size:
+        big = np.abs(a[np.isfinite(a)])
+        if big.size and float(big.max()) > float(np.finfo(np.float32).max):
+            raise Unsupported(f"{what} holds {float(big.max()):g}, beyond the f32 that carries DOUBLE values")
     return a.astype(np_dtype(elem))
 
 
@@ -436,20 +440,32 @@ MATMUL_MODES = ("f32", "f16", "bf16", "i8")
 F16_MAX = 65504.0
 
 
-def _split_const(b: Builder, w: Const, hint: str):
+#: a FLOAT operand of a matmul as this many bf16 parts (hi + mid + lo holds all 24 bits)
+PARTS = 3
+
+
+def _split_const(b: Builder, w: Const, hint: str) -> list:
+    """``w`` as bf16 parts whose sum is ``w`` (each the rounded rest of the ones before); a
+    part that is all zero is None."""
     import ml_dtypes
 
-    a = np.asarray(w.array, np.float32)
-    hi = a.astype(ml_dtypes.bfloat16)
-    lo = (a - hi.astype(np.float32)).astype(ml_dtypes.bfloat16)
-    return b.weight(hi, hint + ".hi", "bf16"), (b.weight(lo, hint + ".lo", "bf16") if np.any(lo != 0) else None)
+    rest = np.asarray(w.array, np.float32)
+    out = []
+    for k, name in zip(range(PARTS), (".hi", ".mid", ".lo")):
+        p = rest.astype(ml_dtypes.bfloat16)
+        rest = (rest - p.astype(np.float32)).astype(np.float32)
+        out.append(b.weight(p, hint + name, "bf16") if k == 0 or np.any(p != 0) else None)
+    return out
 
 
-def _split(b: Builder, x: Value):
-    hi = cast(b, x, "bf16")
-    back = cast(b, hi, "f32")
-    lo = cast(b, binary(b, "sub", x, back), "bf16")
-    return hi, lo
+def _split(b: Builder, x: Value) -> list:
+    out, rest = [], x
+    for k in range(PARTS):
+        p = cast(b, rest, "bf16")
+        out.append(p)
+        if k + 1 < PARTS:
+            rest = binary(b, "sub", rest, cast(b, p, "f32"))
+    return out
 
 
 def _mm(b: Builder, x: Value, w: Value, shape) -> Value:
@@ -482,15 +498,20 @@ def matmul(b: Builder, x, w, shape, mode: str, hint: str = "w") -> Value:
         return _mm(b, _narrow(b, x, e, hint + ".x"), _narrow(b, w, e, hint), shape)
     if mode == "i8":
         return _matmul_i8(b, b.value(x), w, shape, hint)
-    # f32: x·w ≈ xh·wh + (xh·wl + xl·wh), each part bf16 (docs/onnx.md: the error bound)
-    xh, xl = _split_const(b, x, hint + ".x") if isinstance(x, Const) else _split(b, x)
-    wh, wl = _split_const(b, w, hint) if isinstance(w, Const) else _split(b, w)
-    y = _mm(b, xh, wh, shape)
-    small = [p for p in ((xh, wl), (xl, wh)) if p[0] is not None and p[1] is not None]
-    parts = [_mm(b, p, q, shape) for p, q in small]
-    if len(parts) == 2:
-        parts = [binary(b, "add", parts[0], parts[1])]
-    return binary(b, "add", y, parts[0]) if parts else y
+    # f32: x·w as the products of their bf16 parts whose orders add up to at most 2 (hi·hi,
+    # hi·mid, mid·hi, hi·lo, mid·mid, lo·hi), the small ones summed first (docs/onnx.md: the bound)
+    xs = _split_const(b, x, hint + ".x") if isinstance(x, Const) else _split(b, x)
+    ws = _split_const(b, w, hint) if isinstance(w, Const) else _split(b, w)
+    terms = [[] for _ in range(PARTS)]
+    for i, p in enumerate(xs):
+        for j, q in enumerate(ws):
+            if i + j < PARTS and p is not None and q is not None:
+                terms[i + j].append(_mm(b, p, q, shape))
+    y = None
+    for group in reversed(terms):
+        for t in group:
+            y = t if y is None else binary(b, "add", y, t)
+    return y
 
 
 def _matmul_i8(b: Builder, x: Value, w: Const, shape, hint: str) -> Value:

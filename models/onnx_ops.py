@@ -210,8 +210,32 @@ def _dropout(b, node):
     train = node.const(2, "training_mode", np.array(False))
     if bool(np.asarray(train)):
         raise Unsupported("training_mode = true (inference only)")
-    _only_outputs(node, 1)
-    return [node.inputs[0]]
+    mask = Const(np.ones(node.inputs[0].shape, bool), BOOL) if node.wants(1) else None  # inference: every element kept
+    return [node.inputs[0], mask]
+
+
+@op("LRN")
+def _lrn(b, node):
+    """Local response normalization across channels, as a small expansion: the squares padded
+    along the channels, ``size`` windows of them summed, ``x · (bias + alpha/size · sum)^−beta``
+    (the power as ``exp(−beta · log d)``, onnx_math)."""
+    x = b.value(node.inputs[0])
+    _float(x)
+    size = int(node.attr("size"))
+    alpha, beta, bias = float(node.attr("alpha", 1e-4)), float(node.attr("beta", 0.75)), float(node.attr("bias", 1.0))
+    xf = cast(b, x, "f32")
+    sq = binary(b, "mul", xf, xf)
+    c = x.shape[1]
+    lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+    from lpu.models.onnx_emit import pad_axis
+    padded = pad_axis(b, sq, 1, lo, hi, 0.0)
+    total = None
+    for k in range(size):
+        w = window(b, padded, 1, k, c)
+        total = w if total is None else binary(b, "add", total, w)
+    d = binary(b, "add", binary(b, "mul", total, _f32(alpha / size)), _f32(bias))
+    y = binary(b, "mul", xf, pow_(b, d, Const(np.array(-beta, np.float32), FLOAT)))
+    return [cast(b, y, x.elem, x.onnx)]
 
 
 @op("Gelu")
