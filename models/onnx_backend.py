@@ -113,7 +113,8 @@ def prepare(model, device: str = "reference", dtype: str = "f32", **kwargs) -> P
     return Prepared(model, device, dtype)
 
 
-def prepare_for(model, inputs: list, device: str = "reference", dtype: str = "f32") -> Prepared:
+def prepare_for(model, inputs: list, device: str = "reference", dtype: str = "f32",
+                name: str = "model.onnx") -> Prepared:
     """``prepare`` for these inputs: a graph input that a node needs known at import time (a
     Reshape's shape, a Slice's starts, a Conv's weights fed as an input) is bound to its value,
     as a static compiler specializes a model to what it must know. ``Prepared.frozen`` says which."""
@@ -122,11 +123,11 @@ def prepare_for(model, inputs: list, device: str = "reference", dtype: str = "f3
     frozen: dict = {}
     for _ in range(len(names) + 1):
         try:
-            return Prepared(model, device, dtype, frozen=frozen)
+            return Prepared(model, device, dtype, name=name, frozen=frozen)
         except DiagnosticError:
             from lpu.models.onnx_import import convert
 
-            conv = convert(model, "model.onnx", dtype=dtype, embed=True, frozen=frozen)
+            conv = convert(model, name, dtype=dtype, embed=True, frozen=frozen)
             new = [n for n in conv.needs_constant if n not in frozen]
             if not new:
                 raise

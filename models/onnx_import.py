@@ -452,7 +452,7 @@ def _write_text(conv: Conversion, b: Builder, model, path: str, outputs, dtype: 
     conv.arrays = dict(b.arrays)
 
 
-_MODE_TEXT = {"f32": "FLOAT as three bf16 products", "f16": "operands in f16", "bf16": "operands in bf16",
+_MODE_TEXT = {"f32": "FLOAT as six products of bf16 parts", "f16": "operands in f16", "bf16": "operands in bf16",
               "i8": "i8 weights per output channel, rows of activations quantized at run time"}
 
 
