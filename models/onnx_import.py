@@ -429,7 +429,7 @@ def _write_text(conv: Conversion, b: Builder, model, path: str, outputs, dtype: 
         names[v.name] = f"%{n}"
     rename = lambda s: _rename(s, names)
     header = [f"// imported by `lpu import` from {os.path.basename(path)} (opset {conv.opset}, "
-              f"{conv.nodes} nodes, producer {model.producer_name or '?'} {model.producer_version or ''})".rstrip(),
+              f"{conv.nodes} nodes, producer {(model.producer_name or '?') + ' ' + (model.producer_version or '')}".rstrip() + ")",
               f"// one df op a line, each ending with the ONNX node it comes from; matmuls: "
               f"{_MODE_TEXT[dtype]} (docs/onnx.md)",
               *[f"// output '{n}' is empty ({type_name(p.onnx)}{list(p.shape)}): it holds no values, so it is no "
