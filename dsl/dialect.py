@@ -59,6 +59,17 @@ from xdsl.utils.exceptions import VerifyException
 
 from lpu.dsl import types as T
 
+
+def set_name(value, name: str | None) -> None:
+    """Name an SSA value exactly ``name``. xDSL's ``name_hint`` setter drops a trailing
+    ``_<digits>`` (``%x_1`` became ``%x``, ``%_0`` an empty name that xDSL then refused with a
+    traceback); the language keeps every name it reads. A name xDSL cannot hold (one starting
+    with a digit) is left unset: the printer numbers it."""
+    from xdsl.ir import SSAValue
+
+    if name and SSAValue.is_valid_name(name):
+        value._name = name
+
 # --- attribute helpers ---------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ import re
 from lark import Token
 
 from lpu.diagnostics import SourceLoc
+from lpu.dsl.dialect import set_name
 
 _WS = r"[ \t\f]*+"
 _VALUE = r"%[A-Za-z0-9_$.-]+"
@@ -179,8 +180,7 @@ def _known_shape(build, m: re.Match, line: int, line_start: int) -> bool:
     for (text, col), r in zip(names, op.results):
         key = text[1:]
         scope[key] = r
-        if not key[0].isdigit():  # (xDSL names may not start with a digit)
-            r.name_hint = key
+        set_name(r, key)  # (xDSL names may not start with a digit: those stay unnamed)
         index.value_defs[r] = SourceLoc(file, line, col, len(text))
     return True
 

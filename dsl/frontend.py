@@ -199,8 +199,8 @@ class _Build(Transformer):
             return
         scope[name] = v
         if v is not POISON:
-            if not v.name_hint and not name[0].isdigit():
-                v.name_hint = name
+            if not v.name_hint:
+                D.set_name(v, name)
             self.index.value_defs[v] = self.loc(t)
 
     def define_symbol(self, t: Token, op: Operation) -> None:

@@ -166,11 +166,13 @@ def parse_mlir(text: str, filename: str) -> ModuleOp:
 def _name_values(func) -> None:
     """The names ``mlir-opt`` dropped, back from the function's attributes: its arguments'
     (``arg_names``) and its results' (``df.result_names``, which only the MLIR form carries)."""
+    from lpu.dsl.dialect import set_name
+
     block = func.body.block
     names = func.arg_names.data if func.arg_names is not None else ()
     for arg, name in zip(block.args, names):
         if isinstance(name, StringAttr) and SSAValue.is_valid_name(name.data):
-            arg.name_hint = name.data
+            set_name(arg, name.data)
     results = func.attributes.pop(_RESULT_NAMES, None)
     ret = block.last_op
     if isinstance(results, ArrayAttr) and ret is not None:
@@ -178,7 +180,7 @@ def _name_values(func) -> None:
         for value, name in zip(ret.operands, results.data):
             if isinstance(name, StringAttr) and name.data and name.data not in taken and \
                     value.name_hint is None and SSAValue.is_valid_name(name.data):
-                value.name_hint = name.data
+                set_name(value, name.data)
                 taken.add(name.data)
 
 
@@ -187,11 +189,35 @@ def _name_values(func) -> None:
 _RESULT_NAMES = "df.result_names"
 
 
+def _printer(out):
+    """xDSL's printer with names that never collide: it prints a second ``%s`` as ``%s_1``
+    even when the program has its own ``%s_1`` (the language keeps the names it reads, and
+    a decomposition gives its ops the name of the op they replace)."""
+    from xdsl.printer import Printer
+
+    class _Printer(Printer):
+        def print_ssa_value(self, value) -> str:
+            hint = value.name_hint
+            if value in self._ssa_values or not hint:
+                return super().print_ssa_value(value)
+            names = self.ssa_names
+            i = names.get(hint, 0)
+            name = hint if i == 0 else f"{hint}_{i}"
+            while i and name in names:
+                i += 1
+                name = f"{hint}_{i}"
+            names[hint] = i + 1
+            names.setdefault(name, 1)
+            self._ssa_values[value] = name
+            self.print_string(f"%{name}")
+            return name
+
+    return _Printer(stream=out, print_generic_format=True, print_debuginfo=True)
+
+
 def emit_mlir(module: ModuleOp) -> str:
     """MLIR's generic form with ``loc(...)`` on every op, which upstream
     ``mlir-opt --allow-unregistered-dialect`` parses."""
-    from xdsl.printer import Printer
-
     from lpu.dsl import dialect as D
     named = []
     for op in module.ops:
@@ -203,7 +229,7 @@ def emit_mlir(module: ModuleOp) -> str:
                 named.append(op)
     out = io.StringIO()
     try:
-        Printer(stream=out, print_generic_format=True, print_debuginfo=True).print_op(module)
+        _printer(out).print_op(module)
     finally:
         for op in named:
             del op.attributes[_RESULT_NAMES]

@@ -264,12 +264,18 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="also run the reference interpreter on the same inputs and compare (exit 1 if different)")
     p.add_argument("--chips", metavar="N", type=_chips, default=None, help="split the function over N chips "
                    "(a pipeline; default: as many as its tensors need)")
+    p.add_argument("--shape", metavar="NAME=D0xD1", action="append", default=[],
+                   help="an ONNX model's input size for a dynamic dimension (repeatable; docs/onnx.md)")
 
 
 def run_command(args: argparse.Namespace, sources: SourceManager) -> int:
     """``lpu run``: lpu.dsl.run's command with the compiler installed, plus ``--check``."""
     from lpu.dsl import run as R
 
+    if args.program.endswith(".onnx"):  # an ONNX model: imported, then run as the import (docs/onnx.md)
+        from lpu.models.onnx_run import run
+
+        return run(args)
     install()
     CHIPS["n"] = getattr(args, "chips", None)
     if not args.check or args.reference:

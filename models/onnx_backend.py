@@ -79,7 +79,9 @@ class Prepared:
 
     def run(self, inputs, **kwargs) -> list[np.ndarray]:
         args = self.feeds(inputs)
-        if self.device == "reference":
+        if all(p.empty for p in self.conversion.outputs):  # nothing to compute: every output is empty
+            results = []
+        elif self.device == "reference":
             from lpu.dsl.interpreter import run_function
 
             results = run_function(self.module, "main", args, base_dir=".")
@@ -94,7 +96,8 @@ class Prepared:
             self.times["simulate"] = time.perf_counter() - t0
             self.cycles, self.hazards = r.machine.cycles, list(r.hazards)
             results = c.results(r.outputs) if hasattr(c, "results") else [c.result(r.outputs, self.config.lanes)]
-        return [self._out(p, r) for p, r in zip(self.conversion.outputs, results)]
+        results = iter(results)
+        return [np.zeros(p.shape, p.dtype) if p.empty else self._out(p, next(results)) for p in self.conversion.outputs]
 
     @staticmethod
     def _out(port, r: np.ndarray) -> np.ndarray:
@@ -110,7 +113,8 @@ def prepare(model, device: str = "reference", dtype: str = "f32", **kwargs) -> P
     return Prepared(model, device, dtype)
 
 
-def prepare_for(model, inputs: list, device: str = "reference", dtype: str = "f32") -> Prepared:
+def prepare_for(model, inputs: list, device: str = "reference", dtype: str = "f32",
+                name: str = "model.onnx") -> Prepared:
     """``prepare`` for these inputs: a graph input that a node needs known at import time (a
     Reshape's shape, a Slice's starts, a Conv's weights fed as an input) is bound to its value,
     as a static compiler specializes a model to what it must know. ``Prepared.frozen`` says which."""
@@ -119,11 +123,11 @@ def prepare_for(model, inputs: list, device: str = "reference", dtype: str = "f3
     frozen: dict = {}
     for _ in range(len(names) + 1):
         try:
-            return Prepared(model, device, dtype, frozen=frozen)
+            return Prepared(model, device, dtype, name=name, frozen=frozen)
         except DiagnosticError:
             from lpu.models.onnx_import import convert
 
-            conv = convert(model, "model.onnx", dtype=dtype, embed=True, frozen=frozen)
+            conv = convert(model, name, dtype=dtype, embed=True, frozen=frozen)
             new = [n for n in conv.needs_constant if n not in frozen]
             if not new:
                 raise

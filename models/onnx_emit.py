@@ -21,19 +21,31 @@ from lpu.arch.layout import NUMPY_DTYPES
 
 FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL, FLOAT16, DOUBLE, UINT32, UINT64 = range(1, 14)
 BFLOAT16 = 16
+FLOAT8E4M3FN, FLOAT8E4M3FNUZ, FLOAT8E5M2, FLOAT8E5M2FNUZ, UINT4, INT4, FLOAT4E2M1, FLOAT8E8M0, UINT2, INT2 = \
+    range(17, 27)
 
 #: ONNX element type -> the language's element type that carries it. INT64 travels as i32
 #: (the lanes are at most 32 bits; every constant is checked to fit), BOOL as i8 0/1, UINT8 as
 #: i16 and UINT16 as i32 (every value fits; arithmetic on them is never wrapped at 8/16 bits),
-#: UINT32 and UINT64 as i32 like INT64 (every constant and input checked to fit).
+#: UINT32 and UINT64 as i32 like INT64 (every constant and input checked to fit); DOUBLE as f32
+#: (each value rounded once to f32: docs/onnx.md); the 8-, 4- and 2-bit types as a wider type
+#: that holds every one of their values exactly (``NARROW``).
 CARRIER = {FLOAT: "f32", FLOAT16: "f16", BFLOAT16: "bf16", INT8: "i8", INT16: "i16", INT32: "i32",
-           INT64: "i32", BOOL: "i8", UINT8: "i16", UINT16: "i32", UINT32: "i32", UINT64: "i32"}
+           INT64: "i32", BOOL: "i8", UINT8: "i16", UINT16: "i32", UINT32: "i32", UINT64: "i32",
+           DOUBLE: "f32", INT4: "i8", UINT4: "i8", INT2: "i8", UINT2: "i8",
+           FLOAT8E4M3FN: "f16", FLOAT8E4M3FNUZ: "f16", FLOAT8E5M2: "f16", FLOAT8E5M2FNUZ: "f16",
+           FLOAT4E2M1: "f16", FLOAT8E8M0: "f32"}
+#: the narrow types (and DOUBLE): carried exactly by a wider type of the language (every FLOAT8
+#: and FLOAT4 value is an f16, every E8M0 value an f32, every 4- and 2-bit integer an i8), so
+#: only Cast to them computes anything (docs/onnx.md); DOUBLE is carried as f32, rounded once
+NARROW = {INT4, UINT4, INT2, UINT2, FLOAT8E4M3FN, FLOAT8E4M3FNUZ, FLOAT8E5M2, FLOAT8E5M2FNUZ, FLOAT4E2M1,
+          FLOAT8E8M0}
 ONNX_NAMES = {FLOAT: "FLOAT", UINT8: "UINT8", INT8: "INT8", UINT16: "UINT16", INT16: "INT16", INT32: "INT32",
               INT64: "INT64", STRING: "STRING", BOOL: "BOOL", FLOAT16: "FLOAT16", DOUBLE: "DOUBLE",
               UINT32: "UINT32", UINT64: "UINT64", BFLOAT16: "BFLOAT16", 14: "COMPLEX64", 15: "COMPLEX128",
               17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ", 19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ", 21: "UINT4",
               22: "INT4", 23: "FLOAT4E2M1", 24: "FLOAT8E8M0", 25: "UINT2", 26: "INT2"}
-FLOATS = (FLOAT, FLOAT16, BFLOAT16)
+FLOATS = (FLOAT, FLOAT16, BFLOAT16, DOUBLE)
 MAX_RANK = 8
 
 
@@ -87,6 +99,10 @@ def to_carrier(a: np.ndarray, t: int, what: str) -> np.ndarray:
         if lo < -2 ** 31 or hi >= 2 ** 31:
             raise Unsupported(f"{what} holds {hi if hi >= 2 ** 31 else lo}, beyond the i32 that carries INT64 "
                               f"values (the lanes are 32 bits at most)")
+    if t == DOUBLE and a.size:
+        big = np.abs(a[np.isfinite(a)])
+        if big.size and float(big.max()) > float(np.finfo(np.float32).max):
+            raise Unsupported(f"{what} holds {float(big.max()):g}, beyond the f32 that carries DOUBLE values")
     return a.astype(np_dtype(elem))
 
 
@@ -424,20 +440,32 @@ MATMUL_MODES = ("f32", "f16", "bf16", "i8")
 F16_MAX = 65504.0
 
 
-def _split_const(b: Builder, w: Const, hint: str):
+#: a FLOAT operand of a matmul as this many bf16 parts (hi + mid + lo holds all 24 bits)
+PARTS = 3
+
+
+def _split_const(b: Builder, w: Const, hint: str) -> list:
+    """``w`` as bf16 parts whose sum is ``w`` (each the rounded rest of the ones before); a
+    part that is all zero is None."""
     import ml_dtypes
 
-    a = np.asarray(w.array, np.float32)
-    hi = a.astype(ml_dtypes.bfloat16)
-    lo = (a - hi.astype(np.float32)).astype(ml_dtypes.bfloat16)
-    return b.weight(hi, hint + ".hi", "bf16"), (b.weight(lo, hint + ".lo", "bf16") if np.any(lo != 0) else None)
+    rest = np.asarray(w.array, np.float32)
+    out = []
+    for k, name in zip(range(PARTS), (".hi", ".mid", ".lo")):
+        p = rest.astype(ml_dtypes.bfloat16)
+        rest = (rest - p.astype(np.float32)).astype(np.float32)
+        out.append(b.weight(p, hint + name, "bf16") if k == 0 or np.any(p != 0) else None)
+    return out
 
 
-def _split(b: Builder, x: Value):
-    hi = cast(b, x, "bf16")
-    back = cast(b, hi, "f32")
-    lo = cast(b, binary(b, "sub", x, back), "bf16")
-    return hi, lo
+def _split(b: Builder, x: Value) -> list:
+    out, rest = [], x
+    for k in range(PARTS):
+        p = cast(b, rest, "bf16")
+        out.append(p)
+        if k + 1 < PARTS:
+            rest = binary(b, "sub", rest, cast(b, p, "f32"))
+    return out
 
 
 def _mm(b: Builder, x: Value, w: Value, shape) -> Value:
@@ -470,15 +498,20 @@ def matmul(b: Builder, x, w, shape, mode: str, hint: str = "w") -> Value:
         return _mm(b, _narrow(b, x, e, hint + ".x"), _narrow(b, w, e, hint), shape)
     if mode == "i8":
         return _matmul_i8(b, b.value(x), w, shape, hint)
-    # f32: x·w ≈ xh·wh + (xh·wl + xl·wh), each part bf16 (docs/onnx.md: the error bound)
-    xh, xl = _split_const(b, x, hint + ".x") if isinstance(x, Const) else _split(b, x)
-    wh, wl = _split_const(b, w, hint) if isinstance(w, Const) else _split(b, w)
-    y = _mm(b, xh, wh, shape)
-    small = [p for p in ((xh, wl), (xl, wh)) if p[0] is not None and p[1] is not None]
-    parts = [_mm(b, p, q, shape) for p, q in small]
-    if len(parts) == 2:
-        parts = [binary(b, "add", parts[0], parts[1])]
-    return binary(b, "add", y, parts[0]) if parts else y
+    # f32: x·w as the products of their bf16 parts whose orders add up to at most 2 (hi·hi,
+    # hi·mid, mid·hi, hi·lo, mid·mid, lo·hi), the small ones summed first (docs/onnx.md: the bound)
+    xs = _split_const(b, x, hint + ".x") if isinstance(x, Const) else _split(b, x)
+    ws = _split_const(b, w, hint) if isinstance(w, Const) else _split(b, w)
+    terms = [[] for _ in range(PARTS)]
+    for i, p in enumerate(xs):
+        for j, q in enumerate(ws):
+            if i + j < PARTS and p is not None and q is not None:
+                terms[i + j].append(_mm(b, p, q, shape))
+    y = None
+    for group in reversed(terms):
+        for t in group:
+            y = t if y is None else binary(b, "add", y, t)
+    return y
 
 
 def _matmul_i8(b: Builder, x: Value, w: Const, shape, hint: str) -> Value:

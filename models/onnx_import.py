@@ -51,6 +51,7 @@ class Port:
     arg: str
     onnx: int
     shape: tuple
+    empty: bool = False   # an output of no elements: known at import, not a result of @main
 
     @property
     def dtype(self):
@@ -342,9 +343,9 @@ def convert(model, path: str = "<model>", shapes: dict[str, list[int]] | None = 
             if x is None:
                 unsupported.append((f"output '{vi.name}'", "it is not computed by the graph"))
                 continue
-            if int(np.prod(x.shape)) == 0:
-                unsupported.append((f"output '{vi.name}'", f"it is empty ({list(x.shape)}): every tensor of the "
-                                    f"language holds at least one element"))
+            if int(np.prod(x.shape)) == 0:  # no values: its shape and type are all there is to it
+                t = x.onnx if x.onnx in CARRIER or isinstance(x, Value) else _info_type(vi) or x.onnx
+                outputs.append((vi.name, Port(vi.name, "", t, tuple(x.shape), empty=True)))
                 continue
             try:
                 v = b.value(x)
@@ -413,6 +414,9 @@ def _np_onnx(a: np.ndarray) -> int:
 def _write_text(conv: Conversion, b: Builder, model, path: str, outputs, dtype: str, target: str) -> None:
     import onnx
 
+    empty = [(n, v) for n, v in outputs if isinstance(v, Port)]
+    order = outputs
+    outputs = [(n, v) for n, v in outputs if not isinstance(v, Port)]
     names: dict[str, str] = {}
     used = {p.arg for p in conv.inputs}
     for onnx_name, v in outputs:  # a result is named after its ONNX output
@@ -425,27 +429,30 @@ def _write_text(conv: Conversion, b: Builder, model, path: str, outputs, dtype: 
         names[v.name] = f"%{n}"
     rename = lambda s: _rename(s, names)
     header = [f"// imported by `lpu import` from {os.path.basename(path)} (opset {conv.opset}, "
-              f"{conv.nodes} nodes, producer {model.producer_name or '?'} {model.producer_version or ''})".rstrip(),
+              f"{conv.nodes} nodes, producer {(model.producer_name or '?') + ' ' + (model.producer_version or '')}".rstrip() + ")",
               f"// one df op a line, each ending with the ONNX node it comes from; matmuls: "
               f"{_MODE_TEXT[dtype]} (docs/onnx.md)",
+              *[f"// output '{n}' is empty ({type_name(p.onnx)}{list(p.shape)}): it holds no values, so it is no "
+                f"result of @main" for n, p in empty],
               f'target "{target}"', ""]
     lines = header + b.data + ([""] if b.data else [])
     params = ", ".join(f"%{p.arg}: {type_text(p.shape, CARRIER[p.onnx])}" for p in conv.inputs)
     results = ", ".join(type_text(v.shape, v.elem) for _, v in outputs)
-    lines.append(f"func @main({params}) -> {results} {{")
+    lines.append(f"func @main({params}) -> {results} {{" if outputs else f"func @main({params}) {{")
     first = len(lines) + 1
     for k, (text, node) in enumerate(zip(b.lines, b.line_nodes)):
         lines.append(rename(text))
         if node is not None:
             conv.line_nodes[first + k] = node.label()
-    lines.append("  return " + ", ".join(names.get(v.name, v.name) for _, v in outputs))
+    lines.append(("  return " + ", ".join(names.get(v.name, v.name) for _, v in outputs)).rstrip())
     lines.append("}")
     conv.text = "\n".join(lines) + "\n"
-    conv.outputs = [Port(n, names.get(v.name, v.name)[1:], v.onnx, v.shape) for n, v in outputs]
+    conv.outputs = [v if isinstance(v, Port) else Port(n, names.get(v.name, v.name)[1:], v.onnx, v.shape)
+                    for n, v in order]
     conv.arrays = dict(b.arrays)
 
 
-_MODE_TEXT = {"f32": "FLOAT as three bf16 products", "f16": "operands in f16", "bf16": "operands in bf16",
+_MODE_TEXT = {"f32": "FLOAT as six products of bf16 parts", "f16": "operands in f16", "bf16": "operands in bf16",
               "i8": "i8 weights per output channel, rows of activations quantized at run time"}
 
 

@@ -18,7 +18,8 @@ from typing import Callable
 import numpy as np
 
 from lpu.models.onnx_emit import (
-    BOOL, FLOAT, FLOAT16, FLOATS, INT64, Builder, Const, Unsupported, Value, binary, carrier, cast, concat, fill,
+    BOOL, FLOAT, FLOAT4E2M1, FLOAT8E4M3FN, FLOAT8E4M3FNUZ, FLOAT8E5M2, FLOAT8E5M2FNUZ, FLOAT8E8M0, FLOAT16,
+    FLOATS, INT2, INT4, INT64, NARROW, UINT2, UINT4, Builder, Const, Unsupported, Value, binary, carrier, cast, concat, fill,
     matmul, onnx_dtype, pad, reduce, reshape, slice_, take, transpose, type_name, unary, window,
 )
 from lpu.models.onnx_math import log, pow_, sqrt
@@ -209,8 +210,32 @@ def _dropout(b, node):
     train = node.const(2, "training_mode", np.array(False))
     if bool(np.asarray(train)):
         raise Unsupported("training_mode = true (inference only)")
-    _only_outputs(node, 1)
-    return [node.inputs[0]]
+    mask = Const(np.ones(node.inputs[0].shape, bool), BOOL) if node.wants(1) else None  # inference: every element kept
+    return [node.inputs[0], mask]
+
+
+@op("LRN")
+def _lrn(b, node):
+    """Local response normalization across channels, as a small expansion: the squares padded
+    along the channels, ``size`` windows of them summed, ``x · (bias + alpha/size · sum)^−beta``
+    (the power as ``exp(−beta · log d)``, onnx_math)."""
+    x = b.value(node.inputs[0])
+    _float(x)
+    size = int(node.attr("size"))
+    alpha, beta, bias = float(node.attr("alpha", 1e-4)), float(node.attr("beta", 0.75)), float(node.attr("bias", 1.0))
+    xf = cast(b, x, "f32")
+    sq = binary(b, "mul", xf, xf)
+    c = x.shape[1]
+    lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+    from lpu.models.onnx_emit import pad_axis
+    padded = pad_axis(b, sq, 1, lo, hi, 0.0)
+    total = None
+    for k in range(size):
+        w = window(b, padded, 1, k, c)
+        total = w if total is None else binary(b, "add", total, w)
+    d = binary(b, "add", binary(b, "mul", total, _f32(alpha / size)), _f32(bias))
+    y = binary(b, "mul", xf, pow_(b, d, Const(np.array(-beta, np.float32), FLOAT)))
+    return [cast(b, y, x.elem, x.onnx)]
 
 
 @op("Gelu")
@@ -266,6 +291,8 @@ def _cast(b, node):
     node.attr("saturate")
     node.attr("round_mode")
     elem = carrier(to)
+    if to in NARROW or x.onnx in NARROW:
+        return [_cast_narrow(b, node, x, to)]
     if to == BOOL:
         zero = Const(np.zeros((), np.float32 if x.elem in ("f32", "f16", "bf16") else np.int32), x.onnx)
         return [cast(b, binary(b, "ne", x, zero), "i8", BOOL)]
@@ -280,6 +307,122 @@ def _cast(b, node):
     if x.onnx in (INT64,) and to != INT64 and elem == "i32":
         return [Value(x.name, x.shape, x.elem, to)]
     return [cast(b, x, elem, to)]
+
+
+#: FLOAT8/FLOAT4 formats: mantissa bits, least normal exponent, greatest finite, Inf, negative zero
+_FP8 = {FLOAT8E4M3FN: (3, -6, 448.0, False, True), FLOAT8E4M3FNUZ: (3, -7, 240.0, False, False),
+        FLOAT8E5M2: (2, -14, 57344.0, True, True), FLOAT8E5M2FNUZ: (2, -15, 57344.0, False, False),
+        FLOAT4E2M1: (1, 0, 6.0, False, True)}
+_INTN = {INT4: (-8, 7), UINT4: (0, 15), INT2: (-2, 1), UINT2: (0, 3)}
+
+
+def _f32(v: float) -> Const:
+    return Const(np.array(v, np.float32), FLOAT)
+
+
+def _select(b, c, x, y) -> Value:
+    c, x, y = b.value(c), b.value(x), b.value(y)
+    shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
+    return b.emit(f"select {c.name}, {x.name}, {y.name}", shape, x.elem, x.onnx)
+
+
+def _trunc(b, f) -> Value:
+    """trunc(f) of an f32 value (cast rounds to nearest): sign(f)·floor(|f|)."""
+    a = unary(b, "abs", f)
+    r = cast(b, cast(b, a, "i32"), "f32")
+    fl = binary(b, "sub", r, binary(b, "gt", r, a))
+    return binary(b, "mul", fl, unary(b, "sign", f))
+
+
+def _pow2_floor(b, a, lo: int, hi: int) -> Value:
+    """2^clamp(floor(log2 a), lo, hi) of an f32 ``a`` ≥ 0 by bisection on the exponent (each
+    step a compare and a select: exact, every operand a power of two)."""
+    p = fill(b, a.shape, 2.0 ** lo, a)
+    k = 1
+    while k * 2 <= hi - lo:
+        k *= 2
+    while k >= 1:
+        step = 2.0 ** k
+        up = binary(b, "mul", p, _f32(step)) if k < 128 else binary(b, "mul", binary(b, "mul", p, _f32(2.0 ** 64)),
+                                                                       _f32(2.0 ** (k - 64)))
+        ok = binary(b, "le", up, _f32(2.0 ** hi))
+        p = _select(b, binary(b, "mul", binary(b, "ge", a, up), ok), up, p)
+        k //= 2
+    return p
+
+
+def _cast_narrow(b, node, x: Value, to: int) -> Value:
+    """Cast to or from a type the language carries in a wider one (``NARROW``): from it, a
+    plain cast of the carrier (every value is exact in it); to it, the rounding ONNX's
+    reference does (ml_dtypes' astype, onnx's saturate_cast and to_float8e8m0) written as df
+    ops in f32 — docs/onnx.md."""
+    saturate = bool(node.attrs.get("saturate", 1))
+    mode = node.attrs.get("round_mode", b"up")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    elem = carrier(to)
+    if to not in NARROW:
+        return cast(b, Value(x.name, x.shape, x.elem, x.onnx), elem, to) if to != BOOL else \
+            cast(b, binary(b, "ne", x, Const(np.zeros((), np.float32 if x.elem[0] in "fb" else np.int32), x.onnx)),
+                 "i8", BOOL)
+    if x.elem in ("i8", "i16", "i32") and to in _INTN:
+        lo, hi = _INTN[to]
+        v = cast(b, x, "i32")
+        inside = binary(b, "mul", binary(b, "ge", v, Const(np.array(lo, np.int32), INT64)),
+                        binary(b, "le", v, Const(np.array(hi, np.int32), INT64)))
+        return cast(b, _select(b, inside, v, Const(np.array(0, np.int32), INT64)), elem, to)
+    f = cast(b, x, "f32", FLOAT) if x.elem != "f32" else Value(x.name, x.shape, "f32", FLOAT)
+    if x.elem in ("i8", "i16", "i32"):
+        if to not in _FP8 and to != FLOAT8E8M0:
+            raise Unsupported(f"a Cast from {type_name(x.onnx)} to {type_name(to)}")
+    if to in _INTN:  # ml_dtypes: truncated toward zero, 0 when outside the type (NaN, Inf too)
+        lo, hi = _INTN[to]
+        t = _trunc(b, f)
+        inside = binary(b, "mul", binary(b, "ge", t, _f32(lo)), binary(b, "le", t, _f32(hi)))
+        return cast(b, _select(b, inside, t, _f32(0.0)), elem, to)
+    nan = binary(b, "ne", f, f)
+    a = unary(b, "abs", f)
+    if to == FLOAT8E8M0:  # 2^e of |x|'s f32 exponent field e, rounded by round_mode
+        p = _pow2_floor(b, a, -127, 127)
+        sub = binary(b, "lt", a, _f32(2.0 ** -126))         # zero and subnormals: field 0
+        if mode == "up":
+            r = binary(b, "mul", binary(b, "ne", a, p), binary(b, "ne", a, _f32(0.0)))
+        elif mode == "nearest":
+            r = binary(b, "ge", a, binary(b, "mul", p, _f32(1.5)))
+            r = binary(b, "mul", r, binary(b, "sub", _f32(1.0), sub))
+            r = binary(b, "add", r, binary(b, "mul", sub, binary(b, "gt", a, _f32(2.0 ** -127))))
+        elif mode == "down":
+            r = None
+        else:
+            raise Unsupported(f"round_mode = '{mode}'")
+        p = _select(b, sub, _f32(2.0 ** -127), p)
+        if r is not None:
+            top = binary(b, "ge", p, _f32(2.0 ** 127))
+            bump = binary(b, "mul", r, binary(b, "sub", _f32(1.0), top)) if saturate else r
+            p = _select(b, bump, binary(b, "mul", p, _f32(2.0)), p)
+            if not saturate:
+                p = _select(b, binary(b, "mul", r, top), _f32(math.nan), p)
+        special = binary(b, "add", nan, binary(b, "eq", a, _f32(math.inf)))
+        return cast(b, _select(b, special, _f32(math.nan), p), elem, to)
+    m, emin, top, has_inf, negzero = _FP8[to]
+    emax = int(math.floor(math.log2(top)))
+    p = _pow2_floor(b, a, emin, emax + 1)
+    ulp = binary(b, "mul", p, _f32(2.0 ** -m))
+    q = cast(b, cast(b, binary(b, "mul", a, unary(b, "recip", ulp)), "i32"), "f32")  # rounded to nearest even
+    y = binary(b, "mul", q, ulp)
+    over = binary(b, "gt", y, _f32(top))
+    fp4 = to == FLOAT4E2M1
+    if saturate or fp4:
+        y = binary(b, "min", y, _f32(top))
+    else:
+        y = _select(b, over, _f32(math.inf if has_inf else math.nan), y)
+    neg = binary(b, "lt", f, _f32(0.0))
+    y = _select(b, neg, unary(b, "neg", y), y)
+    zero = binary(b, "eq", y, _f32(0.0))
+    y = _select(b, zero, binary(b, "mul", f, _f32(0.0)) if negzero else _f32(0.0), y)
+    y = _select(b, nan, _f32(-0.0) if fp4 else _f32(math.nan), y)
+    if has_inf and not saturate:  # Inf stays Inf in a format that has it (saturated: the greatest)
+        y = _select(b, binary(b, "eq", a, _f32(math.inf)), f, y)
+    return cast(b, y, elem, to)
 
 
 # --- shapes -----------------------------------------------------------------------------------------
@@ -468,8 +611,39 @@ def _softmax(b, node):
     a = _axis(node.attr("axis", -1 if node.opset >= 13 else 1), x.rank)
     if node.opset < 13:  # softmax of the input flattened to 2-D at axis
         flat = reshape(b, x, [int(np.prod(x.shape[:a])), int(np.prod(x.shape[a:]))])
-        return [reshape(b, _in_f32(b, flat, lambda v: unary(b, "softmax", v, " {axis = 1}")), x.shape)]
-    return [_in_f32(b, x, lambda v: unary(b, "softmax", v, f" {{axis = {a}}}"))]
+        return [reshape(b, softmax(b, flat, 1), x.shape)]
+    return [softmax(b, x, a)]
+
+
+#: a bf16 softmax sums its exponentials one after another (numpy's sum of a bf16 array, each
+#: add rounded) up to this many along the axis; longer axes sum in f32, rounded once
+SEQUENTIAL_SUM = 64
+
+
+def softmax(b, x: Value, axis: int, safe: bool = False) -> Value:
+    """Softmax along ``axis``. FLOAT: the df ``softmax``. FLOAT16/BFLOAT16: onnx's reference
+    step by step in the element type, each step rounded as numpy rounds it (x − max, exp, the
+    sum: f32 for f16, one add after another for bf16, the quotient rounded once), so the
+    node tests' tolerance (below one bf16 ulp) holds. ``safe``: a row that is all −Inf gives
+    zeros (Attention's softmax), not NaN."""
+    if x.elem == "f32":
+        y = unary(b, "softmax", x, f" {{axis = {axis}}}")
+        return y
+    m = reduce(b, "reduce_max", x, [axis], True)
+    if safe:
+        m = _select(b, binary(b, "eq", m, _scalar(-math.inf, m)), _scalar(0.0, m), m)
+    e = unary(b, "exp", binary(b, "sub", x, m))
+    n = x.shape[axis]
+    if x.elem == "bf16" and n <= SEQUENTIAL_SUM:
+        t = window(b, e, axis, 0, 1)
+        for k in range(1, n):
+            t = binary(b, "add", t, window(b, e, axis, k, 1))
+    else:
+        t = cast(b, reduce(b, "reduce_sum", cast(b, e, "f32"), [axis], True), x.elem, x.onnx)
+    t = cast(b, t, "f32")
+    if safe:
+        t = _select(b, binary(b, "eq", t, _f32(0.0)), _f32(1.0), t)
+    return cast(b, binary(b, "mul", cast(b, e, "f32"), unary(b, "recip", t)), x.elem, x.onnx)
 
 
 def _norm_params(b, p, trailing, what):
@@ -660,26 +834,45 @@ def _pool(b, node):
     x = b.value(node.inputs[0])
     if node.op_type == "AveragePool" or x.onnx not in (2, 3, 5, 6):  # MaxPool: INT8/UINT8/INT16/INT32 too
         _float(x)
-    _only_outputs(node, 1)
+    maxpool = node.op_type == "MaxPool"
+    _only_outputs(node, 2 if maxpool else 1)
     kernel = list(node.attr("kernel_shape"))
     n = len(kernel)
     spatial = list(x.shape[2:])
-    if node.op_type == "MaxPool":
-        if node.attr("storage_order", 0):
-            raise Unsupported("storage_order = 1")
+    order = 0
+    if maxpool:
+        order = int(node.attr("storage_order", 0))
     else:
         node.attr("count_include_pad")
     strides, dil, begin, end, out = _geometry(node, spatial, kernel, True)
-    maxpool = node.op_type == "MaxPool"
     low = -math.inf if x.onnx in FLOATS else float(np.iinfo(np.dtype(NUMPY_INT[x.elem])).min)
     xt = _channels_last(b, x, begin, end, spatial, low if maxpool else 0.0, out, kernel, strides, dil)
-    y = None
-    for _, wv in _windows(b, xt, kernel, strides, dil, out):
+    y = idx = None
+    for offs, wv in _windows(b, xt, kernel, strides, dil, out):
+        if maxpool and node.wants(1):  # Indices: the first window position holding the max
+            at = Const(_pool_index(x.shape, offs, strides, dil, begin, out, order), INT64)
+            idx = b.value(at) if y is None else _select(b, binary(b, "gt", wv, y), at, idx)
         y = wv if y is None else binary(b, "max" if maxpool else "add", y, wv)
     if not maxpool:
         y = binary(b, "mul", y, Const(_avg_scale(node, spatial, kernel, strides, dil, begin, end, out), FLOAT))
-    y = transpose(b, b.value(y), [0, n + 1] + list(range(1, n + 1)))
-    return [y]
+    back = [0, n + 1] + list(range(1, n + 1))
+    y = transpose(b, b.value(y), back)
+    return [y] if idx is None else [y, transpose(b, idx, back)]
+
+
+def _pool_index(shape, offs, strides, dil, begin, out, order: int) -> np.ndarray:
+    """[N, out..., C]: the flat index into ``shape`` (row-major; column-major over the spatial
+    axes for storage_order 1) of the input element window offset ``offs`` reads (ONNX's Indices)."""
+    nb, c, spatial = shape[0], shape[1], list(shape[2:])
+    step = int(np.prod(spatial))
+    grids = np.meshgrid(*[np.arange(o) * s + k * d - bb for o, s, k, d, bb in zip(out, strides, offs, dil, begin)],
+                        indexing="ij")
+    weights = np.cumprod([1] + (spatial[:-1] if order else spatial[::-1][:-1]))
+    weights = weights if order else weights[::-1]
+    flat = sum(g * w for g, w in zip(grids, weights))
+    chan = (np.arange(nb)[:, None] * c + np.arange(c)[None, :]) * step       # [N, C]
+    idx = flat[None, ..., None] + chan.reshape([nb] + [1] * len(out) + [c])
+    return idx.astype(np.int64)
 
 
 def _avg_scale(node, spatial, kernel, strides, dil, begin, end, out) -> np.ndarray:
@@ -720,10 +913,10 @@ def _global_pool(b, node):
 def _batchnorm(b, node):
     x = node.inputs[0]
     _float(x)
-    if node.attr("training_mode", 0):
-        raise Unsupported("training_mode = 1 (inference only)")
-    node.attr("momentum")
     node.attr("spatial")
+    if node.attr("training_mode", 0):
+        return _batchnorm_training(b, node)
+    node.attr("momentum")
     _only_outputs(node, 1)
     scale, bias, mean, var = (node.const(i, w) for i, w in ((1, "scale"), (2, "B"), (3, "input_mean"),
                                                              (4, "input_var")))
@@ -735,6 +928,39 @@ def _batchnorm(b, node):
     dt = x.array.dtype if isinstance(x, Const) else np.float32 if x.onnx == FLOAT else np.float16
     y = binary(b, "mul", x, Const(a.reshape(shape).astype(dt), x.onnx, (node.name or "bn") + ".a"))
     return [binary(b, "add", y, Const(c.reshape(shape).astype(dt), x.onnx, (node.name or "bn") + ".c"))]
+
+
+def _batchnorm_training(b, node):
+    """training_mode = 1: normalized by the batch's own mean and (population) variance over every
+    axis but the channels'; outputs 1 and 2 the running statistics, ``input·momentum +
+    batch·(1 − momentum)``, as onnx's reference."""
+    x = b.value(node.inputs[0])
+    _only_outputs(node, 3)
+    momentum = float(node.attr("momentum", 0.9))
+    eps = float(node.attr("epsilon", 1e-5))
+    xf = cast(b, x, "f32")
+    axes = [0] + list(range(2, x.rank))
+    inv_n = _f32(1.0 / int(np.prod([x.shape[a] for a in axes])))
+    mean = binary(b, "mul", reduce(b, "reduce_sum", xf, axes, True), inv_n)            # [1, C, 1...]
+    d = binary(b, "sub", xf, mean)
+    var = binary(b, "mul", reduce(b, "reduce_sum", binary(b, "mul", d, d), axes, True), inv_n)
+    shape = [x.shape[1]] + [1] * (x.rank - 2)
+
+    def param(i):
+        p = node.inputs[i]
+        return Const(p.array.astype(np.float32).reshape(shape), FLOAT, p.name) if isinstance(p, Const) else \
+            reshape(b, cast(b, b.value(p), "f32"), shape)
+
+    y = binary(b, "mul", binary(b, "mul", d, unary(b, "rsqrt", binary(b, "add", var, _f32(eps)))), param(1))
+    y = cast(b, binary(b, "add", y, param(2)), x.elem, x.onnx)
+    out = [y]
+    for k, (i, batch) in enumerate(((3, mean), (4, var)), 1):
+        if node.wants(k):
+            r = binary(b, "add", binary(b, "mul", param(i), _f32(momentum)), binary(b, "mul", batch, _f32(1 - momentum)))
+            out.append(cast(b, reshape(b, r, [x.shape[1]]), x.elem, x.onnx))
+        else:
+            out.append(None)
+    return out
 
 
 @op("ConstantOfShape")
@@ -874,21 +1100,22 @@ def _rotary(b, node):
 
 @op("Attention")
 def _attention(b, node):
+    """onnx's reference (``onnx.reference.ops.op_attention``) op by op: Q and K each scaled by
+    √scale in their type, the scores rounded to it, softcap, the additive bias (attn_mask,
+    is_causal, the sliding window, nonpad_kv_seqlen — known at import, or compared at run time),
+    the softmax (``softmax_precision``'s type), a row every key of which is masked set to 0,
+    then · V. Heads are grouped as ``[B, kv heads, q heads per kv head, ...]``."""
     q, k, v = node.inputs[:3]
-    mask, past_k, past_v = node.input(3), node.input(4), node.input(5)
-    if node.input(6) is not None:
-        raise Unsupported("input 6 ('nonpad_kv_seqlen') is not supported")
+    mask, past_k, past_v, nonpad = node.input(3), node.input(4), node.input(5), node.input(6)
     _float(q)
-    for a in ("left_window_size", "right_window_size"):
-        if node.attr(a, -1) != -1:
-            raise Unsupported(f"attribute '{a}' = {node.attrs[a]} is not supported")
-    if node.attr("qk_matmul_output_mode", 0) or node.wants(3):
-        raise Unsupported("output 3 ('qk_matmul_output') is not supported")
-    node.attr("softmax_precision")
     causal = bool(node.attr("is_causal", 0))
     softcap = float(node.attr("softcap", 0.0))
+    mode = int(node.attr("qk_matmul_output_mode", 0))
+    left, right = int(node.attr("left_window_size", -1)), int(node.attr("right_window_size", -1))
+    precision = node.attr("softmax_precision")
     qh, kh = node.attr("q_num_heads"), node.attr("kv_num_heads")
     rank3 = q.rank == 3
+    dt, dto = carrier(q.onnx), q.onnx
 
     def heads(t, n):
         t = b.value(t)
@@ -906,40 +1133,114 @@ def _attention(b, node):
     g = hq // hkv
     scale = node.attr("scale")
     scale = 1.0 / math.sqrt(dh) if scale is None else float(scale)
-    qf = cast(b, q, "f32")
-    q5 = reshape(b, qf, [bsz, hkv, g, sq, dh])
-    kt = transpose(b, reshape(b, cast(b, k, "f32"), [bsz, hkv, 1, skv, dh]), [0, 1, 2, 4, 3])
-    s = matmul(b, q5, kt, [bsz, hkv, g, sq, skv], node.mode, hint="k")
-    s = binary(b, "mul", s, Const(np.array(scale, np.float32), FLOAT))
+    root = Const(np.array(np.sqrt(np.float32(scale))).astype(onnx_dtype(dto)), dto)
+    q5 = reshape(b, binary(b, "mul", q, root), [bsz, hkv, g, sq, dh])
+    kt = transpose(b, reshape(b, binary(b, "mul", k, root), [bsz, hkv, 1, skv, dh]), [0, 1, 2, 4, 3])
+    s = cast(b, matmul(b, q5, kt, [bsz, hkv, g, sq, skv], node.mode, hint="k"), dt, dto)
     if softcap > 0:
-        s = binary(b, "mul", unary(b, "tanh", binary(b, "mul", s, Const(np.array(1 / softcap, np.float32), FLOAT))),
-                   Const(np.array(softcap, np.float32), FLOAT))
-    bias = np.zeros((sq, skv), np.float32)
-    if causal:
-        bias = np.where(np.arange(skv)[None, :] <= np.arange(sq)[:, None] + past, 0.0, -np.inf).astype(np.float32)
-    if mask is not None:
-        m = mask
-        if m.onnx == BOOL:
-            m = Const(np.where(m.array, 0.0, -np.inf).astype(np.float32), FLOAT) if isinstance(m, Const) else \
-                b.emit(f"select {b.value(m).name}, {fill(b, m.shape, 0.0, Value('', (), 'f32', FLOAT)).name}, "
-                       f"{fill(b, m.shape, -math.inf, Value('', (), 'f32', FLOAT)).name}", m.shape, "f32", FLOAT)
-        m = cast(b, b.value(m), "f32") if isinstance(m, Value) else Const(m.array.astype(np.float32), FLOAT)
-        if m.shape[-1] < skv:  # a mask shorter than the keys: the rest masked, as the reference pads it
-            m = b.value(m) if isinstance(m, Value) else m
-            from lpu.models.onnx_emit import pad_axis
-            m = pad_axis(b, m, m.rank - 1, 0, skv - m.shape[-1], -math.inf)
-        ms = list(m.shape)
-        full = [1] * (4 - len(ms)) + ms
-        m = _reshape_to(b, m, full[:2] + [1] + full[2:]) if full[1] == 1 else \
-            _reshape_to(b, m, [full[0], hkv, g] + full[2:])
-        s = binary(b, "add", s, m)
-    if causal:
-        s = binary(b, "add", s, Const(bias, FLOAT))
-    p = unary(b, "softmax", s, " {axis = 4}")
-    v5 = reshape(b, cast(b, v, "f32"), [bsz, hkv, 1, skv, dv])
-    y = matmul(b, p, v5, [bsz, hkv, g, sq, dv], node.mode, hint="v")
+        t = cast(b, binary(b, "mul", cast(b, s, "f32"), _f32(1 / softcap)), dt, dto)
+        s = binary(b, "mul", unary(b, "tanh", t), Const(np.array(softcap).astype(onnx_dtype(dto)), dto))
+    qk = s
+    bias = _attention_bias(b, mask, nonpad, causal, left, right, past, bsz, sq, skv)   # f32 [B', H', sq, skv]
+    if bias is not None:
+        full = list(bias.shape)
+        bias = _reshape_to(b, bias, full[:2] + [1] + full[2:]) if full[1] == 1 else \
+            _reshape_to(b, bias, [full[0], hkv, g] + full[2:])
+        bias = Const(bias.array.astype(onnx_dtype(dto)), dto) if isinstance(bias, Const) else cast(b, bias, dt, dto)
+        s = binary(b, "add", s, bias)
+    if mode == 2:
+        qk = s
+    ps = s
+    if precision is not None and carrier(int(precision)) != dt:
+        ps = cast(b, s, carrier(int(precision)), int(precision))
+    p = softmax(b, ps, 4, safe=True)
+    if bias is not None:  # a row whose every key is masked: zeros (decided on the bias, not on the scores)
+        if isinstance(bias, Const):
+            dead = np.isneginf(bias.array.astype(np.float32).max(axis=-1, keepdims=True))
+            if dead.any():
+                p = _select(b, Const(dead.astype(np.int8), BOOL), _scalar(0.0, p), p)
+        else:
+            m = reduce(b, "reduce_max", bias, [4], True)
+            p = _select(b, binary(b, "eq", m, _scalar(-math.inf, m)), _scalar(0.0, p), p)
+    p = cast(b, p, dt, dto)
+    if mode == 3:
+        qk = p
+    v5 = reshape(b, v, [bsz, hkv, 1, skv, dv])
+    y = cast(b, matmul(b, p, v5, [bsz, hkv, g, sq, dv], node.mode, hint="v"), dt, dto)
     y = reshape(b, y, [bsz, hq, sq, dv])
     if rank3:
         y = reshape(b, transpose(b, y, [0, 2, 1, 3]), [bsz, sq, hq * dv])
-    y = cast(b, y, q.elem, q.onnx)
-    return [y, k if node.wants(1) else None, v if node.wants(2) else None]
+    qk = reshape(b, b.value(qk), [bsz, hq, sq, skv]) if node.wants(3) else None
+    return [y, k if node.wants(1) else None, v if node.wants(2) else None, qk]
+
+
+def _attention_bias(b, mask, nonpad, causal, left, right, past, bsz, sq, skv):
+    """The additive bias (0 or −Inf, plus a FLOAT mask's values) of Attention, f32, rank 4:
+    a ``Const`` when every part is known at import, else a value."""
+    i = np.arange(sq)[:, None]
+    j = np.arange(skv)[None, :]
+    parts = []   # Const or Value, each broadcastable to [B, H, sq, skv]
+    m = mask
+    if m is not None:
+        if m.shape[-1] < skv:  # a mask shorter than the keys: the rest masked, as the reference pads it
+            pad_v = 0 if m.onnx == BOOL else -math.inf
+            from lpu.models.onnx_emit import pad_axis
+            m = pad_axis(b, m, m.rank - 1, 0, skv - m.shape[-1], pad_v)
+        if m.onnx == BOOL:
+            m = Const(np.where(m.array, 0.0, -np.inf).astype(np.float32), FLOAT) if isinstance(m, Const) else \
+                _select(b, m, _f32(0.0), _f32(-math.inf))
+        else:
+            m = Const(m.array.astype(np.float32), FLOAT) if isinstance(m, Const) else cast(b, b.value(m), "f32")
+        parts.append(_reshape_to(b, m, [1] * (4 - m.rank) + list(m.shape)))
+    windowed = left >= 0 or right >= 0
+    if nonpad is None or past:
+        off = past
+        allowed = np.ones((sq, skv), bool)
+        if causal:
+            allowed &= j <= i + off
+        if left >= 0:
+            allowed &= (i + off) - j <= left
+        if right >= 0:
+            allowed &= j - (i + off) <= right
+        if causal or windowed:
+            parts.append(Const(np.where(allowed, 0.0, -np.inf).astype(np.float32)[None, None], FLOAT))
+    else:  # per batch: offset nonpad[b] − sq, and keys at nonpad[b] and beyond are padding
+        n = nonpad if isinstance(nonpad, Const) else None
+        conds = []   # (grid G [sq, skv], relation): allowed iff G rel nonpad[b]
+        if causal:
+            conds.append((j - i + sq, "le"))             # j <= i + nonpad - sq
+        if left >= 0:
+            conds.append((left - i + j + sq, "ge"))      # nonpad <= left + j - i + sq
+        if right >= 0:
+            conds.append((j - i + sq - right, "le"))
+        conds.append((np.broadcast_to(j + 1, (sq, skv)), "le"))  # j < nonpad
+        for grid, rel in conds:
+            if n is not None:
+                nb = np.asarray(n.array).reshape(-1, 1, 1)
+                ok = grid[None] <= nb if rel == "le" else grid[None] >= nb
+                parts.append(Const(np.where(ok, 0.0, -np.inf).astype(np.float32)[:, None], FLOAT))
+            else:
+                nb = reshape(b, cast(b, b.value(nonpad), "i32"), [bsz, 1, 1])
+                ok = binary(b, rel, Const(grid[None].astype(np.int32), nonpad.onnx), nb)
+                parts.append(reshape(b, _select(b, ok, _f32(0.0), _f32(-math.inf)), [bsz, 1, sq, skv]))
+    if not parts:
+        return None
+    known = [x for x in parts if isinstance(x, Const)]
+    const = None
+    if known:
+        const = known[0].array
+        for x in known[1:]:
+            const = const + x.array
+        const = Const(const.astype(np.float32), FLOAT)
+    run = [x for x in parts if not isinstance(x, Const)]
+    if not run:
+        return const
+    y = run[0]
+    for x in run[1:]:
+        y = binary(b, "add", y, x)
+    if const is not None:
+        y = binary(b, "add", y, const)
+    shape = list(np.broadcast_shapes(tuple(y.shape), (1, 1, sq, skv)))
+    if list(y.shape) != shape:
+        y = binary(b, "add", y, Const(np.zeros(shape, np.float32), FLOAT))
+    return b.value(y)

@@ -76,6 +76,24 @@ def test_mlir_opt_output_names_the_arguments_and_results_again(tmp_path, capsys)
     assert np.array_equal(np.load(tmp_path / "y.npy"), want)
 
 
+def test_names_the_language_reads_are_kept_exactly_and_never_collide_in_mlir():
+    # xDSL's name setter dropped a trailing _<digits> (%_0 became an empty name: a traceback),
+    # and its printer gave a second %s the name %s_1 that the program's own %s_1 also had
+    src = ("func @main(%_0: tensor<4xf32>) -> tensor<4xf32> {\n  %s = softmax %_0 : tensor<4xf32>\n"
+           "  %s_1 = add %s, %_0 : tensor<4xf32>\n  return %s_1\n}\n")
+    module = parse_module(src, "n.lpu")
+    assert print_module(module) == src
+    assert names(module) == [("main", ["_0"], ["s_1"])]
+    from lpu.dsl.passes import run_pipeline
+    run_pipeline(module, "df-decompose")
+    text = emit_mlir(module)
+    defined = [line.split(" = ")[0].strip() for line in text.splitlines() if " = \"df." in line]
+    assert len(defined) == len(set(defined)) > 2
+    x = np.linspace(-1, 1, 4, dtype=np.float32)
+    want = run_function(parse_module(src, "n.lpu"), "main", {"_0": x})[0]
+    assert np.array_equal(run_function(parse_mlir(text, "n.mlir"), "main", {"_0": x})[0], want)
+
+
 @pytest.mark.parametrize("source, mlir", [("examples/softmax.lpu", "softmax.debuginfo.mlir-opt.mlir"),
                                           ("tests/fixtures/mlir/symbols.lpu", "symbols.debuginfo.mlir-opt.mlir")])
 def test_debuginfo_location_aliases_keep_every_location(source, mlir):

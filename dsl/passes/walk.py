@@ -21,6 +21,7 @@ from xdsl.ir import Block, Operation, Region
 from xdsl.passes import ModulePass
 from xdsl.traits import IsolatedFromAbove, IsTerminator, Pure, SymbolOpInterface
 
+from lpu.dsl.dialect import set_name
 from lpu.dsl.types import Interner
 
 
@@ -72,13 +73,13 @@ class DirectRewriter:
         for old, new in zip(op.results, new_results, strict=True):
             old.replace_all_uses_with(new)
             if new is not None and not new.name_hint:
-                new.name_hint = old.name_hint
+                set_name(new, old.name_hint)
         if len(new_results) == 1 and new_results[0] is not None and new_results[0].name_hint is not None:
             hint = new_results[0].name_hint
             for new_op in new_ops:
                 for r in new_op.results:
                     if not r.name_hint:
-                        r.name_hint = hint
+                        set_name(r, hint)
         block.erase_op(op, safe_erase=safe_erase)
         self.added.extend(new_ops)
         self.has_done_action = True

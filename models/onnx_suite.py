@@ -1,0 +1,163 @@
+"""The conformance sweep: the onnx package's backend node tests of the listed ops
+(``onnx_backend.LISTED``) and its stored model tests (``light_*`` CNNs, pytorch-converted,
+pytorch-operator), each run through the toolchain as an ONNX backend on the reference
+interpreter or compiled, linked and simulated.
+
+    python -m lpu.models.onnx_suite [--device reference|simulator] [--ops Add,Conv] [--models]
+                                    [--failures] [--json OUT.json]
+
+prints the pass count per op and in total (``op: passed/total``), then, with ``--failures``,
+each failing test and its reason — the lists docs/onnx.md gives. Exit status 0 always: the
+figures are the output; the tests (tests/test_onnx_node.py) pin them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from lpu.models.onnx_backend import LISTED, Case, Outcome, node_cases, run_case
+
+#: the node tests no lowering can pass, and why: the language has no such type
+OUT_OF_SCOPE = {
+    "test_equal_string": "STRING tensors: the lanes hold numbers only (no string type in the language)",
+    "test_equal_string_broadcast": "STRING tensors: the lanes hold numbers only (no string type in the language)",
+}
+
+
+def data_dir() -> str:
+    import onnx.backend.test
+
+    return os.path.join(os.path.dirname(onnx.backend.test.__file__), "data")
+
+
+@dataclass
+class ModelTest:
+    """A stored model test: its model and the inputs and outputs of its first data set."""
+
+    group: str          # light, pytorch-converted, pytorch-operator
+    name: str
+    path: str
+    inputs: list
+    outputs: list
+
+
+def model_tests(groups=("light", "pytorch-converted", "pytorch-operator")) -> list[ModelTest]:
+    """The onnx wheel's stored model tests: ``light/light_*.onnx`` with ``*_output_0.pb`` (only
+    the output is stored; the input is the runner's, ``light_inputs``), and the pytorch
+    directories' ``model.onnx`` with ``test_data_set_0``."""
+    from onnx import TensorProto, numpy_helper
+
+    def read(path):
+        t = TensorProto()
+        with open(path, "rb") as f:
+            t.ParseFromString(f.read())
+        return numpy_helper.to_array(t)
+
+    out = []
+    root = data_dir()
+    for group in groups:
+        if group == "light":
+            for path in sorted(glob.glob(os.path.join(root, "light", "light_*.onnx"))):
+                name = os.path.basename(path)[:-5]
+                want = os.path.join(root, "light", name + "_output_0.pb")
+                out.append(ModelTest(group, name, path, None, [read(want)] if os.path.exists(want) else []))
+            continue
+        for d in sorted(glob.glob(os.path.join(root, group, "test_*"))):
+            ds = os.path.join(d, "test_data_set_0")
+            if not os.path.exists(os.path.join(d, "model.onnx")) or not os.path.isdir(ds):
+                continue
+            ins = [read(p) for p in sorted(glob.glob(os.path.join(ds, "input_*.pb")),
+                                           key=lambda p: int(p.rsplit("_", 1)[1][:-3]))]
+            outs = [read(p) for p in sorted(glob.glob(os.path.join(ds, "output_*.pb")),
+                                            key=lambda p: int(p.rsplit("_", 1)[1][:-3]))]
+            out.append(ModelTest(group, os.path.basename(d), os.path.join(d, "model.onnx"), ins, outs))
+    return out
+
+
+def light_inputs(model) -> list[np.ndarray]:
+    """The light models' inputs as onnx's runner makes them for their stored outputs
+    (``Runner.generate_dummy_data(..., random=False)``: ``arange(n) / n`` in each input's shape)."""
+    from onnx.backend.test.runner import Runner
+
+    inits = {t.name for t in model.graph.initializer}
+    return [Runner.generate_dummy_data(vi, seed=0, random=False) for vi in model.graph.input if vi.name not in inits]
+
+
+def run_model_test(t: ModelTest, device: str, rtol: float = 1e-3, atol: float = 1e-7) -> Outcome:
+    import onnx
+
+    model = onnx.load(t.path)
+    inputs = t.inputs if t.inputs is not None else light_inputs(model)
+    case = Case(t.group, t.name, model, inputs, t.outputs, rtol, atol)
+    return run_case(case, device)
+
+
+def sweep(device: str, ops=LISTED, progress=None) -> list[Outcome]:
+    out = []
+    for c in node_cases(ops):
+        o = run_case(c, device)
+        if progress:
+            progress(o)
+        out.append(o)
+    return out
+
+
+def per_op(outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
+    total, passed = Counter(), Counter()
+    for o in outcomes:
+        total[o.case.op] += 1
+        passed[o.case.op] += o.passed
+    return {op: (passed[op], total[op]) for op in sorted(total)}
+
+
+def table(outcomes: list[Outcome], device: str) -> str:
+    rows = per_op(outcomes)
+    lines = [f"{op}: {p}/{n}" for op, (p, n) in rows.items()]
+    p = sum(o.passed for o in outcomes)
+    lines.append(f"total ({device}): {p}/{len(outcomes)}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lpu.models.onnx_suite", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", choices=("reference", "simulator"), default="reference")
+    ap.add_argument("--ops", help="comma-separated op types (default: every listed op)")
+    ap.add_argument("--models", action="store_true", help="the stored model tests instead of the node tests")
+    ap.add_argument("--failures", action="store_true", help="list each failure with its reason")
+    ap.add_argument("--json", help="write every outcome to this file")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    if args.models:
+        outcomes = []
+        for t in model_tests():
+            o = run_model_test(t, args.device)
+            outcomes.append(o)
+            print(f"{t.group}/{t.name}: {'ok' if o.passed else 'FAIL ' + o.reason}"
+                  + (f" ({o.cycles} cycles)" if o.cycles else ""), flush=True)
+    else:
+        ops = tuple(args.ops.split(",")) if args.ops else LISTED
+        outcomes = sweep(args.device, ops)
+    sys.stdout.write(table(outcomes, args.device))
+    if args.failures:
+        for o in outcomes:
+            if not o.passed:
+                print(f"  {o.case.name}: {OUT_OF_SCOPE.get(o.case.name, o.reason)}")
+    print(f"seconds: {time.perf_counter() - t0:.1f}", file=sys.stderr)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump([{"op": o.case.op, "name": o.case.name, "passed": o.passed, "reason": o.reason,
+                        "cycles": o.cycles, "seconds": round(o.seconds, 3)} for o in outcomes], f, indent=0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
