@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
 from pygments.token import Error
+from compiled_examples import COMPILED, compiled, rel
 from textmate import Grammar, tokenize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -128,6 +129,87 @@ def test_every_example_tokenizes_without_an_invalid_scope(path):
     text = open(path, encoding="utf-8").read()
     bad = [(t.line + 1, t.start + 1, t.text) for t in tokenize(g, text) if any("invalid" in s for s in t.scopes)]
     assert bad == []
+
+
+# --- what the tools print ----------------------------------------------------------------------
+# lpu-objdump -d of objects (with and without locations) and of linked images, lpu compile -S and
+# lpu-opt's .lpu output: each is generated here by the tool itself and must tokenize as cleanly as
+# the examples (`global kernel @k loc(...) {` and the `FILE: file format elf64-lpu` heading once
+# made every instruction line invalid).
+ASM = sorted(glob.glob(os.path.join(ROOT, "examples", "asm", "**", "*.lpu"), recursive=True))
+LINKED = ["pingpong", "pipeline", "allgather"]
+
+
+def _tool(main, argv: list[str], out: str) -> str:
+    assert main([*argv, "-o", out]) == 0
+    with open(out, encoding="utf-8") as f:
+        return f.read()
+
+
+def _bad_scopes(text: str) -> list[tuple[int, int, str]]:
+    # a tensor's hex"..." is one token of the grammar: its first bytes tokenize as all of it would
+    text = re.sub(r'hex"([0-9a-fA-F]{64})[0-9a-fA-F]*"', r'hex"\1"', text)
+    g = Grammar(load("syntaxes", "lpu.tmLanguage.json"))
+    return [(t.line + 1, t.start + 1, t.text) for t in tokenize(g, text) if any("invalid" in s for s in t.scopes)]
+
+
+@pytest.mark.parametrize("path", ASM, ids=lambda p: os.path.relpath(p, ROOT))
+def test_objdump_of_every_assembled_example_tokenizes_cleanly(path, tmp_path):
+    from lpu.asm.cli import assemble_file
+    from lpu.asm.objdump import main as objdump
+
+    obj = tmp_path / "x.o"
+    obj.write_bytes(assemble_file(path))
+    for flags in (["-d"], ["-d", "--no-loc"], ["-d", str(obj)]):  # the last: two files, two headings
+        text = _tool(objdump, [*flags, str(obj)], str(tmp_path / "x.dis"))
+        assert "kernel @" in text and _bad_scopes(text) == []
+
+
+@pytest.mark.parametrize("name", LINKED)
+def test_objdump_of_a_linked_image_tokenizes_cleanly(name, tmp_path):
+    from lpu.asm.cli import assemble_file
+    from lpu.asm.objdump import main as objdump
+    from lpu.linker.cli import main as ld
+
+    folder = os.path.join(ROOT, "examples", "asm", name)
+    objs = []
+    for src in sorted(glob.glob(os.path.join(folder, "*.lpu"))):
+        objs.append(str(tmp_path / (os.path.basename(src)[:-4] + ".o")))
+        with open(objs[-1], "wb") as f:
+            f.write(assemble_file(src))
+    assert ld(["--system", os.path.join(folder, "system.toml"), *objs, "-o", str(tmp_path / "x.lpx")]) == 0
+    text = _tool(objdump, ["-d", str(tmp_path / "x.lpx")], str(tmp_path / "x.dis"))
+    assert "file format elf64-lpu (system image" in text and _bad_scopes(text) == []
+
+
+@pytest.mark.parametrize("path", COMPILED, ids=rel)
+def test_compiled_examples_assembly_and_image_disassembly_tokenize_cleanly(path, tmp_path):
+    from lpu.asm.objdump import main as objdump
+    from lpu.linker.imagefile import write_image
+
+    c, _module, image = compiled(path)
+    assembly = c.assembly(rel(path))  # lpu compile -S
+    assert "kernel @" in assembly and _bad_scopes(assembly) == []
+    (tmp_path / "x.lpx").write_bytes(write_image(image))
+    text = _tool(objdump, ["-d", str(tmp_path / "x.lpx")], str(tmp_path / "x.dis"))
+    assert "kernel @" in text and _bad_scopes(text) == []
+
+
+@pytest.mark.parametrize("path", COMPILED, ids=rel)
+def test_lpu_opt_output_of_every_example_tokenizes_cleanly(path, tmp_path):
+    from lpu.dsl.cli import main as lpu_opt
+
+    for passes in ([], ["-p", "df-decompose,canonicalize,cse"]):
+        text = _tool(lpu_opt, [path, *passes], str(tmp_path / "x.lpu"))
+        assert "func @" in text and _bad_scopes(text) == []
+
+
+def test_lpu_opt_scheduled_kernels_tokenize_cleanly(tmp_path):
+    from lpu.dsl.cli import main as lpu_opt
+
+    text = _tool(lpu_opt, [os.path.join(ROOT, "examples", "softmax.lpu"), "-p", "schedule-general"],
+                 str(tmp_path / "x.s"))
+    assert "kernel @" in text and _bad_scopes(text) == []
 
 
 def _scopes(text: str) -> list[tuple[str, str]]:

@@ -82,15 +82,27 @@ def tokenize(grammar: Grammar, text: str) -> list[Token]:
     tokens: list[Token] = []
     for line_no, line in enumerate(text.split("\n")):
         pos = 0
+        # the last search of each regex on this line: (from, match); a match found from an
+        # earlier position that starts at or after ``pos`` is the one a search from ``pos`` finds
+        last: dict[str, tuple[int, re.Match | None]] = {}
+
+        def search(source: str) -> re.Match | None:
+            hit = last.get(source)
+            if hit is not None and hit[0] <= pos and (hit[1] is None or hit[1].start() >= pos):
+                return hit[1]
+            m = grammar.regex(source).search(line, pos)
+            last[source] = (pos, m)
+            return m
+
         while True:
             rules, end, scopes, ctx_rule = stack[-1]
             best = None  # (start, order, kind, rule, match)
             if end is not None:
-                m = grammar.regex(end).search(line, pos)
+                m = search(end)
                 if m is not None:
                     best = (m.start(), -1, "end", ctx_rule, m)
             for order, rule in enumerate(rules):
-                m = grammar.regex(rule.get("match") or rule["begin"]).search(line, pos)
+                m = search(rule.get("match") or rule["begin"])
                 if m is not None and (best is None or m.start() < best[0]):
                     best = (m.start(), order, "begin" if "begin" in rule else "match", rule, m)
             if best is None:
