@@ -6,7 +6,13 @@ run (docs/codegen.md, "Transposes" and "SRAM reuse"):
   simulated cycles and compile time, results equal to the interpreter's;
 - the words of the fullest MEM slice for the dataflow examples with temporaries reused after
   their last read, against every value in its own words (cycles are the same: an address never
-  changes timing).
+  changes timing);
+- compile speed as functions grow (docs/codegen.md, "Compile speed"): generated functions of
+  1 to 32 blocks (``matmul`` 640 x 640 f16, ``cast``, ``tanh``, ``mul``, residual ``add``) and
+  f32 ``add``s of 64 to 4096 rows of 4096, each compiled through the whole general path
+  (passes, lowering, list scheduling under both priorities, stream allocation, SRAM reuse,
+  emit): seconds, instructions the scheduler placed, instructions/s, and the growth of the
+  time against the growth of the instructions (1.00: linear).
 """
 
 from __future__ import annotations
@@ -74,6 +80,47 @@ def reuse_rows(example: str) -> None:
     print(f"{example} sram saved by reuse: {s0 / s1:.2f}x")
 
 
+def blocks_source(n: int, rows: int = 8, d: int = 640) -> str:
+    lines = ['target "lpu-v1"'] + [f"data @w{i} : tensor<{d}x{d}xf16> = [0.01]" for i in range(n)]
+    lines.append(f"func @main(%h0: tensor<{rows}x{d}xf16>) -> tensor<{rows}x{d}xf16> {{")
+    for i in range(n):
+        lines += [f"  %g{i} = get @w{i} : tensor<{d}x{d}xf16>",
+                  f"  %m{i} = matmul %h{i}, %g{i} : tensor<{rows}x{d}xf32>",
+                  f"  %c{i} = cast %m{i} : tensor<{rows}x{d}xf16>",
+                  f"  %t{i} = tanh %c{i}", f"  %s{i} = mul %t{i}, 0.5", f"  %h{i + 1} = add %s{i}, %h{i}"]
+    return "\n".join(lines + [f"  return %h{n}", "}"]) + "\n"
+
+
+def add_source(rows: int) -> str:
+    t = f"tensor<{rows}x4096xf32>"
+    return f'target "lpu-v1"\nfunc @main(%a: {t}, %b: {t}) -> {t} {{\n  %c = add %a, %b\n  return %c\n}}\n'
+
+
+def scaling_rows(name: str, unit: str, sizes, source) -> None:
+    import math
+
+    from lpu.arch.config import load_config
+    from lpu.dsl.codegen import compile_function
+    from lpu.dsl.frontend import parse_module
+
+    cfg = load_config("lpu-v1")
+    rows = []
+    for n in sizes:
+        module = parse_module(source(n), f"{name}.lpu")
+        t0 = time.perf_counter()
+        c = compile_function(module, "main", cfg)
+        secs = time.perf_counter() - t0
+        rows.append((n, secs, c.scheduled))
+        label = f"compile {name} {n} {unit}"
+        print(f"{label}: {secs:.2f} s")
+        print(f"{label} scheduled: {c.scheduled} instructions")
+        print(f"{label} rate: {c.scheduled / secs:.0f} instructions/s")
+        print(f"{label} cycles: {c.cycles} cycles")
+    (n0, s0, i0), (n1, s1, i1) = rows[0], rows[-1]
+    print(f"compile {name} {n0} -> {n1} {unit} time growth per instruction growth: "
+          f"{math.log(s1 / s0) / math.log(i1 / i0):.2f}x")
+
+
 def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     transpose_rows(64, 64, "i8")
@@ -81,6 +128,8 @@ def main(argv: list[str]) -> None:
         transpose_rows(80, 100, "f16")
     for ex in (["mlp"] if quick else ["mlp", "decoder"]):
         reuse_rows(ex)
+    scaling_rows("blocks", "blocks", [1, 2, 4, 8] if quick else [1, 2, 4, 8, 16, 32], blocks_source)
+    scaling_rows("f32 add", "x 4096", [64, 256] if quick else [64, 256, 1024, 4096], add_source)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ class VectorCompiled:
     cycles: int
     snippets: int = 0
     times: dict[str, float] = field(default_factory=dict)
+    scheduled: int = 0  # instructions the scheduler placed (before ``refold`` folds runs into repeats)
     _kernel: KernelOp | None = None
     params: dict[str, VValue] = field(default_factory=dict)  # symbol parameter -> its storage (a template's)
     layouts: dict = field(default_factory=dict)  # module tensor written at run time or bound -> (VValue, renames)
@@ -216,6 +217,7 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     insts += spliced
     insts.sort(key=lambda x: (x.cycle, x.queue))
     from lpu.dsl.codegen.unroll import refold
+    scheduled = len(insts)
     insts = refold(insts, keep=spliced)  # unroll: regular runs as one instruction + repeat; no cycle changes
     t3 = time.perf_counter()
     kernel = kernel_of(name, insts, cfg)
@@ -227,7 +229,7 @@ def compile_general(module, name: str, cfg, base_dir: str = ".", file: str = "<c
     times = {"passes": t1 - t0, "lower": t2 - t1, "schedule": t3 - t2, "emit": t4 - t3}
     params = {p: v for p, v in low.mutable.items() if p in low.params}
     return VectorCompiled(name, storage, args, outs, prog, obj, max(kernel.length, length), len(low.snips), times,
-                          params=params, layouts=low.layouts)
+                          params=params, layouts=low.layouts, scheduled=scheduled)
 
 
 def _ropes_lowered(module, cfg) -> bool:

@@ -213,8 +213,10 @@ def _lw_fits(s, pl: _Plane, c: int, chunk: list[Vec], w: int, holder) -> bool:
             return False
         reads.append((v, r, _toward(s, q, pl.P, r + s.RL)))
     span = len(chunk) * w
+    used = [s.streams.used(seg) for _, _, seg in reads]
+    full = (1 << w) - 1
     for base in range(0, s.streams.n - span + 1, w):
-        if all(s.streams.free(seg, base + j * w, w) for j, (_, _, seg) in enumerate(reads)):
+        if not any((m >> (base + j * w)) & full for j, m in enumerate(used)):
             holder["plan"] = (reads, base)
             return True
     return False

@@ -60,6 +60,8 @@ class Snippet:
 class Scheduled:
     insts: list[Inst] = field(default_factory=list)
     length: int = 0
+    cycles: list = field(default_factory=list)  # (snippet, its VXM cycle) as this schedule places them
+    uniform: bool = False  # every item had the same "height" priority: the "ready" order is this one
 
 
 class _Context:
@@ -89,8 +91,8 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
                       horizon: int = HORIZON, mutable: set | None = None) -> Scheduled:
     """``mutable``: vectors of tensors written at run time (``store``), read in program order.
 
-    The list is scheduled under each of ``PRIORITIES`` and the shortest schedule kept (the
-    first on a tie): neither priority is better on every program — the earliest operands first
+    The list is scheduled under each of ``PRIORITIES`` and the shortest schedule kept ("ready"'s
+    on a tie): neither priority is better on every program — the earliest operands first
     keeps small kernels tight, the longest remaining chain first keeps a decoder block's
     critical path (norm, attention, projections) ahead of work that can wait."""
     best, failure = None, None
@@ -100,13 +102,15 @@ def schedule_snippets(snips: list, cfg, ready: dict[Vec, int] | None = None,
         except DiagnosticError as e:  # the other priority may still find room
             failure = failure or e
             continue
-        if best is None or sched.length < best[0].length:
-            best = (sched, priority)
+        if best is None or sched.length <= best.length:
+            best = sched
+        if sched.uniform:  # every height alike: the "ready" order is the same list, the same schedule
+            break
     if best is None:
         raise failure
-    if best[1] != PRIORITIES[-1]:  # the items' own cycles (Snippet.cycle) as the kept schedule has them
-        _schedule_once(snips, cfg, ready, horizon, mutable, best[1])
-    return best[0]
+    for sn, t in best.cycles:  # the items' own cycles (Snippet.cycle) as the kept schedule has them
+        sn.cycle = t
+    return best
 
 
 def _schedule_once(snips: list, cfg, ready, horizon: int, mutable, priority: str) -> Scheduled:
@@ -127,12 +131,14 @@ def _schedule_once(snips: list, cfg, ready, horizon: int, mutable, priority: str
     SL = BY_MNEMONIC["rotate"].latency_for(cfg, "i8")
     res, streams, ready, add = ctx.res, ctx.streams, ctx.ready, ctx.add
     failed: dict[tuple, tuple[int, int]] = {}  # snippet shape -> cycles [lo, hi) known to have no room
+    cycles: list = []
 
     # the items that are not one VXM op place themselves
     jobs = {MatmulJob: schedule_matmul, LaneSumJob: schedule_lane_sum, Chain: schedule_chain,
             TransposeJob: schedule_transpose, GatherJob: schedule_gather, ScatterJob: schedule_scatter}
 
-    for sn in _list_order(snips, ready, mutable or set(), priority):
+    info: dict = {}
+    for sn in _list_order(snips, ready, mutable or set(), priority, info):
         job = jobs.get(type(sn))
         if job is not None:
             job(sn, ctx, horizon)
@@ -175,11 +181,11 @@ def _schedule_once(snips: list, cfg, ready, horizon: int, mutable, priority: str
             t += 1
         failed[key] = (start, t)
         _commit(sn, t, plan, res, streams, add, wd)
-        sn.cycle = t
+        cycles.append((sn, t))
         w = plan["write"]
         ready[sn.dst] = w + wd
         ctx.length = max(ctx.length, w + wd)
-    return Scheduled(ctx.insts, ctx.length)
+    return Scheduled(ctx.insts, ctx.length, cycles, priority == "height" and info["uniform"])
 
 
 def _io(sn) -> tuple[list[Vec], list[Vec]]:
@@ -205,7 +211,7 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
     return [x.vec for x in sn.srcs], [sn.dst]
 
 
-def _list_order(snips: list, ready: dict, mutable: set = frozenset(), priority: str = "ready"):
+def _list_order(snips: list, ready: dict, mutable: set = frozenset(), priority: str = "ready", info=None):
     """List scheduling: of the items whose producers are placed, the one whose operands are
     in SRAM first (``priority`` "ready"), or the one with the longest estimated chain of
     users after it ("height"; matmuls first, whose weight loads wait for nothing), program
@@ -242,6 +248,8 @@ def _list_order(snips: list, ready: dict, mutable: set = frozenset(), priority: 
             if v in mutable:
                 readers[v] = []
     height = _heights(snips, users, waiting) if priority == "height" else [0] * len(snips)
+    if info is not None:  # one height for all: the order is "ready"'s
+        info["uniform"] = len(set(height)) <= 1
     heap = [(-height[i], 0, i) for i in range(len(snips)) if waiting[i] == 0]
     heapq.heapify(heap)
     placed = 0
@@ -260,9 +268,9 @@ def _list_order(snips: list, ready: dict, mutable: set = frozenset(), priority: 
 
 
 #: the list scheduler's priorities among placeable items, each tried (``schedule_snippets``):
-#: "ready" (the earliest operands first) and "height" (the longest chain of estimated latencies
-#: to the end first)
-PRIORITIES = ("ready", "height")
+#: "height" (the longest chain of estimated latencies to the end first) and "ready" (the
+#: earliest operands first), which is kept on a tie and not tried when every height is alike
+PRIORITIES = ("height", "ready")
 
 
 def _estimate(sn) -> int:

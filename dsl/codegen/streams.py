@@ -60,25 +60,28 @@ class Segment:
 
 
 class Streams:
-    """stream-alloc: (west, stream, diagonal) -> position intervals taken."""
+    """stream-alloc: (west, diagonal) -> the position intervals taken there, each with the mask
+    of the streams it holds (bit ``s``: stream ``s``)."""
 
     def __init__(self, streams: int) -> None:
         self.n = streams
-        self.cells: dict[tuple[bool, int, int], list[tuple[int, int]]] = {}
+        self.cells: dict[tuple[bool, int], list[tuple[int, int, int]]] = {}
+
+    def used(self, seg: Segment) -> int:
+        """The mask of the streams some taken interval holds where ``seg`` passes."""
+        lo, hi = seg.span
+        m = 0
+        for a, b, k in self.cells.get((seg.west, seg.diagonal), ()):
+            if a <= hi and lo <= b:
+                m |= k
+        return m
 
     def free(self, seg: Segment, base: int, width: int) -> bool:
-        lo, hi = seg.span
-        d = seg.diagonal
-        for s in range(base, base + width):
-            for a, b in self.cells.get((seg.west, s, d), ()):
-                if a <= hi and lo <= b:
-                    return False
-        return True
+        return not (self.used(seg) >> base) & ((1 << width) - 1)
 
     def take(self, seg: Segment, base: int, width: int) -> None:
-        d = seg.diagonal
-        for s in range(base, base + width):
-            self.cells.setdefault((seg.west, s, d), []).append(seg.span)
+        lo, hi = seg.span
+        self.cells.setdefault((seg.west, seg.diagonal), []).append((lo, hi, ((1 << width) - 1) << base))
 
     def find_beside(self, segs: list[Segment], width: int, taken: list) -> int | None:
         """A group free on ``segs`` that also misses every group ``taken`` provisionally by the
@@ -95,10 +98,12 @@ class Streams:
 
     def find(self, segs: list[Segment], width: int, avoid: set[int] = frozenset()) -> int | None:
         """The first group (base index, aligned to ``width``) free on every segment."""
+        m = 0
+        for s in segs:
+            m |= self.used(s)
+        full = (1 << width) - 1
         for base in range(0, self.n, width):
-            if base in avoid:
-                continue
-            if all(self.free(s, base, width) for s in segs):
+            if base not in avoid and not (m >> base) & full:
                 return base
         return None
 
@@ -124,7 +129,15 @@ class Resources:
 
     def free(self, kind: str, unit: str, start: int, n: int = 1) -> bool:
         b = self.busy.get((kind, unit))
-        return b is None or all(c not in b for c in range(start, start + n))
+        if b is None:
+            return True
+        return start not in b if n == 1 else b.isdisjoint(range(start, start + n))
 
     def take(self, kind: str, unit: str, start: int, n: int = 1) -> None:
-        self.busy.setdefault((kind, unit), set()).update(range(start, start + n))
+        b = self.busy.get((kind, unit))
+        if b is None:
+            b = self.busy[kind, unit] = set()
+        if n == 1:
+            b.add(start)
+        else:
+            b.update(range(start, start + n))
