@@ -171,14 +171,15 @@ def _schedule_once(snips: list, cfg, ready, horizon: int, mutable, priority: str
         key = (lat, sn.dst.slice, wd, tuple((s.vec.slice, s.dtype, s.sxm, sn.srcs.index(s)) for s in sn.srcs))
         lo, hi = failed.get(key, (0, -1))
         start, t = (lo, hi) if lo <= t_min <= hi else (t_min, t_min)
+        skip = [0]  # a failed try's proof that no cycle before this one has room
         while True:
             if t > t_min + horizon:
                 raise DiagnosticError(error("the scheduler found no cycle for this op's vectors "
                                             f"(searched {horizon} cycles)", sn.loc))
-            plan = _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm)
+            plan = _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm, skip)
             if plan is not None:
                 break
-            t += 1
+            t = max(t + 1, skip[0])
         failed[key] = (start, t)
         _commit(sn, t, plan, res, streams, add, wd)
         cycles.append((sn, t))
@@ -309,8 +310,20 @@ def _heights(snips: list, users: dict, waiting: list) -> list[int]:
     return height
 
 
-def _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm):
-    """Everything the snippet needs if its VXM op issues at ``t``, or None."""
+def _next_port(res: Resources, unit: str, c: int, w: int, kind: str) -> int:
+    """The first cycle after ``c`` where ``unit``'s queue and its ``kind`` port (``w`` cycles)
+    are both free in the tables (the search skips the cycles between: each would fail)."""
+    q = res.busy.get(("queue", unit), ())
+    p = res.busy.get((kind, unit), ())
+    c += 1
+    while c in q or any(c + k in p for k in range(w)):
+        c += 1
+    return c
+
+
+def _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm, skip=None):
+    """Everything the snippet needs if its VXM op issues at ``t``, or None; then ``skip[0]``
+    may say a later cycle before which every try fails for a reason the tables alone give."""
     plan = {"reads": [], "sxm": [], "segs": []}
     used_queue: dict[tuple[str, int], bool] = {}
 
@@ -335,7 +348,15 @@ def _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm):
         seen[s] = len(plan["segs"])
         w = DTYPE_BYTES[s.dtype]
         r = t - lead
-        if r < 0 or not slot(s.vec.slice, r) or not res.free("read", s.vec.slice, r, w):
+        if r < 0:
+            if skip is not None:
+                skip[0] = lead
+            return None
+        if not res.free("queue", s.vec.slice, r) or not res.free("read", s.vec.slice, r, w):
+            if skip is not None:
+                skip[0] = t + _next_port(res, s.vec.slice, r, w, "read") - r
+            return None
+        if not slot(s.vec.slice, r):
             return None
         if any(rd and rd[0] == s.vec.slice and abs(r - rd[1]) < max(w, rd[2]) for rd in plan["reads"]):
             return None
@@ -355,10 +376,20 @@ def _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm):
         plan["segs"].append((segs, base, w))
     alu = next((a for a in vxm if (a, t) not in used_queue and res.free("queue", a, t)), None)
     if alu is None:
+        if skip is not None:
+            busy = [res.busy.get(("queue", a), ()) for a in vxm]
+            c = t + 1
+            while all(c in b for b in busy):
+                c += 1
+            skip[0] = c
         return None
     plan["alu"] = alu
     wcycle = t + lat + abs(qd - V)
-    if not slot(sn.dst.slice, wcycle) or not res.free("write", sn.dst.slice, wcycle, wd):
+    if not res.free("queue", sn.dst.slice, wcycle) or not res.free("write", sn.dst.slice, wcycle, wd):
+        if skip is not None:
+            skip[0] = t + _next_port(res, sn.dst.slice, wcycle, wd, "write") - wcycle
+        return None
+    if not slot(sn.dst.slice, wcycle):
         return None
     out_seg = [Segment(qd < V, V, t + lat, qd)]
     base = group(out_seg, wd)
