@@ -182,3 +182,56 @@ def test_rows_of_a_table_striped_over_slices(i, tmp_path):
     tables = {t.placement.slice for t in out.compiled.program.tensors if t.name.startswith("g")}
     assert len(tables) == 32
     assert out.cycles == 366
+
+
+def _crowded_storage(free_slices: int, words_left: int = 10):
+    """lpu-v1's storage with every slice but the ``free_slices`` farthest from the VXM left with
+    only ``words_left`` words (as weights leave a model's chip): where a table's shares go."""
+    from lpu.arch.config import load_config
+    from lpu.dsl.codegen.lower import Lowering
+    from lpu.dsl.codegen.vector import Storage
+
+    cfg = load_config("lpu-v1")
+    st = Storage.for_chip(cfg)
+    vxm = next(q.position for q in cfg.queues if q.kind == "vxm")
+    far = sorted(st.positions, key=lambda sl: -abs(st.positions[sl] - vxm))[:free_slices]
+    for sl in st.positions:
+        if sl not in far:
+            st.budget.add(sl, cfg.words - words_left)
+    return cfg, st, Lowering(st, cfg, None)
+
+
+def test_a_table_the_least_filled_slices_cannot_take_goes_where_there_is_room():
+    # 8,192 rows of 2 i8 vectors go as 4 shares of 4,096 words, but only one slice has room
+    # for two and two for one: each share goes to the slice with the most room at its turn, so
+    # one slice holds two (before: the 4 least-filled slices, one past its capacity — a
+    # diagnostic on a chip the weights had filled unevenly)
+    cfg, st, low = _crowded_storage(1)
+    roomy = sorted(sl for sl in st.positions if st.budget.used(sl) == 0)
+    for sl in sorted(st.positions)[:2]:
+        st.budget.words[sl] = cfg.words - 6000
+    table = (np.arange(8192 * 400) % 251 - 125).astype(np.int8).reshape(8192, 400)
+    v = low.stripe("g", table, "i8", None)
+    assert all(st.budget.used(sl) <= cfg.words for sl in st.positions)
+    shares: dict[str, set] = {}
+    for k, vec in enumerate(v.vecs):
+        shares.setdefault(vec.symbol, set()).add(k // 2 % 4)
+    assert sorted(len(rows) for rows in shares.values()) == [1, 1, 1, 1]  # row r in share r mod 4
+    held = sorted(st.symbols[s].slice for s in shares)
+    assert held == sorted(roomy * 2 + sorted(st.positions)[:2])
+
+
+def test_weight_blocks_go_only_where_there_is_room():
+    # the values' pool counts as half full for a weight window, but when the other slices are
+    # fuller still (a model's weights), a block goes to the pool's slices rather than past a
+    # slice's capacity
+    from lpu.arch.config import load_config
+    from lpu.dsl.codegen.vector import Storage
+
+    cfg = load_config("lpu-v1")
+    st = Storage.for_chip(cfg)
+    for sl in st.positions:
+        st.budget.add(sl, 5000 if sl in st.pool else cfg.words - 40)
+    w = np.ones((640, 640), np.float16)  # 80 words a slice of its window
+    st.alloc("w", w.shape, "f16", w, weights=True)
+    assert all(st.budget.used(sl) <= cfg.words for sl in st.positions) and st.budget.over is None

@@ -278,9 +278,14 @@ class GatherLowering:
         while S * 2 <= n_slices and -(-nrows // S) * C * w > self.cfg.words // 2:
             S *= 2
         vxm = next(q.position for q in self.cfg.queues if q.kind == "vxm")
+        pos = self.st.positions
         # the least-filled slices, the farthest from the VXM first (the nearest hold the temporaries)
-        order = sorted(self.st.positions, key=lambda sl: (self.st.budget.used(sl),
-                                                          -abs(self.st.positions[sl] - vxm), self.st.positions[sl]))[:S]
+        rank = lambda sl, used: (used[sl], -abs(pos[sl] - vxm), pos[sl])  # noqa: E731
+        used = {sl: self.st.budget.used(sl) for sl in pos}
+        order = sorted(pos, key=lambda sl: rank(sl, used))[:S]
+        if any(used[sl] + -(-nrows // S) * C * w > self.cfg.words for sl in order):
+            order = self._stripe_slices(S, nrows, C * w, used, rank) or order
+            S = len(order)
         flat = a.reshape(nrows, N)
         per_slice = []
         for j, sl in enumerate(order):
@@ -294,6 +299,24 @@ class GatherLowering:
         for v in per_slice:
             self.fixed_symbols.add(v[0].symbol)
         return VValue(tuple(shape), elem, vecs)
+
+    def _stripe_slices(self, S: int, nrows: int, row_words: int, used: dict, rank) -> list[str] | None:
+        """Where the weights have left fewer than ``S`` slices with room for a share: more,
+        smaller shares (``S`` doubled), each in the slice with the most room left at its turn —
+        a slice may hold several (a lookup reads every share, so those reads take turns on its
+        port). None when even shares of one row each do not fit."""
+        while S <= nrows:
+            share, left, out = -(-nrows // S) * row_words, dict(used), []
+            for _ in range(S):
+                sl = min(left, key=lambda s: rank(s, left))
+                if left[sl] + share > self.cfg.words:
+                    break
+                left[sl] += share
+                out.append(sl)
+            else:
+                return out
+            S *= 2
+        return None
 
     def table_of(self, name: str, a: np.ndarray, elem: str, loc) -> VValue:
         """A tensor of known contents that is only looked up at run time, laid out as a table

@@ -197,8 +197,12 @@ class Storage:
         far = {sl: -k for k, sl in enumerate(hemi)}  # outward from the VXM: the planes' end first
         # not the slices of the side's previous block: consecutive blocks of a side run on its
         # two planes at once, and a slice's one read port would serve both planes' lws
+        # (among the slices with room for the block: a chip full of weights has none to spare)
         prev = set(self.budget.last_window.get(side, ()))
-        cand = [sl for sl in hemi if sl not in prev] if len(hemi) - len(prev) >= WINDOW else hemi
+        roomy = [sl for sl in hemi if self._room(sl, need)]
+        cand = [sl for sl in roomy if sl not in prev]
+        if len(cand) < WINDOW:
+            cand = roomy if len(roomy) >= WINDOW else hemi
         # the slices the values are dealt over (the pool, near the VXM) count as half full
         vals = set(self.pool)
         fill = {sl: self.budget.used(sl) + (self.cfg.words // 2 if sl in vals else 0) for sl in cand}
