@@ -89,6 +89,26 @@ def test_the_same_tokens_on_one_two_and_four_chips(tmp_path, chips):
 
 
 # --- SmolLM2-135M (slow: make test-slow; make demo runs the free-running check for one prompt) --
+@needs_smollm2
+def test_smollm2_compiles_for_two_chips(tmp_path):
+    # compiling only (about half a minute): the whole model's weights, KV caches and embedding
+    # table placed over two chips' SRAM, no slice past its capacity — what make demo needs
+    # first (a weight placement once filled slices unevenly and the embedding's stripes
+    # overflowed one; only make demo noticed)
+    from lpu.compile import compile_source
+    from lpu.models.smollm2 import gguf_path
+
+    out = tmp_path / "smollm2.lpu"
+    import_gguf(gguf_path(), str(out))
+    c, _ = compile_source(out.read_text(), str(out), "main", None)
+    assert sorted(c.chips) == [0, 1]
+    for code in c.chips.values():
+        per: dict[str, int] = {}
+        for t in code.tensors:
+            per[t.placement.slice] = per.get(t.placement.slice, 0) + t.words
+        assert 0 < max(per.values()) <= code.cfg.words
+
+
 @pytest.fixture(scope="module")
 def smollm2(tmp_path_factory):
     from lpu.models.smollm2 import gguf_path
