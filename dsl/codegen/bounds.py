@@ -40,18 +40,50 @@ def op_latency(op, cfg) -> int:
         n = shape[axis] if shape else 1
         if axis != len(shape) - 1:
             return lat * math.ceil(math.log2(max(n, 1))) if n > 1 else 0
-        # lanes only meet through the SXM or the MXM: one round trip from the VXM, and at
-        # least log2(n) two-input combining steps
-        return 2 * min(sxm, mxm) + lat * math.ceil(math.log2(max(n, 2)))
+        steps = lat * math.ceil(math.log2(max(n, 2)))  # two-input combining steps
+        lanes = _lane_extreme(min(n, cfg.lanes), sxm, cfg) + steps  # through the SXMs
+        if isinstance(op, D.ReduceSumOp):
+            # or one pass of an all-ones matrix through the nearest plane: a round trip, one
+            # mm (i8 at the integer rate, floats as bf16/f16 parts) and the acc
+            e = T.elem_of(op.input.type)
+            occ = BY_MNEMONIC["mm"].occupancy_for(cfg, "i8" if e in ("i8",) else "bf16")
+            return min(lanes, 2 * mxm + occ + BY_MNEMONIC["acc"].latency_for(cfg, "f32"))
+        return lanes
     if isinstance(op, D.MatmulOp):
         e = T.elem_of(op.lhs.type)
         K = T.shape_of(op.lhs.type)[-1]
         occ = BY_MNEMONIC["mm"].occupancy_for(cfg, e)
         kc = math.ceil(K / cfg.lanes)
         return 2 * mxm + kc * occ + BY_MNEMONIC["acc"].latency_for(cfg, "f32")
-    if isinstance(op, D.TransposeOp):
+    if isinstance(op, D.TransposeOp):  # (of a value known at compile time: 0, function_bounds)
         return 2 * sxm + BY_MNEMONIC["transpose"].latency_for(cfg, "i8")
     return 0  # views, constants, get
+
+
+def _lane_extreme(n: int, sxm: int, cfg) -> int:
+    """The least cycles a maximum (or minimum) over ``n`` lanes of a vector spends moving lanes
+    (docs/codegen.md, "Lower bound for a function"): only the SXMs move lanes, and the MXM
+    cannot take a maximum. A trip VXM → SXM → VXM costs ``2·sxm + latency``. One SXM
+    instruction gives one moved vector — each lane from one source lane — except a transpose,
+    which gives 16 but each lane from its own superlane of 16. So one trip over more than 16
+    lanes needs ``n − 16`` moved vectors from other superlanes, issued on the SXM queues one a
+    cycle each; two trips (superlanes first, then ``⌈n/16⌉ − 1`` moves across them) cost two
+    trips. The cheaper of the two."""
+    trip = 2 * sxm + BY_MNEMONIC["rotate"].latency_for(cfg, "f32")
+    if n <= 1:
+        return 0
+    queues = max(1, sum(1 for q in cfg.queues if q.kind == "sxm"))
+    if n <= 16:
+        return trip
+    one = trip + math.ceil((n - 16) / queues) - 1
+    two = 2 * trip + math.ceil((math.ceil(n / 16) - 1) / queues) - 1
+    return min(one, two)
+
+
+def _fixed(get, written: set) -> bool:
+    """A ``get`` of a ``data`` tensor no ``store`` writes: its contents are the compiler's."""
+    sym = D.get_sym(get, "tensor")
+    return sym not in written and isinstance(D.module_symbol(get, sym), D.DataOp)
 
 
 def function_bounds(module, name: str, cfg) -> dict[str, float]:
@@ -67,9 +99,14 @@ def function_bounds(module, name: str, cfg) -> dict[str, float]:
     planes = sum(1 for q in cfg.queues if q.kind == "mxm")
     macs = wbytes = 0.0
     chain = 0
+    written = {D.get_sym(op, "tensor") for op in module.walk() if isinstance(op, D.StoreOp)}
+    known: set = set()  # values known at compile time: the compiler transposes and reshapes them
     for op in fn.body.block.ops:
         start = max((ready.get(v, 0) for v in op.operands), default=0)
-        done = start + op_latency(op, cfg)
+        if isinstance(op, D.ConstantOp) or isinstance(op, D.GetOp) and _fixed(op, written) or \
+                isinstance(op, (D.TransposeOp, D.ReshapeOp)) and op.operands[0] in known:
+            known.update(op.results)
+        done = start + (0 if op.results and op.results[0] in known else op_latency(op, cfg))
         for r in op.results:
             ready[r] = done
         chain = max(chain, done)
