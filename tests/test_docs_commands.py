@@ -11,9 +11,9 @@ The conventions (docs/testing.md, "The pages' commands"):
 - A block runs in the repository root, or in the directory an HTML comment on the line just
   above it names: ``<!-- cwd: examples/asm/pingpong -->``. A ``cd`` in the block moves on
   from there, as it would in a terminal.
-- ``<!-- file: gemv.lpu -->`` above any block (an ```lpu example) makes the block that file,
-  in that page's directory of commands (the root unless a ``cwd`` says otherwise) — the page
-  says so in prose too, for the reader.
+- ``<!-- file: gemv.lpu -->`` above any other block (an ```lpu example) makes the block that
+  file (a path from the repository root) for every command of the page — the page says so in
+  prose too, for the reader.
 
 Each block runs in a fresh copy of the files the repository ships (``git ls-files``), so the
 pages may name only those, files their own ``file`` blocks give and files their commands
@@ -39,18 +39,17 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = ["README.md", *sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md"))),
          "editors/vscode/README.md"]
-SHELL = ("sh", "console")  # what the pages use; bash/shell blocks would be an error (below)
 
 #: command -> why this test does not run it (each must still be on a page: checked below)
 SKIP = {
     "make demo": "builds the environment and generates 16 tokens of SmolLM2 (minutes); "
-                 "tests/test_llm_compiled.py checks the same path",
+                 "tests/test_llm_compiled.py's slow tests check the same path",
     "make test": "this test is part of it",
     "make test-slow": "the whole slow suite (this test's slow blocks are part of it)",
     "make fuzz": "fuzzes for FUZZ_SECONDS per target; tests/test_fuzz_loaders.py runs the harness",
     "make shell": "an interactive shell; test_make_shell_puts_the_tools_on_path gives it commands",
     "cd editors/vscode && npm install && npm run package":
-        "npm install needs the network (test_vscode_extension_packages runs it where npm can)",
+        "npm install needs the network (test_vscode_extension_packages runs it with LPU_TEST_NETWORK=1)",
     "code --install-extension lpu-0.1.0.vsix": "needs VS Code",
     "python3.11 -m venv /tmp/ref-venv": "the transformers reference venv: torch and the network",
     "/tmp/ref-venv/bin/pip install torch==2.13.0": "the transformers reference venv: torch and the network",
