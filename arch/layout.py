@@ -7,32 +7,52 @@ a w-byte type travels as a group of w streams, stream k carrying byte k.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from lpu.arch.isa import DTYPE_BYTES
 
-try:  # bf16 comes from ml_dtypes, as numpy has none
-    import ml_dtypes
+def _bf16() -> np.dtype | None:
+    try:  # bf16 comes from ml_dtypes, as numpy has none
+        import ml_dtypes
+    except ImportError:  # pragma: no cover - ml_dtypes is a dependency
+        return None
+    return np.dtype(ml_dtypes.bfloat16)
 
-    _BF16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover - ml_dtypes is a dependency
-    _BF16 = None
 
-NUMPY_DTYPES = {
-    "i8": np.dtype("<i1"),
-    "i16": np.dtype("<i2"),
-    "i32": np.dtype("<i4"),
-    "f16": np.dtype("<f2"),
-    "bf16": _BF16,
-    "f32": np.dtype("<f4"),
-}
+class _Dtypes(Mapping):
+    """Element type name -> numpy dtype. bf16's comes from ml_dtypes, imported the first time
+    bf16 is asked for: importing it takes most of a second, which every tool run paid before
+    (and most read no bf16)."""
+
+    def __init__(self) -> None:
+        self._known = {"i8": np.dtype("<i1"), "i16": np.dtype("<i2"), "i32": np.dtype("<i4"),
+                       "f16": np.dtype("<f2"), "f32": np.dtype("<f4")}
+        self._names = ("i8", "i16", "i32", "f16", "bf16", "f32")
+
+    def __getitem__(self, name: str) -> np.dtype | None:
+        if name == "bf16" and name not in self._known:
+            self._known[name] = _bf16()
+        return self._known[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+NUMPY_DTYPES: Mapping[str, np.dtype | None] = _Dtypes()
 
 
 def element_type_of(dtype: np.dtype) -> str | None:
     """The element type name of a numpy dtype, or None when the machine has no such type."""
-    for name, dt in NUMPY_DTYPES.items():
-        if dt is not None and np.dtype(dtype) == dt:
+    dtype = np.dtype(dtype)
+    # bf16 last, so that ml_dtypes is imported only for a dtype that is none of the others
+    for name in sorted(NUMPY_DTYPES, key=lambda n: n == "bf16"):
+        dt = NUMPY_DTYPES[name]
+        if dt is not None and dtype == dt:
             return name
     return None
 

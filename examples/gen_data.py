@@ -16,6 +16,9 @@ def main() -> None:
         "attention_v.npy": rng.standard_normal((320, 160)).astype(np.float16),
         "decoder_k.npy": rng.standard_normal((63, 640)).astype(np.float16),
         "decoder_v.npy": rng.standard_normal((63, 640)).astype(np.float16),
+        # inputs the docs' commands pass with --input (drawn last: the files above stay as they were)
+        "gemv_i8_x.npy": rng.integers(-128, 128, size=320).astype(np.int8),
+        "attention_q.npy": rng.standard_normal((1, 160)).astype(np.float16),
     }
     for name, array in files.items():
         np.save(os.path.join(HERE, name), array, allow_pickle=False)

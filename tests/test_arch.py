@@ -368,3 +368,19 @@ def test_config_cache_is_per_path(tmp_path):
     b.write_text(V1_TEXT.replace('name = "lpu-v1"', 'name = "b"'))
     assert load_config(str(a)).name == "a" and load_config(str(b)).name == "b"
     assert "lpu-v1" in config_mod.builtin_targets()
+
+
+# --- numpy dtypes of the element types -------------------------------------------------------------
+def test_tools_start_without_ml_dtypes_and_bf16_still_is_its_bfloat16():
+    """ml_dtypes takes most of a second to import; the tools load it only when bf16 is used."""
+    code = ("import sys, numpy as np\n"
+            "import lpu.asm.cli, lpu.asm.objdump, lpu.linker.cli, lpu.sim.cli, lpu.driver\n"
+            "from lpu.arch.layout import NUMPY_DTYPES, element_type_of\n"
+            "assert element_type_of(np.float32) == 'f32' and element_type_of(np.int8) == 'i8'\n"
+            "assert 'ml_dtypes' not in sys.modules\n"
+            "import ml_dtypes\n"
+            "assert NUMPY_DTYPES['bf16'] == np.dtype(ml_dtypes.bfloat16)\n"
+            "assert element_type_of(ml_dtypes.bfloat16) == 'bf16' and element_type_of(np.float64) is None\n"
+            "assert list(NUMPY_DTYPES) == ['i8', 'i16', 'i32', 'f16', 'bf16', 'f32']\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -70,7 +70,7 @@ def test_object_format_listing_is_what_objdump_prints(tmp_path, monkeypatch, cap
     from lpu.asm.objdump import main as objdump_main
 
     (listing,) = [b for lang, b, _l in blocks(os.path.join(ROOT, "docs", "object-format.md"))
-                  if lang == "text" and b.startswith("$ lpu-as")]
+                  if lang == "console" and b.startswith("$ lpu-as")]
     commands = [l[2:].split() for l in listing.splitlines() if l.startswith("$ ")]
     assert commands == [["lpu-as", "examples/asm/vadd.lpu", "-o", "vadd.o"], ["lpu-objdump", "-h", "-t", "-r", "vadd.o"]]
     # The line table records the source path as given, so run the command as written, from the
@@ -102,7 +102,7 @@ def test_tools_disassembly_listing(tmp_path, monkeypatch, capsysbinary):
     from lpu.asm.cli import main as as_main
     from lpu.asm.objdump import main as objdump_main
 
-    (listing,) = [b for lang, b, _l in TOOLS if lang == "text" and b.startswith("$ lpu-as examples/asm/copy.lpu")]
+    (listing,) = [b for lang, b, _l in TOOLS if lang == "console" and b.startswith("$ lpu-as examples/asm/copy.lpu")]
     monkeypatch.chdir(tmp_path)
     assert as_main([os.path.join(ROOT, "examples", "asm", "copy.lpu"), "-o", "copy.o"]) == 0
     capsysbinary.readouterr()

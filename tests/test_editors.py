@@ -284,3 +284,46 @@ def test_the_inlay_hint_example_in_the_docs_is_what_the_server_shows():
     doc = open(os.path.join(ROOT, "docs", "editors.md"), encoding="utf-8").read()
     block = doc.split("<!-- inlay-hints: examples/asm/vadd.lpu")[1].split("```\n", 1)[1].split("\n```")[0]
     assert block == render_inlay_hints(os.path.join(ROOT, "examples", "asm", "vadd.lpu"))
+
+
+# The Neovim snippet of docs/editors.md, in a real Neovim where one is installed: the client
+# starts lpu-lsp, attaches to the buffer, and the diagnostic it shows is lpu-as's.
+_NVIM_CHECK = r"""
+vim.cmd("edit " .. vim.fn.fnameescape(os.getenv("LPU_FILE")))
+local ok = vim.wait(30000, function()
+  local c = vim.lsp.get_active_clients()[1]
+  return c ~= nil and c.initialized == true
+end, 20)
+local diags = {}
+ok = ok and vim.wait(30000, function() diags = vim.diagnostic.get(0); return #diags > 0 end, 20)
+local c = vim.lsp.get_active_clients()[1]
+io.stdout:write(string.format("clients=%d name=%s attached=%s\n", #vim.lsp.get_active_clients(),
+  c and c.name or "-", tostring(c ~= nil and vim.lsp.buf_is_attached(0, c.id))))
+for _, d in ipairs(diags) do io.stdout:write(string.format("%d:%d: %s\n", d.lnum + 1, d.col + 1, d.message)) end
+vim.cmd("qall!")
+"""
+
+
+def test_the_neovim_snippet_starts_the_server_and_shows_its_diagnostics(tmp_path):
+    nvim = shutil.which("nvim")
+    if not nvim:
+        pytest.skip("nvim is not installed (apt-get install neovim gives Debian's 0.7.2)")
+    doc = open(os.path.join(ROOT, "docs", "editors.md"), encoding="utf-8").read()
+    block = doc.split("<!-- nvim: tests/test_editors.py")[1].split("```lua\n", 1)[1].split("\n```")[0]
+    server = os.path.join(os.path.dirname(sys.executable), "lpu-lsp")
+    assert block.count('"/path/to/toolchain/.venv/bin/lpu-lsp"') == 1
+    (tmp_path / "init.lua").write_text(block.replace("/path/to/toolchain/.venv/bin/lpu-lsp", server))
+    (tmp_path / "check.lua").write_text(_NVIM_CHECK)
+    (tmp_path / "t.lpu").write_text('target "lpu-v1"\n\nkernel @k {\n  @0 MEM_W0 bogus.i8 [@a], s0e\n}\n')
+    env = dict(os.environ, LPU_FILE=str(tmp_path / "t.lpu"), HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path),
+               XDG_DATA_HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path))
+    r = subprocess.run([nvim, "--headless", "--clean", "-u", str(tmp_path / "init.lua"), "-c", "luafile "
+                        + str(tmp_path / "check.lua")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=120, stdin=subprocess.DEVNULL)
+    from lpu.asm.assembler import assemble
+    from lpu.diagnostics import DiagnosticError
+    with pytest.raises(DiagnosticError) as e:
+        assemble((tmp_path / "t.lpu").read_text(), "t.lpu")
+    d = e.value.diagnostics[0]
+    assert r.stdout.splitlines() == ["clients=1 name=lpu attached=true", f"{d.loc.line}:{d.loc.col}: {d.message}"], \
+        r.stdout + r.stderr
