@@ -48,6 +48,9 @@ NEAR = 6
 #: a weight matrix's column block keeps its rows on this many slices (one ``lw`` takes up to 16
 #: rows, each from its own slice's read port)
 WINDOW = 16
+#: a template's weight column blocks alternate hemispheres across its matrices
+#: (``SramBudget.weight_blocks``)
+BALANCE_SIDES = True
 
 
 @dataclass
@@ -60,6 +63,9 @@ class SramBudget:
     words: dict[str, int] = field(default_factory=dict)
     #: hemisphere -> the window of the weight column block placed last there (``Storage._window``)
     last_window: dict[str, list[str]] = field(default_factory=dict)
+    #: templates' weight column blocks placed so far: the next one goes to the other hemisphere,
+    #: across matrices too (a block's matrices of odd column counts would all start west)
+    weight_blocks: int = 0
     over: object = None  # (what, loc) of the first allocation past the chip's capacity
     needed: int = 0
 
@@ -236,13 +242,20 @@ class Storage:
         # a weight matrix column block by column block, each one's window chosen with the words
         # of the blocks before it counted
         order = [r * cols + c for c in range(cols) for r in range(nrows)] if weights else range(n)
+        # a template's matrices (``copies``: every call takes their words again) continue one
+        # alternation, so a model's many calls fill both hemispheres alike; a function's own
+        # matrices start west each (small functions keep their nearest windows)
+        balance = BALANCE_SIDES and copies > 1
+        first_side = self.budget.weight_blocks % 2 if balance else 0
         vecs: list = [None] * n
         for k in order:
             if at is not None:
                 sl = at
             elif weights:  # column block c on one side (even: west), near the planes that load it
                 if k < cols:
-                    win = self._window("W" if k % 2 == 0 else "E", k, need, copies)
+                    side = "W" if (first_side + k) % 2 == 0 else "E"
+                    win = self._window(side, k, need, copies)
+                    self.budget.weight_blocks += balance
                 sl = win[(k // cols) % len(win)]
             else:
                 sl = self.pool[self._next % len(self.pool)]
