@@ -227,6 +227,33 @@ func @main(%x: tensor<3x64xf16>, %pos: tensor<i32>) -> tensor<3x64xf16> {{
     run(src, pos=np.asarray(5, np.int32))
 
 
+def test_rope_of_heads_reshaped_out_of_one_row_reads_them_where_they_are(tmp_path, monkeypatch):
+    # [1, 576] -> [9, 64]: head h is lanes 64h.. of one of the row's two vectors, read by the
+    # rope's own shifts (no trip of its own for the reshape); bit for bit the interpreter's,
+    # also with infinities and NaNs in the other heads' lanes
+    pos = np.arange(8)[:, None]
+    inv = 100000.0 ** (-np.arange(32) / 32)
+    monkeypatch.chdir(tmp_path)
+    np.save("rope_cos.npy", np.cos(pos * inv).astype(np.float32))
+    np.save("rope_sin.npy", np.sin(pos * inv).astype(np.float32))
+    src = """target "lpu-v1"
+data @cos_t : tensor<8x32xf32> = load("rope_cos.npy")
+data @sin_t : tensor<8x32xf32> = load("rope_sin.npy")
+func @main(%x: tensor<1x576xf32>, %pos: tensor<i32>) -> tensor<9x64xf32> {
+  %ct = get @cos_t
+  %st = get @sin_t
+  %c = slice %ct, %pos {offsets = [0, 0], sizes = [1, 32], step = [1, 0]}
+  %s = slice %st, %pos {offsets = [0, 0], sizes = [1, 32], step = [1, 0]}
+  %h = reshape %x : tensor<9x64xf32>
+  %y = rope %h, %c, %s {style = "half"}
+  return %y
+}
+"""
+    x = np.random.default_rng(4).standard_normal((1, 576)).astype(np.float32)
+    x[0, 70:73] = [np.inf, -np.inf, np.nan]
+    run(src, x=x, pos=np.asarray(6, np.int32))
+
+
 @pytest.mark.parametrize("t", ["f16", "bf16", "f32"])
 @pytest.mark.parametrize("op", ["erf", 'gelu {approximate = "none"}', "sign"])
 def test_erf_exact_gelu_sign(op, t):

@@ -81,6 +81,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
         self.snapshots: set = set()  # get results read after a later store (copied at the get)
         self.weight_syms: set[str] = set()  # tensors a matmul reads as its right operand
         self.zeroed: dict = {}  # (x's last vector, valid lanes) -> that vector with its padding lanes zeroed
+        self.runs: dict = {}  # a reshape read only by ropes -> the first lane of each row in its vector (``reshape``)
         self._n = 0
 
     # --- values ----------------------------------------------------------------------------
@@ -195,11 +196,17 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
         cs = self._rope_tables(self.values[op.cos].vecs[0], self.values[op.sin].vecs[0], h, e, loc)
         lo = self.lane_mask(h, e, loc)
         out = self.temp(x.shape, e, loc)
+        # a reshape's rows still in place in their vectors (``reshape``): row k starts at lane
+        # runs[k], so every read shifts it down by that much too. The tables are zero past the
+        # row, so whatever the other lanes hold is multiplied away.
+        runs = self.runs.get(op.input) or [0] * len(x.vecs)
         for k, v in enumerate(x.vecs):
+            o = runs[k]
             rot = self.temp((L,), e, loc).vecs[0]
-            self.emit("select", e, [Src(lo, e), Src(v, e, ("shift", -h)), Src(v, e, ("shift", h))], rot, loc=loc)
+            self.emit("select", e, [Src(lo, e), Src(v, e, ("shift", -h - o)), Src(v, e, ("shift", h - o))], rot,
+                      loc=loc)
             a = self.temp((L,), e, loc).vecs[0]
-            self.emit("mul", e, [Src(v, e), Src(cs[0][k % len(cs[0])], e)], a, loc=loc)
+            self.emit("mul", e, [Src(v, e, ("shift", -o) if o else None), Src(cs[0][k % len(cs[0])], e)], a, loc=loc)
             b = self.temp((L,), e, loc).vecs[0]
             self.emit("mul", e, [Src(rot, e), Src(cs[1][k % len(cs[1])], e)], b, loc=loc)
             self.emit("add", e, [Src(a, e), Src(b, e)], out.vecs[k], loc=loc)
@@ -343,9 +350,33 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
         shape = tuple(T.shape_of(op.result.type))
         n = shape[-1] if shape else 1
         if n != x.N:  # lanes move between vectors
+            runs = self._lane_runs(x, shape)
+            if runs is not None and op.result.uses and all(
+                    isinstance(u.operation, D.RopeOp) and u.index == 0 for u in op.result.uses):
+                # read by ropes only: each row a run of one vector, which the rope's own SXM
+                # trip shifts into place (``rope``) — no trip of its own
+                self.runs[op.result] = [o for _, o in runs]
+                return VValue(shape, x.elem, [v for v, _ in runs])
             count = int(np.prod(shape)) if shape else 1
             return self.gather(shape, x.elem, [x], np.zeros(count, int), np.arange(count), loc_of(op))
         return VValue(shape, x.elem, x.vecs)
+
+    def _lane_runs(self, x: VValue, shape) -> list | None:
+        """For a reshape whose every row (of at most a vector) is a run of lanes within one
+        vector of ``x``: (that vector, the run's first lane) a row; else None."""
+        L = self.lanes
+        n = shape[-1] if shape else 1
+        rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+        if x.splat or n > L or n < 1:
+            return None
+        out = []
+        for r in range(rows):
+            first, last = r * n, r * n + n - 1
+            (ra, ca), (rb, cb) = divmod(first, x.N), divmod(last, x.N)
+            if ra != rb or ca // L != cb // L:
+                return None
+            out.append((x.vec(ra, ca // L, L), ca % L))
+        return out
 
     def slice(self, op) -> VValue:
         if len(op.operands) > 1:
