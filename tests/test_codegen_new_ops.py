@@ -267,3 +267,18 @@ def test_erf_exact_gelu_sign(op, t):
 @pytest.mark.parametrize("t", ["i8", "i32"])
 def test_sign_of_integers(t):
     run(prog(f"(%x: {ty((2, 330), t)}) -> {ty((2, 330), t)}", "%y = sign %x\nreturn %y"), x=special((2, 330), t, 11))
+
+
+def test_f32_lane_sums_split_into_bf16_parts_that_add_back_exactly():
+    # a row of one value and zeros sums to that value exactly: the three bf16 parts the MXM
+    # sums (7 mantissa bits, the next 8, the last 8: lower_reduce.bf16_parts) lose nothing,
+    # from 2^-100 to 2^100, with every mantissa bit set or random
+    rng = np.random.default_rng(12)
+    x = np.zeros((6, 320), np.float32)
+    vals = [np.float32(1.9999999), np.float32(-3.1415927e-30), np.float32(7.654321e29),
+            np.float32(-1.0000001), np.float32(2.0 ** -100 * 1.3333333), np.float32(rng.standard_normal())]
+    for r, v in enumerate(vals):
+        x[r, (37 * r) % 320] = v
+    src = prog("(%x: tensor<6x320xf32>) -> tensor<6x1xf32>", "%s = reduce_sum %x {axis = -1} : tensor<6x1xf32>\nreturn %s")
+    out = run(src, x=x)
+    assert out.result.reshape(-1).tobytes() == np.array(vals, np.float32).tobytes()

@@ -18,6 +18,8 @@ from lpu.dsl.codegen.vector import VValue
 
 #: f32 lane sums through the MXM as three bf16 parts (``lane_sum_mxm``); off only to compare
 F32_SUMS_ON_MXM = True
+#: the three parts by truncation, each one chain (``bf16_parts``); off only to compare
+TRUNCATED_PARTS = True
 
 
 class ReduceLowering:
@@ -171,8 +173,16 @@ class ReduceLowering:
         return out
 
     def bf16_parts(self, v, parts: int, loc) -> list:
-        """An f32 vector as ``parts`` bf16 vectors that sum to it: each the bf16 rounding of
-        the rest the ones before it leave (``cvt`` rounds to nearest even)."""
+        """An f32 vector as ``parts`` bf16 vectors that sum to it. Three parts by truncation
+        (``TRUNCATED_PARTS``): ``A`` = ``x`` with 7 mantissa bits kept (its low 16 bits
+        cleared: a bf16 exactly), ``B`` with 15; then ``x = A + (B − A) + (x − B)``, both
+        differences exact in f32 (the same sign and exponent) and of at most 8 significant
+        bits, so bf16 values too. Each part is one chain from ``x`` or ``B`` (``chain.fuse``):
+        ``and`` → ``cvt``; ``and`` → ``sub B`` → ``neg`` → ``cvt``; ``sub x`` → ``neg`` →
+        ``cvt`` from ``B`` — where rounding each part from the rest the ones before it leave
+        takes seven ops in a row, each through SRAM."""
+        if parts == 3 and TRUNCATED_PARTS:
+            return self._truncated_parts(v, loc)
         out, rest = [], v
         for k in range(parts):
             p = self.temp((self.lanes,), "bf16", loc).vecs[0]
@@ -185,6 +195,24 @@ class ReduceLowering:
                 self.emit("sub", "f32", [Src(rest, "f32"), Src(back, "f32")], nxt, loc=loc)
                 rest = nxt
         return out
+
+    def _truncated_parts(self, x, loc) -> list:
+        L = self.lanes
+
+        def op(m, e, srcs, value=None, out="f32", e2=None):
+            t = self.temp((L,), out, loc).vecs[0]
+            self.emit(m, e, srcs, t, e2, dtype2=e2, imm=None if value is None else parse_imm(value, e), loc=loc)
+            return t
+
+        def to_bf16(t):
+            return op("cvt", "f32", [Src(t, "f32")], out="bf16", e2="bf16")
+
+        b = op("and", "i32", [Src(x, "i32")], -256, out="i32")  # x with 15 mantissa bits
+        hi = to_bf16(op("and", "i32", [Src(x, "i32")], -65536, out="i32"))
+        a = op("and", "i32", [Src(x, "i32")], -65536, out="i32")
+        mid = to_bf16(op("neg", "f32", [Src(op("sub", "f32", [Src(a, "f32"), Src(b, "f32")]), "f32")]))
+        lo = to_bf16(op("neg", "f32", [Src(op("sub", "f32", [Src(b, "f32"), Src(x, "f32")]), "f32")]))
+        return [hi, mid, lo]
 
     def rotate_tree(self, v, kind, elem, dst, loc) -> None:
         """Every lane of ``dst`` = the ``kind``-reduction of all lanes of ``v``, in two trips
