@@ -152,8 +152,14 @@ class ReduceLowering:
         e = x.elem if parts == 1 else "bf16"
         if "ones" not in self.__dict__:
             self._n += 1
+            from lpu.dsl.codegen.mxm import plane_order
+
+            # beside the plane that keeps it (the scheduler's last: ``snippets._Context``), so
+            # its loads start as the function does, not a chip's width later
+            plane = plane_order(self.cfg)[-1][0]
+            side = next(q.slice.hemisphere for q in self.cfg.queues if q.name == plane)
             self.ones = self.st.alloc(f"ones{self._n}", (L, L), e, np.ones((L, L), T.dtype(e)), False, loc,
-                                      weights=True)
+                                      weights=True, side=side)
         C = x.cols(L)
         valid = x.N - (C - 1) * L
         rows = []

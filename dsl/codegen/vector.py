@@ -189,7 +189,7 @@ class Storage:
         fits = [sl for sl in order if self._room(sl, n)]
         return min(fits, key=lambda sl: self.budget.used(sl)) if fits else None
 
-    def _window(self, side: str, c: int, need: int, copies: int = 1) -> list[str]:
+    def _window(self, side: str, c: int, need: int, copies: int = 1, outward: bool = False) -> list[str]:
         """The slices of column block ``c`` of a weight matrix, row ``i`` in the ``i``-th: the
         pool's slices of that side rotated by ``c // 2`` while they stay at most half full (small
         functions), else — and always for a template's parameters, which many calls
@@ -197,7 +197,7 @@ class Storage:
         first, so a model's weights spread over the whole chip."""
         near = self.pool[(0 if side == "W" else 1)::2]
         legacy = [near[(i + c // 2) % len(near)] for i in range(len(near))]
-        if copies == 1 and all(self.budget.used(sl) + need <= self.cfg.words // 2 for sl in legacy):
+        if copies == 1 and not outward and all(self.budget.used(sl) + need <= self.cfg.words // 2 for sl in legacy):
             return legacy
         hemi = self.sides[side]
         far = {sl: -k for k, sl in enumerate(hemi)}  # outward from the VXM: the planes' end first
@@ -218,12 +218,14 @@ class Storage:
 
     def alloc(self, name: str, shape: tuple[int, ...], elem: str, data: np.ndarray | None = None,
               is_global: bool = False, loc=None, weights: bool = False, at: str | None = None,
-              fixed: bool | None = None, copies: int = 1, mutable: bool = False) -> VValue:
+              fixed: bool | None = None, copies: int = 1, mutable: bool = False, side: str | None = None) -> VValue:
         """``weights``: a matrix the MXM loads — column block ``c`` on one hemisphere (even
         ``c`` west), row ``i`` in the ``i``-th slice of its window (``_window``), so the rows
         one ``lw`` takes (consecutive ``i``) are read from different slices and stream toward
         planes on their own side. ``copies``: a template's parameter, whose words every call
-        that binds it takes again (its layout is the same each time)."""
+        that binds it takes again (its layout is the same each time). ``side``: every column
+        block on that hemisphere, in the slices nearest its planes (a matrix one known plane
+        loads: the lane sums' all-ones matrix)."""
         lanes = self.cfg.lanes
         if fixed is None:  # contents known before the run: never reused
             fixed = data is not None
@@ -253,8 +255,8 @@ class Storage:
                 sl = at
             elif weights:  # column block c on one side (even: west), near the planes that load it
                 if k < cols:
-                    side = "W" if (first_side + k) % 2 == 0 else "E"
-                    win = self._window(side, k, need, copies)
+                    hemi = side or ("W" if (first_side + k) % 2 == 0 else "E")
+                    win = self._window(hemi, k, need, copies, outward=side is not None)
                     self.budget.weight_blocks += balance
                 sl = win[(k // cols) % len(win)]
             else:
