@@ -775,24 +775,41 @@ def _geometry(node: Node, spatial, kernel, pool: bool):
     return strides, dil, begin, end, out
 
 
-def _windows(b, xt, kernel, strides, dil, out):
-    """Each kernel offset's window of the padded channels-last input: [N, out..., C]."""
+def _windows(b, xt, kernel, strides, dil, out, first: int = 1):
+    """Each kernel offset's window of the padded input: [N, out..., C] channels last (the
+    spatial axes from ``first`` = 1), [N, C, out...] as ONNX lays it out (``first`` = 2)."""
     n = len(kernel)
     for offs in itertools.product(*[range(k) for k in kernel]):
         w = xt
         for i in range(n):
             idx = [offs[i] * dil[i] + strides[i] * j for j in range(out[i])]
-            w = take(b, w, 1 + i, idx)
+            w = take(b, w, first + i, idx)
         yield offs, w
 
 
-def _channels_last(b, x, begin, end, spatial, value, out, kernel, strides, dil):
+def _channels_last(b, x, begin, end, spatial, value, out, kernel, strides, dil, last: bool = True):
+    """The input padded for its windows (the rows no window reads cut off), channels last or
+    (``last`` false) in ONNX's own layout."""
     n = len(spatial)
-    xt = transpose(b, b.value(x), [0] + list(range(2, 2 + n)) + [1])
+    xt = transpose(b, b.value(x), [0] + list(range(2, 2 + n)) + [1]) if last else b.value(x)
     need = [(out[i] - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 for i in range(n)]
     ends = [max(end[i], need[i] - spatial[i] - begin[i]) for i in range(n)]
     cut = [min(0, need[i] - spatial[i] - begin[i]) for i in range(n)]  # rows no window reads
-    return pad(b, xt, [0] + list(begin) + [0], [0] + [e if e > 0 else c for e, c in zip(ends, cut)] + [0], value)
+    after = [e if e > 0 else c for e, c in zip(ends, cut)]
+    if last:
+        return pad(b, xt, [0] + list(begin) + [0], [0] + after + [0], value)
+    return pad(b, xt, [0, 0] + list(begin), [0, 0] + after, value)
+
+
+def _pool_channels_last(x, strides, lanes: int = 320) -> bool:
+    """Whether a pool's windows are taken channels last (each window a choice of rows: no lane
+    moves, but a vector a position holding only C lanes) or in ONNX's layout (the last spatial
+    axis in the lanes: a window along it one shifted copy a row, taken when the last stride is 1
+    and the vectors are fewer)."""
+    nb, c, spatial = x.shape[0], x.shape[1], list(x.shape[2:])
+    cl = nb * int(np.prod(spatial)) * -(-c // lanes)
+    own = nb * c * int(np.prod(spatial[:-1])) * -(-spatial[-1] // lanes)
+    return strides[-1] != 1 or cl <= own
 
 
 @op("Conv")
@@ -846,16 +863,21 @@ def _pool(b, node):
         node.attr("count_include_pad")
     strides, dil, begin, end, out = _geometry(node, spatial, kernel, True)
     low = -math.inf if x.onnx in FLOATS else float(np.iinfo(np.dtype(NUMPY_INT[x.elem])).min)
-    xt = _channels_last(b, x, begin, end, spatial, low if maxpool else 0.0, out, kernel, strides, dil)
+    last = _pool_channels_last(x, strides)
+    xt = _channels_last(b, x, begin, end, spatial, low if maxpool else 0.0, out, kernel, strides, dil, last)
+    back = [0, n + 1] + list(range(1, n + 1))  # channels last -> ONNX's layout
     y = idx = None
-    for offs, wv in _windows(b, xt, kernel, strides, dil, out):
+    for offs, wv in _windows(b, xt, kernel, strides, dil, out, 1 if last else 2):
         if maxpool and node.wants(1):  # Indices: the first window position holding the max
-            at = Const(_pool_index(x.shape, offs, strides, dil, begin, out, order), INT64)
+            at = _pool_index(x.shape, offs, strides, dil, begin, out, order)
+            at = Const(at if last else np.ascontiguousarray(np.transpose(at, back)), INT64)
             idx = b.value(at) if y is None else _select(b, binary(b, "gt", wv, y), at, idx)
         y = wv if y is None else binary(b, "max" if maxpool else "add", y, wv)
     if not maxpool:
-        y = binary(b, "mul", y, Const(_avg_scale(node, spatial, kernel, strides, dil, begin, end, out), FLOAT))
-    back = [0, n + 1] + list(range(1, n + 1))
+        scale = _avg_scale(node, spatial, kernel, strides, dil, begin, end, out)
+        y = binary(b, "mul", y, Const(scale if last else scale.reshape([1, 1] + out), FLOAT))
+    if not last:
+        return [b.value(y)] if idx is None else [b.value(y), idx]
     y = transpose(b, b.value(y), back)
     return [y] if idx is None else [y, transpose(b, idx, back)]
 
@@ -1046,6 +1068,16 @@ def gather(b, x, ind, a: int):
             raise Unsupported(f"an index outside the {n} elements of axis {a}")
         return _reshape_to(b, take(b, x, a, flat), out_shape)
     x = b.value(x)
+    if a == x.rank - 1:
+        # a run-time index moves a slice along rows, not lanes: the gathered axis is made the
+        # leading one (a vector of one element a row for a 1-D x), gathered, and put back
+        if x.rank == 1:
+            y = gather(b, reshape(b, x, [n, 1]), ind, 0)
+            return _reshape_to(b, y, out_shape)
+        rest = list(range(x.rank - 1))
+        y = gather(b, transpose(b, x, [a] + rest), ind, 0)  # [ind..., rest...]
+        k = ind.rank
+        return transpose(b, b.value(y), [k + i for i in rest] + list(range(k)))
     iv = b.value(ind)
     count = int(np.prod(ind.shape))
     flat = reshape(b, iv, [count]) if ind.rank != 1 else iv

@@ -101,10 +101,13 @@ def run_model_test(t: ModelTest, device: str, rtol: float = 1e-3, atol: float = 
     return run_case(case, device)
 
 
-def sweep(device: str, ops=LISTED, progress=None) -> list[Outcome]:
+def sweep(device: str, ops=LISTED, progress=None, timeout: float | None = None, names=None) -> list[Outcome]:
+    """Every node test of ``ops`` (only those in ``names`` when given) run on ``device``."""
     out = []
     for c in node_cases(ops):
-        o = run_case(c, device)
+        if names is not None and c.name not in names:
+            continue
+        o = run_case(c, device, timeout=timeout)
         if progress:
             progress(o)
         out.append(o)
