@@ -801,15 +801,15 @@ def _channels_last(b, x, begin, end, spatial, value, out, kernel, strides, dil, 
     return pad(b, xt, [0, 0] + list(begin), [0, 0] + after, value)
 
 
-def _pool_channels_last(x, strides, lanes: int = 320) -> bool:
+def _pool_channels_last(x, strides, windows: bool, lanes: int = 320) -> bool:
     """Whether a pool's windows are taken channels last (each window a choice of rows: no lane
     moves, but a vector a position holding only C lanes) or in ONNX's layout (the last spatial
-    axis in the lanes: a window along it one shifted copy a row, taken when the last stride is 1
-    and the vectors are fewer)."""
+    axis in the lanes: a window along it one shifted copy a row), whichever holds fewer vectors;
+    ``windows`` (MaxPool's Indices, window by window): ONNX's layout only for a last stride of 1."""
     nb, c, spatial = x.shape[0], x.shape[1], list(x.shape[2:])
     cl = nb * int(np.prod(spatial)) * -(-c // lanes)
     own = nb * c * int(np.prod(spatial[:-1])) * -(-spatial[-1] // lanes)
-    return strides[-1] != 1 or cl <= own
+    return (windows and strides[-1] != 1) or cl <= own
 
 
 @op("Conv")
@@ -863,16 +863,29 @@ def _pool(b, node):
         node.attr("count_include_pad")
     strides, dil, begin, end, out = _geometry(node, spatial, kernel, True)
     low = -math.inf if x.onnx in FLOATS else float(np.iinfo(np.dtype(NUMPY_INT[x.elem])).min)
-    last = _pool_channels_last(x, strides)
+    last = _pool_channels_last(x, strides, maxpool and node.wants(1))
     xt = _channels_last(b, x, begin, end, spatial, low if maxpool else 0.0, out, kernel, strides, dil, last)
     back = [0, n + 1] + list(range(1, n + 1))  # channels last -> ONNX's layout
     y = idx = None
-    for offs, wv in _windows(b, xt, kernel, strides, dil, out, 1 if last else 2):
-        if maxpool and node.wants(1):  # Indices: the first window position holding the max
+    first = 1 if last else 2
+    if maxpool and node.wants(1):  # Indices: the first window position holding the max, window by window
+        for offs, wv in _windows(b, xt, kernel, strides, dil, out, first):
             at = _pool_index(x.shape, offs, strides, dil, begin, out, order)
             at = Const(at if last else np.ascontiguousarray(np.transpose(at, back)), INT64)
             idx = b.value(at) if y is None else _select(b, binary(b, "gt", wv, y), at, idx)
-        y = wv if y is None else binary(b, "max" if maxpool else "add", y, wv)
+            y = wv if y is None else binary(b, "max", y, wv)
+    else:  # a box's max or sum is one axis at a time: k1 + k2 + ... − n ops an element, not k1·k2·... − 1
+        y = xt
+        for i in range(n):
+            # along the lanes (ONNX's layout, last axis: done last, on the fewest rows) the windows
+            # are taken at stride 1 (shifted copies) and the strided positions picked once after
+            lanes = not last and i == n - 1 and strides[i] > 1
+            step, count = (1, (out[i] - 1) * strides[i] + 1) if lanes else (strides[i], out[i])
+            acc = None
+            for o in range(kernel[i]):
+                wv = take(b, y, first + i, [o * dil[i] + step * j for j in range(count)])
+                acc = wv if acc is None else binary(b, "max" if maxpool else "add", acc, wv)
+            y = take(b, acc, first + i, [strides[i] * j for j in range(out[i])]) if lanes else acc
     if not maxpool:
         scale = _avg_scale(node, spatial, kernel, strides, dil, begin, end, out)
         y = binary(b, "mul", y, Const(scale if last else scale.reshape([1, 1] + out), FLOAT))

@@ -4,7 +4,8 @@ pytorch-operator), each run through the toolchain as an ONNX backend on the refe
 interpreter or compiled, linked and simulated.
 
     python -m lpu.models.onnx_suite [--device reference|simulator] [--ops Add,Conv] [--models]
-                                    [--failures] [--json OUT.json]
+                                    [--failures] [--json OUT.json] [--timeout S] [--progress]
+    python -m lpu.models.onnx_suite --markdown REFERENCE.json SIMULATOR.json
 
 prints the pass count per op and in total (``op: passed/total``), then, with ``--failures``,
 each failing test and its reason — the lists docs/onnx.md gives. Exit status 0 always: the
@@ -92,13 +93,14 @@ def light_inputs(model) -> list[np.ndarray]:
     return [Runner.generate_dummy_data(vi, seed=0, random=False) for vi in model.graph.input if vi.name not in inits]
 
 
-def run_model_test(t: ModelTest, device: str, rtol: float = 1e-3, atol: float = 1e-7) -> Outcome:
+def run_model_test(t: ModelTest, device: str, rtol: float = 1e-3, atol: float = 1e-7,
+                   timeout: float | None = None) -> Outcome:
     import onnx
 
     model = onnx.load(t.path)
     inputs = t.inputs if t.inputs is not None else light_inputs(model)
     case = Case(t.group, t.name, model, inputs, t.outputs, rtol, atol)
-    return run_case(case, device)
+    return run_case(case, device, timeout=timeout)
 
 
 def sweep(device: str, ops=LISTED, progress=None, timeout: float | None = None, names=None) -> list[Outcome]:
@@ -130,35 +132,88 @@ def table(outcomes: list[Outcome], device: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record(o: Outcome) -> dict:
+    """An outcome as the JSON the sweep writes (``--json``) and ``--markdown`` reads."""
+    return {"op": o.case.op, "name": o.case.name, "passed": o.passed,
+            "reason": OUT_OF_SCOPE.get(o.case.name, o.reason), "cycles": o.cycles, "seconds": round(o.seconds, 3)}
+
+
+def markdown(reference: list[dict], simulator: list[dict]) -> str:
+    """docs/onnx.md's conformance section from two sweeps' records: the pass count per op on
+    the interpreter and on the simulator, the totals, then every failure with its reason."""
+    def counts(rs):
+        c = {}
+        for r in rs:
+            p, n = c.get(r["op"], (0, 0))
+            c[r["op"]] = (p + bool(r["passed"]), n + 1)
+        return c
+
+    ref, sim = counts(reference), counts(simulator)
+    out = ["| op | tests | interpreter | simulator |", "|---|---:|---:|---:|"]
+    for op in sorted(set(ref) | set(sim)):
+        pr, nr = ref.get(op, (0, 0))
+        ps, ns = sim.get(op, (0, 0))
+        out.append(f"| {op} | {max(nr, ns)} | {pr} | {ps} |")
+    pr, ps = sum(r["passed"] for r in reference), sum(r["passed"] for r in simulator)
+    out.append(f"| **total** | **{len(reference)}** | **{pr}** | **{ps}** |")
+    out.append("")
+    out.append(f"Interpreter: {pr}/{len(reference)} passed ({100 * pr / max(len(reference), 1):.1f}%); "
+               f"simulator: {ps}/{len(simulator)} compiled and matched ({100 * ps / max(len(simulator), 1):.1f}%).")
+    for title, rs in (("the interpreter", reference), ("the simulator", simulator)):
+        bad = [r for r in rs if not r["passed"]]
+        out += ["", f"Failures on {title} ({len(bad)}):", ""]
+        out += [f"- `{r['name']}` ({r['op']}): {r['reason']}" for r in bad] or ["- none"]
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lpu.models.onnx_suite", description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", choices=("reference", "simulator"), default="reference")
     ap.add_argument("--ops", help="comma-separated op types (default: every listed op)")
     ap.add_argument("--models", action="store_true", help="the stored model tests instead of the node tests")
     ap.add_argument("--failures", action="store_true", help="list each failure with its reason")
-    ap.add_argument("--json", help="write every outcome to this file")
+    ap.add_argument("--json", help="write every outcome to this file (rewritten after each test)")
+    ap.add_argument("--timeout", type=float, default=None, metavar="S",
+                    help="a test taking longer than S seconds fails (default: no limit)")
+    ap.add_argument("--progress", action="store_true", help="print each outcome to stderr as it comes")
+    ap.add_argument("--markdown", nargs=2, metavar=("REFERENCE.json", "SIMULATOR.json"),
+                    help="print docs/onnx.md's conformance table from two sweeps' --json files, and run nothing")
     args = ap.parse_args(argv)
+    if args.markdown:
+        recs = []
+        for path in args.markdown:
+            with open(path, encoding="utf-8") as f:
+                recs.append(json.load(f))
+        sys.stdout.write(markdown(*recs))
+        return 0
     t0 = time.perf_counter()
+    outcomes: list[Outcome] = []
+
+    def done(o: Outcome) -> None:
+        outcomes.append(o)
+        if args.progress:
+            print(f"{o.case.name}: {'ok' if o.passed else 'FAIL ' + o.reason}"
+                  + (f" ({o.cycles} cycles)" if o.cycles else "") + f" {o.seconds:.1f} s", file=sys.stderr, flush=True)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump([record(x) for x in outcomes], f, indent=0)
+                f.write("\n")
+
     if args.models:
-        outcomes = []
         for t in model_tests():
-            o = run_model_test(t, args.device)
-            outcomes.append(o)
+            o = run_model_test(t, args.device, timeout=args.timeout)
+            done(o)
             print(f"{t.group}/{t.name}: {'ok' if o.passed else 'FAIL ' + o.reason}"
                   + (f" ({o.cycles} cycles)" if o.cycles else ""), flush=True)
     else:
         ops = tuple(args.ops.split(",")) if args.ops else LISTED
-        outcomes = sweep(args.device, ops)
+        sweep(args.device, ops, progress=done, timeout=args.timeout)
     sys.stdout.write(table(outcomes, args.device))
     if args.failures:
         for o in outcomes:
             if not o.passed:
                 print(f"  {o.case.name}: {OUT_OF_SCOPE.get(o.case.name, o.reason)}")
     print(f"seconds: {time.perf_counter() - t0:.1f}", file=sys.stderr)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump([{"op": o.case.op, "name": o.case.name, "passed": o.passed, "reason": o.reason,
-                        "cycles": o.cycles, "seconds": round(o.seconds, 3)} for o in outcomes], f, indent=0)
     return 0
 
 
