@@ -103,6 +103,44 @@ def run_model_test(t: ModelTest, device: str, rtol: float = 1e-3, atol: float = 
     return run_case(case, device, timeout=timeout)
 
 
+#: ``lpu import --dtype``: each mode's bound on |y − x·w| of a FLOAT matmul, element (i, j), as a
+#: multiple of its scale: Σ_k |x_ik·w_kj| for the float modes, K·max|x_i|·max|w_j| for i8
+#: (docs/onnx.md derives them; K = the contraction length, u = the unit roundoff of f32)
+def dtype_bound(dtype: str, k: int) -> float:
+    u = 2.0 ** -24
+    return {"f32": 2 * u + 2.0 ** -32 + k * u,                      # three dropped products + the f32 sums
+            "f16": 2 * 2.0 ** -11 + 2.0 ** -22 + k * u,             # both operands rounded to f16
+            "bf16": 2 * 2.0 ** -8 + 2.0 ** -16 + k * u,             # both operands rounded to bf16
+            "i8": 1 / 127 + 1 / (4 * 127 ** 2) + u}[dtype]          # half a step of each, per row and column
+
+
+def dtype_errors(m: int = 8, k: int = 256, n: int = 64, seed: int = 0, device: str = "reference") -> dict:
+    """The measured error of a FLOAT MatMul (x [m, k] at run time, W [k, n] an initializer,
+    both standard normal) in each ``--dtype``: the largest |y − x·w| (x·w exact, float64) over
+    the element's scale (``dtype_bound``'s), with the bound beside it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lpu.models.onnx_backend import prepare
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "mm",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+                          initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    exact = x.astype(np.float64) @ w.astype(np.float64)
+    absolute = np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64)
+    peak = k * np.abs(x).max(axis=1, keepdims=True).astype(np.float64) * np.abs(w).max(axis=0, keepdims=True)
+    out = {}
+    for dtype in ("f32", "f16", "bf16", "i8"):
+        y = prepare(model, device, dtype).run([x])[0].astype(np.float64)
+        scale = peak if dtype == "i8" else absolute
+        out[dtype] = (float(np.max(np.abs(y - exact) / scale)), dtype_bound(dtype, k))
+    return out
+
+
 def sweep(device: str, ops=LISTED, progress=None, timeout: float | None = None, names=None) -> list[Outcome]:
     """Every node test of ``ops`` (only those in ``names`` when given) run on ``device``."""
     out = []
