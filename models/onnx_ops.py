@@ -258,6 +258,66 @@ def _leaky(b, node):
     return [b.emit(f"select {neg.name}, {ax.name}, {x.name}", x.shape, x.elem, x.onnx)]
 
 
+def _exp_minus_one(b, x, alpha: float):
+    """``alpha·(exp(x) − 1)`` where ``x < 0``, else ``x`` (Elu's and Selu's negative side)."""
+    neg = binary(b, "lt", x, _scalar(0.0, x))
+    e = binary(b, "mul", binary(b, "sub", unary(b, "exp", x), _scalar(1.0, x)), _scalar(alpha, x))
+    return _select(b, neg, e, x)
+
+
+@op("Elu")
+def _elu(b, node):
+    x = b.value(node.inputs[0])
+    _float(x)
+    return [_in_f32(b, x, lambda v: _exp_minus_one(b, v, float(node.attr("alpha", 1.0))))]
+
+
+@op("Selu")
+def _selu(b, node):
+    x = b.value(node.inputs[0])
+    _float(x)
+    alpha = float(node.attr("alpha", 1.67326319217681884765625))
+    gamma = float(node.attr("gamma", 1.05070102214813232421875))
+    return [_in_f32(b, x, lambda v: binary(b, "mul", _exp_minus_one(b, v, alpha), _f32(gamma)))]
+
+
+@op("PRelu")
+def _prelu(b, node):
+    x, slope = b.value(node.inputs[0]), node.inputs[1]
+    try:
+        np.broadcast_shapes(tuple(x.shape), tuple(slope.shape))
+    except ValueError:  # a slope a channel (opset < 7's PRelu, kept by the version converter)
+        if slope.rank != 1 or x.rank < 2 or slope.shape[0] != x.shape[1]:
+            raise Unsupported(f"a slope of shape {list(slope.shape)} for an input of shape {list(x.shape)}") from None
+        slope = _reshape_to(b, slope, [slope.shape[0]] + [1] * (x.rank - 2))
+    neg = binary(b, "lt", x, _scalar(0.0, x))
+    return [_select(b, neg, binary(b, "mul", x, slope), x)]
+
+
+@op("Softplus")
+def _softplus(b, node):
+    x = b.value(node.inputs[0])
+    _float(x)
+    return [_in_f32(b, x, lambda v: log(b, binary(b, "add", unary(b, "exp", v), _f32(1.0))))]
+
+
+@op("LogSoftmax")
+def _log_softmax(b, node):
+    """``x − max − log Σ exp(x − max)`` along the axis (opset < 13: of the input flattened at it)."""
+    x = b.value(node.inputs[0])
+    _float(x)
+    a = _axis(node.attr("axis", -1 if node.opset >= 13 else 1), x.rank)
+
+    def f(v, axis):
+        d = binary(b, "sub", v, reduce(b, "reduce_max", v, [axis], True))
+        return binary(b, "sub", d, log(b, reduce(b, "reduce_sum", unary(b, "exp", d), [axis], True)))
+
+    if node.opset < 13:
+        flat = reshape(b, x, [int(np.prod(x.shape[:a])), int(np.prod(x.shape[a:]))])
+        return [reshape(b, _in_f32(b, flat, lambda v: f(v, 1)), x.shape)]
+    return [_in_f32(b, x, lambda v: f(v, a))]
+
+
 def _scalar(v: float, like) -> Const:
     return Const(np.array(v).astype(onnx_dtype(like.onnx)), like.onnx)
 
