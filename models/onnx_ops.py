@@ -883,8 +883,10 @@ def _conv(b, node):
     kernel = list(node.attr("kernel_shape", w.shape[2:]))
     spatial = list(x.shape[2:])
     strides, dil, begin, end, out = _geometry(node, spatial, kernel, False)
-    xt = _channels_last(b, x, begin, end, spatial, 0.0, out, kernel, strides, dil)
     nb, c, m = x.shape[0], x.shape[1], w.shape[0]
+    if groups == c and groups > 1:
+        return [_conv_depthwise(b, x, w, bias, kernel, strides, dil, begin, end, out)]
+    xt = _channels_last(b, x, begin, end, spatial, 0.0, out, kernel, strides, dil)
     cg, mg = c // groups, m // groups
     rows = nb * int(np.prod(out))
     wins = [wv for _, wv in _windows(b, xt, kernel, strides, dil, out)]
@@ -904,6 +906,39 @@ def _conv(b, node):
     y = reshape(b, b.value(y), [nb] + out + [m])
     y = transpose(b, y, [0, n + 1] + list(range(1, n + 1)))
     return [cast(b, y, carrier(x.onnx), x.onnx)]
+
+
+def _conv_depthwise(b, x, w, bias, kernel, strides, dil, begin, end, out):
+    """A depthwise Conv (one input channel a group, M = C·mult outputs): no matmul — a sum over
+    the kernel offsets of each window times its weight, a number a channel, in f32 on the VXM
+    (exact products; ``--dtype`` does not apply), in ONNX's layout: a window along the last
+    axis one shifted copy a row, taken at stride 1 and the strided positions picked once
+    at the end, as the pools do."""
+    n = len(kernel)
+    c, m = x.shape[1], w.shape[0]
+    xv = cast(b, b.value(x), "f32")
+    if m != c:  # output channel j reads input channel j // mult: the rows repeated
+        xv = take(b, xv, 1, [j // (m // c) for j in range(m)])
+    spatial = list(x.shape[2:])
+    # along the last axis every position at stride 1, the strided ones picked after the sum
+    lane_out = list(out)
+    lane_out[-1] = (out[-1] - 1) * strides[-1] + 1
+    steps = list(strides[:-1]) + [1]
+    xt = _channels_last(b, xv, begin, end, spatial, 0.0, lane_out, kernel, steps, dil, False)
+    wa = np.asarray(w.array, np.float32)
+    y = None
+    for offs, wv in _windows(b, xt, kernel, steps, dil, lane_out, 2):
+        k = Const(np.ascontiguousarray(wa[(slice(None), 0) + tuple(offs)]).reshape([1, m] + [1] * n), FLOAT,
+                  (w.name or "w") + ".k" + "".join(map(str, offs)))
+        t = binary(b, "mul", wv, k)
+        y = t if y is None else binary(b, "add", y, t)
+    if strides[-1] > 1:
+        y = take(b, y, 1 + n, [strides[-1] * j for j in range(out[-1])])
+    if bias is not None:
+        bv = bias if not isinstance(bias, Const) else Const(np.asarray(bias.array, np.float32), FLOAT, bias.name)
+        y = binary(b, "add", y, _reshape_to(b, bv if isinstance(bv, Const) else cast(b, b.value(bv), "f32"),
+                                            [1, m] + [1] * n))
+    return cast(b, b.value(y), carrier(x.onnx), x.onnx)
 
 
 @op("MaxPool", "AveragePool")
