@@ -547,6 +547,19 @@ def _transpose(b, node):
     return [transpose(b, b.value(x), perm)]
 
 
+@op("Tile")
+def _tile(b, node):
+    """Copies along each axis (``repeats`` known): a concat of the input that many times."""
+    x = node.inputs[0]
+    reps = [int(r) for r in np.asarray(node.const(1, "repeats")).reshape(-1)]
+    if len(reps) != x.rank:
+        raise Unsupported(f"{len(reps)} repeats for an input of rank {x.rank}")
+    y = x
+    for a, r in enumerate(reps):
+        y = concat(b, [y] * r, a) if r != 1 else y
+    return [y]
+
+
 @op("Concat")
 def _concat(b, node):
     xs = [x for x in node.inputs if x is not None]
@@ -753,6 +766,28 @@ def _layernorm(b, node):
     stat_shape = list(lead) + [1] * len(trailing)
     return [cast(b, reshape(b, y, x.shape), x.elem, x.onnx), reshape(b, mean, stat_shape),
             reshape(b, inv, stat_shape)]
+
+
+@op("InstanceNormalization")
+def _instance_norm(b, node):
+    """Each (batch, channel)'s spatial values normalized (a ``layernorm`` of the rows
+    [N·C, spatial], no scale or bias), then the channel's scale and bias."""
+    x = b.value(node.inputs[0])
+    _float(x)
+    eps = float(node.attr("epsilon", 1e-5))
+    nb, c = x.shape[:2]
+    n = int(np.prod(x.shape[2:]))
+    xf = reshape(b, cast(b, x, "f32"), [nb * c, n])
+    one, zero = fill(b, [n], 1.0, Value("", (), "f32", FLOAT)), fill(b, [n], 0.0, Value("", (), "f32", FLOAT))
+    y = b.emit(f"layernorm {xf.name}, {one.name}, {zero.name} {{eps = {_num(eps)}}}", xf.shape, "f32")
+    y = reshape(b, y, x.shape)
+    per = [1, c] + [1] * (x.rank - 2)
+    for k, kind in ((1, "mul"), (2, "add")):
+        p = node.inputs[k]
+        p = Const(np.asarray(p.array, np.float32).reshape(per), FLOAT, p.name) if isinstance(p, Const) \
+            else reshape(b, cast(b, b.value(p), "f32"), per)
+        y = binary(b, kind, y, p)
+    return [cast(b, b.value(y), x.elem, x.onnx)]
 
 
 def _num(v: float) -> str:
