@@ -922,6 +922,16 @@ def _conv(b, node):
     if groups == c and groups > 1:
         return [_conv_depthwise(b, x, w, bias, kernel, strides, dil, begin, end, out)]
     xt = _channels_last(b, x, begin, end, spatial, 0.0, out, kernel, strides, dil)
+    return [_conv_matmuls(b, node, xt, w.array, w.name or "w", w.onnx, bias, groups, kernel, strides, dil, out,
+                          x.onnx)]
+
+
+def _conv_matmuls(b, node, xt, wa, wname, wonnx, bias, groups, kernel, strides, dil, out, onnx_t):
+    """The Conv of the padded channels-last input ``xt`` [N, spatial..., C] by weights ``wa``
+    [M, C/group, k...]: each group's windows side by side, one matmul with the weights as
+    [k·C/group, M/group]; the result back in ONNX's layout."""
+    n = len(kernel)
+    nb, c, m = xt.shape[0], xt.shape[-1], wa.shape[0]
     cg, mg = c // groups, m // groups
     rows = nb * int(np.prod(out))
     wins = [wv for _, wv in _windows(b, xt, kernel, strides, dil, out)]
@@ -930,17 +940,58 @@ def _conv(b, node):
     for g in range(groups):
         cols = concat(b, [window(b, wv, n + 1, g * cg, cg) if groups > 1 else wv for wv in wins], n + 1)
         cols = reshape(b, b.value(cols), [rows, k * cg])
-        wg = w.array[g * mg:(g + 1) * mg]  # [mg, cg, k...] -> [k..., cg, mg] -> [k·cg, mg]
+        wg = wa[g * mg:(g + 1) * mg]  # [mg, cg, k...] -> [k..., cg, mg] -> [k·cg, mg]
         wmat = np.transpose(wg, list(range(2, 2 + n)) + [1, 0]).reshape(k * cg, mg)
-        ys.append(matmul(b, cols, Const(np.ascontiguousarray(wmat), w.onnx, (w.name or "w") + (f".g{g}" if groups > 1
-                                                                                               else "")),
-                         [rows, mg], node.mode, hint=(w.name or "w") + (f".g{g}" if groups > 1 else "")))
+        hint = wname + (f".g{g}" if groups > 1 else "")
+        ys.append(matmul(b, cols, Const(np.ascontiguousarray(wmat), wonnx, hint), [rows, mg], node.mode, hint=hint))
     y = concat(b, ys, 1) if groups > 1 else ys[0]
     if bias is not None:
         y = binary(b, "add", y, bias if isinstance(bias, Const) else b.value(bias))
     y = reshape(b, b.value(y), [nb] + out + [m])
     y = transpose(b, y, [0, n + 1] + list(range(1, n + 1)))
-    return [cast(b, y, carrier(x.onnx), x.onnx)]
+    return cast(b, y, carrier(onnx_t), onnx_t)
+
+
+@op("ConvTranspose")
+def _conv_transpose(b, node):
+    """The Conv it is the transpose of: the input channels last, spread by the strides (zero
+    rows between its rows, along each spatial axis), padded by (k − 1)·d − pads (plus
+    output_padding at the end), convolved at stride 1 by the weights flipped, inputs and outputs
+    swapped. Explicit pads only (output_shape and auto_pad are not supported)."""
+    x, w = node.inputs[:2]
+    bias = node.input(2)
+    _float(x)
+    wa = np.asarray(node.const(1, "W"))
+    n = x.rank - 2
+    groups = int(node.attr("group", 1))
+    kernel = list(node.attr("kernel_shape", w.shape[2:]))
+    strides = list(node.attr("strides", [1] * n))
+    dil = list(node.attr("dilations", [1] * n))
+    pads = list(node.attr("pads", [0] * (2 * n)))
+    extra = list(node.attr("output_padding", [0] * n))
+    if node.attr("output_shape") is not None:
+        raise Unsupported("output_shape (give pads and output_padding)")
+    if node.attr("auto_pad", "NOTSET") != "NOTSET":
+        raise Unsupported(f"auto_pad = '{node.attr('auto_pad')}' (give pads)")
+    nb, c = x.shape[:2]
+    cg, mg = c // groups, wa.shape[1]
+    flip = (slice(None), slice(None)) + (slice(None, None, -1),) * n
+    w2 = np.concatenate([np.swapaxes(wa[g * cg:(g + 1) * cg], 0, 1)[flip] for g in range(groups)], axis=0)
+    xt = transpose(b, b.value(x), [0] + list(range(2, 2 + n)) + [1])
+    for i, s in enumerate(strides):
+        if s > 1:  # [.., d_i, ..] -> [.., d_i, s, ..] (a row, then s − 1 rows of zeros) -> the first (d_i − 1)·s + 1
+            a, d = 1 + i, xt.shape[1 + i]
+            shape = list(xt.shape)
+            up = reshape(b, xt, shape[:a + 1] + [1] + shape[a + 1:])
+            zeros = fill(b, shape[:a + 1] + [s - 1] + shape[a + 1:], 0.0, up)
+            spread = reshape(b, b.value(concat(b, [up, zeros], a + 1)), shape[:a] + [d * s] + shape[a + 1:])
+            xt = window(b, spread, a, 0, (d - 1) * s + 1)
+    before = [(k - 1) * d - p for k, d, p in zip(kernel, dil, pads[:n])]
+    after = [(k - 1) * d - p + e for k, d, p, e in zip(kernel, dil, pads[n:], extra)]
+    xt = pad(b, xt, [0] + before + [0], [0] + after + [0], 0.0)
+    out = [xt.shape[1 + i] - (kernel[i] - 1) * dil[i] for i in range(n)]
+    return [_conv_matmuls(b, node, xt, w2, (w.name or "w") + ".t", w.onnx, bias, groups, kernel, [1] * n, dil, out,
+                          x.onnx)]
 
 
 def _conv_depthwise(b, x, w, bias, kernel, strides, dil, begin, end, out):
