@@ -204,6 +204,32 @@ def markdown(reference: list[dict], simulator: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def models_markdown(reference: list[dict], simulator: list[dict]) -> str:
+    """docs/onnx.md's stored-models section from the two runs' records: the counts per group,
+    each model's outcome and cycles, then every failure with its reason."""
+    sim = {r["name"]: r for r in simulator}
+    groups: dict = {}
+    for r in reference:
+        g = groups.setdefault(r["group"], [0, 0, 0])
+        g[0] += 1
+        g[1] += bool(r["passed"])
+        g[2] += bool(sim[r["name"]]["passed"])
+    out = ["| group | models | interpreter | simulator |", "|---|---:|---:|---:|"]
+    out += [f"| {g} | {n} | {pr} | {ps} |" for g, (n, pr, ps) in groups.items()]
+    n, pr, ps = (sum(v[i] for v in groups.values()) for i in range(3))
+    out += [f"| **total** | **{n}** | **{pr}** | **{ps}** |", "",
+            "| model | interpreter | simulator | cycles |", "|---|---|---|---:|"]
+    for r in reference:
+        s = sim[r["name"]]
+        out.append(f"| {r['group']}/{r['name']} | {'ok' if r['passed'] else 'fails'} | "
+                   f"{'ok' if s['passed'] else 'fails'} | {s['cycles'] if s['passed'] else ''} |")
+    for title, rs in (("the interpreter", reference), ("the simulator", simulator)):
+        bad = [r for r in rs if not r["passed"]]
+        out += ["", f"Failures on {title} ({len(bad)}):", ""]
+        out += [f"- `{r['group']}/{r['name']}`: {r['reason']}" for r in bad] or ["- none"]
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lpu.models.onnx_suite", description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", choices=("reference", "simulator"), default="reference")
