@@ -121,7 +121,7 @@ def test_simulator_totals():
 @pytest.mark.parametrize("op", LISTED)
 def test_every_node_test_on_the_simulator(cases, op):
     """The whole sweep on the simulator, an op at a time: the pinned pass set, cycles and
-    reasons (about 30 minutes on two cores)."""
+    reasons (about 12 minutes)."""
     for c in cases.values():
         if c.op != op:
             continue
