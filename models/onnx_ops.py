@@ -842,7 +842,9 @@ def _gemm(b, node):
     return [b.value(y)]
 
 
-# --- convolutions and pools, channels last (the window slices are rows: no lanes move) ----------------
+# --- convolutions and pools: channels last (each window a choice of rows, no lane moves), or in
+# ONNX's own layout (a window along the lanes one shifted copy a row) for a depthwise Conv and a
+# pool that holds fewer vectors so ------------------------------------------------------------------
 def _geometry(node: Node, spatial, kernel, pool: bool):
     n = len(spatial)
     strides = list(node.attr("strides", [1] * n))
