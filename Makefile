@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_general.py
 	$(BIN)/python benchmarks/bench_unroll.py
 	$(BIN)/python benchmarks/bench_llm.py
+	$(BIN)/python benchmarks/bench_onnx.py
 	$(BIN)/python benchmarks/bench_stream_alloc.py
 	$(BIN)/python benchmarks/bench_frontend.py
 	$(BIN)/python benchmarks/bench_lsp.py

@@ -216,17 +216,39 @@ def compare(got: list, want: list, rtol: float, atol: float) -> str:
     return ""
 
 
-def run_case(case: Case, device: str, dtype: str = "f32") -> Outcome:
+class OutOfTime(BaseException):  # not an Exception: no `except Exception` on the way swallows it
+    """A case that ran past the sweep's time budget (``run_case(..., timeout=S)``)."""
+
+
+def run_case(case: Case, device: str, dtype: str = "f32", timeout: float | None = None) -> Outcome:
+    """``case`` imported and run on ``device``; ``timeout``: seconds after which it is a failure
+    ("over S s"), so one huge test cannot stall a sweep (SIGALRM: the main thread only)."""
+    import signal
+    import threading
+
     t0 = time.perf_counter()
+    alarm = timeout is not None and threading.current_thread() is threading.main_thread()
+    if alarm:
+        def expire(signum, frame):
+            raise OutOfTime()
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         rep = prepare_for(case.model, case.inputs, device, dtype)
         got = rep.run(case.inputs)
+    except OutOfTime:
+        return Outcome(case, device, False, f"over the sweep's {timeout:g} s budget (import, compile and run)",
+                       seconds=time.perf_counter() - t0)
     except DiagnosticError as e:
         d = e.diagnostics[0]
         return Outcome(case, device, False, d.message.split("\n")[0], seconds=time.perf_counter() - t0)
     except Exception as e:  # a bug of ours is a failure with its reason, not a crash of the sweep
         return Outcome(case, device, False, f"internal error: {type(e).__name__}: {e}",
                        seconds=time.perf_counter() - t0)
+    finally:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
     why = compare(got, case.outputs, case.rtol, case.atol)
     frozen = sorted(rep.frozen)
     if not why and rep.hazards:

@@ -146,8 +146,11 @@ _NAME_RE = re.compile(r"[^A-Za-z0-9_$.]")
 
 
 def sanitize(name: str) -> str:
+    """An ONNX name as a df name: [A-Za-z0-9_$.], starting with a letter or '_'; a name that
+    does not ("3", as pytorch's exporter names values) gets a 'v' in front — '_3' would not
+    do: the IR's (xDSL's) name setter drops a trailing _<digits>, which leaves nothing of it."""
     s = _NAME_RE.sub("_", name) or "t"
-    return s if re.match(r"[A-Za-z_]", s) else "_" + s
+    return s if re.match(r"[A-Za-z_]", s) and not re.fullmatch(r"_+\d*", s) else "v" + s
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Functions the VXM has no instruction for, written in the ops it has (f32): ``sqrt``,
-``log`` and ``pow``. Their error bounds are in docs/onnx.md; ``tests/test_onnx_ops.py``
-measures them on the interpreter.
+``log`` and ``pow``. Their error bounds are in docs/onnx.md's op table; the Sqrt, Log and
+Pow node tests (tests/test_onnx_node.py) check them against onnx's reference.
 """
 
 from __future__ import annotations

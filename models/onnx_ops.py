@@ -258,6 +258,66 @@ def _leaky(b, node):
     return [b.emit(f"select {neg.name}, {ax.name}, {x.name}", x.shape, x.elem, x.onnx)]
 
 
+def _exp_minus_one(b, x, alpha: float):
+    """``alpha·(exp(x) − 1)`` where ``x < 0``, else ``x`` (Elu's and Selu's negative side)."""
+    neg = binary(b, "lt", x, _scalar(0.0, x))
+    e = binary(b, "mul", binary(b, "sub", unary(b, "exp", x), _scalar(1.0, x)), _scalar(alpha, x))
+    return _select(b, neg, e, x)
+
+
+@op("Elu")
+def _elu(b, node):
+    x = b.value(node.inputs[0])
+    _float(x)
+    return [_in_f32(b, x, lambda v: _exp_minus_one(b, v, float(node.attr("alpha", 1.0))))]
+
+
+@op("Selu")
+def _selu(b, node):
+    x = b.value(node.inputs[0])
+    _float(x)
+    alpha = float(node.attr("alpha", 1.67326319217681884765625))
+    gamma = float(node.attr("gamma", 1.05070102214813232421875))
+    return [_in_f32(b, x, lambda v: binary(b, "mul", _exp_minus_one(b, v, alpha), _f32(gamma)))]
+
+
+@op("PRelu")
+def _prelu(b, node):
+    x, slope = b.value(node.inputs[0]), node.inputs[1]
+    try:
+        np.broadcast_shapes(tuple(x.shape), tuple(slope.shape))
+    except ValueError:  # a slope a channel (opset < 7's PRelu, kept by the version converter)
+        if slope.rank != 1 or x.rank < 2 or slope.shape[0] != x.shape[1]:
+            raise Unsupported(f"a slope of shape {list(slope.shape)} for an input of shape {list(x.shape)}") from None
+        slope = _reshape_to(b, slope, [slope.shape[0]] + [1] * (x.rank - 2))
+    neg = binary(b, "lt", x, _scalar(0.0, x))
+    return [_select(b, neg, binary(b, "mul", x, slope), x)]
+
+
+@op("Softplus")
+def _softplus(b, node):
+    x = b.value(node.inputs[0])
+    _float(x)
+    return [_in_f32(b, x, lambda v: log(b, binary(b, "add", unary(b, "exp", v), _f32(1.0))))]
+
+
+@op("LogSoftmax")
+def _log_softmax(b, node):
+    """``x − max − log Σ exp(x − max)`` along the axis (opset < 13: of the input flattened at it)."""
+    x = b.value(node.inputs[0])
+    _float(x)
+    a = _axis(node.attr("axis", -1 if node.opset >= 13 else 1), x.rank)
+
+    def f(v, axis):
+        d = binary(b, "sub", v, reduce(b, "reduce_max", v, [axis], True))
+        return binary(b, "sub", d, log(b, reduce(b, "reduce_sum", unary(b, "exp", d), [axis], True)))
+
+    if node.opset < 13:
+        flat = reshape(b, x, [int(np.prod(x.shape[:a])), int(np.prod(x.shape[a:]))])
+        return [reshape(b, _in_f32(b, flat, lambda v: f(v, 1)), x.shape)]
+    return [_in_f32(b, x, lambda v: f(v, a))]
+
+
 def _scalar(v: float, like) -> Const:
     return Const(np.array(v).astype(onnx_dtype(like.onnx)), like.onnx)
 
@@ -487,6 +547,19 @@ def _transpose(b, node):
     return [transpose(b, b.value(x), perm)]
 
 
+@op("Tile")
+def _tile(b, node):
+    """Copies along each axis (``repeats`` known): a concat of the input that many times."""
+    x = node.inputs[0]
+    reps = [int(r) for r in np.asarray(node.const(1, "repeats")).reshape(-1)]
+    if len(reps) != x.rank:
+        raise Unsupported(f"{len(reps)} repeats for an input of rank {x.rank}")
+    y = x
+    for a, r in enumerate(reps):
+        y = concat(b, [y] * r, a) if r != 1 else y
+    return [y]
+
+
 @op("Concat")
 def _concat(b, node):
     xs = [x for x in node.inputs if x is not None]
@@ -695,6 +768,28 @@ def _layernorm(b, node):
             reshape(b, inv, stat_shape)]
 
 
+@op("InstanceNormalization")
+def _instance_norm(b, node):
+    """Each (batch, channel)'s spatial values normalized (a ``layernorm`` of the rows
+    [N·C, spatial], no scale or bias), then the channel's scale and bias."""
+    x = b.value(node.inputs[0])
+    _float(x)
+    eps = float(node.attr("epsilon", 1e-5))
+    nb, c = x.shape[:2]
+    n = int(np.prod(x.shape[2:]))
+    xf = reshape(b, cast(b, x, "f32"), [nb * c, n])
+    one, zero = fill(b, [n], 1.0, Value("", (), "f32", FLOAT)), fill(b, [n], 0.0, Value("", (), "f32", FLOAT))
+    y = b.emit(f"layernorm {xf.name}, {one.name}, {zero.name} {{eps = {_num(eps)}}}", xf.shape, "f32")
+    y = reshape(b, y, x.shape)
+    per = [1, c] + [1] * (x.rank - 2)
+    for k, kind in ((1, "mul"), (2, "add")):
+        p = node.inputs[k]
+        p = Const(np.asarray(p.array, np.float32).reshape(per), FLOAT, p.name) if isinstance(p, Const) \
+            else reshape(b, cast(b, b.value(p), "f32"), per)
+        y = binary(b, kind, y, p)
+    return [cast(b, b.value(y), x.elem, x.onnx)]
+
+
 def _num(v: float) -> str:
     return repr(float(np.float32(v)))
 
@@ -747,7 +842,9 @@ def _gemm(b, node):
     return [b.value(y)]
 
 
-# --- convolutions and pools, channels last (the window slices are rows: no lanes move) ----------------
+# --- convolutions and pools: channels last (each window a choice of rows, no lane moves), or in
+# ONNX's own layout (a window along the lanes one shifted copy a row) for a depthwise Conv and a
+# pool that holds fewer vectors so ------------------------------------------------------------------
 def _geometry(node: Node, spatial, kernel, pool: bool):
     n = len(spatial)
     strides = list(node.attr("strides", [1] * n))
@@ -775,24 +872,41 @@ def _geometry(node: Node, spatial, kernel, pool: bool):
     return strides, dil, begin, end, out
 
 
-def _windows(b, xt, kernel, strides, dil, out):
-    """Each kernel offset's window of the padded channels-last input: [N, out..., C]."""
+def _windows(b, xt, kernel, strides, dil, out, first: int = 1):
+    """Each kernel offset's window of the padded input: [N, out..., C] channels last (the
+    spatial axes from ``first`` = 1), [N, C, out...] as ONNX lays it out (``first`` = 2)."""
     n = len(kernel)
     for offs in itertools.product(*[range(k) for k in kernel]):
         w = xt
         for i in range(n):
             idx = [offs[i] * dil[i] + strides[i] * j for j in range(out[i])]
-            w = take(b, w, 1 + i, idx)
+            w = take(b, w, first + i, idx)
         yield offs, w
 
 
-def _channels_last(b, x, begin, end, spatial, value, out, kernel, strides, dil):
+def _channels_last(b, x, begin, end, spatial, value, out, kernel, strides, dil, last: bool = True):
+    """The input padded for its windows (the rows no window reads cut off), channels last or
+    (``last`` false) in ONNX's own layout."""
     n = len(spatial)
-    xt = transpose(b, b.value(x), [0] + list(range(2, 2 + n)) + [1])
+    xt = transpose(b, b.value(x), [0] + list(range(2, 2 + n)) + [1]) if last else b.value(x)
     need = [(out[i] - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 for i in range(n)]
     ends = [max(end[i], need[i] - spatial[i] - begin[i]) for i in range(n)]
     cut = [min(0, need[i] - spatial[i] - begin[i]) for i in range(n)]  # rows no window reads
-    return pad(b, xt, [0] + list(begin) + [0], [0] + [e if e > 0 else c for e, c in zip(ends, cut)] + [0], value)
+    after = [e if e > 0 else c for e, c in zip(ends, cut)]
+    if last:
+        return pad(b, xt, [0] + list(begin) + [0], [0] + after + [0], value)
+    return pad(b, xt, [0, 0] + list(begin), [0, 0] + after, value)
+
+
+def _pool_channels_last(x, strides, windows: bool, lanes: int = 320) -> bool:
+    """Whether a pool's windows are taken channels last (each window a choice of rows: no lane
+    moves, but a vector a position holding only C lanes) or in ONNX's layout (the last spatial
+    axis in the lanes: a window along it one shifted copy a row), whichever holds fewer vectors;
+    ``windows`` (MaxPool's Indices, window by window): ONNX's layout only for a last stride of 1."""
+    nb, c, spatial = x.shape[0], x.shape[1], list(x.shape[2:])
+    cl = nb * int(np.prod(spatial)) * -(-c // lanes)
+    own = nb * c * int(np.prod(spatial[:-1])) * -(-spatial[-1] // lanes)
+    return (windows and strides[-1] != 1) or cl <= own
 
 
 @op("Conv")
@@ -806,8 +920,20 @@ def _conv(b, node):
     kernel = list(node.attr("kernel_shape", w.shape[2:]))
     spatial = list(x.shape[2:])
     strides, dil, begin, end, out = _geometry(node, spatial, kernel, False)
-    xt = _channels_last(b, x, begin, end, spatial, 0.0, out, kernel, strides, dil)
     nb, c, m = x.shape[0], x.shape[1], w.shape[0]
+    if groups == c and groups > 1:
+        return [_conv_depthwise(b, x, w, bias, kernel, strides, dil, begin, end, out)]
+    xt = _channels_last(b, x, begin, end, spatial, 0.0, out, kernel, strides, dil)
+    return [_conv_matmuls(b, node, xt, w.array, w.name or "w", w.onnx, bias, groups, kernel, strides, dil, out,
+                          x.onnx)]
+
+
+def _conv_matmuls(b, node, xt, wa, wname, wonnx, bias, groups, kernel, strides, dil, out, onnx_t):
+    """The Conv of the padded channels-last input ``xt`` [N, spatial..., C] by weights ``wa``
+    [M, C/group, k...]: each group's windows side by side, one matmul with the weights as
+    [k·C/group, M/group]; the result back in ONNX's layout."""
+    n = len(kernel)
+    nb, c, m = xt.shape[0], xt.shape[-1], wa.shape[0]
     cg, mg = c // groups, m // groups
     rows = nb * int(np.prod(out))
     wins = [wv for _, wv in _windows(b, xt, kernel, strides, dil, out)]
@@ -816,17 +942,91 @@ def _conv(b, node):
     for g in range(groups):
         cols = concat(b, [window(b, wv, n + 1, g * cg, cg) if groups > 1 else wv for wv in wins], n + 1)
         cols = reshape(b, b.value(cols), [rows, k * cg])
-        wg = w.array[g * mg:(g + 1) * mg]  # [mg, cg, k...] -> [k..., cg, mg] -> [k·cg, mg]
+        wg = wa[g * mg:(g + 1) * mg]  # [mg, cg, k...] -> [k..., cg, mg] -> [k·cg, mg]
         wmat = np.transpose(wg, list(range(2, 2 + n)) + [1, 0]).reshape(k * cg, mg)
-        ys.append(matmul(b, cols, Const(np.ascontiguousarray(wmat), w.onnx, (w.name or "w") + (f".g{g}" if groups > 1
-                                                                                               else "")),
-                         [rows, mg], node.mode, hint=(w.name or "w") + (f".g{g}" if groups > 1 else "")))
+        hint = wname + (f".g{g}" if groups > 1 else "")
+        ys.append(matmul(b, cols, Const(np.ascontiguousarray(wmat), wonnx, hint), [rows, mg], node.mode, hint=hint))
     y = concat(b, ys, 1) if groups > 1 else ys[0]
     if bias is not None:
         y = binary(b, "add", y, bias if isinstance(bias, Const) else b.value(bias))
     y = reshape(b, b.value(y), [nb] + out + [m])
     y = transpose(b, y, [0, n + 1] + list(range(1, n + 1)))
-    return [cast(b, y, carrier(x.onnx), x.onnx)]
+    return cast(b, y, carrier(onnx_t), onnx_t)
+
+
+@op("ConvTranspose")
+def _conv_transpose(b, node):
+    """The Conv it is the transpose of: the input channels last, spread by the strides (zero
+    rows between its rows, along each spatial axis), padded by (k − 1)·d − pads (plus
+    output_padding at the end), convolved at stride 1 by the weights flipped, inputs and outputs
+    swapped. Explicit pads only (output_shape and auto_pad are not supported)."""
+    x, w = node.inputs[:2]
+    bias = node.input(2)
+    _float(x)
+    wa = np.asarray(node.const(1, "W"))
+    n = x.rank - 2
+    groups = int(node.attr("group", 1))
+    kernel = list(node.attr("kernel_shape", w.shape[2:]))
+    strides = list(node.attr("strides", [1] * n))
+    dil = list(node.attr("dilations", [1] * n))
+    pads = list(node.attr("pads", [0] * (2 * n)))
+    extra = list(node.attr("output_padding", [0] * n))
+    if node.attr("output_shape") is not None:
+        raise Unsupported("output_shape (give pads and output_padding)")
+    if node.attr("auto_pad", "NOTSET") != "NOTSET":
+        raise Unsupported(f"auto_pad = '{node.attr('auto_pad')}' (give pads)")
+    nb, c = x.shape[:2]
+    cg, mg = c // groups, wa.shape[1]
+    flip = (slice(None), slice(None)) + (slice(None, None, -1),) * n
+    w2 = np.concatenate([np.swapaxes(wa[g * cg:(g + 1) * cg], 0, 1)[flip] for g in range(groups)], axis=0)
+    xt = transpose(b, b.value(x), [0] + list(range(2, 2 + n)) + [1])
+    for i, s in enumerate(strides):
+        if s > 1:  # [.., d_i, ..] -> [.., d_i, s, ..] (a row, then s − 1 rows of zeros) -> the first (d_i − 1)·s + 1
+            a, d = 1 + i, xt.shape[1 + i]
+            shape = list(xt.shape)
+            up = reshape(b, xt, shape[:a + 1] + [1] + shape[a + 1:])
+            zeros = fill(b, shape[:a + 1] + [s - 1] + shape[a + 1:], 0.0, up)
+            spread = reshape(b, b.value(concat(b, [up, zeros], a + 1)), shape[:a] + [d * s] + shape[a + 1:])
+            xt = window(b, spread, a, 0, (d - 1) * s + 1)
+    before = [(k - 1) * d - p for k, d, p in zip(kernel, dil, pads[:n])]
+    after = [(k - 1) * d - p + e for k, d, p, e in zip(kernel, dil, pads[n:], extra)]
+    xt = pad(b, xt, [0] + before + [0], [0] + after + [0], 0.0)
+    out = [xt.shape[1 + i] - (kernel[i] - 1) * dil[i] for i in range(n)]
+    return [_conv_matmuls(b, node, xt, w2, (w.name or "w") + ".t", w.onnx, bias, groups, kernel, [1] * n, dil, out,
+                          x.onnx)]
+
+
+def _conv_depthwise(b, x, w, bias, kernel, strides, dil, begin, end, out):
+    """A depthwise Conv (one input channel a group, M = C·mult outputs): no matmul — a sum over
+    the kernel offsets of each window times its weight, a number a channel, in f32 on the VXM
+    (exact products; ``--dtype`` does not apply), in ONNX's layout: a window along the last
+    axis one shifted copy a row, taken at stride 1 and the strided positions picked once
+    at the end, as the pools do."""
+    n = len(kernel)
+    c, m = x.shape[1], w.shape[0]
+    xv = cast(b, b.value(x), "f32")
+    if m != c:  # output channel j reads input channel j // mult: the rows repeated
+        xv = take(b, xv, 1, [j // (m // c) for j in range(m)])
+    spatial = list(x.shape[2:])
+    # along the last axis every position at stride 1, the strided ones picked after the sum
+    lane_out = list(out)
+    lane_out[-1] = (out[-1] - 1) * strides[-1] + 1
+    steps = list(strides[:-1]) + [1]
+    xt = _channels_last(b, xv, begin, end, spatial, 0.0, lane_out, kernel, steps, dil, False)
+    wa = np.asarray(w.array, np.float32)
+    y = None
+    for offs, wv in _windows(b, xt, kernel, steps, dil, lane_out, 2):
+        k = Const(np.ascontiguousarray(wa[(slice(None), 0) + tuple(offs)]).reshape([1, m] + [1] * n), FLOAT,
+                  (w.name or "w") + ".k" + "".join(map(str, offs)))
+        t = binary(b, "mul", wv, k)
+        y = t if y is None else binary(b, "add", y, t)
+    if strides[-1] > 1:
+        y = take(b, y, 1 + n, [strides[-1] * j for j in range(out[-1])])
+    if bias is not None:
+        bv = bias if not isinstance(bias, Const) else Const(np.asarray(bias.array, np.float32), FLOAT, bias.name)
+        y = binary(b, "add", y, _reshape_to(b, bv if isinstance(bv, Const) else cast(b, b.value(bv), "f32"),
+                                            [1, m] + [1] * n))
+    return cast(b, b.value(y), carrier(x.onnx), x.onnx)
 
 
 @op("MaxPool", "AveragePool")
@@ -846,16 +1046,34 @@ def _pool(b, node):
         node.attr("count_include_pad")
     strides, dil, begin, end, out = _geometry(node, spatial, kernel, True)
     low = -math.inf if x.onnx in FLOATS else float(np.iinfo(np.dtype(NUMPY_INT[x.elem])).min)
-    xt = _channels_last(b, x, begin, end, spatial, low if maxpool else 0.0, out, kernel, strides, dil)
+    last = _pool_channels_last(x, strides, maxpool and node.wants(1))
+    xt = _channels_last(b, x, begin, end, spatial, low if maxpool else 0.0, out, kernel, strides, dil, last)
+    back = [0, n + 1] + list(range(1, n + 1))  # channels last -> ONNX's layout
     y = idx = None
-    for offs, wv in _windows(b, xt, kernel, strides, dil, out):
-        if maxpool and node.wants(1):  # Indices: the first window position holding the max
-            at = Const(_pool_index(x.shape, offs, strides, dil, begin, out, order), INT64)
+    first = 1 if last else 2
+    if maxpool and node.wants(1):  # Indices: the first window position holding the max, window by window
+        for offs, wv in _windows(b, xt, kernel, strides, dil, out, first):
+            at = _pool_index(x.shape, offs, strides, dil, begin, out, order)
+            at = Const(at if last else np.ascontiguousarray(np.transpose(at, back)), INT64)
             idx = b.value(at) if y is None else _select(b, binary(b, "gt", wv, y), at, idx)
-        y = wv if y is None else binary(b, "max" if maxpool else "add", y, wv)
+            y = wv if y is None else binary(b, "max", y, wv)
+    else:  # a box's max or sum is one axis at a time: k1 + k2 + ... − n ops an element, not k1·k2·... − 1
+        y = xt
+        for i in range(n):
+            # along the lanes (ONNX's layout, last axis: done last, on the fewest rows) the windows
+            # are taken at stride 1 (shifted copies) and the strided positions picked once after
+            lanes = not last and i == n - 1 and strides[i] > 1
+            step, count = (1, (out[i] - 1) * strides[i] + 1) if lanes else (strides[i], out[i])
+            acc = None
+            for o in range(kernel[i]):
+                wv = take(b, y, first + i, [o * dil[i] + step * j for j in range(count)])
+                acc = wv if acc is None else binary(b, "max" if maxpool else "add", acc, wv)
+            y = take(b, acc, first + i, [strides[i] * j for j in range(out[i])]) if lanes else acc
     if not maxpool:
-        y = binary(b, "mul", y, Const(_avg_scale(node, spatial, kernel, strides, dil, begin, end, out), FLOAT))
-    back = [0, n + 1] + list(range(1, n + 1))
+        scale = _avg_scale(node, spatial, kernel, strides, dil, begin, end, out)
+        y = binary(b, "mul", y, Const(scale if last else scale.reshape([1, 1] + out), FLOAT))
+    if not last:
+        return [b.value(y)] if idx is None else [b.value(y), idx]
     y = transpose(b, b.value(y), back)
     return [y] if idx is None else [y, transpose(b, idx, back)]
 
@@ -1046,6 +1264,16 @@ def gather(b, x, ind, a: int):
             raise Unsupported(f"an index outside the {n} elements of axis {a}")
         return _reshape_to(b, take(b, x, a, flat), out_shape)
     x = b.value(x)
+    if a == x.rank - 1:
+        # a run-time index moves a slice along rows, not lanes: the gathered axis is made the
+        # leading one (a vector of one element a row for a 1-D x), gathered, and put back
+        if x.rank == 1:
+            y = gather(b, reshape(b, x, [n, 1]), ind, 0)
+            return _reshape_to(b, y, out_shape)
+        rest = list(range(x.rank - 1))
+        y = gather(b, transpose(b, x, [a] + rest), ind, 0)  # [ind..., rest...]
+        k = ind.rank
+        return transpose(b, b.value(y), [k + i for i in rest] + list(range(k)))
     iv = b.value(ind)
     count = int(np.prod(ind.shape))
     flat = reshape(b, iv, [count]) if ind.rank != 1 else iv

@@ -245,3 +245,55 @@ def test_run_errors(tmp_path, capsys):
     assert err == (f"{dyn}: error: input 'x' has a dynamic dimension 'n' (axis 0 of [n]): static shapes are "
                    "required; give it a size with --shape x=1\n")
     assert lpu_main(["run", dyn, "--check", "--shape", "x=5"]) == 0
+
+
+LOWERING_ERRORS = [  # a node the lowering refuses: (node, inputs, initializers, the message after "node ...: ")
+    (helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="ct", output_shape=[5, 5]),
+     [vi("x", T.FLOAT, [1, 1, 3, 3])], [numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")],
+     "node ConvTranspose 'ct': output_shape (give pads and output_padding)"),
+    (helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="ct", auto_pad="SAME_UPPER"),
+     [vi("x", T.FLOAT, [1, 1, 3, 3])], [numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")],
+     "node ConvTranspose 'ct': auto_pad = 'SAME_UPPER' (give pads)"),
+    (helper.make_node("PRelu", ["x", "s"], ["y"], name="pr"), [vi("x", T.FLOAT, [2, 3, 4])],
+     [numpy_helper.from_array(np.ones(5, np.float32), "s")],
+     "node PRelu 'pr': a slope of shape [5] for an input of shape [2, 3, 4]"),
+    (helper.make_node("Tile", ["x", "r"], ["y"], name="tl"), [vi("x", T.FLOAT, [2, 3, 4])],
+     [numpy_helper.from_array(np.array([2, 2], np.int64), "r")],
+     "node Tile 'tl': 2 repeats for an input of rank 3"),
+]
+
+
+@pytest.mark.parametrize("node,inputs,inits,message", LOWERING_ERRORS, ids=[m[-40:] for *_, m in LOWERING_ERRORS])
+def test_lowering_errors(tmp_path, capsys, node, inputs, inits, message):
+    model = _model([node], inputs, [vi("y", T.FLOAT, None)], inits)
+    path = _save(tmp_path, model)
+    err = _fails(capsys, ["import", path, "-o", str(tmp_path / "x.lpu")])
+    assert err.splitlines()[0] == f"{path}: error: {message}"
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx"]
+
+
+def test_new_lowerings_match_onnx_reference():
+    """Elu, Selu, PRelu (a slope a channel), Softplus, LogSoftmax, Tile, InstanceNormalization and
+    ConvTranspose on the interpreter against onnx's ReferenceEvaluator (the stored models test
+    them on the simulator: tests/test_onnx_models.py)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    cases = [
+        (helper.make_node("Elu", ["x"], ["y"], alpha=0.5), []),
+        (helper.make_node("Selu", ["x"], ["y"]), []),
+        (helper.make_node("PRelu", ["x", "s"], ["y"]),
+         [numpy_helper.from_array(np.array([0.1, 0.2, 0.3], np.float32).reshape(3, 1, 1), "s")]),
+        (helper.make_node("Softplus", ["x"], ["y"]), []),
+        (helper.make_node("LogSoftmax", ["x"], ["y"], axis=2), []),
+        (helper.make_node("Tile", ["x", "r"], ["y"]), [numpy_helper.from_array(np.array([1, 2, 1, 3], np.int64), "r")]),
+        (helper.make_node("InstanceNormalization", ["x", "sc", "b"], ["y"], epsilon=1e-3),
+         [numpy_helper.from_array(np.array([1.0, 2.0, 0.5], np.float32), "sc"),
+          numpy_helper.from_array(np.array([0.0, -1.0, 1.0], np.float32), "b")]),
+        (helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 3], pads=[1, 0, 0, 1], output_padding=[1, 0]),
+         [numpy_helper.from_array(rng.standard_normal((3, 2, 3, 2)).astype(np.float32), "w")]),
+    ]
+    for node, inits in cases:
+        model = _model([node], [vi("x", T.FLOAT, [2, 3, 4, 5])], [vi("y", T.FLOAT, None)], inits)
+        want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+        got = prepare_for(model, [x]).run([x])[0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=node.op_type)
