@@ -59,6 +59,14 @@ SKIP = {
     "/tmp/ref-venv/bin/python models/golden/make_fixtures.py":
         "needs the transformers reference venv; tests/test_models_reference.py checks its fixtures",
     "python benchmarks/bench_llm.py": "a benchmark (make bench), minutes",
+    "python -m lpu.models.onnx_suite --device simulator --failures --timeout 120 --json sim.json":
+        "every listed ONNX node test compiled and simulated, about 12 minutes; "
+        "tests/test_onnx_node.py's slow sweep checks the same outcomes",
+    "python -m lpu.models.onnx_suite --markdown ref.json sim.json":
+        "reads the simulator sweep's file above; tests/test_onnx_node.py checks the page's table is its output",
+    "python -m lpu.models.onnx_suite --models --device simulator --failures --timeout 120":
+        "every stored ONNX model on the simulator, many minutes (the light CNNs run into the timeout); "
+        "tests/test_onnx_models.py pins every outcome",
 }
 
 #: command -> a program it needs beyond the toolchain; where it is not installed, skipped
