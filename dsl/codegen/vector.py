@@ -194,7 +194,7 @@ class Storage:
         pool's slices of that side rotated by ``c // 2`` while they stay at most half full (small
         functions), else — and always for a template's parameters, which many calls
         repeat — the ``WINDOW`` least-filled slices of the hemisphere, the nearest the planes
-        first, so a model's weights spread over the whole chip."""
+        first, so a model's weights spread over the whole chip (``outward``: always those)."""
         near = self.pool[(0 if side == "W" else 1)::2]
         legacy = [near[(i + c // 2) % len(near)] for i in range(len(near))]
         if copies == 1 and not outward and all(self.budget.used(sl) + need <= self.cfg.words // 2 for sl in legacy):
