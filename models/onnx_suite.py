@@ -197,11 +197,18 @@ def markdown(reference: list[dict], simulator: list[dict]) -> str:
     out.append("")
     out.append(f"Interpreter: {pr}/{len(reference)} passed ({100 * pr / max(len(reference), 1):.1f}%); "
                f"simulator: {ps}/{len(simulator)} compiled and matched ({100 * ps / max(len(simulator), 1):.1f}%).")
+    out += _failures(reference, simulator, lambda r: f"`{r['name']}` ({r['op']})")
+    return "\n".join(out) + "\n"
+
+
+def _failures(reference: list[dict], simulator: list[dict], label) -> list[str]:
+    """The two runs' failure lists, each failure ``label(record)`` and its reason."""
+    out = []
     for title, rs in (("the interpreter", reference), ("the simulator", simulator)):
         bad = [r for r in rs if not r["passed"]]
         out += ["", f"Failures on {title} ({len(bad)}):", ""]
-        out += [f"- `{r['name']}` ({r['op']}): {r['reason']}" for r in bad] or ["- none"]
-    return "\n".join(out) + "\n"
+        out += [f"- {label(r)}: {r['reason']}" for r in bad] or ["- none"]
+    return out
 
 
 def models_markdown(reference: list[dict], simulator: list[dict]) -> str:
@@ -223,10 +230,7 @@ def models_markdown(reference: list[dict], simulator: list[dict]) -> str:
         s = sim[r["name"]]
         out.append(f"| {r['group']}/{r['name']} | {'ok' if r['passed'] else 'fails'} | "
                    f"{'ok' if s['passed'] else 'fails'} | {s['cycles'] if s['passed'] else ''} |")
-    for title, rs in (("the interpreter", reference), ("the simulator", simulator)):
-        bad = [r for r in rs if not r["passed"]]
-        out += ["", f"Failures on {title} ({len(bad)}):", ""]
-        out += [f"- `{r['group']}/{r['name']}`: {r['reason']}" for r in bad] or ["- none"]
+    out += _failures(reference, simulator, lambda r: f"`{r['group']}/{r['name']}`")
     return "\n".join(out) + "\n"
 
 

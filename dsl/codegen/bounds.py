@@ -73,10 +73,11 @@ def _lane_extreme(n: int, sxm: int, cfg) -> int:
     if n <= 1:
         return 0
     queues = max(1, sum(1 for q in cfg.queues if q.kind == "sxm"))
-    if n <= 16:
+    g = int(BY_MNEMONIC["transpose"].operands[0].width)  # a transpose's superlane (the ISA table)
+    if n <= g:
         return trip
-    one = trip + math.ceil((n - 16) / queues) - 1
-    two = 2 * trip + math.ceil((math.ceil(n / 16) - 1) / queues) - 1
+    one = trip + math.ceil((n - g) / queues) - 1
+    two = 2 * trip + math.ceil((math.ceil(n / g) - 1) / queues) - 1
     return min(one, two)
 
 
