@@ -202,7 +202,10 @@ class MatmulLowering:
                     self.emit("add", acc, [Src(total, acc), Src(v, acc)], t, loc=loc)
                     total = t
                 sp = self.temp((L,), acc, loc).vecs[0]
-                (self.pair_tree if (Nn - known) * x.rows > 4 else self.rotate_tree)(total, "add", acc, sp, loc)
+                if (Nn - known) * x.rows > 4:
+                    self.pair_tree(total, "add", acc, sp, loc)
+                else:
+                    self.rotate_tree(total, "add", acc, sp, loc, (Nn - known) * x.rows)
                 splats.append(sp)
             for c in range(y.cols(L)):
                 lo = max(known, c * L)

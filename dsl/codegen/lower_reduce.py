@@ -13,13 +13,15 @@ from lpu.dsl import dialect as D
 from lpu.dsl import types as T
 from lpu.dsl.codegen.snippets import Src
 from lpu.asm.operands import parse_imm
-from lpu.dsl.codegen.vector import VValue
+from lpu.dsl.codegen.vector import NEAR, VValue
 
 
 #: f32 lane sums through the MXM as three bf16 parts (``lane_sum_mxm``); off only to compare
 F32_SUMS_ON_MXM = True
 #: the three parts by truncation, each one chain (``bf16_parts``); off only to compare
 TRUNCATED_PARTS = True
+#: the slices of the latest rotate chains that a new chain's copies avoid (``rotate_tree``)
+CHAIN_SLICES = 16
 
 
 class ReduceLowering:
@@ -35,6 +37,9 @@ class ReduceLowering:
         if (kind == "add" and rank and axis == rank - 1 and not x.splat and x.elem == "f32" and F32_SUMS_ON_MXM
                 and self.__dict__.setdefault("sum_elem", "bf16") == "bf16"):
             return self.lane_sum_mxm(x, elem, tuple(T.shape_of(op.result.type)), loc, parts=3)
+        if (kind == "add" and rank and axis == rank - 1 and not x.splat and x.elem == "f16"
+                and self.__dict__.get("sum_elem") == "bf16"):  # the function's sums are bf16 already
+            return self.lane_sum_mxm(x, elem, tuple(T.shape_of(op.result.type)), loc, parts=2)
         if kind == "add":
             x = self.convert(x, elem, loc)  # sums run in the accumulator type
         if rank == 0:
@@ -71,7 +76,7 @@ class ReduceLowering:
                 t = self.temp((L,), elem, loc)
                 self.emit(kind, elem, [Src(acc, elem), Src(v, elem)], t.vecs[0], loc=loc)
                 acc = t.vecs[0]
-            self.rotate_tree(acc, kind, elem, out.vecs[r], loc)
+            self.rotate_tree(acc, kind, elem, out.vecs[r], loc, x.rows)
         return out
 
     def argmax(self, op, loc) -> VValue:
@@ -126,7 +131,7 @@ class ReduceLowering:
             if isinstance(k, int):  # one vector: the index is its lane
                 k = self.lane_mask(0, f, loc)
             m = self.temp((L,), f, loc).vecs[0]
-            self.rotate_tree(b, kind, f, m, loc)
+            self.rotate_tree(b, kind, f, m, loc, x.rows)
             hit = op2("max", op2("cmp.eq", b, m), op2("cmp.eq", op2("cmp.eq", b, b), value=0.0))
             lane = self.const(np.arange(L, dtype=np.float32), f, loc).vecs[0]
             idx = op2("add", op2("mul", k, value=L), lane)
@@ -134,7 +139,7 @@ class ReduceLowering:
             cand = self.temp((L,), f, loc).vecs[0]
             self.emit("select", f, [Src(hit, f), Src(idx, f), Src(none, f)], cand, loc=loc)
             first = self.temp((L,), f, loc).vecs[0]
-            self.rotate_tree(cand, "min", f, first, loc)
+            self.rotate_tree(cand, "min", f, first, loc, x.rows)
             self.emit("cvt", f, [Src(first, f)], out.vecs[r], "i32", dtype2="i32", loc=loc)
         return out
 
@@ -145,7 +150,9 @@ class ReduceLowering:
         f32 rows (``parts = 3``) go as three bf16 vectors each — ``x = hi + mid + lo``, each
         part the bf16 rounding of what the parts before it leave — whose 24 bits of fraction
         hold every f32 exactly (a sum of exact products, accumulated in f32 as any f32 sum):
-        one trip to the MXM instead of two through the SXM with the rotate tree."""
+        one trip to the MXM instead of two through the SXM with the rotate tree. f16 rows in a
+        function whose sums are bf16 already (one all-ones matrix) go as two bf16 parts
+        (``parts = 2``: an f16 has 11 bits of fraction)."""
         from lpu.dsl.codegen.mxm import LaneSumJob
 
         L = self.lanes
@@ -172,7 +179,8 @@ class ReduceLowering:
                                          Src(self.lane_mask(0, xe, loc), xe)], t, loc=loc)
                 vecs[-1] = t
             if parts > 1:
-                vecs = [p for v in vecs for p in self.bf16_parts(v, parts, loc)]
+                vecs = [p for v in vecs for p in (self._truncated_parts(v, loc, f16=True) if x.elem == "f16" else
+                                                  self.bf16_parts(v, parts, loc))]
             rows.append(vecs)
         out = self.temp(shape, acc, loc)
         self.snips.append(LaneSumJob(e, acc, rows, list(out.vecs), list(self.ones.vecs), loc))
@@ -202,7 +210,7 @@ class ReduceLowering:
                 rest = nxt
         return out
 
-    def _truncated_parts(self, x, loc) -> list:
+    def _truncated_parts(self, x, loc, f16: bool = False) -> list:
         L = self.lanes
 
         def op(m, e, srcs, value=None, out="f32", e2=None):
@@ -213,6 +221,10 @@ class ReduceLowering:
         def to_bf16(t):
             return op("cvt", "f32", [Src(t, "f32")], out="bf16", e2="bf16")
 
+        if f16:  # 11 bits: A and x − A (at most 4 significant bits), from x in f32 (exact)
+            x = op("cvt", "f16", [Src(x, "f16")], e2="f32")
+            a = op("and", "i32", [Src(x, "i32")], -65536, out="i32")
+            return [to_bf16(a), to_bf16(op("neg", "f32", [Src(op("sub", "f32", [Src(a, "f32"), Src(x, "f32")]), "f32")]))]
         b = op("and", "i32", [Src(x, "i32")], -256, out="i32")  # x with 15 mantissa bits
         hi = to_bf16(op("and", "i32", [Src(x, "i32")], -65536, out="i32"))
         a = op("and", "i32", [Src(x, "i32")], -65536, out="i32")
@@ -220,29 +232,71 @@ class ReduceLowering:
         lo = to_bf16(op("neg", "f32", [Src(op("sub", "f32", [Src(b, "f32"), Src(x, "f32")]), "f32")]))
         return [hi, mid, lo]
 
-    def rotate_tree(self, v, kind, elem, dst, loc) -> None:
+    def _chain_copies(self, kind, elem) -> int:
+        """The copies of a vector a rotate chain reads by turns: one read a step (the op's
+        latency apart) and a ``w``-word vector holds its slice's read port ``w`` cycles."""
+        return -(-T.dtype(elem).itemsize // BY_MNEMONIC[kind].latency_for(self.cfg, elem))
+
+    def rotate_tree(self, v, kind, elem, dst, loc, rows: int = 1) -> None:
         """Every lane of ``dst`` = the ``kind``-reduction of all lanes of ``v``, in two trips
         through the SXM (``chain.py``): with ``L = a·b`` lanes, ``m = v ∘ rot(v, 1) ∘ … ∘
         rot(v, a−1)`` combines windows of ``a`` lanes, then ``m ∘ rot(m, a) ∘ … ∘ rot(m,
-        a(b−1))`` windows of ``a·b = L``: every lane exactly once (so sums are exact too)."""
+        a(b−1))`` windows of ``a·b = L``: every lane exactly once (so sums are exact too).
+
+        A chain reads its copies every step, so its slices' read ports are its own while it
+        runs: the copies avoid the slices of the latest chains (``CHAIN_SLICES``) and the ones
+        nearest the VXM (every value's first vector), and the chains of one trip take the two
+        SXMs by turns (``rows``: the rows reduced side by side). Without that, the nine rows of a decoder's softmax shared six slices
+        and ran two or three at a time (a 9×256 f32 softmax: 759 → 693 cycles)."""
         from lpu.dsl.codegen.chain import Chain, Step
 
         L = self.lanes
         a = max(d for d in range(1, math.isqrt(L) + 1) if L % d == 0)
         trips = [(a, 1), (L // a, a)] if a > 1 else [(L, 1)]
-        lat = BY_MNEMONIC[kind].latency_for(self.cfg, elem)
-        copies = -(-T.dtype(elem).itemsize // lat)  # reads of one slice a step apart need w <= lat
+        copies = self._chain_copies(kind, elem)
+        spread = rows * copies > 4  # a few chains' slices rarely meet: the vector itself serves
+        busy = self.__dict__.setdefault("chain_slices", [])  # the slices the latest chains read
+        st = self.st
         cur = v
+        trips = [t for t in trips if t[0] > 1]
+
+        # by trip: the sides of the latest chains' reads (the first trips of many rows run
+        # together, then their second trips)
+        sides = self.__dict__.setdefault("chain_sides", {})
+
+        def fewer_reads(n):  # the hemisphere whose SXM the latest chains of trip n used less
+            seen = sides.get(n, [])
+            w = sum(x == "W" for x in seen) * 2
+            return "W" if w < len(seen) else "E" if w > len(seen) else st.side_of(cur.slice)
+
+        def private(side, taken=(), near=False):  # beyond the nearest slices, in none a recent chain reads
+            self._n += 1
+            self._chain = self.__dict__.get("_chain", NEAR) + 1
+            return st.alloc_vec(f"t{self._n}", elem, set(busy) | set(st.pool[:NEAR]) | set(taken), loc, side=side,
+                                start=NEAR if near else self._chain)
+
         for n, (count, stride) in enumerate(trips):
-            if count == 1:
-                continue
-            srcs = [cur]
-            for _ in range(copies - 1):  # copies of the vector in other slices, read in turn
-                c = self.st.alloc_vec(f"t{self._n + 1}", elem, {x.slice for x in srcs}, loc)
-                self._n += 1
+            # the copies the steps read by turns: the vector itself (unless a recent chain reads
+            # its slice) and copies, alternately west and east (both SXMs), each in a slice of
+            # its own — the chains of many rows reduced at once keep their ports to themselves
+            srcs = [] if spread and (cur.slice in busy or st.side_of(cur.slice) != fewer_reads(n)) else [cur]
+            while len(srcs) < copies or not srcs:
+                if spread:
+                    side = ("E" if st.side_of(srcs[-1].slice) == "W" else "W") if srcs else fewer_reads(n)
+                    c = private(side, [x.slice for x in srcs])
+                else:
+                    c = st.alloc_vec(f"t{self._n + 1}", elem, {x.slice for x in srcs}, loc)
+                    self._n += 1
                 self.emit("mov", elem, [Src(cur, elem)], c, loc=loc)
                 srcs.append(c)
-            out = dst if n == len(trips) - 1 else self.temp((L,), elem, loc).vecs[0]
+            busy += [x.slice for x in srcs]
+            del busy[:-CHAIN_SLICES]
+            seen = sides.setdefault(n, [])
+            seen += [st.side_of(x.slice) for x in srcs]
+            del seen[:-CHAIN_SLICES // 2]
+            # a trip's result goes straight to a slice of the next trip's own
+            out = dst if n == len(trips) - 1 else private(fewer_reads(n + 1), [x.slice for x in srcs], near=True) \
+                if spread else self.temp((L,), elem, loc).vecs[0]
             rot = [Src(srcs[k % copies], elem, ("rotate", stride * k)) for k in range(1, count)]
             self.snips.append(Chain(Src(cur, elem), [Step(kind, elem, r) for r in rot], out, loc))
             cur = out

@@ -302,12 +302,24 @@ class Storage:
         s = self.symbols[v.symbol]
         return s.image[v.row] if s.image is not None and not s.mutable else None
 
-    def alloc_vec(self, name: str, elem: str, avoid: set[str], loc=None) -> Vec:
-        """One vector in the next slice of the rotation that is not in ``avoid``."""
-        k = self._next
-        while self.pool[k % len(self.pool)] in avoid:
+    def alloc_vec(self, name: str, elem: str, avoid: set[str], loc=None, side: str | None = None,
+                  start: int | None = None) -> Vec:
+        """One vector in the next slice of the rotation that is not in ``avoid`` (on hemisphere
+        ``side``, if one is given and has such a slice)."""
+        pool = self.pool
+        ok = {sl for sl in pool if sl not in avoid}
+        here = self.sides.get(side, ())
+        if any(sl in here for sl in ok):
+            ok = {sl for sl in ok if sl in here}
+        if not ok:
+            ok = set(pool)
+        k = self._next if start is None else start
+        while pool[k % len(pool)] not in ok:
             k += 1
-        return self.alloc(name, (self.cfg.lanes,), elem, None, True, loc, at=self.pool[k % len(self.pool)]).vecs[0]
+        return self.alloc(name, (self.cfg.lanes,), elem, None, True, loc, at=pool[k % len(pool)]).vecs[0]
+
+    def side_of(self, sl: str) -> str:
+        return "W" if sl in self.sides.get("W", ()) else "E"
 
     def add_arena(self, name: str, slice_: str, words: int) -> None:
         """One slice's reused words (``reuse.py``): an i8 tensor, one row a word."""
