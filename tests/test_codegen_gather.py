@@ -181,7 +181,7 @@ def test_rows_of_a_table_striped_over_slices(i, tmp_path):
     assert np.array_equal(out.result, table[[3 + 2 * i, 4 + 2 * i]])
     tables = {t.placement.slice for t in out.compiled.program.tensors if t.name.startswith("g")}
     assert len(tables) == 32
-    assert out.cycles == 366
+    assert out.cycles == 259  # 366 before the candidates lay beside their stripes
 
 
 def _crowded_storage(free_slices: int, words_left: int = 10):

@@ -163,7 +163,9 @@ def schedule_scatter(job: ScatterJob, s, horizon: int) -> None:
 
 
 #: copies of a striped lookup's index vector (each serves every few candidate gathers)
-STRIPE_INDEX_COPIES = 4
+STRIPE_INDEX_COPIES = 16
+#: copies of each bit of a striped lookup's row number (every select of its level reads one)
+STRIPE_COND_COPIES = 8
 
 
 @dataclass
@@ -242,20 +244,35 @@ class GatherLowering:
                                           0, loc))
             # select's condition has the table's element type: bit b of R, converted (nonzero stays nonzero)
             conds = [self.convert(self.scaled_int(R, "and", 1 << b, loc), t.elem, loc).vecs[0] for b in range(bits)]
+            # each level's selects read its condition: copies in other slices, so that those
+            # reads do not queue at one read port (level 0 of 64 stripes has 32 selects a vector)
+            cond_copies = []
+            for b, cv in enumerate(conds):
+                n_sel = (t.S >> (b + 1)) * (c1 - c0)
+                cs = [cv]
+                for _ in range(min(STRIPE_COND_COPIES, max(1, n_sel // 4)) - 1):
+                    cs.append(self.st.alloc_vec(f"t{self._n + 1}", t.elem, {v.slice for v in cs}, loc))
+                    self._n += 1
+                    self.snips.append(Snippet("mov", t.elem, [Src(cv, t.elem)], cs[-1], t.elem, None, None, 0, loc))
+                cond_copies.append(cs)
             for c in range(c0, c1):
                 cands = []
                 for j, vecs in enumerate(t.vecs):
                     index = next(v for v in copies[j % len(copies):] + copies if v.slice != vecs[0].slice)
-                    cand = self.temp((self.lanes,), t.elem, loc).vecs[0]
+                    # beside its stripe: the selects then read as many ports as there are stripes,
+                    # not the few nearest the VXM
+                    self._n += 1
+                    cand = self.st.alloc(f"t{self._n}", (self.lanes,), t.elem, None, True, loc, at=vecs[0].slice).vecs[0]
                     self.snips.append(GatherJob(index, vecs[c], vecs, cand, t.elem, loc))
                     cands.append(cand)
                 for b in range(bits):  # level b keeps, of each pair, the one bit b of R names
                     nxt = []
-                    for a, bb in zip(cands[0::2], cands[1::2]):
+                    for j, (a, bb) in enumerate(zip(cands[0::2], cands[1::2])):
                         last = len(cands) == 2
                         sel = next(dst) if last else self.temp((self.lanes,), t.elem, loc).vecs[0]
-                        self.emit("select", t.elem, [Src(conds[b], t.elem), Src(bb, t.elem),
-                                                     Src(a, t.elem)], sel, loc=loc)
+                        cs = cond_copies[b]
+                        self.emit("select", t.elem, [Src(cs[(j + c * len(cands) // 2) % len(cs)], t.elem),
+                                                     Src(bb, t.elem), Src(a, t.elem)], sel, loc=loc)
                         nxt.append(sel)
                     cands = nxt
                 if not bits:
