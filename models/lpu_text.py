@@ -52,6 +52,7 @@ def module_text(cfg: LlamaConfig, folder: str, context: int, dtype: str, header:
                f"// cos(p · base^(-2i/{hd})), base {number(cfg.rope_base)}")
     out.append(f"data @rope_sin : tensor<{C}x{half}xf32> = {load('rope_sin')}")
     out.append(f"data @causal_mask : tensor<{C}x{C}xf32> = {load('causal_mask')}  // row p: 0 for t <= p, -inf after")
+    out.append(f"data @positions : tensor<{C}xf32> = [{', '.join(str(i) for i in range(C))}]  // t")
     out.append(f"data @output_norm : tensor<{d}xf32> = {load('output_norm')}")
     for b in range(cfg.blocks):
         for sym, stem in BLOCK_DATA:
@@ -109,8 +110,6 @@ def module_text(cfg: LlamaConfig, folder: str, context: int, dtype: str, header:
             f"  %k3 = reshape %k32 : tensor<{kv}x1x{hd}xf32>",
             "  %kr = rope %k3, %cos, %sin {style = \"half\"}",
             f"  %k = cast %kr : tensor<{kv}x1x{hd}x{t}>",
-            f"  %kcol = transpose %k {{perm = [0, 2, 1]}} : tensor<{kv}x{hd}x1x{t}>",
-            "  store %kcol, @kt, %pos {offsets = [0, 0, 0], step = [0, 0, 1]}",
             f"  %wv = get @wv : tensor<{shapes['wv']}>",
             f"  %v32 = matmul %h, %wv : tensor<1x{kvd}xf32>",
             f"  %v16 = cast %v32 : tensor<1x{kvd}x{t}>",
@@ -118,12 +117,32 @@ def module_text(cfg: LlamaConfig, folder: str, context: int, dtype: str, header:
             "  store %vrow, @v, %pos {offsets = [0, 0, 0], step = [0, 1, 0]}",
             f"  %K = get @kt : {kt_type}",
             f"  %V = get @v : {v_type}",
-            f"  %s = matmul %q, %K : tensor<{kv}x{g}x{C}xf32>                 // grouped-query attention as batches",
+            f"  %sc = matmul %q, %K : tensor<{kv}x{g}x{C}xf32>                // grouped-query attention as batches",
+            # the key of this position joins the cache after the scores that read the cache: its
+            # own score is a dot product (f16 products are exact in f32), so the scores need not
+            # wait for the key's column to be written
+            f"  %kcol = transpose %k {{perm = [0, 2, 1]}} : tensor<{kv}x{hd}x1x{t}>",
+            "  store %kcol, @kt, %pos {offsets = [0, 0, 0], step = [0, 0, 1]}",
+            f"  %qf = cast %q : tensor<{kv}x{g}x{hd}xf32>",
+            f"  %kf = cast %k : tensor<{kv}x1x{hd}xf32>",
+            "  %qk = mul %qf, %kf",
+            "  %sp = reduce_sum %qk {axis = -1}",
+            f"  %pt = get @positions : tensor<{C}xf32>",
+            "  %pf = cast %pos : tensor<f32>",
+            "  %hot = eq %pt, %pf",
+            "  %s = select %hot, %sp, %sc",
             f"  %ss = mul %s, {scale}                                       // 1/sqrt({hd})",
             "  %sm = add %ss, %mask",
-            "  %p32 = softmax %sm {axis = -1}",
-            f"  %p = cast %p32 : tensor<{kv}x{g}x{C}x{t}>",
-            f"  %o32 = matmul %p, %V : tensor<{kv}x{g}x{hd}xf32>",
+            # softmax with its division after the product (as flash attention has it): the
+            # exponentials' matmul need not wait for their sum, which runs beside it
+            "  %mx = reduce_max %sm {axis = -1}",
+            "  %sd = sub %sm, %mx",
+            "  %ex = exp %sd",
+            f"  %p = cast %ex : tensor<{kv}x{g}x{C}x{t}>",
+            "  %l = reduce_sum %p {axis = -1}",
+            f"  %ou = matmul %p, %V : tensor<{kv}x{g}x{hd}xf32>",
+            "  %r = recip %l",
+            "  %o32 = mul %ou, %r",
             f"  %o3 = cast %o32 : tensor<{kv}x{g}x{hd}x{t}>",
             f"  %o = reshape %o3 : tensor<1x{d}x{t}>",
             f"  %wo = get @wo : tensor<{shapes['wo']}>",
