@@ -130,14 +130,21 @@ def module_text(cfg: LlamaConfig, folder: str, context: int, dtype: str, header:
             f"  %pt = get @positions : tensor<{C}xf32>",
             "  %pf = cast %pos : tensor<f32>",
             "  %hot = eq %pt, %pf",
-            "  %s = select %hot, %sp, %sc",
-            f"  %ss = mul %s, {scale}                                       // 1/sqrt({hd})",
-            "  %sm = add %ss, %mask",
+            # the cached positions' scores (this one's lane masked) and this position's own:
+            # the row maximum of the cached ones need not wait for the dot product
+            f"  %mc = select %hot, {number(-1e38)}, %mask                    // below any score, and finite",
+            f"  %ss = mul %sc, {scale}                                      // 1/sqrt({hd})",
+            "  %sm = add %ss, %mc",
+            "  %so = mul %sp, " + scale,
+            "  %mr = reduce_max %sm {axis = -1}",
+            "  %mx = max %mr, %so",
             # softmax with its division after the product (as flash attention has it): the
             # exponentials' matmul need not wait for their sum, which runs beside it
-            "  %mx = reduce_max %sm {axis = -1}",
             "  %sd = sub %sm, %mx",
-            "  %ex = exp %sd",
+            "  %ec = exp %sd",
+            "  %od = sub %so, %mx",
+            "  %eo = exp %od",
+            "  %ex = select %hot, %eo, %ec",
             f"  %p = cast %ex : tensor<{kv}x{g}x{C}x{t}>",
             "  %l = reduce_sum %p {axis = -1}",
             f"  %ou = matmul %p, %V : tensor<{kv}x{g}x{hd}xf32>",
