@@ -262,7 +262,8 @@ class GatherLowering:
                     # beside its stripe: the selects then read as many ports as there are stripes,
                     # not the few nearest the VXM
                     self._n += 1
-                    cand = self.st.alloc(f"t{self._n}", (self.lanes,), t.elem, None, True, loc, at=vecs[0].slice).vecs[0]
+                    cand = self.st.alloc(f"t{self._n}", (self.lanes,), t.elem, None, True, loc,
+                                         at=vecs[0].slice).vecs[0]
                     self.snips.append(GatherJob(index, vecs[c], vecs, cand, t.elem, loc))
                     cands.append(cand)
                 for b in range(bits):  # level b keeps, of each pair, the one bit b of R names

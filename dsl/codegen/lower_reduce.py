@@ -224,7 +224,8 @@ class ReduceLowering:
         if f16:  # 11 bits: A and x − A (at most 4 significant bits), from x in f32 (exact)
             x = op("cvt", "f16", [Src(x, "f16")], e2="f32")
             a = op("and", "i32", [Src(x, "i32")], -65536, out="i32")
-            return [to_bf16(a), to_bf16(op("neg", "f32", [Src(op("sub", "f32", [Src(a, "f32"), Src(x, "f32")]), "f32")]))]
+            hi = to_bf16(a)  # (emitted first: the order the list scheduler sees)
+            return [hi, to_bf16(op("neg", "f32", [Src(op("sub", "f32", [Src(a, "f32"), Src(x, "f32")]), "f32")]))]
         b = op("and", "i32", [Src(x, "i32")], -256, out="i32")  # x with 15 mantissa bits
         hi = to_bf16(op("and", "i32", [Src(x, "i32")], -65536, out="i32"))
         a = op("and", "i32", [Src(x, "i32")], -65536, out="i32")
@@ -244,10 +245,11 @@ class ReduceLowering:
         a(b−1))`` windows of ``a·b = L``: every lane exactly once (so sums are exact too).
 
         A chain reads its copies every step, so its slices' read ports are its own while it
-        runs: the copies avoid the slices of the latest chains (``CHAIN_SLICES``) and the ones
-        nearest the VXM (every value's first vector), and the chains of one trip take the two
-        SXMs by turns (``rows``: the rows reduced side by side). Without that, the nine rows of a decoder's softmax shared six slices
-        and ran two or three at a time (a 9×256 f32 softmax: 759 → 693 cycles)."""
+        runs. With many rows reduced side by side (``rows`` × copies above 4) the copies avoid
+        the slices of the latest chains (``CHAIN_SLICES``) and the ones nearest the VXM (every
+        value's first vector), and the chains of one trip take the two SXMs by turns. Without
+        that, the nine rows of a decoder's softmax shared six slices and ran two or three at a
+        time (a 9×256 f32 softmax: 759 → 693 cycles)."""
         from lpu.dsl.codegen.chain import Chain, Step
 
         L = self.lanes
@@ -269,7 +271,9 @@ class ReduceLowering:
             w = sum(x == "W" for x in seen) * 2
             return "W" if w < len(seen) else "E" if w > len(seen) else st.side_of(cur.slice)
 
-        def private(side, taken=(), near=False):  # beyond the nearest slices, in none a recent chain reads
+        def private(side, taken=(), near=False):
+            """A vector beyond the NEAR slices, in none a recent chain reads (``near``: the
+            first such slice of the rotation, else the next one after the last chain's)."""
             self._n += 1
             self._chain = self.__dict__.get("_chain", NEAR) + 1
             return st.alloc_vec(f"t{self._n}", elem, set(busy) | set(st.pool[:NEAR]) | set(taken), loc, side=side,
