@@ -149,6 +149,46 @@ func @main(%x: tensor<3x{n}x{t}>) -> tensor<3x1x{rt}> {{
         assert same_bits(out)
 
 
+def _mnemonics(out) -> dict[str, int]:
+    from collections import Counter
+
+    return Counter(i.spec.mnemonic for k in out.compiled.program.kernels for i in k.insts)
+
+
+def test_lane_maxima_of_many_rows_keep_their_rotate_chains_apart(monkeypatch):
+    # nine rows at once (a decoder's softmax): each row's rotate chains read copies in slices of
+    # their own, so the chains run side by side — exact, and in the pinned cycles
+    src = '''target "lpu-v1"
+func @main(%x: tensor<9x256xf32>) -> tensor<9x1xf32> {
+  %y = reduce_max %x {axis = -1}
+  return %y
+}
+'''
+    out = run(src)
+    assert same_bits(out)
+    from lpu.dsl.codegen import lower_reduce
+
+    monkeypatch.setattr(lower_reduce, "SPREAD_ABOVE", 10 ** 9)  # every chain where its vector is
+    shared = run_source(src, "t.lpu", check=True)
+    assert same_bits(shared) and out.cycles < shared.cycles
+
+
+def test_an_f16_lane_sum_beside_f32_ones_takes_the_mxm_in_two_parts():
+    # the f32 sum fixes the function's all-ones matrix as bf16; the f16 sum then goes through it
+    # as two exact bf16 parts rather than the SXMs' rotate trees
+    src = '''target "lpu-v1"
+func @main(%a: tensor<2x300xf32>, %b: tensor<3x300xf16>) -> tensor<2x1xf32>, tensor<3x1xf32> {
+  %s = reduce_sum %a {axis = -1}
+  %t = reduce_sum %b {axis = -1}
+  return %s, %t
+}
+'''
+    out = run(src)
+    assert out.matches
+    m = _mnemonics(out)
+    assert m["rotate"] == 0 and m["mm"] > 0  # (the f16 rows were rotated through the SXMs)
+
+
 def test_reduction_over_rows_and_broadcast_back():
     src = '''target "lpu-v1"
 func @main(%x: tensor<4x2x330xi16>) -> tensor<4x2x330xi32> {

@@ -246,15 +246,9 @@ class GatherLowering:
             conds = [self.convert(self.scaled_int(R, "and", 1 << b, loc), t.elem, loc).vecs[0] for b in range(bits)]
             # each level's selects read its condition: copies in other slices, so that those
             # reads do not queue at one read port (level 0 of 64 stripes has 32 selects a vector)
-            cond_copies = []
-            for b, cv in enumerate(conds):
-                n_sel = (t.S >> (b + 1)) * (c1 - c0)
-                cs = [cv]
-                for _ in range(min(STRIPE_COND_COPIES, max(1, n_sel // 4)) - 1):
-                    cs.append(self.st.alloc_vec(f"t{self._n + 1}", t.elem, {v.slice for v in cs}, loc))
-                    self._n += 1
-                    self.snips.append(Snippet("mov", t.elem, [Src(cv, t.elem)], cs[-1], t.elem, None, None, 0, loc))
-                cond_copies.append(cs)
+            sels = [(t.S >> (b + 1)) * (c1 - c0) for b in range(bits)]  # the selects of level b
+            cond_copies = [self.spread(cv, t.elem, loc, min(STRIPE_COND_COPIES, max(1, n // 4)))
+                           for cv, n in zip(conds, sels)]
             for c in range(c0, c1):
                 cands = []
                 for j, vecs in enumerate(t.vecs):

@@ -22,6 +22,8 @@ F32_SUMS_ON_MXM = True
 TRUNCATED_PARTS = True
 #: the slices of the latest rotate chains that a new chain's copies avoid (``rotate_tree``)
 CHAIN_SLICES = 16
+#: rows x copies above which a lane reduction's chains take slices of their own (``rotate_tree``)
+SPREAD_ABOVE = 4
 
 
 class ReduceLowering:
@@ -256,7 +258,7 @@ class ReduceLowering:
         a = max(d for d in range(1, math.isqrt(L) + 1) if L % d == 0)
         trips = [(a, 1), (L // a, a)] if a > 1 else [(L, 1)]
         copies = self._chain_copies(kind, elem)
-        spread = rows * copies > 4  # a few chains' slices rarely meet: the vector itself serves
+        spread = rows * copies > SPREAD_ABOVE  # a few chains' slices rarely meet: the vector itself serves
         busy = self.__dict__.setdefault("chain_slices", [])  # the slices the latest chains read
         st = self.st
         cur = v
