@@ -25,7 +25,7 @@ def token_bound(module, cfg, chips: int) -> dict[str, float]:
     """The lower bounds of one token (cycles): weight streams, dependency chain (+ hops)."""
     from lpu.dsl.codegen.bounds import function_bounds
 
-    b = function_bounds(module, "main", cfg)
+    b = function_bounds(module, "main", cfg, chips)
     hop = cfg["c2c.link_latency"]
     return {"weights": b["weight streams"], "chain": b["dependency chain"] + (chips - 1) * hop}
 

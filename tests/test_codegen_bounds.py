@@ -61,3 +61,40 @@ def test_every_example_runs_at_or_above_its_bound(name):
     bound = max(function_bounds(parse_module(src, path), "main", CFG).values())
     c, _ = compile_source(src, path, "main", None)
     assert c.cycles >= math.ceil(bound)
+
+
+def test_weights_beyond_the_planes_buffers_stream_in_after_the_input():
+    # 640 x 6400 f16 weights: 8,192,000 bytes; the four planes' active and shadow buffers hold
+    # 8 x 320 x 320 f16 (1,638,400) before x is there, the rest streams in at 20,480 bytes a
+    # cycle (4 lw of 16 rows x 320): 320 cycles, then one mm (4), the acc (4), the way back (46)
+    src = '''target "lpu-v1"
+func @main(%x: tensor<1x640xf16>, %w: tensor<640x6400xf16>) -> tensor<1x6400xf32> {
+  %y = matmul %x, %w : tensor<1x6400xf32>
+  return %y
+}
+'''
+    module = parse_module(src, "b.lpu")
+    one = function_bounds(module, "main", CFG)
+    assert one["dependency chain"] == (8_192_000 - 1_638_400) // 20_480 + 4 + 4 + 46 == 374
+    assert one["weight streams"] == 8_192_000 / 20_480
+    # on two chips, twice the buffers and the streams: any split of the columns
+    two = function_bounds(module, "main", CFG, chips=2)
+    assert two["dependency chain"] == (8_192_000 - 2 * 1_638_400) // 40_960 + 4 + 4 + 46 == 174
+    assert two["weight streams"] == 8_192_000 / 40_960
+
+
+def test_a_matmul_after_another_waits_for_both_their_weights():
+    # two 640 x 1280 f16 matmuls in a row (16 blocks): the second's weights and the first's
+    # stream in after x less what the buffers hold: (3,276,800 - 1,638,400) / 20,480 = 80 cycles,
+    # fewer than the chain of the two round trips, which stays the bound
+    src = '''target "lpu-v1"
+func @main(%x: tensor<1x640xf16>, %a: tensor<640x1280xf16>, %b: tensor<1280x640xf16>) -> tensor<1x640xf32> {
+  %h = matmul %x, %a : tensor<1x1280xf32>
+  %g = cast %h : tensor<1x1280xf16>
+  %y = matmul %g, %b : tensor<1x640xf32>
+  return %y
+}
+'''
+    first = 2 * 46 + 2 * 4 + 4
+    second = 2 * 46 + 4 * 4 + 4
+    assert _chain(src) == first + 2 + second

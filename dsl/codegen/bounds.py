@@ -87,8 +87,23 @@ def _fixed(get, written: set) -> bool:
     return sym not in written and isinstance(D.module_symbol(get, sym), D.DataOp)
 
 
-def function_bounds(module, name: str, cfg) -> dict[str, float]:
-    """The bounds of ``@name`` after the code generator's pipeline (decomposed, unrolled)."""
+def _loaded_by(anc: list[tuple[int, int]], spare: int, rate: int) -> int:
+    """The least cycle by which the weights of a set of matmuls can all be in planes: for every
+    threshold ``T`` among the matmuls' input cycles, the bytes of those whose input is ready
+    at ``T`` or later, less the ``spare`` bytes the planes' buffers can hold at ``T``, stream
+    in after ``T`` at ``rate`` bytes a cycle (docs/codegen.md, "Weights through the planes'
+    buffers"). ``anc``: (input cycle, weight bytes) of each matmul."""
+    best = total = 0
+    for t, b in sorted(anc, reverse=True):
+        total += b
+        if total > spare:
+            best = max(best, t + (total - spare) // rate)
+    return best
+
+
+def function_bounds(module, name: str, cfg, chips: int = 1) -> dict[str, float]:
+    """The bounds of ``@name`` after the code generator's pipeline (decomposed, unrolled), on
+    ``chips`` chips of ``cfg`` (their planes and streams together: any split of the work)."""
     from lpu.dsl.codegen.general import PIPELINE
     from lpu.dsl.interpreter import function
     from lpu.dsl.passes import run_pipeline
@@ -97,20 +112,25 @@ def function_bounds(module, name: str, cfg) -> dict[str, float]:
     run_pipeline(module, PIPELINE)
     fn = function(module, name)
     ready: dict = {a: 0 for a in fn.body.block.args}
-    planes = sum(1 for q in cfg.queues if q.kind == "mxm")
+    planes = chips * sum(1 for q in cfg.queues if q.kind == "mxm")
+    lw_bytes = planes * cfg["mxm.max_rows_per_lw"] * cfg.lanes
+    stream_bytes = chips * 2 * cfg.streams * cfg.lanes
+    rate = min(lw_bytes, stream_bytes)
+    _, mxm = _positions(cfg)
+    widest = max(DTYPE_BYTES[t] for t in BY_MNEMONIC["mm"].types)  # the bytes of a weight a buffer holds
     macs = wbytes = 0.0
     chain = 0
     written = {D.get_sym(op, "tensor") for op in module.walk() if isinstance(op, D.StoreOp)}
     known: set = set()  # values known at compile time: the compiler transposes and reshapes them
+    # the matmuls each value depends on (with itself, for a matmul's result): (input cycle, bytes)
+    matmuls: dict = {}
     for op in fn.body.block.ops:
         start = max((ready.get(v, 0) for v in op.operands), default=0)
         if isinstance(op, D.ConstantOp) or isinstance(op, D.GetOp) and _fixed(op, written) or \
                 isinstance(op, (D.TransposeOp, D.ReshapeOp)) and op.operands[0] in known:
             known.update(op.results)
         done = start + (0 if op.results and op.results[0] in known else op_latency(op, cfg))
-        for r in op.results:
-            ready[r] = done
-        chain = max(chain, done)
+        above = frozenset().union(*(matmuls.get(v, frozenset()) for v in op.operands))
         if isinstance(op, D.MatmulOp):
             e = T.elem_of(op.lhs.type)
             rhs = T.shape_of(op.rhs.type)
@@ -118,12 +138,24 @@ def function_bounds(module, name: str, cfg) -> dict[str, float]:
             M = math.prod(T.shape_of(op.result.type)[:-1])  # rows of x, over every batch
             occ = cfg["mxm.int_occupancy"] if e == "i8" else cfg["mxm.float_occupancy"]
             macs += M * K * N * occ  # plane-cycles of MACs: f16 runs at a quarter rate
-            wbytes += math.prod(rhs) * DTYPE_BYTES[e]  # (a batched matmul: every batch's matrix)
-    lw_bytes = planes * cfg["mxm.max_rows_per_lw"] * cfg.lanes
-    stream_bytes = 2 * cfg.streams * cfg.lanes
+            nbytes = math.prod(rhs) * DTYPE_BYTES[e]  # (a batched matmul: every batch's matrix)
+            wbytes += nbytes
+            above = above | {(id(op), start, nbytes)}
+            # each plane holds two matrices of rows x cols (the active and the shadow weights):
+            # the last weights in, then one mm, the acc and the way back to the VXM
+            spare = 2 * planes * cfg["mxm.rows"] * cfg["mxm.cols"] * widest
+            last = _loaded_by([(t, b) for _, t, b in above], spare, rate)
+            if last:
+                done = max(done, last + BY_MNEMONIC["mm"].occupancy_for(cfg, e)
+                           + BY_MNEMONIC["acc"].latency_for(cfg, "f32") + mxm)
+        for r in op.results:
+            ready[r] = done
+            if above:
+                matmuls[r] = above
+        chain = max(chain, done)
     return {
         "mxm compute": macs / (planes * cfg["mxm.rows"] * cfg["mxm.cols"]),
-        "weight streams": wbytes / min(lw_bytes, stream_bytes),
-        "sram ports": wbytes / (len(cfg.mem_slices) * cfg.lanes),
+        "weight streams": wbytes / rate,
+        "sram ports": wbytes / (chips * len(cfg.mem_slices) * cfg.lanes),
         "dependency chain": float(chain),
     }
