@@ -102,13 +102,26 @@ def _stream_operands(inst: Inst, cfg) -> list[tuple]:
     return out
 
 
+def _stream_fields(spec) -> tuple[int, ...]:
+    """The operand fields ``_stream_operands`` depends on: the stream operands and the row
+    count (not addresses, which differ from one instruction to the next)."""
+    got = _FIELDS.get(spec.opcode)
+    if got is None:
+        got = _FIELDS[spec.opcode] = tuple(i for i, op in enumerate(spec.operands) if op.role or op.name == "rows")
+    return got
+
+
+_FIELDS: dict[int, tuple[int, ...]] = {}
+
+
 def _stream_issues(kernel: Kernel, cfg):
     """(instruction, issue cycles, position, stream operands) for every instruction that touches
-    a stream; the operands are worked out once per distinct instruction fields."""
+    a stream; the operands are worked out once per distinct stream fields."""
     queues = cfg.queues
-    memo: dict[tuple, list[tuple]] = {}  # the same instruction fields recur at many cycles
+    memo: dict[tuple, list[tuple]] = {}  # the same stream fields recur at many cycles
     for inst, cycles in issues_of(kernel):
-        key = (inst.spec.opcode, inst.dtype, inst.dtype2, inst.args)
+        spec, args = inst.spec, inst.args
+        key = (spec.opcode, inst.dtype, inst.dtype2, *[args[i] for i in _stream_fields(spec)])
         ops = memo.get(key)
         if ops is None:
             ops = memo[key] = _stream_operands(inst, cfg)
