@@ -298,7 +298,7 @@ class MatmulLowering:
 
     def mxm(self, x: VValue, W: VValue, acc: str, shape, loc) -> VValue:
         """``x · W`` on the MXM planes (``W`` in the weight layout)."""
-        from lpu.dsl.codegen.mxm import MatmulJob
+        from lpu.dsl.codegen.mxm import SPLIT_ROWS, MatmulJob, k_split
 
         L = self.lanes
         K = W.shape[0]
@@ -326,6 +326,19 @@ class MatmulLowering:
         y = self.temp(shape, acc, loc)
         nc = y.cols(L)
         ys = [[y.vec(r, c, L) for c in range(nc)] for r in range(y.rows)]
-        self.snips.append(MatmulJob(elem, acc, xs, [[W.vec(i, c, L) for c in range(C)] for i in range(K)], ys, K, loc))
+        job = MatmulJob(elem, acc, xs, [[W.vec(i, c, L) for c in range(C)] for i in range(K)], ys, K, loc)
+        cut = k_split(K, C, self.cfg)
+        if cut and x.rows <= SPLIT_ROWS:
+            # few column blocks and many K blocks: each column's K blocks on two planes of its
+            # hemisphere at once (the weights' loads are the time), the two sums added here
+            parts = [self.temp(shape, acc, loc) for _ in range(2)]
+            job.y = [[parts[0].vec(r, c, L) for c in range(nc)] for r in range(y.rows)]
+            job.y2 = [[parts[1].vec(r, c, L) for c in range(nc)] for r in range(y.rows)]
+            job.split = cut
+            self.snips.append(job)
+            for a, b, d in zip(parts[0].vecs, parts[1].vecs, y.vecs):
+                self.emit("add", acc, [Src(a, acc), Src(b, acc)], d, loc=loc)
+            return y
+        self.snips.append(job)
         return y
 

@@ -1,7 +1,9 @@
 """Matmuls inside a larger function: ``x[R, K] · W[K, N]`` as one job of the list scheduler.
 
-Each column block (320 output lanes) goes to the plane that is free soonest, so no column is
-split and no partial sums need adding, and independent matmuls run on different planes. For each column block a plane runs its K blocks: the block's
+Each column block (320 output lanes) goes to the plane that is free soonest, and independent
+matmuls run on different planes; a matmul of few rows and columns but many K blocks cuts each
+column's K blocks over both planes of its weights' hemisphere (``k_split``), and the lowering
+adds the two sums. For each column block a plane runs its K blocks: the block's
 rows enter the shadow buffer through ``lw`` (16 i8 rows or 8 f16/bf16 rows a cycle, each row
 read from its slice so that it passes the plane in the ``lw`` cycle), ``iw`` makes them
 active, and one ``mm`` per row of ``x`` (``x``'s vector read to pass the plane in that cycle)
@@ -28,6 +30,19 @@ from lpu.dsl.codegen.streams import Segment
 from lpu.dsl.codegen.vector import Vec
 
 _SET, _ADD = 0, 1
+#: a matmul of at most ``SPLIT_ROWS`` rows of x, at most half as many column blocks as planes
+#: and at least ``SPLIT_FROM`` K blocks cuts each column's K blocks over two planes
+#: (``k_split``); SmolLM2's down projection (5 K blocks, 2 columns): 2,258 -> 2,238 cycles a block
+SPLIT_K, SPLIT_ROWS, SPLIT_FROM = True, 8, 3
+
+
+def k_split(K: int, C: int, cfg) -> int:
+    """The K block from which a matrix of ``K`` rows and ``C`` column blocks goes to a second
+    plane (0: not cut). The layout (``Storage.alloc``) puts the rows from there in a window of
+    slices of their own, so the two planes' ``lw``s read through different ports."""
+    kc = -(-K // cfg["mxm.rows"])
+    planes = sum(1 for q in cfg.queues if q.kind == "mxm")
+    return -(-kc // 2) if SPLIT_K and kc >= SPLIT_FROM and 2 * C <= planes else 0
 
 
 @dataclass
@@ -39,6 +54,10 @@ class MatmulJob:
     y: list[list[Vec]]  # y[r][nb]
     K: int
     loc: SourceLoc | None = None
+    #: K cut in two (``split_k``): K blocks ``split`` on go to a second plane, into ``y2``
+    #: (the lowering adds ``y + y2``)
+    split: int = 0
+    y2: list[list[Vec]] | None = None
 
     def work(self, slots: int) -> list[tuple[int, list[int]]]:
         """(column block, rows): a plane's accumulator slots hold ``slots`` rows at a time, so
@@ -57,8 +76,8 @@ def plane_order(cfg) -> list[tuple[str, int]]:
 
 
 class _Plane:
-    def __init__(self, name: str, position: int):
-        self.name, self.P = name, position
+    def __init__(self, name: str, position: int, hemisphere: str):
+        self.name, self.P, self.hemisphere = name, position, hemisphere
         self.lw_from = 0  # the next lw may issue here (after the previous iw)
         self.mm_free = 0  # the plane is free of mm work from here
         self.acc_done = 0  # accumulators emitted: the next column block may set them
@@ -96,46 +115,67 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 20_000) -> None:
         return _earliest(start, fits, horizon, f"a matmul's {what}", job.loc)
 
     kc = len(job.x[0])
+    # the plane free soonest: consecutive matmuls (heads of an attention) spread out
+    free = lambda p: max(p.lw_from, p.mm_free, p.acc_done)  # noqa: E731
+    if job.y2 is None:
+        for nb, rows_ in job.work(cfg["mxm.acc_slots"]):
+            _column(s, job, min(planes, key=free), nb, rows_, range(kc), job.y, search, L, w, rows_per_lw, occ,
+                    acc_lat, wa)
+        return
+    # the K blocks cut in two, each part on a plane of the weights' hemisphere; every column's
+    # first part placed before the second parts, whose loads would take the ports x is read from
+    side = {sl.name: sl.hemisphere for sl in cfg.mem_slices}
+    seconds = []
     for nb, rows_ in job.work(cfg["mxm.acc_slots"]):
-        # the plane free soonest: consecutive matmuls (heads of an attention) spread out
-        pl = min(planes, key=lambda p: max(p.lw_from, p.mm_free, p.acc_done))
-        last_mm = {}
-        for kb in range(kc):
-            rows = list(range(kb * L, min(job.K, kb * L + L)))
-            c = pl.lw_from
-            for g in range(0, len(rows), rows_per_lw):
-                chunk = [job.w[i][nb] for i in rows[g:g + rows_per_lw]]
-                holder = {}
-                c = search(c, lambda t: _lw_fits(s, pl, t, chunk, w, holder), "weight loads")
-                _lw_commit(s, pl, c, chunk, w, holder["plan"], job)
-                c += 1
-            iw = search(max(c, pl.mm_free), lambda t: s.res.free("queue", pl.name, t), "iw")
-            s.res.take("queue", pl.name, iw)
-            s.add(iw, pl.name, "iw", None, (), loc=job.loc)
-            pl.lw_from = iw + 1
-            m = iw + 1
-            for slot, r in enumerate(rows_):
-                xv = job.x[r][kb]
-                holder = {}
-                start = max(m, pl.mm_free, pl.acc_done if kb == 0 else 0)
-                m = search(start, lambda t: _mm_fits(s, pl, t, xv, w, occ, holder), "products")
-                _issue_mm(s, pl, job, xv, m, w, occ, slot, _SET if kb == 0 else _ADD, holder["plan"])
-                last_mm[r] = m
-                m += occ
-        a = 0
-        for slot, r in enumerate(rows_):
-            yv = job.y[r][nb]
+        near = [p for p in planes if p.hemisphere == side[job.w[0][nb].slice]] or planes
+        first = min(near, key=free)
+        _column(s, job, first, nb, rows_, range(job.split), job.y, search, L, w, rows_per_lw, occ, acc_lat, wa)
+        seconds.append((min([p for p in near if p is not first] or [first], key=free), nb, rows_))
+    for pl, nb, rows_ in seconds:
+        _column(s, job, pl, nb, rows_, range(job.split, kc), job.y2, search, L, w, rows_per_lw, occ, acc_lat, wa)
+
+
+def _column(s, job, pl, nb, rows_, kbs, ys, search, L, w, rows_per_lw, occ, acc_lat, wa) -> None:
+    """Column block ``nb`` of ``job`` over the K blocks ``kbs`` on plane ``pl``: the weight
+    loads, one ``mm`` a row of ``x`` per K block, the rows' sums into ``ys``."""
+    last_mm = {}
+    for kb in kbs:
+        rows = list(range(kb * L, min(job.K, kb * L + L)))
+        c = pl.lw_from
+        for g in range(0, len(rows), rows_per_lw):
+            chunk = [job.w[i][nb] for i in rows[g:g + rows_per_lw]]
             holder = {}
-            a = search(max(a, last_mm[r] + occ), lambda t: _acc_fits(s, pl, t, yv, wa, acc_lat, holder), "results")
-            _acc_commit(s, pl, a, slot, yv, wa, holder["plan"], job)
-            pl.acc_done = max(pl.acc_done, a + 1)
-            a += 1
+            c = search(c, lambda t: _lw_fits(s, pl, t, chunk, w, holder), "weight loads")
+            _lw_commit(s, pl, c, chunk, w, holder["plan"], job)
+            c += 1
+        iw = search(max(c, pl.mm_free), lambda t: s.res.free("queue", pl.name, t), "iw")
+        s.res.take("queue", pl.name, iw)
+        s.add(iw, pl.name, "iw", None, (), loc=job.loc)
+        pl.lw_from = iw + 1
+        m = iw + 1
+        for slot, r in enumerate(rows_):
+            xv = job.x[r][kb]
+            holder = {}
+            start = max(m, pl.mm_free, pl.acc_done if kb == kbs[0] else 0)
+            m = search(start, lambda t: _mm_fits(s, pl, t, xv, w, occ, holder), "products")
+            _issue_mm(s, pl, job, xv, m, w, occ, slot, _SET if kb == kbs[0] else _ADD, holder["plan"])
+            last_mm[r] = m
+            m += occ
+    a = 0
+    for slot, r in enumerate(rows_):
+        yv = ys[r][nb]
+        holder = {}
+        a = search(max(a, last_mm[r] + occ), lambda t: _acc_fits(s, pl, t, yv, wa, acc_lat, holder), "results")
+        _acc_commit(s, pl, a, slot, yv, wa, holder["plan"], job)
+        pl.acc_done = max(pl.acc_done, a + 1)
+        a += 1
 
 
 def _planes(s) -> list[_Plane]:
     """The planes' state, carried from one job to the next (shadow buffers, slots)."""
     if "planes" not in s.__dict__:
-        s.planes = [_Plane(n, p) for n, p in plane_order(s.cfg)]
+        side = {q.name: q.slice.hemisphere for q in s.cfg.queues}
+        s.planes = [_Plane(n, p, side[n]) for n, p in plane_order(s.cfg)]
     return s.planes
 
 

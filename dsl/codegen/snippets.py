@@ -198,7 +198,7 @@ def _io(sn) -> tuple[list[Vec], list[Vec]]:
 
     if isinstance(sn, MatmulJob):
         return ([v for row in sn.x for v in row] + [v for row in sn.w for v in row],
-                [v for row in sn.y for v in row])
+                [v for row in sn.y + (sn.y2 or []) for v in row])
     if isinstance(sn, LaneSumJob):
         return [v for row in sn.rows for v in row] + sn.ones, list(sn.y)
     if isinstance(sn, Chain):

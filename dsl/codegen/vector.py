@@ -239,7 +239,6 @@ class Storage:
             self._values += 1
             self._next = self._values % NEAR
         weights = weights and at is None
-        need = -(-nrows // WINDOW) * width * copies
         win: list[str] = []
         # a weight matrix column block by column block, each one's window chosen with the words
         # of the blocks before it counted
@@ -250,15 +249,24 @@ class Storage:
         balance = BALANCE_SIDES and copies > 1
         first_side = self.budget.weight_blocks % 2 if balance else 0
         vecs: list = [None] * n
+        cut = nrows  # the row from which a column's K blocks go to a second plane: a window of their own
+        if weights and len(shape) == 2:
+            from lpu.dsl.codegen.mxm import k_split
+
+            cut = (k_split(nrows, cols, self.cfg) * self.cfg["mxm.rows"]) or nrows
         for k in order:
             if at is not None:
                 sl = at
             elif weights:  # column block c on one side (even: west), near the planes that load it
-                if k < cols:
+                r = k // cols
+                if r == 0:
                     hemi = side or ("W" if (first_side + k) % 2 == 0 else "E")
-                    win = self._window(hemi, k, need, copies, outward=side is not None)
                     self.budget.weight_blocks += balance
-                sl = win[(k // cols) % len(win)]
+                if r in (0, cut):
+                    n_here = cut if r == 0 else nrows - cut
+                    win = self._window(hemi, k % cols, -(-n_here // WINDOW) * width * copies, copies,
+                                       outward=side is not None)
+                sl = win[(r - (cut if r >= cut else 0)) % len(win)]
             else:
                 sl = self.pool[self._next % len(self.pool)]
                 self._next += 1
