@@ -24,6 +24,11 @@ TRUNCATED_PARTS = True
 CHAIN_SLICES = 16
 #: rows x copies above which a lane reduction's chains take slices of their own (``rotate_tree``)
 SPREAD_ABOVE = 4
+#: an argmax over rows of at least ARGMAX_SPREAD vectors deals its pairs' temporaries over
+#: ARGMAX_SLICES slices past the NEAR ones: its tree of 153 pairs (1,224 f32 ops, every read and
+#: write four cycles of a port) had been bound by the ports of the NEAR slices — SmolLM2's
+#: second chip 38,660 -> 38,125 cycles (24 slices: 38,170; 40: 38,137)
+ARGMAX_SPREAD, ARGMAX_SLICES = 16, 64
 
 
 class ReduceLowering:
@@ -100,8 +105,16 @@ class ReduceLowering:
         valid = x.N - (C - 1) * L
         out = self.temp(tuple(T.shape_of(op.result.type)), "i32", loc)
 
+        spread = C >= ARGMAX_SPREAD
+
         def op2(m, a, b=None, value=None):
-            t = self.temp((L,), f, loc).vecs[0]
+            if spread:  # a long row's pairs: their temporaries over more slices than the NEAR ones
+                self._n += 1
+                self._argmax_turn = (self.__dict__.get("_argmax_turn", 0) + 1) % ARGMAX_SLICES
+                t = self.st.alloc_vec(f"t{self._n}", f, {v.slice for v in (a, b) if v is not None}, loc,
+                                      start=NEAR + self._argmax_turn)
+            else:
+                t = self.temp((L,), f, loc).vecs[0]
             srcs = [Src(a, f)] + ([Src(b, f)] if b is not None else [])
             self.emit(m, f, srcs, t, imm=None if value is None else parse_imm(float(value), f), loc=loc)
             return t

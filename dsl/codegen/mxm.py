@@ -34,6 +34,12 @@ _SET, _ADD = 0, 1
 #: and at least ``SPLIT_FROM`` K blocks cuts each column's K blocks over two planes
 #: (``k_split``); SmolLM2's down projection (5 K blocks, 2 columns): 2,258 -> 2,238 cycles a block
 SPLIT_K, SPLIT_ROWS, SPLIT_FROM = True, 8, 3
+#: a column block of a matrix of more than NEAR_COLUMNS of them goes to the plane of its
+#: weights' hemisphere free soonest, unless a plane across the chip is free NEAR_PLANES cycles
+#: sooner (its loads would cross the VXM and contend with the other side's): SmolLM2's output
+#: head (154 columns) 38,750 -> 38,660 cycles on its chip. For every matmul the model gained
+#: more (34,242 + 38,750 -> 34,084 + 38,497) but the decoder example lost 11 cycles
+NEAR_PLANES, NEAR_COLUMNS = 100, 8
 
 
 def k_split(K: int, C: int, cfg) -> int:
@@ -117,14 +123,18 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 20_000) -> None:
     kc = len(job.x[0])
     # the plane free soonest: consecutive matmuls (heads of an attention) spread out
     free = lambda p: max(p.lw_from, p.mm_free, p.acc_done)  # noqa: E731
+    side = {sl.name: sl.hemisphere for sl in cfg.mem_slices}
     if job.y2 is None:
         for nb, rows_ in job.work(cfg["mxm.acc_slots"]):
-            _column(s, job, min(planes, key=free), nb, rows_, range(kc), job.y, search, L, w, rows_per_lw, occ,
-                    acc_lat, wa)
+            pl = min(planes, key=free)
+            if NEAR_PLANES and len(job.y[0]) > NEAR_COLUMNS:
+                near = [p for p in planes if p.hemisphere == side[job.w[0][nb].slice]]
+                if near and free(min(near, key=free)) <= free(pl) + NEAR_PLANES:
+                    pl = min(near, key=free)
+            _column(s, job, pl, nb, rows_, range(kc), job.y, search, L, w, rows_per_lw, occ, acc_lat, wa)
         return
     # the K blocks cut in two, each part on a plane of the weights' hemisphere; every column's
     # first part placed before the second parts, whose loads would take the ports x is read from
-    side = {sl.name: sl.hemisphere for sl in cfg.mem_slices}
     seconds = []
     for nb, rows_ in job.work(cfg["mxm.acc_slots"]):
         near = [p for p in planes if p.hemisphere == side[job.w[0][nb].slice]] or planes

@@ -48,6 +48,10 @@ NEAR = 6
 #: a weight matrix's column block keeps its rows on this many slices (one ``lw`` takes up to 16
 #: rows, each from its own slice's read port)
 WINDOW = 16
+#: a matrix of more column blocks than this never takes the pool's rotated windows (``_window``),
+#: which all its columns would share: an output head of 154 columns had two-thirds of them
+#: loaded through one window a hemisphere, at one ``lw`` a cycle for both planes of a side
+POOL_COLUMNS = 8
 #: a template's weight column blocks alternate hemispheres across its matrices
 #: (``SramBudget.weight_blocks``)
 BALANCE_SIDES = True
@@ -265,7 +269,7 @@ class Storage:
                 if r in (0, cut):
                     n_here = cut if r == 0 else nrows - cut
                     win = self._window(hemi, k % cols, -(-n_here // WINDOW) * width * copies, copies,
-                                       outward=side is not None)
+                                       outward=side is not None or cols > POOL_COLUMNS)
                 sl = win[(r - (cut if r >= cut else 0)) % len(win)]
             else:
                 sl = self.pool[self._next % len(self.pool)]
