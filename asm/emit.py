@@ -52,7 +52,7 @@ def _queue_code(kernel: str, queue: str, insts: list[Inst], files: dict[str, int
     relocs: list[Reloc] = []
     ready = 0
     last_real = None
-    encoded: dict[tuple, tuple[int, list]] = {}  # instruction fields -> (word, relocations)
+    encoded: dict[tuple, int] = {}  # instruction fields but symbols -> word
     for inst in insts:
         loc = inst.loc
         fi = files.setdefault(loc.file, len(files)) if loc else 0
@@ -64,23 +64,20 @@ def _queue_code(kernel: str, queue: str, insts: list[Inst], files: dict[str, int
             lines.append(where)
             gap -= n
         spec = inst.spec
-        key = (spec.opcode, inst.dtype, inst.dtype2, inst.args)
-        hit = encoded.get(key)
-        if hit is None:
-            fields = []
-            refs = []
-            for op, v in zip(spec.operands, inst.args):
-                if isinstance(v, (SymRef, PeerRef)):
-                    sym = v.symbol if isinstance(v, SymRef) else v.chip
-                    refs.append((_RELOC_FOR_KIND[op.kind.name], sym, v.offset if isinstance(v, SymRef) else 0))
-                    v = 0
-                elif v is None:
-                    v = 0
-                fields.append(v)
-            hit = encoded[key] = (encode(spec, inst.dtype, inst.dtype2, tuple(fields)), refs)
-        word, refs = hit
-        for kind, sym, addend in refs:
-            relocs.append(Reloc(len(words), kind, sym, addend))
+        args = inst.args
+        # the word is the same for every instruction of these fields but its symbols' (each a
+        # relocation of its own: a read's address differs from one vector to the next)
+        key = (spec.opcode, inst.dtype, inst.dtype2,
+               *[None if isinstance(v, (SymRef, PeerRef)) else v for v in args])
+        word = encoded.get(key)
+        if word is None:
+            fields = [0 if v is None or isinstance(v, (SymRef, PeerRef)) else v for v in args]
+            word = encoded[key] = encode(spec, inst.dtype, inst.dtype2, tuple(fields))
+        for op, v in zip(spec.operands, args):
+            if isinstance(v, SymRef):
+                relocs.append(Reloc(len(words), _RELOC_FOR_KIND[op.kind.name], v.symbol, v.offset))
+            elif isinstance(v, PeerRef):
+                relocs.append(Reloc(len(words), _RELOC_FOR_KIND[op.kind.name], v.chip, 0))
         words.append(word)
         lines.append(where)
         m = spec.mnemonic

@@ -54,22 +54,29 @@ def issues_of(kernel: Kernel) -> list[tuple[Inst, list[int]]]:
     """Every non-ICU instruction with the cycles it issues at (its repeats included)."""
     out: list[tuple[Inst, list[int]]] = []
     last: dict[int, list[int]] = {}
+    kinds = _KINDS
     for inst in kernel.insts:
-        m = inst.spec.mnemonic
-        if m == "repeat":
+        spec = inst.spec
+        k = kinds.get(spec.opcode)
+        if k is None:
+            k = kinds[spec.opcode] = 2 if spec.mnemonic == "repeat" else 1 if "any" in spec.units else 0
+        if k == 2:
             cycles = last.get(inst.queue)
             if cycles:
                 first = cycles[0]
                 n, d = inst.args
-                cycles.extend(first + d * i for i in range(1, n + 1))
+                cycles.extend(range(first + d, first + d * n + 1, d) if d > 0 else [first + d * i for i in range(1, n + 1)])
             continue
-        if "any" in inst.spec.units:
+        if k == 1:
             last.pop(inst.queue, None)
             continue
         cycles = [inst.cycle]
         out.append((inst, cycles))
         last[inst.queue] = cycles
     return out
+
+
+_KINDS: dict[int, int] = {}  # opcode -> 0 (issues), 1 (ICU control), 2 (repeat)
 
 
 def _stream_operands(inst: Inst, cfg) -> list[tuple]:

@@ -254,19 +254,25 @@ def _lw_fits(s, pl: _Plane, c: int, chunk: list[Vec], w: int, holder) -> bool:
     if not s.res.free("queue", pl.name, c):
         return False
     reads = []
-    for v in chunk:
-        q = s.pos[v.slice]
-        r = c - s.RL - abs(q - pl.P)
-        if r < s.ready.get(v, 0) or not s.res.free("queue", v.slice, r) or not s.res.free("read", v.slice, r, w):
+    at: dict[str, int] = {}  # slice -> its read's cycle (rows of one slice must be w cycles apart)
+    used = 0  # the streams taken where row j passes, shifted down by its place j·w in the group
+    free, pos, ready, RL, P = s.res.free, s.pos, s.ready, s.RL, pl.P
+    for j, v in enumerate(chunk):
+        sl = v.slice
+        q = pos[sl]
+        r = c - RL - abs(q - P)
+        if r < ready.get(v, 0) or not free("queue", sl, r) or not free("read", sl, r, w):
             return False
-        if any(v.slice == v2.slice and abs(r - r2) < w for v2, r2, _ in reads):
+        r2 = at.get(sl)
+        if r2 is not None and abs(r - r2) < w:
             return False
-        reads.append((v, r, _toward(s, q, pl.P, r + s.RL)))
-    span = len(chunk) * w
-    used = [s.streams.used(seg) for _, _, seg in reads]
+        at[sl] = r
+        seg = Segment(P < q, q, r + RL, P)
+        used |= s.streams.used(seg) >> (j * w)
+        reads.append((v, r, seg))
     full = (1 << w) - 1
-    for base in range(0, s.streams.n - span + 1, w):
-        if not any((m >> (base + j * w)) & full for j, m in enumerate(used)):
+    for base in range(0, s.streams.n - len(chunk) * w + 1, w):
+        if not (used >> base) & full:
             holder["plan"] = (reads, base)
             return True
     return False

@@ -191,25 +191,34 @@ def _schedule_once(snips: list, cfg, ready, horizon: int, mutable, priority: str
 
 def _io(sn) -> tuple[list[Vec], list[Vec]]:
     """The vectors an item reads and writes."""
+    if type(sn) is Snippet:
+        return [x.vec for x in sn.srcs], [sn.dst]
+    if not _IO:
+        _io_table()
+    f = _IO.get(type(sn))
+    return f(sn) if f is not None else ([x.vec for x in sn.srcs], [sn.dst])
+
+
+_IO: dict = {}
+
+
+def _io_table() -> None:
+    """The items' classes (imported late: their modules import this one) -> their reads and writes."""
     from lpu.dsl.codegen.chain import Chain
-    from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob
     from lpu.dsl.codegen.gather import GatherJob, ScatterJob
+    from lpu.dsl.codegen.mxm import LaneSumJob, MatmulJob
     from lpu.dsl.codegen.transpose import TransposeJob
 
-    if isinstance(sn, MatmulJob):
-        return ([v for row in sn.x for v in row] + [v for row in sn.w for v in row],
-                [v for row in sn.y + (sn.y2 or []) for v in row])
-    if isinstance(sn, LaneSumJob):
-        return [v for row in sn.rows for v in row] + sn.ones, list(sn.y)
-    if isinstance(sn, Chain):
-        return sn.reads(), [sn.dst]
-    if isinstance(sn, TransposeJob):
-        return list(sn.src), list(sn.dst)
-    if isinstance(sn, GatherJob):
-        return [sn.index, *sn.table], [sn.dst]
-    if isinstance(sn, ScatterJob):  # it may write any vector of the tensor: after every earlier write
-        return [sn.index, sn.src, *sn.table], list(sn.table)
-    return [x.vec for x in sn.srcs], [sn.dst]
+    _IO.update({
+        MatmulJob: lambda sn: ([v for row in sn.x for v in row] + [v for row in sn.w for v in row],
+                               [v for row in sn.y + (sn.y2 or []) for v in row]),
+        LaneSumJob: lambda sn: ([v for row in sn.rows for v in row] + sn.ones, list(sn.y)),
+        Chain: lambda sn: (sn.reads(), [sn.dst]),
+        TransposeJob: lambda sn: (list(sn.src), list(sn.dst)),
+        GatherJob: lambda sn: ([sn.index, *sn.table], [sn.dst]),
+        # a scatter may write any vector of the tensor: after every earlier write
+        ScatterJob: lambda sn: ([sn.index, sn.src, *sn.table], list(sn.table)),
+    })
 
 
 def _list_order(snips: list, ready: dict, mutable: set = frozenset(), priority: str = "ready", info=None):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 
 #: the stream limit of the schedules made inside ``stream_limit`` (None: all the chip has)
 _LIMIT: ContextVar[int | None] = ContextVar("stream_limit", default=None)
@@ -41,22 +40,27 @@ def limited(streams: int) -> int:
     return streams if n is None else min(n, streams)
 
 
-@dataclass(frozen=True, slots=True)
 class Segment:
-    """A value on a stream from ``start`` (ready there at ``cycle``) to ``end`` (inclusive)."""
+    """A value on a stream from ``start`` (ready there at ``cycle``) to ``end`` (inclusive);
+    its diagonal and position span worked out once (the tables ask for them again and again)."""
 
-    west: bool
-    start: int
-    cycle: int
-    end: int
+    __slots__ = ("west", "start", "cycle", "end", "diagonal", "span", "key")
 
-    @property
-    def diagonal(self) -> int:
-        return self.cycle + self.start if self.west else self.cycle - self.start
+    def __init__(self, west: bool, start: int, cycle: int, end: int) -> None:
+        self.west, self.start, self.cycle, self.end = west, start, cycle, end
+        self.diagonal = cycle + start if west else cycle - start
+        self.span = (start, end) if start <= end else (end, start)
+        self.key = (west, self.diagonal)
 
-    @property
-    def span(self) -> tuple[int, int]:
-        return (min(self.start, self.end), max(self.start, self.end))
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Segment) and (self.west, self.start, self.cycle, self.end) == \
+            (other.west, other.start, other.cycle, other.end)
+
+    def __hash__(self) -> int:
+        return hash((self.west, self.start, self.cycle, self.end))
+
+    def __repr__(self) -> str:
+        return f"Segment(west={self.west}, start={self.start}, cycle={self.cycle}, end={self.end})"
 
 
 class Streams:
@@ -71,7 +75,7 @@ class Streams:
         """The mask of the streams some taken interval holds where ``seg`` passes."""
         lo, hi = seg.span
         m = 0
-        for a, b, k in self.cells.get((seg.west, seg.diagonal), ()):
+        for a, b, k in self.cells.get(seg.key, ()):
             if a <= hi and lo <= b:
                 m |= k
         return m
@@ -81,7 +85,7 @@ class Streams:
 
     def take(self, seg: Segment, base: int, width: int) -> None:
         lo, hi = seg.span
-        self.cells.setdefault((seg.west, seg.diagonal), []).append((lo, hi, ((1 << width) - 1) << base))
+        self.cells.setdefault(seg.key, []).append((lo, hi, ((1 << width) - 1) << base))
 
     def find_beside(self, segs: list[Segment], width: int, taken: list) -> int | None:
         """A group free on ``segs`` that also misses every group ``taken`` provisionally by the
