@@ -167,6 +167,21 @@ def test_batched_matmul(name, t, a, b):
     run(src, exact=t == "i8")
 
 
+@pytest.mark.parametrize("name,heads,rows,w", [
+    ("attention_output", (3, 3, 64), (1, 576), (576, 576)),  # SmolLM2's: nine heads' outputs, then wo
+    ("two_rows", (2, 4, 32), (2, 128), (128, 400)),           # two tokens' heads, two column blocks
+    ("one_head_a_row", (5, 48), (1, 240), (240, 64)),          # rows of x joined: five blocks of 48
+])
+def test_matmul_of_joined_heads_reads_each_head_where_it_is(name, heads, rows, w):
+    """x = reshape of rows of fewer than 320 lanes (each a vector of its own) read only by a
+    matmul: each row is a K block of its own (that many rows of W), no lane moves."""
+    src = prog(f"(%h: {ty(heads, 'f16')}, %w: {ty(w, 'f16')}) -> {ty((rows[0], w[1]), 'f32')}",
+               f"%x = reshape %h : {ty(rows, 'f16')}\n%y = matmul %x, %w : {ty((rows[0], w[1]), 'f32')}\nreturn %y")
+    rng = np.random.default_rng(3)
+    run(src, exact=False, h=rng.standard_normal(heads).astype(np.float16),
+        w=(rng.standard_normal(w) / 8).astype(np.float16))
+
+
 def test_batched_matmul_by_a_computed_transpose():
     """Keys kept as [kv head, position, d] and turned by the SXM into each batch's weights."""
     src = prog("(%q: tensor<3x3x64xf16>, %k: tensor<3x40x64xf16>) -> tensor<3x3x40xf32>",

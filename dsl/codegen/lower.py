@@ -49,6 +49,10 @@ _CMP = {"eq": ("cmp.eq", False), "ne": ("cmp.eq", False), "lt": ("cmp.lt", False
         "gt": ("cmp.lt", True), "ge": ("cmp.le", True)}
 
 
+#: a reshape read only by matmuls joins its rows as K blocks of the matmuls (``reshape``)
+HEAD_BLOCKS = True
+
+
 class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, TemplateLowering, StoreLowering):
     def __init__(self, storage: Storage, cfg, weights_of, kernel_program=None):
         self.st = storage
@@ -82,6 +86,7 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
         self.weight_syms: set[str] = set()  # tensors a matmul reads as its right operand
         self.zeroed: dict = {}  # (x's last vector, valid lanes) -> that vector with its padding lanes zeroed
         self.runs: dict = {}  # a reshape read only by ropes -> the first lane of each row in its vector (``reshape``)
+        self.heads: dict = {}  # a reshape read only by matmuls -> its rows' vectors and their lanes (``reshape``)
         self._n = 0
 
     # --- values ----------------------------------------------------------------------------
@@ -357,9 +362,31 @@ class Lowering(MatmulLowering, ReduceLowering, CallLowering, GatherLowering, Tem
                 # trip shifts into place (``rope``) — no trip of its own
                 self.runs[op.result] = [o for _, o in runs]
                 return VValue(shape, x.elem, [v for v, _ in runs])
+            heads = self._head_rows(x, shape)
+            if HEAD_BLOCKS and heads is not None and op.result.uses and all(
+                    isinstance(u.operation, D.MatmulOp) and u.index == 0
+                    and len(T.shape_of(u.operation.rhs.type)) == 2 for u in op.result.uses):
+                # read as x by matmuls only: the rows of x, one vector each (a head's dims), are
+                # the matmuls' K blocks as they are (``mxm``: d rows of W a block) — no lane moves
+                self.heads[op.result] = heads
+                return VValue(shape, x.elem, [v for row in heads[0] for v in row])
             count = int(np.prod(shape)) if shape else 1
             return self.gather(shape, x.elem, [x], np.zeros(count, int), np.arange(count), loc_of(op))
         return VValue(shape, x.elem, x.vecs)
+
+    def _head_rows(self, x: VValue, shape):
+        """For a reshape that joins whole rows of ``x`` — each one vector of ``d < L`` lanes —
+        into rows of the result: each result row's vectors, and ``d``; else None."""
+        L = self.lanes
+        d = x.N
+        K = shape[-1] if shape else 1
+        if x.splat or not x.shape or d >= L or x.cols(L) != 1 or K % d or K <= d:
+            return None
+        m = K // d
+        R = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+        if R * m != x.rows:
+            return None
+        return [[x.vec(r * m + j, 0, L) for j in range(m)] for r in range(R)], d
 
     def _lane_runs(self, x: VValue, shape) -> list | None:
         """For a reshape whose every row (of at most a vector) is a run of lanes within one

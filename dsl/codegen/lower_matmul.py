@@ -246,6 +246,8 @@ class MatmulLowering:
         acc, shape = T.elem_of(op.result.type), tuple(T.shape_of(op.result.type))
         if len(W.shape) > 2:
             return self.batched_matmul(x, W, acc, shape, loc)
+        if op.lhs in self.heads:  # x's rows are heads' vectors, as the reshape left them
+            return self.mxm(x, self.weight_layout(W, loc), acc, shape, loc, heads=self.heads[op.lhs])
         return self.matmul2(x, W, acc, shape, loc)
 
     def batched_matmul(self, x: VValue, W: VValue, acc: str, shape, loc) -> VValue:
@@ -286,8 +288,13 @@ class MatmulLowering:
             K = W.shape[0]
             B = self.gather((1, K), W.elem, [W], np.zeros(K, int), np.arange(K), loc)
             return self.dot_rows(x, B, acc, shape, loc)
-        K, N = W.shape
-        elem = x.elem
+        return self.mxm(x, self.weight_layout(W, loc), acc, shape, loc)
+
+    def weight_layout(self, W: VValue, loc) -> VValue:
+        """``W`` itself if each ``lw``'s rows are in slices of their own, else a copy laid out so."""
+        L = self.lanes
+        K = W.shape[0]
+        elem = W.elem
         rows_per_lw = self.cfg["mxm.max_rows_per_lw"] // T.dtype(elem).itemsize
         C = W.cols(L)
         if not all(len({W.vec(i, c, L).slice for i in range(g, min(K, g + rows_per_lw))}) == min(K, g + rows_per_lw) - g
@@ -298,41 +305,49 @@ class MatmulLowering:
             for a, b in zip(W.vecs, Wl.vecs):
                 self.emit("mov", elem, [Src(a, elem)], b, loc=loc)
             W = Wl
-        return self.mxm(x, W, acc, shape, loc)
+        return W
 
-    def mxm(self, x: VValue, W: VValue, acc: str, shape, loc) -> VValue:
-        """``x · W`` on the MXM planes (``W`` in the weight layout)."""
+    def mxm(self, x: VValue, W: VValue, acc: str, shape, loc, heads=None) -> VValue:
+        """``x · W`` on the MXM planes (``W`` in the weight layout). ``heads``: x's rows as
+        vectors of ``d`` lanes each, a K block of ``d`` rows of W apiece (``Lowering.reshape``)."""
         from lpu.dsl.codegen.mxm import SPLIT_ROWS, MatmulJob, k_split
 
         L = self.lanes
         K = W.shape[0]
         C = W.cols(L)
         elem = x.elem
-        kc = x.cols(L)
-        valid = K - (kc - 1) * L
-        xs = [[x.vec(r, c, L) for c in range(kc)] for r in range(x.rows)]
+        if heads is None:
+            kc = x.cols(L)
+            block, valid = 0, K - (kc - 1) * L
+            xs = [[x.vec(r, c, L) for c in range(kc)] for r in range(x.rows)]
+            pad = [kc - 1]
+        else:
+            xs, block = [list(row) for row in heads[0]], heads[1]
+            valid, pad = block, range(len(xs[0]))
         if valid < L:  # zero x's padding lanes: the plane's rows past K hold stale weights
             # once for every matmul of the same x (q, k and v of one h), unless x is written at run time
             zeroed = self.zeroed
             written = {v for m in self.mutable.values() for v in m.vecs}
             mask = zero = None
             for row in xs:
-                key = (row[-1], valid)
-                if key not in zeroed or row[-1] in written:
-                    if mask is None:
-                        mask = self.const(np.where(np.arange(L) < valid, 1, 0).astype(T.dtype(elem)), elem, loc)
-                        zero = self.const(np.zeros(L, T.dtype(elem)), elem, loc)
-                    t = self.temp((L,), elem, loc).vecs[0]
-                    self.emit("select", elem, [Src(mask.vecs[0], elem), Src(row[-1], elem), Src(zero.vecs[0], elem)],
-                              t, loc=loc)
-                    zeroed[key] = t
-                row[-1] = zeroed[key]
+                for j in pad:
+                    key = (row[j], valid)
+                    if key not in zeroed or row[j] in written:
+                        if mask is None:
+                            mask = self.const(np.where(np.arange(L) < valid, 1, 0).astype(T.dtype(elem)), elem, loc)
+                            zero = self.const(np.zeros(L, T.dtype(elem)), elem, loc)
+                        t = self.temp((L,), elem, loc).vecs[0]
+                        self.emit("select", elem, [Src(mask.vecs[0], elem), Src(row[j], elem), Src(zero.vecs[0], elem)],
+                                  t, loc=loc)
+                        zeroed[key] = t
+                    row[j] = zeroed[key]
         y = self.temp(shape, acc, loc)
         nc = y.cols(L)
         ys = [[y.vec(r, c, L) for c in range(nc)] for r in range(y.rows)]
-        job = MatmulJob(elem, acc, xs, [[W.vec(i, c, L) for c in range(C)] for i in range(K)], ys, K, loc)
-        cut = k_split(K, C, self.cfg)
-        if cut and x.rows <= SPLIT_ROWS:
+        job = MatmulJob(elem, acc, xs, [[W.vec(i, c, L) for c in range(C)] for i in range(K)], ys, K, loc,
+                        block=block)
+        cut = k_split(K, C, self.cfg, block)
+        if cut and len(xs) <= SPLIT_ROWS:
             # few column blocks and many K blocks: each column's K blocks on two planes of its
             # hemisphere at once (the weights' loads are the time), the two sums added here
             # (each sum in a slice past the nearest ones on its planes' side — on their way to

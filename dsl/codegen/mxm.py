@@ -42,13 +42,21 @@ SPLIT_K, SPLIT_ROWS, SPLIT_FROM = True, 8, 3
 NEAR_PLANES, NEAR_COLUMNS = 100, 8
 
 
-def k_split(K: int, C: int, cfg) -> int:
-    """The K block from which a matrix of ``K`` rows and ``C`` column blocks goes to a second
-    plane (0: not cut). The layout (``Storage.alloc``) puts the rows from there in a window of
-    slices of their own, so the two planes' ``lw``s read through different ports."""
+def k_cut(K: int, C: int, cfg) -> int:
+    """The row of a matrix of ``K`` rows and ``C`` column blocks from which its K blocks may go
+    to a second plane (0: none): the layout (``Storage.alloc``) puts the rows from there in a
+    window of slices of their own, so the two planes' ``lw``s read through different ports."""
     kc = -(-K // cfg["mxm.rows"])
     planes = sum(1 for q in cfg.queues if q.kind == "mxm")
-    return -(-kc // 2) if SPLIT_K and kc >= SPLIT_FROM and 2 * C <= planes else 0
+    return cfg["mxm.rows"] * -(-kc // 2) if SPLIT_K and kc >= 2 and 2 * C <= planes else 0
+
+
+def k_split(K: int, C: int, cfg, block: int = 0) -> int:
+    """The K block (of ``block`` rows; 0: the plane's) from which a matmul's K blocks go to a
+    second plane (0: not cut): at ``k_cut``, for a matmul of at least ``SPLIT_FROM`` blocks."""
+    B = block or cfg["mxm.rows"]
+    cut = k_cut(K, C, cfg)
+    return cut // B if cut and cut % B == 0 and -(-K // B) >= SPLIT_FROM else 0
 
 
 @dataclass
@@ -64,6 +72,9 @@ class MatmulJob:
     #: (the lowering adds ``y + y2``)
     split: int = 0
     y2: list[list[Vec]] | None = None
+    #: rows of W a K block takes (0: the plane's): ``x[r][kb]`` then holds rows ``kb·block`` on
+    #: of x's row in its first ``block`` lanes (a head's dims, ``Lowering.reshape``), the rest 0
+    block: int = 0
 
     def work(self, slots: int) -> list[tuple[int, list[int]]]:
         """(column block, rows): a plane's accumulator slots hold ``slots`` rows at a time, so
@@ -149,8 +160,9 @@ def _column(s, job, pl, nb, rows_, kbs, ys, search, L, w, rows_per_lw, occ, acc_
     """Column block ``nb`` of ``job`` over the K blocks ``kbs`` on plane ``pl``: the weight
     loads, one ``mm`` a row of ``x`` per K block, the rows' sums into ``ys``."""
     last_mm = {}
+    B = job.block or L
     for kb in kbs:
-        rows = list(range(kb * L, min(job.K, kb * L + L)))
+        rows = list(range(kb * B, min(job.K, kb * B + B)))
         c = pl.lw_from
         for g in range(0, len(rows), rows_per_lw):
             chunk = [job.w[i][nb] for i in rows[g:g + rows_per_lw]]

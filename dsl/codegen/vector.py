@@ -255,9 +255,9 @@ class Storage:
         vecs: list = [None] * n
         cut = nrows  # the row from which a column's K blocks go to a second plane: a window of their own
         if weights and len(shape) == 2:
-            from lpu.dsl.codegen.mxm import k_split
+            from lpu.dsl.codegen.mxm import k_cut
 
-            cut = (k_split(nrows, cols, self.cfg) * self.cfg["mxm.rows"]) or nrows
+            cut = k_cut(nrows, cols, self.cfg) or nrows
         for k in order:
             if at is not None:
                 sl = at
