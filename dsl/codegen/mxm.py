@@ -68,12 +68,13 @@ class MatmulJob:
     y: list[list[Vec]]  # y[r][nb]
     K: int
     loc: SourceLoc | None = None
-    #: K cut in two (``split_k``): K blocks ``split`` on go to a second plane, into ``y2``
+    #: K cut in two (``k_split``): K blocks ``split`` on go to a second plane, into ``y2``
     #: (the lowering adds ``y + y2``)
     split: int = 0
     y2: list[list[Vec]] | None = None
-    #: rows of W a K block takes (0: the plane's): ``x[r][kb]`` then holds rows ``kb·block`` on
-    #: of x's row in its first ``block`` lanes (a head's dims, ``Lowering.reshape``), the rest 0
+    #: rows of W a K block takes (0: the plane's). ``x[r][kb]`` then holds elements
+    #: ``kb·block`` to ``kb·block + block − 1`` of x's row ``r`` in its first ``block`` lanes
+    #: and zeros in the others (a head's dims, ``Lowering.reshape``)
     block: int = 0
 
     def work(self, slots: int) -> list[tuple[int, list[int]]]:
