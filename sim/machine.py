@@ -312,12 +312,15 @@ class Machine:
         SRAM symbol's at that address, i16 if none."""
         table = g.field("map")
         pos, addr = table >> 16, table & 0xFFFF
-        dtype = "i16"
-        for s in self.image.chips[g.chip].symbols:
-            if self.cfgs[g.chip].slice_by_name.get(s.slice) and \
-                    self.cfgs[g.chip].slice_by_name[s.slice].position == pos and s.address == addr:
-                dtype = s.dtype
-        return pos, addr, dtype
+        types = self.__dict__.get("_symbol_types")
+        if types is None:  # (chip, slice position, address) -> the type of the symbol there (the last one)
+            types = self._symbol_types = {}
+            for ci, chip in enumerate(self.image.chips):
+                by_name = self.cfgs[ci].slice_by_name
+                for s in chip.symbols:
+                    if by_name.get(s.slice):
+                        types[(ci, by_name[s.slice].position, s.address)] = s.dtype
+        return pos, addr, types.get((g.chip, pos, addr), "i16")
 
     def lane_map(self, g: Group) -> np.ndarray:
         from lpu.arch.layout import from_sram
