@@ -24,11 +24,11 @@ TRUNCATED_PARTS = True
 CHAIN_SLICES = 16
 #: rows x copies above which a lane reduction's chains take slices of their own (``rotate_tree``)
 SPREAD_ABOVE = 4
-#: an argmax over rows of at least ARGMAX_SPREAD vectors deals its pairs' temporaries over
-#: ARGMAX_SLICES slices past the NEAR ones: its tree of 153 pairs (1,224 f32 ops, every read and
-#: write four cycles of a port) had been bound by the ports of the NEAR slices — SmolLM2's
-#: second chip 38,660 -> 38,125 cycles (24 slices: 38,170; 40: 38,137)
-ARGMAX_SPREAD, ARGMAX_SLICES = 16, 64
+#: an argmax over rows of at least ARGMAX_SPREAD vectors deals its pairs' temporaries over all
+#: the values' pool (the 32 slices nearest the VXM) in turn, from past the NEAR ones: its tree of
+#: 153 pairs (1,224 f32 ops, every read and write four cycles of a port) had been bound by the
+#: ports of the NEAR slices — SmolLM2's second chip 38,660 -> 38,125 cycles
+ARGMAX_SPREAD = 16
 
 
 class ReduceLowering:
@@ -108,9 +108,9 @@ class ReduceLowering:
         spread = C >= ARGMAX_SPREAD
 
         def op2(m, a, b=None, value=None):
-            if spread:  # a long row's pairs: their temporaries over more slices than the NEAR ones
+            if spread:  # a long row's pairs: their temporaries over the whole pool, not the NEAR slices
                 self._n += 1
-                self._argmax_turn = (self.__dict__.get("_argmax_turn", 0) + 1) % ARGMAX_SLICES
+                self._argmax_turn = self.__dict__.get("_argmax_turn", 0) + 1
                 t = self.st.alloc_vec(f"t{self._n}", f, {v.slice for v in (a, b) if v is not None}, loc,
                                       start=NEAR + self._argmax_turn)
             else:
