@@ -22,10 +22,6 @@ SXM_FROM = 64
 #: SXM trips but a longer path (64 x 64 i8: 537 rotated against 431 shifted pieces; 70 x 100
 #: i8: 698 against 755; 330 x 340 i8: 5,935 against 8,441)
 ROTATE_FROM = 5
-#: the K-split sums (``mxm.k_split``) are dealt over this many slices past the nearest ones on
-#: their planes' side: SmolLM2's block 2,238 -> 2,221 (the add of the two sums and the residual
-#: add now one chain), mlp 953 -> 933 (8 slices: 970, the rows' sums crowding their ports)
-PART_SLICES = 32
 MASK_COPIES = 4  # copies of each superlane mask: 330 x 340 i8 5,935 -> 4,950 cycles (8: no better)
 
 
@@ -350,13 +346,15 @@ class MatmulLowering:
         if cut and len(xs) <= SPLIT_ROWS:
             # few column blocks and many K blocks: each column's K blocks on two planes of its
             # hemisphere at once (the weights' loads are the time), the two sums added here
-            # (each sum in a slice past the nearest ones on its planes' side — on their way to
-            # the VXM — so that the values the adds chain with rarely share its port)
+            # (the sums dealt in turn over the values' pool on their planes' side — on their way
+            # to the VXM — from past the NEAR slices, so that the values the adds chain with
+            # rarely share a port: SmolLM2's block 2,238 -> 2,221, the add of the two sums and the
+            # residual add one chain; mlp 953 -> 933; over 8 of the pool's slices only, mlp 970)
             def part(c):
                 self._n += 1
                 self._parts = self.__dict__.get("_parts", 0) + 1
                 return self.st.alloc_vec(f"t{self._n}", acc, set(), loc, side=self.st.side_of(W.vec(0, c, L).slice),
-                                         start=NEAR + self._parts % PART_SLICES)
+                                         start=NEAR + self._parts)
 
             job.y = [[part(c) for c in range(nc)] for _ in range(y.rows)]
             job.y2 = [[part(c) for c in range(nc)] for _ in range(y.rows)]
