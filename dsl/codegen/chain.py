@@ -21,7 +21,7 @@ from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.operands import stream_field
 from lpu.asm.records import SymRef
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
-from lpu.dsl.codegen.snippets import HORIZON, IMM, Snippet, Src
+from lpu.dsl.codegen.snippets import HORIZON, IMM, Snippet, Src, search_limit
 from lpu.dsl.codegen.streams import Segment
 from lpu.dsl.codegen.vector import Vec
 
@@ -146,7 +146,7 @@ def schedule_chain(ch: Chain, s, horizon: int = HORIZON) -> None:
         if plan is not None:
             break
         t += 1
-        if t > t_min + horizon:
+        if t > search_limit(s, t_min, horizon):
             raise DiagnosticError(error("the scheduler found no cycle for this chain of vector ops", ch.loc))
     _commit(ch, t, at, operands, plan, s)
 

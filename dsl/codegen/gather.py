@@ -28,6 +28,7 @@ from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.operands import stream_field
 from lpu.asm.records import SymRef
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
+from lpu.dsl.codegen.snippets import search_limit
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
 from lpu.dsl.codegen.snippets import Snippet, Src
@@ -54,7 +55,7 @@ def schedule_gather(job: GatherJob, s, horizon: int) -> None:
     q_t, q_i = s.pos[job.base.slice], s.pos[job.index.slice]
     ready = max(s.ready.get(v, 0) for v in job.table)
     t0 = max(ready, s.ready.get(job.index, 0) + s.RL + abs(q_i - q_t))
-    for t in range(t0, t0 + horizon + 1):
+    for t in range(t0, search_limit(s, t0, horizon) + 1):
         plan = _try(job, s, t, q_t, q_i)
         if plan is not None:
             _commit(job, s, t, plan)
@@ -126,7 +127,7 @@ def schedule_scatter(job: ScatterJob, s, horizon: int) -> None:
     w, wi = DTYPE_BYTES[job.elem], DTYPE_BYTES[INDEX]
     ready = max(s.ready.get(v, 0) for v in job.table)
     t0 = max(ready, s.ready.get(job.index, 0) + RL + abs(q_i - q_t), s.ready.get(job.src, 0) + RL + abs(q_s - q_t))
-    for t in range(t0, t0 + horizon + 1):
+    for t in range(t0, search_limit(s, t0, horizon) + 1):
         ri, rs = t - RL - abs(q_i - q_t), t - RL - abs(q_s - q_t)  # both pass the slice at t
         if ri < 0 or rs < 0:
             continue

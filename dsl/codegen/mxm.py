@@ -26,6 +26,7 @@ from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.operands import stream_field
 from lpu.asm.records import SymRef
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
+from lpu.dsl.codegen.snippets import search_limit
 from lpu.dsl.codegen.streams import Segment
 from lpu.dsl.codegen.vector import Vec
 
@@ -101,12 +102,13 @@ class _Plane:
         self.acc_done = 0  # accumulators emitted: the next column block may set them
 
 
-def _earliest(start: int, fits, horizon: int, what: str, loc) -> int:
-    """The first cycle from ``start`` where ``fits``; a diagnostic at ``loc`` past the horizon."""
+def _earliest(start: int, fits, limit: int, what: str, loc) -> int:
+    """The first cycle from ``start`` where ``fits``; a diagnostic at ``loc`` past ``limit``
+    (``snippets.search_limit``)."""
     c = start
     while not fits(c):
         c += 1
-        if c > start + horizon:
+        if c > limit:
             raise DiagnosticError(error(f"the scheduler found no cycle for {what}", loc))
     return c
 
@@ -130,7 +132,7 @@ def schedule_matmul(job: MatmulJob, s, horizon: int = 20_000) -> None:
     L = cfg["mxm.rows"]
 
     def search(start, fits, what):
-        return _earliest(start, fits, horizon, f"a matmul's {what}", job.loc)
+        return _earliest(start, fits, search_limit(s, start, horizon), f"a matmul's {what}", job.loc)
 
     kc = len(job.x[0])
     # the plane free soonest: consecutive matmuls (heads of an attention) spread out
@@ -223,7 +225,7 @@ def schedule_lane_sum(job: LaneSumJob, s, horizon: int = 20_000) -> None:
     slots = cfg["mxm.acc_slots"]
 
     def search(start, fits, what):
-        return _earliest(start, fits, horizon, f"a lane sum's {what}", job.loc)
+        return _earliest(start, fits, search_limit(s, start, horizon), f"a lane sum's {what}", job.loc)
 
     pl = s.sum_plane
     if not s.__dict__.get("ones_loaded"):

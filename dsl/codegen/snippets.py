@@ -64,6 +64,14 @@ class Scheduled:
     uniform: bool = False  # every item had the same "height" priority: the "ready" order is this one
 
 
+def search_limit(ctx, t0: int, horizon: int) -> int:
+    """The last cycle worth trying for an item whose operands allow ``t0``: ``horizon`` past the
+    later of ``t0`` and the end of what is placed so far (``ctx.length``) — past that end every
+    table is free, so an item that finds no room there never will: a long program does not fail
+    for lack of horizon, a structural conflict still does."""
+    return max(t0, ctx.length) + horizon
+
+
 class _Context:
     """What every placement shares: the chip, the resource tables, the emitted instructions."""
 
@@ -173,9 +181,9 @@ def _schedule_once(snips: list, cfg, ready, horizon: int, mutable, priority: str
         start, t = (lo, hi) if lo <= t_min <= hi else (t_min, t_min)
         skip = [0]  # a failed try's proof that no cycle before this one has room
         while True:
-            if t > t_min + horizon:
+            if t > search_limit(ctx, t_min, horizon):
                 raise DiagnosticError(error("the scheduler found no cycle for this op's vectors "
-                                            f"(searched {horizon} cycles)", sn.loc))
+                                            f"(searched {horizon} cycles past the schedule's end)", sn.loc))
             plan = _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm, skip)
             if plan is not None:
                 break

@@ -28,6 +28,7 @@ from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
 from lpu.asm.operands import stream_field
 from lpu.asm.records import SymRef
 from lpu.diagnostics import DiagnosticError, SourceLoc, error
+from lpu.dsl.codegen.snippets import search_limit
 from lpu.dsl.codegen.streams import Segment
 from lpu.dsl.codegen.vector import Vec
 
@@ -57,7 +58,7 @@ def schedule_transpose(job: TransposeJob, s, horizon: int) -> None:
             # a vector may be read once it has landed (``ready``), and reaches x RL + |q − x| later
             t0 = max(s.ready.get(v, 0) + s.RL + abs(s.pos[v.slice] - x) for v in job.src)
             t = t0
-            while t <= t0 + horizon and (best is None or t < best[0]):
+            while t <= search_limit(s, t0, horizon) and (best is None or t < best[0]):
                 plan = _try(job, s, unit, x, t, TL)
                 if plan is not None:
                     best = (t, unit, x, plan)
