@@ -65,7 +65,8 @@ def issues_of(kernel: Kernel) -> list[tuple[Inst, list[int]]]:
             if cycles:
                 first = cycles[0]
                 n, d = inst.args
-                cycles.extend(range(first + d, first + d * n + 1, d) if d > 0 else [first + d * i for i in range(1, n + 1)])
+                cycles.extend(range(first + d, first + d * n + 1, d) if d > 0
+                              else [first + d * i for i in range(1, n + 1)])
             continue
         if k == 1:
             last.pop(inst.queue, None)

@@ -182,8 +182,8 @@ def _schedule_once(snips: list, cfg, ready, horizon: int, mutable, priority: str
         skip = [0]  # a failed try's proof that no cycle before this one has room
         while True:
             if t > search_limit(ctx, t_min, horizon):
-                raise DiagnosticError(error("the scheduler found no cycle for this op's vectors "
-                                            f"(searched {horizon} cycles past its operands and all that is placed)", sn.loc))
+                raise DiagnosticError(error("the scheduler found no cycle for this op's vectors (searched "
+                                            f"{horizon} cycles past its operands and all that is placed)", sn.loc))
             plan = _try(sn, t, lat, routes, res, streams, pos, V, RL, SL, qd, wd, vxm, skip)
             if plan is not None:
                 break
