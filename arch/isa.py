@@ -254,6 +254,9 @@ _def(0x39, "cvt", "vxm", ANY, "a:stream dst:stream/t2 shift:shift?",
 _def(0x40, "lw", "mxm", WEIGHTS, "src:stream/rows rows:rows",
      "load the next rows of the shadow weight buffer from consecutive stream groups", group="MXM",
      occupancy=1)
+#: weight matrices a plane holds at once: the active ones ``mm`` uses and the shadow buffer ``lw``
+#: fills, which ``iw`` makes active (a buffer is free again once the ``mm``s of its weights issued)
+WEIGHT_BUFFERS = 2
 _def(0x41, "iw", "mxm", (), "",
      "install the shadow weights: they are active for mm issued from the next cycle on",
      group="MXM", occupancy=1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES
+from lpu.arch.isa import BY_MNEMONIC, DTYPE_BYTES, WEIGHT_BUFFERS
 from lpu.dsl import dialect as D
 from lpu.dsl import types as T
 
@@ -141,9 +141,9 @@ def function_bounds(module, name: str, cfg, chips: int = 1) -> dict[str, float]:
             nbytes = math.prod(rhs) * DTYPE_BYTES[e]  # (a batched matmul: every batch's matrix)
             wbytes += nbytes
             above = above | {(id(op), start, nbytes)}
-            # each plane holds two matrices of rows x cols (the active and the shadow weights):
-            # the last weights in, then one mm, the acc and the way back to the VXM
-            spare = 2 * planes * cfg["mxm.rows"] * cfg["mxm.cols"] * widest
+            # each plane holds WEIGHT_BUFFERS matrices of rows x cols (the active and the shadow
+            # weights): the last weights in, then one mm, the acc and the way back to the VXM
+            spare = WEIGHT_BUFFERS * planes * cfg["mxm.rows"] * cfg["mxm.cols"] * widest
             last = _loaded_by([(t, b) for _, t, b in above], spare, rate)
             if last:
                 done = max(done, last + BY_MNEMONIC["mm"].occupancy_for(cfg, e)
